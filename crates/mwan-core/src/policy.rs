@@ -1,0 +1,1 @@
+//! Policy resolution: which members carry each policy's traffic.

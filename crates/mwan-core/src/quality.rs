@@ -1,0 +1,1 @@
+//! Link quality: smoothed latency, jitter and loss, and the wanmon-style score.

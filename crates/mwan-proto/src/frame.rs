@@ -1,0 +1,183 @@
+//! Length-framed messages over a unix stream socket.
+//!
+//! Frame: `len: u32 LE` (bytes after this field) | `version: u16 LE` |
+//! bincode(serde) payload. A reader accumulates bytes per connection and
+//! yields whole frames, so the event loops never block on a partial message.
+
+use crate::PROTOCOL_VERSION;
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt;
+
+/// Largest frame accepted; a peer announcing more is misbehaving.
+pub const MAX_FRAME: usize = 1 << 20;
+const HEADER: usize = 6;
+
+#[derive(Debug)]
+pub enum FrameError {
+    TooLarge(usize),
+    Version { got: u16, expected: u16 },
+    Encode(String),
+    Decode(String),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds the {MAX_FRAME} byte limit"),
+            FrameError::Version { got, expected } => write!(
+                f,
+                "peer speaks protocol version {got}, this build speaks {expected}: upgrade both sides together"
+            ),
+            FrameError::Encode(e) => write!(f, "cannot encode message: {e}"),
+            FrameError::Decode(e) => write!(f, "malformed message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME>()
+}
+
+/// Appends one frame holding `msg` to `out`.
+pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    bincode::serde::encode_into_std_write(msg, out, bincode_config())
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
+    let len = out.len() - start - 4;
+    if len > MAX_FRAME {
+        out.truncate(start);
+        return Err(FrameError::TooLarge(len));
+    }
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// One frame holding `msg`.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::new();
+    encode_into(msg, &mut out)?;
+    Ok(out)
+}
+
+/// Per-connection receive buffer that yields whole frames.
+#[derive(Default, Debug)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes just read from the socket.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered but not yet consumed as frames.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next whole message, `Ok(None)` if more bytes are needed. After an
+    /// error the connection should be dropped: framing is lost.
+    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge(len));
+        }
+        if len < 2 {
+            return Err(FrameError::Decode(format!(
+                "frame of {len} bytes has no version"
+            )));
+        }
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let version = u16::from_le_bytes([self.buf[4], self.buf[5]]);
+        if version != PROTOCOL_VERSION {
+            return Err(FrameError::Version {
+                got: version,
+                expected: PROTOCOL_VERSION,
+            });
+        }
+        let decoded =
+            bincode::serde::decode_from_slice::<T, _>(&self.buf[HEADER..4 + len], bincode_config())
+                .map_err(|e| FrameError::Decode(e.to_string()))
+                .and_then(|(msg, used)| {
+                    if used == len - 2 {
+                        Ok(msg)
+                    } else {
+                        Err(FrameError::Decode(format!(
+                            "{} trailing bytes after message",
+                            len - 2 - used
+                        )))
+                    }
+                });
+        self.buf.drain(..4 + len);
+        decoded.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_split_at_every_byte() {
+        let msgs = vec![String::from("one"), String::from(""), "x".repeat(300)];
+        let mut wire = Vec::new();
+        for m in &msgs {
+            encode_into(m, &mut wire).unwrap();
+        }
+        for split in 0..wire.len() {
+            let mut r = FrameReader::new();
+            let mut got: Vec<String> = Vec::new();
+            r.extend(&wire[..split]);
+            while let Some(m) = r.next().unwrap() {
+                got.push(m);
+            }
+            r.extend(&wire[split..]);
+            while let Some(m) = r.next().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got, msgs, "split at {split}");
+            assert_eq!(r.pending(), 0);
+        }
+    }
+
+    #[test]
+    fn wrong_version_is_rejected() {
+        let mut wire = encode(&5u32).unwrap();
+        wire[4] = wire[4].wrapping_add(1);
+        let mut r = FrameReader::new();
+        r.extend(&wire);
+        assert!(matches!(r.next::<u32>(), Err(FrameError::Version { .. })));
+    }
+
+    #[test]
+    fn oversized_length_is_rejected_before_buffering() {
+        let mut r = FrameReader::new();
+        r.extend(&((MAX_FRAME as u32) + 1).to_le_bytes());
+        assert!(matches!(r.next::<u32>(), Err(FrameError::TooLarge(_))));
+    }
+
+    #[test]
+    fn garbage_payload_is_an_error_not_a_panic() {
+        let mut wire = Vec::new();
+        wire.extend_from_slice(&6u32.to_le_bytes());
+        wire.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        wire.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        let mut r = FrameReader::new();
+        r.extend(&wire);
+        assert!(r.next::<String>().is_err());
+    }
+}
