@@ -1,0 +1,1 @@
+//! conntrack deletion by mark through ctnetlink (owned by the nft helper).

@@ -1,0 +1,1 @@
+//! nftables batch for table `inet mwan` (owned by the nft helper).
