@@ -1,1 +1,10 @@
-//! (in progress)
+//! ubus for mwand, natively: blobmsg, the ubus wire protocol, a sans-IO
+//! client state machine and a non-blocking mio connection driving it, plus
+//! helpers for procd (tracker instances), netifd (interface facts) and the
+//! LuCI-compatible `mwan3` status shape. See docs/ubus.md.
+
+pub mod blobmsg;
+pub mod message;
+
+pub use blobmsg::{Table, Value};
+pub use message::{Attr, Message, MsgType};
