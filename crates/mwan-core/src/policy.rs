@@ -1,1 +1,632 @@
 //! Policy resolution: which members carry each policy's traffic.
+//!
+//! Per policy and per address family (mwan3 builds separate IPv4 and IPv6
+//! chains, so an IPv6 member never competes with an IPv4 one):
+//! - a manual override (per policy, else global) wins until cleared;
+//! - `Tiers` mode (mwan3): the usable members with the lowest metric, with
+//!   their weights;
+//! - `Score` mode: the single best-scoring usable member, switching only when
+//!   a challenger is better by more than `hysteresis`, has been usable for
+//!   `min_stable_ms` (no fail-back to a link that just came back) and the
+//!   current choice has held for `min_stable_ms` (bounds the swap rate);
+//!   losing the current link switches at once;
+//! - no usable member: the policy's `last_resort`.
+//!
+//! Resolution is a pure function of its inputs and the [`PolicyMemory`] the
+//! caller passes back in, so it is deterministic.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, Family, LastResort, PolicyMode};
+use crate::health::{Health, LinkState};
+use crate::quality::QualitySnapshot;
+use crate::Millis;
+
+/// What the resolver needs to know about one WAN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WanView {
+    pub interface: String,
+    pub state: LinkState,
+    /// When `state` began.
+    pub since: Millis,
+    pub usable: bool,
+    /// Since when `usable` has held without interruption.
+    pub usable_since: Option<Millis>,
+    /// Quality score, lower is better; None = no data yet or dead.
+    pub score: Option<f64>,
+}
+
+impl WanView {
+    pub fn new(interface: &str, health: &Health, quality: Option<&QualitySnapshot>) -> Self {
+        WanView {
+            interface: interface.to_string(),
+            state: health.state(),
+            since: health.since(),
+            usable: health.usable(),
+            usable_since: health.usable_since(),
+            score: quality.and_then(|q| q.score),
+        }
+    }
+}
+
+/// Manual overrides from `mwanctl use`: they win until cleared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// One WAN for every policy.
+    pub global: Option<String>,
+    /// Policy name -> WAN; beats `global`.
+    pub per_policy: BTreeMap<String, String>,
+}
+
+/// A member carrying a policy's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveMember {
+    pub interface: String,
+    /// Member section name (empty for an override).
+    pub member: String,
+    pub weight: u32,
+    pub metric: u32,
+    pub family: Family,
+}
+
+/// Why a decision came out as it did, for `mwanctl explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Why {
+    Override {
+        interface: String,
+        per_policy: bool,
+    },
+    /// The override names an interface the config does not have.
+    OverrideIgnored {
+        interface: String,
+    },
+    NotUsable {
+        interface: String,
+        state: LinkState,
+        since: Millis,
+    },
+    /// Usable but without a quality score (score mode).
+    NoScore {
+        interface: String,
+    },
+    /// The member's interface is not in the views (not tracked, disabled).
+    NoView {
+        interface: String,
+    },
+    Tier {
+        family: Family,
+        metric: u32,
+        interfaces: Vec<String>,
+    },
+    ScoreBest {
+        family: Family,
+        interface: String,
+        score: f64,
+    },
+    /// Score mode kept `current` although `challenger` scores better.
+    ScoreHeld {
+        family: Family,
+        current: String,
+        challenger: String,
+        current_score: f64,
+        challenger_score: f64,
+        hold: Hold,
+    },
+    LastResort {
+        family: Option<Family>,
+        last_resort: LastResort,
+    },
+}
+
+/// Which damping kept a score-mode choice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hold {
+    Hysteresis {
+        hysteresis: f64,
+    },
+    /// The challenger has not been usable long enough (fail-back damping).
+    ChallengerNotStable {
+        until: Millis,
+    },
+    /// The current choice is younger than the minimum stable time.
+    Dwell {
+        until: Millis,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDecision {
+    pub policy: String,
+    pub active: Vec<ActiveMember>,
+    /// Some when `active` is empty.
+    pub last_resort: Option<LastResort>,
+    /// The policy's configured last_resort: a family with no member in
+    /// `active` falls back to it (see [`PolicyDecision::last_resort_for`]).
+    pub configured_last_resort: LastResort,
+    pub why: Vec<Why>,
+}
+
+impl PolicyDecision {
+    /// The last resort that applies to `family`, if no member of it is active.
+    pub fn last_resort_for(&self, family: Family) -> Option<LastResort> {
+        (!self.active.iter().any(|m| m.family == family)).then_some(self.configured_last_resort)
+    }
+}
+
+/// Score-mode memory per policy and family, passed back in on every call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyMemory {
+    choices: BTreeMap<String, [Option<Choice>; 2]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Choice {
+    interface: String,
+    since: Millis,
+}
+
+fn family_slot(family: Family) -> usize {
+    match family {
+        Family::Ipv4 => 0,
+        Family::Ipv6 => 1,
+    }
+}
+
+const FAMILIES: [Family; 2] = [Family::Ipv4, Family::Ipv6];
+
+/// A policy member joined with its interface and view.
+struct Candidate<'a> {
+    member: &'a str,
+    interface: &'a str,
+    metric: u32,
+    weight: u32,
+    view: Option<&'a WanView>,
+}
+
+impl Candidate<'_> {
+    fn usable(&self) -> bool {
+        self.view.is_some_and(|v| v.usable)
+    }
+
+    fn score(&self) -> Option<f64> {
+        self.view.and_then(|v| v.score)
+    }
+
+    fn active(&self, family: Family) -> ActiveMember {
+        ActiveMember {
+            interface: self.interface.to_string(),
+            member: self.member.to_string(),
+            weight: self.weight,
+            metric: self.metric,
+            family,
+        }
+    }
+}
+
+/// Resolve every policy of `config` (in config order).
+pub fn resolve(
+    config: &Config,
+    wans: &[WanView],
+    overrides: &Overrides,
+    memory: &mut PolicyMemory,
+    now: Millis,
+) -> Vec<PolicyDecision> {
+    let mut decisions = Vec::with_capacity(config.policies.len());
+    for policy in &config.policies {
+        let mut why = Vec::new();
+        let mut active = Vec::new();
+        let override_iface = overrides
+            .per_policy
+            .get(&policy.name)
+            .map(|w| (w, true))
+            .or(overrides.global.as_ref().map(|w| (w, false)));
+        let mut overridden_family = None;
+        if let Some((iface_name, per_policy)) = override_iface {
+            match config.interfaces.iter().find(|i| &i.name == iface_name) {
+                Some(iface) => {
+                    overridden_family = Some(iface.family);
+                    why.push(Why::Override {
+                        interface: iface_name.clone(),
+                        per_policy,
+                    });
+                    active.push(ActiveMember {
+                        interface: iface_name.clone(),
+                        member: String::new(),
+                        weight: 1,
+                        metric: 0,
+                        family: iface.family,
+                    });
+                }
+                None => why.push(Why::OverrideIgnored {
+                    interface: iface_name.clone(),
+                }),
+            }
+        }
+        // Members by family, deduplicated by interface (first mention wins).
+        let mut by_family: [Vec<Candidate>; 2] = [Vec::new(), Vec::new()];
+        for member_name in &policy.use_member {
+            let Some(member) = config.members.iter().find(|m| &m.name == member_name) else {
+                continue;
+            };
+            let Some(iface) = config
+                .interfaces
+                .iter()
+                .find(|i| i.name == member.interface)
+            else {
+                continue;
+            };
+            let slot = &mut by_family[family_slot(iface.family)];
+            if slot.iter().any(|c| c.interface == member.interface) {
+                continue;
+            }
+            slot.push(Candidate {
+                member: &member.name,
+                interface: &member.interface,
+                metric: member.metric,
+                weight: member.weight,
+                view: wans.iter().find(|w| w.interface == member.interface),
+            });
+        }
+        let choices = memory.choices.entry(policy.name.clone()).or_default();
+        for family in FAMILIES {
+            let candidates = &by_family[family_slot(family)];
+            if overridden_family == Some(family) {
+                continue;
+            }
+            if candidates.is_empty() {
+                choices[family_slot(family)] = None;
+                continue;
+            }
+            for c in candidates.iter().filter(|c| !c.usable()) {
+                why.push(match c.view {
+                    Some(v) => Why::NotUsable {
+                        interface: c.interface.to_string(),
+                        state: v.state,
+                        since: v.since,
+                    },
+                    None => Why::NoView {
+                        interface: c.interface.to_string(),
+                    },
+                });
+            }
+            let before = active.len();
+            match policy.mode {
+                PolicyMode::Tiers => resolve_tiers(family, candidates, &mut active, &mut why),
+                PolicyMode::Score {
+                    hysteresis,
+                    min_stable_ms,
+                } => {
+                    let slot = &mut choices[family_slot(family)];
+                    let damping = Damping {
+                        hysteresis,
+                        min_stable_ms,
+                        now,
+                    };
+                    resolve_score(family, candidates, damping, slot, &mut active, &mut why);
+                }
+            }
+            if active.len() == before {
+                why.push(Why::LastResort {
+                    family: Some(family),
+                    last_resort: policy.last_resort,
+                });
+            }
+        }
+        let last_resort = active.is_empty().then_some(policy.last_resort);
+        if last_resort.is_some() && policy.use_member.is_empty() {
+            why.push(Why::LastResort {
+                family: None,
+                last_resort: policy.last_resort,
+            });
+        }
+        decisions.push(PolicyDecision {
+            policy: policy.name.clone(),
+            active,
+            last_resort,
+            configured_last_resort: policy.last_resort,
+            why,
+        });
+    }
+    decisions
+}
+
+fn resolve_tiers(
+    family: Family,
+    candidates: &[Candidate],
+    active: &mut Vec<ActiveMember>,
+    why: &mut Vec<Why>,
+) {
+    let Some(metric) = candidates
+        .iter()
+        .filter(|c| c.usable())
+        .map(|c| c.metric)
+        .min()
+    else {
+        return;
+    };
+    let tier: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| c.usable() && c.metric == metric)
+        .collect();
+    why.push(Why::Tier {
+        family,
+        metric,
+        interfaces: tier.iter().map(|c| c.interface.to_string()).collect(),
+    });
+    active.extend(tier.iter().map(|c| c.active(family)));
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Damping {
+    hysteresis: f64,
+    min_stable_ms: Millis,
+    now: Millis,
+}
+
+fn resolve_score(
+    family: Family,
+    candidates: &[Candidate],
+    damping: Damping,
+    slot: &mut Option<Choice>,
+    active: &mut Vec<ActiveMember>,
+    why: &mut Vec<Why>,
+) {
+    let Damping {
+        hysteresis,
+        min_stable_ms,
+        now,
+    } = damping;
+    for c in candidates
+        .iter()
+        .filter(|c| c.usable() && c.score().is_none())
+    {
+        why.push(Why::NoScore {
+            interface: c.interface.to_string(),
+        });
+    }
+    let scored: Vec<(&Candidate, f64)> = candidates
+        .iter()
+        .filter(|c| c.usable())
+        .filter_map(|c| c.score().map(|s| (c, s)))
+        .collect();
+    let stable_at = |c: &Candidate| {
+        c.view
+            .and_then(|v| v.usable_since)
+            .map(|t| t + min_stable_ms)
+    };
+    let is_stable = |c: &Candidate| stable_at(c).is_some_and(|t| t <= now);
+    // Lowest score; ties go to the lower metric, then to config order.
+    let best_of = |pool: &mut dyn Iterator<Item = &(&Candidate, f64)>| -> Option<(usize, f64)> {
+        let mut best: Option<(usize, f64, u32)> = None;
+        for (c, s) in pool {
+            let idx = candidates
+                .iter()
+                .position(|x| std::ptr::eq(x, *c))
+                .unwrap_or(usize::MAX);
+            let better = match best {
+                None => true,
+                Some((_, bs, bm)) => *s < bs || (*s == bs && c.metric < bm),
+            };
+            if better {
+                best = Some((idx, *s, c.metric));
+            }
+        }
+        best.map(|(i, s, _)| (i, s))
+    };
+    let current = slot.as_ref().and_then(|choice| {
+        scored
+            .iter()
+            .find(|(c, _)| c.interface == choice.interface)
+            .map(|(c, s)| (*c, *s, choice.since))
+    });
+    let chosen: Option<(usize, f64)> = match current {
+        None => {
+            // First choice, or the current link was lost: prefer links that
+            // have been usable for min_stable, else take any usable one.
+            let stable = best_of(&mut scored.iter().filter(|(c, _)| is_stable(c)));
+            let pick = stable.or_else(|| best_of(&mut scored.iter()));
+            if let Some((i, _)) = pick {
+                *slot = Some(Choice {
+                    interface: candidates[i].interface.to_string(),
+                    since: now,
+                });
+            } else {
+                *slot = None;
+            }
+            pick
+        }
+        Some((cur, cur_score, since)) => {
+            let cur_index = candidates
+                .iter()
+                .position(|x| std::ptr::eq(x, cur))
+                .unwrap_or(0);
+            let best = best_of(&mut scored.iter());
+            match best {
+                Some((bi, bs)) if bi != cur_index && bs < cur_score => {
+                    let challenger = &candidates[bi];
+                    let hold = if bs + hysteresis >= cur_score {
+                        Some(Hold::Hysteresis { hysteresis })
+                    } else if !is_stable(challenger) {
+                        stable_at(challenger).map(|until| Hold::ChallengerNotStable { until })
+                    } else if since + min_stable_ms > now {
+                        Some(Hold::Dwell {
+                            until: since + min_stable_ms,
+                        })
+                    } else {
+                        None
+                    };
+                    match hold {
+                        Some(hold) => {
+                            why.push(Why::ScoreHeld {
+                                family,
+                                current: cur.interface.to_string(),
+                                challenger: challenger.interface.to_string(),
+                                current_score: cur_score,
+                                challenger_score: bs,
+                                hold,
+                            });
+                            Some((cur_index, cur_score))
+                        }
+                        None => {
+                            *slot = Some(Choice {
+                                interface: challenger.interface.to_string(),
+                                since: now,
+                            });
+                            Some((bi, bs))
+                        }
+                    }
+                }
+                _ => Some((cur_index, cur_score)),
+            }
+        }
+    };
+    if let Some((i, s)) = chosen {
+        why.push(Why::ScoreBest {
+            family,
+            interface: candidates[i].interface.to_string(),
+            score: s,
+        });
+        active.push(candidates[i].active(family));
+    }
+}
+
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    }
+}
+
+fn last_resort_name(lr: LastResort) -> &'static str {
+    match lr {
+        LastResort::Unreachable => "unreachable",
+        LastResort::Blackhole => "blackhole",
+        LastResort::Default => "default (main table)",
+    }
+}
+
+/// "for 12.3 s" style age.
+fn age(since: Millis, now: Millis) -> String {
+    let ms = now.saturating_sub(since);
+    if ms < 10_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 120_000 {
+        format!("{} s", ms / 1000)
+    } else if ms < 7_200_000 {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} h", ms / 3_600_000)
+    }
+}
+
+/// Explain a decision in words, e.g. "wan1 is offline (for 12.3 s), so
+/// policy balanced uses wan2 (metric 2, weight 1)".
+pub fn explain(decision: &PolicyDecision, now: Millis) -> String {
+    let mut reasons = Vec::new();
+    let mut uses = Vec::new();
+    for why in &decision.why {
+        match why {
+            Why::Override {
+                interface,
+                per_policy,
+            } => uses.push(format!(
+                "{interface} because of a manual override ({})",
+                if *per_policy {
+                    "for this policy"
+                } else {
+                    "for all policies"
+                }
+            )),
+            Why::OverrideIgnored { interface } => reasons.push(format!(
+                "the override names {interface}, which is not a configured interface"
+            )),
+            Why::NotUsable {
+                interface,
+                state,
+                since,
+            } => reasons.push(format!("{interface} is {state} (for {})", age(*since, now))),
+            Why::NoScore { interface } => {
+                reasons.push(format!("{interface} has no quality score yet"))
+            }
+            Why::NoView { interface } => reasons.push(format!("{interface} is not tracked")),
+            Why::Tier {
+                family,
+                metric,
+                interfaces,
+            } => {
+                let members: Vec<String> = decision
+                    .active
+                    .iter()
+                    .filter(|m| m.family == *family && interfaces.contains(&m.interface))
+                    .map(|m| format!("{} (weight {})", m.interface, m.weight))
+                    .collect();
+                uses.push(format!(
+                    "{} for {} (metric {metric})",
+                    members.join(" and "),
+                    family_name(*family)
+                ));
+            }
+            Why::ScoreBest {
+                family,
+                interface,
+                score,
+            } => uses.push(format!(
+                "{interface} for {} (score {score:.1}, lower is better)",
+                family_name(*family)
+            )),
+            Why::ScoreHeld {
+                current,
+                challenger,
+                current_score,
+                challenger_score,
+                hold,
+                ..
+            } => {
+                let because = match hold {
+                    Hold::Hysteresis { hysteresis } => {
+                        format!("not better by more than the hysteresis {hysteresis:.1}")
+                    }
+                    Hold::ChallengerNotStable { until } => {
+                        format!(
+                            "{challenger} must stay usable {} more before fail-back",
+                            age(now, *until)
+                        )
+                    }
+                    Hold::Dwell { until } => {
+                        format!(
+                            "{current} was chosen recently; next switch allowed in {}",
+                            age(now, *until)
+                        )
+                    }
+                };
+                reasons.push(format!(
+                    "{challenger} scores {challenger_score:.1} against {current}'s {current_score:.1}, {because}"
+                ));
+            }
+            Why::LastResort {
+                family,
+                last_resort,
+            } => {
+                let scope = family
+                    .map(|f| format!(" for {}", family_name(f)))
+                    .unwrap_or_default();
+                uses.push(format!(
+                    "its last resort{scope}: {}",
+                    last_resort_name(*last_resort)
+                ));
+            }
+        }
+    }
+    let mut text = String::new();
+    if !reasons.is_empty() {
+        text.push_str(&reasons.join("; "));
+        text.push_str(", so ");
+    }
+    text.push_str(&format!("policy {} uses ", decision.policy));
+    if uses.is_empty() {
+        text.push_str("nothing");
+    } else {
+        text.push_str(&uses.join(", and "));
+    }
+    text
+}
