@@ -8,3 +8,9 @@ pub mod message;
 
 pub use blobmsg::{Table, Value};
 pub use message::{Attr, Message, MsgType};
+pub mod blocking;
+pub mod client;
+pub mod conn;
+
+pub use client::{Client, Event, Invocation, MethodSpec};
+pub use conn::{Connection, Session};

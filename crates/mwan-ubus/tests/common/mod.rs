@@ -27,6 +27,8 @@ pub struct Frame {
     pub seq: u16,
     pub kind: u8,
     pub fds: u64,
+    /// Seconds since the relay started.
+    pub t: f64,
     /// The capture's own reading of the DATA attribute, as plain JSON.
     pub data_json: Option<serde_json::Value>,
 }
@@ -89,8 +91,34 @@ pub fn load_frames(path: &Path) -> Vec<Frame> {
                 seq: decoded["seq"].as_u64().unwrap() as u16,
                 kind: decoded["type"].as_u64().unwrap() as u8,
                 fds: f["fds"].as_u64().unwrap_or(0),
+                t: f["t"].as_f64().unwrap(),
                 data_json,
             }
+        })
+        .collect()
+}
+
+/// The two capture runs: files a..i (and 00) are run 1, j* are run 2.
+/// Returns each run's frames, files in time order, so every connection's
+/// frames are in the order they crossed the socket.
+pub fn runs() -> Vec<Vec<Frame>> {
+    let mut run1 = Vec::new();
+    let mut run2 = Vec::new();
+    for file in all_vector_files() {
+        let frames = load_frames(&file);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let first_t = frames.first().map_or(0.0, |f| f.t);
+        if name.starts_with('j') {
+            run2.push((first_t, frames));
+        } else {
+            run1.push((first_t, frames));
+        }
+    }
+    [run1, run2]
+        .into_iter()
+        .map(|mut run| {
+            run.sort_by(|a, b| a.0.total_cmp(&b.0));
+            run.into_iter().flat_map(|(_, f)| f).collect()
         })
         .collect()
 }
