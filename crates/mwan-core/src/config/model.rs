@@ -182,6 +182,15 @@ pub struct IpNet {
     pub prefix_len: u8,
 }
 
+/// An address under an arbitrary bit mask: matches when
+/// `packet_addr & mask == addr & mask`. Only produced for netmasks that are
+/// not a prefix (e.g. `0.0.0.1`); contiguous netmasks become [`IpNet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaskedIp {
+    pub addr: IpAddr,
+    pub mask: IpAddr,
+}
+
 /// A port or an inclusive port range (`80`, `1024:65535`, `1024-65535`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
@@ -210,6 +219,12 @@ pub struct Rule {
     pub src_port: Vec<PortRange>,
     pub dest_ip: Vec<IpNet>,
     pub dest_port: Vec<PortRange>,
+    /// src_ip entries written with a non-contiguous netmask (mwan3's
+    /// `0.0.0.0/0.0.0.1` parity trick). A packet's source matches the rule
+    /// when it is in `src_ip` OR matches one of these; both empty = any.
+    pub src_ip_masked: Vec<MaskedIp>,
+    /// Same for dest_ip.
+    pub dest_ip_masked: Vec<MaskedIp>,
     pub ipset: Option<String>,
     pub sticky: bool,
     /// Sticky timeout in seconds.
@@ -217,4 +232,119 @@ pub struct Rule {
     pub family: RuleFamily,
     pub logging: bool,
     pub use_policy: PolicyTarget,
+}
+
+// Defaults, in one place so the parser, the docs and other crates' tests agree.
+
+impl Default for Globals {
+    fn default() -> Self {
+        Globals {
+            mmx_mask: 0x3F00,
+            rt_table_lookup: Vec::new(),
+            logging: false,
+            loglevel: "notice".to_string(),
+            source_routing: false,
+        }
+    }
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        QualitySettings {
+            bias_ms: 0.0,
+            loss_divisor: 1.0,
+            loss_limit_pct: 50.0,
+            smoothing: 0.2,
+        }
+    }
+}
+
+/// Score mode defaults: a challenger must be 20 points (ms) better, and a
+/// link must have been usable for 30 s before traffic fails back to it.
+pub const DEFAULT_SCORE_HYSTERESIS: f64 = 20.0;
+pub const DEFAULT_SCORE_MIN_STABLE_MS: DurationMs = 30_000;
+
+impl Interface {
+    /// An interface with every option at mwan3's default.
+    pub fn new(name: &str) -> Self {
+        Interface {
+            name: name.to_string(),
+            enabled: false,
+            initial_state: InitialState::Online,
+            family: Family::Ipv4,
+            track_method: TrackMethod::Ping,
+            track_ip: Vec::new(),
+            reliability: 1,
+            count: 1,
+            timeout: 4_000,
+            interval: 10_000,
+            failure_interval: 10_000,
+            recovery_interval: 10_000,
+            keep_failure_interval: false,
+            down: 5,
+            up: 5,
+            size: 56,
+            max_ttl: 60,
+            check_quality: false,
+            failure_latency_ms: 1000,
+            recovery_latency_ms: 500,
+            failure_loss_pct: 40,
+            recovery_loss_pct: 10,
+            httping_ssl: false,
+            flush_conntrack: Vec::new(),
+            device: None,
+            gateway: None,
+            quality: QualitySettings::default(),
+            probe_budget: None,
+        }
+    }
+}
+
+impl Member {
+    /// A member with mwan3's defaults (metric 1, weight 1).
+    pub fn new(name: &str, interface: &str) -> Self {
+        Member {
+            name: name.to_string(),
+            interface: interface.to_string(),
+            metric: 1,
+            weight: 1,
+        }
+    }
+}
+
+impl Policy {
+    /// A policy with no members, last_resort unreachable, tier mode.
+    pub fn new(name: &str) -> Self {
+        Policy {
+            name: name.to_string(),
+            use_member: Vec::new(),
+            last_resort: LastResort::Unreachable,
+            mode: PolicyMode::Tiers,
+        }
+    }
+}
+
+impl Rule {
+    /// A rule matching everything (proto all, any family), not sticky
+    /// (timeout 600 s as mwan3), sending traffic to `use_policy`.
+    pub fn new(name: &str, use_policy: PolicyTarget) -> Self {
+        Rule {
+            name: name.to_string(),
+            proto: Proto::All,
+            extra_protos: Vec::new(),
+            src_ip: Vec::new(),
+            src_iface: None,
+            src_port: Vec::new(),
+            dest_ip: Vec::new(),
+            dest_port: Vec::new(),
+            src_ip_masked: Vec::new(),
+            dest_ip_masked: Vec::new(),
+            ipset: None,
+            sticky: false,
+            timeout: 600,
+            family: RuleFamily::Any,
+            logging: false,
+            use_policy,
+        }
+    }
 }

@@ -1,0 +1,231 @@
+//! The short resolved summary `mwanctl check` prints: every section with
+//! its effective values, defaults filled in, one line each.
+
+use super::model::*;
+use super::render::{
+    addresses_text, flush_name, ports_text, rule_family_name, target_name, track_method_name,
+};
+use super::schema::{family_name, last_resort_name};
+use super::values::{protocol_name, show_seconds};
+use std::fmt::Write;
+
+/// Summary of a resolved config, one line per section, ending in a newline.
+pub fn summary(config: &Config) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail; `w!` keeps the lines short.
+    macro_rules! w {
+        ($($arg:tt)*) => { let _ = writeln!(s, $($arg)*); };
+    }
+    w!(
+        "{}: {} interface(s), {} member(s), {} policy(ies), {} rule(s)",
+        config.source,
+        config.interfaces.len(),
+        config.members.len(),
+        config.policies.len(),
+        config.rules.len()
+    );
+    let g = &config.globals;
+    let tables: Vec<String> = g.rt_table_lookup.iter().map(u32::to_string).collect();
+    w!(
+        "globals: mmx_mask 0x{:X}, logging {} (loglevel {}), source_routing {}, rt_table_lookup {}",
+        g.mmx_mask,
+        on_off(g.logging),
+        g.loglevel,
+        on_off(g.source_routing),
+        if tables.is_empty() {
+            "-".to_string()
+        } else {
+            tables.join(" ")
+        }
+    );
+    for i in &config.interfaces {
+        let mut line = format!(
+            "interface {}: {}, {}, initial {}",
+            i.name,
+            if i.enabled { "enabled" } else { "disabled" },
+            family_name(i.family),
+            if i.initial_state == InitialState::Online {
+                "online"
+            } else {
+                "offline"
+            }
+        );
+        if i.track_ip.is_empty() {
+            line.push_str(", no track_ip (assumed online)");
+        } else {
+            let _ = write!(
+                line,
+                ", {} {} (reliability {}, count {}, size {}, max_ttl {}), timeout {}s, interval {}s (failure {}s, recovery {}s{}), down {}, up {}",
+                track_method_name(i.track_method),
+                i.track_ip.join(" "),
+                i.reliability,
+                i.count,
+                i.size,
+                i.max_ttl,
+                show_seconds(i.timeout),
+                show_seconds(i.interval),
+                show_seconds(i.failure_interval),
+                show_seconds(i.recovery_interval),
+                if i.keep_failure_interval { ", keep failure interval" } else { "" },
+                i.down,
+                i.up
+            );
+        }
+        if i.track_method == TrackMethod::Httping && i.httping_ssl {
+            line.push_str(", https");
+        }
+        if i.check_quality {
+            let _ = write!(
+                line,
+                ", quality check: down at {} ms or {} % loss, up at {} ms and {} % loss",
+                i.failure_latency_ms,
+                i.failure_loss_pct,
+                i.recovery_latency_ms,
+                i.recovery_loss_pct
+            );
+        }
+        if !i.flush_conntrack.is_empty() {
+            let events: Vec<&str> = i.flush_conntrack.iter().map(|e| flush_name(*e)).collect();
+            let _ = write!(line, ", flush_conntrack {}", events.join(" "));
+        }
+        if let Some(device) = &i.device {
+            let _ = write!(line, ", device {device}");
+        }
+        if let Some(gateway) = &i.gateway {
+            let _ = write!(line, ", gateway {gateway}");
+        }
+        let q = &i.quality;
+        let _ = write!(
+            line,
+            ", score bias {} loss divisor {} dead above {} % smoothing {}",
+            q.bias_ms, q.loss_divisor, q.loss_limit_pct, q.smoothing
+        );
+        match &i.probe_budget {
+            Some(ProbeBudget::ProbesPerMinute(n)) => {
+                let _ = write!(line, ", budget {n} probes/min");
+            }
+            Some(ProbeBudget::BytesPerDay(n)) => {
+                let _ = write!(line, ", budget {n} bytes/day");
+            }
+            None => {}
+        }
+        w!("{line}");
+    }
+    for m in &config.members {
+        w!(
+            "member {}: interface {}, metric {}, weight {}",
+            m.name,
+            m.interface,
+            m.metric,
+            m.weight
+        );
+    }
+    for p in &config.policies {
+        let members: Vec<String> = p
+            .use_member
+            .iter()
+            .map(
+                |name| match config.members.iter().find(|m| &m.name == name) {
+                    Some(m) => format!(
+                        "{} ({} metric {} weight {})",
+                        m.name, m.interface, m.metric, m.weight
+                    ),
+                    None => name.clone(),
+                },
+            )
+            .collect();
+        let mode = match p.mode {
+            PolicyMode::Tiers => "tiers".to_string(),
+            PolicyMode::Score {
+                hysteresis,
+                min_stable_ms,
+            } => {
+                format!(
+                    "score (hysteresis {hysteresis}, min stable {}s)",
+                    show_seconds(min_stable_ms)
+                )
+            }
+        };
+        w!(
+            "policy {}: {}; mode {mode}; last_resort {}",
+            p.name,
+            if members.is_empty() {
+                "no members".to_string()
+            } else {
+                members.join(", ")
+            },
+            last_resort_name(p.last_resort)
+        );
+    }
+    for r in &config.rules {
+        let protos: Vec<String> = std::iter::once(r.proto)
+            .chain(r.extra_protos.iter().copied())
+            .map(protocol_name)
+            .collect();
+        let mut line = format!(
+            "rule {}: {} {}",
+            r.name,
+            rule_family_name(r.family),
+            protos.join(" ")
+        );
+        if !r.src_ip.is_empty() || !r.src_ip_masked.is_empty() {
+            let _ = write!(
+                line,
+                " from {}",
+                shorten(&addresses_text(&r.src_ip, &r.src_ip_masked))
+            );
+        }
+        if let Some(iface) = &r.src_iface {
+            let _ = write!(line, " in {iface}");
+        }
+        if !r.src_port.is_empty() {
+            let _ = write!(line, " sport {}", ports_text(&r.src_port));
+        }
+        if !r.dest_ip.is_empty() || !r.dest_ip_masked.is_empty() {
+            let _ = write!(
+                line,
+                " to {}",
+                shorten(&addresses_text(&r.dest_ip, &r.dest_ip_masked))
+            );
+        }
+        if !r.dest_port.is_empty() {
+            let _ = write!(line, " dport {}", ports_text(&r.dest_port));
+        }
+        if let Some(ipset) = &r.ipset {
+            let _ = write!(line, " ipset {ipset}");
+        }
+        if r.sticky {
+            let _ = write!(line, ", sticky {}s", r.timeout);
+        }
+        if r.logging {
+            line.push_str(", logged");
+        }
+        let _ = write!(line, " -> {}", target_name(&r.use_policy));
+        w!("{line}");
+    }
+    s
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Long address lists (real configs carry 4 KB ones) cut to stay one line.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let count = text.split(',').count();
+    let mut cut = MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let head = &text[..cut];
+    let head = head.rsplit_once(',').map_or(head, |(h, _)| h);
+    format!("{head},... ({count} entries)")
+}
