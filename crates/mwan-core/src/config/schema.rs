@@ -389,15 +389,12 @@ fn globals(c: &mut Checker, s: &RawSection) -> Globals {
             }
         }
     }
+    // logger(1) priority names, including its aliases (error, warn, panic),
+    // which mwan3 passes through unchanged; kept as the canonical name.
     const LEVELS: &[(&str, &str)] = &[
-        ("emerg", "emerg"),
-        ("alert", "alert"),
-        ("crit", "crit"),
-        ("err", "err"),
-        ("warning", "warning"),
-        ("notice", "notice"),
-        ("info", "info"),
-        ("debug", "debug"),
+        ("emerg", "emerg"), ("panic", "emerg"), ("alert", "alert"), ("crit", "crit"),
+        ("err", "err"), ("error", "err"), ("warning", "warning"), ("warn", "warning"),
+        ("notice", "notice"), ("info", "info"), ("debug", "debug"),
     ];
     Globals {
         mmx_mask,
@@ -488,12 +485,12 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     let reliability = c.integer(s, "reliability", d.reliability, 1, 1000);
     if !track_ip.is_empty() && reliability as usize > track_ip.len() {
         let line = s.option("reliability").map_or(s.line, |o| o.line);
-        c.error(
+        c.warn(
             line,
             s,
             Some("reliability"),
             format!(
-                "{reliability} targets must answer but only {} track_ip {} configured: expected at most {} (the interface could never be up)",
+                "{reliability} targets must answer but only {} track_ip {} configured: the interface can never be up (as in mwan3, which loads this too); expected at most {}",
                 track_ip.len(),
                 if track_ip.len() == 1 { "is" } else { "are" },
                 track_ip.len()
