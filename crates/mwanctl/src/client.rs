@@ -1,0 +1,73 @@
+//! One request, one reply over mwand's control socket.
+
+use mwan_proto::control::{Request, Response};
+use mwan_proto::frame::{self, FrameReader};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A reload re-reads the config and may restart trackers: allow it time.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub enum ClientError {
+    Connect { socket: PathBuf, source: io::Error },
+    Io { socket: PathBuf, source: io::Error },
+    Protocol(frame::FrameError),
+    Closed,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { socket, source } => {
+                let hint = match source.kind() {
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                        " (is mwand running? use --run-dir to reach one started with another --run-dir)"
+                    }
+                    io::ErrorKind::PermissionDenied => " (the control socket is for root only)",
+                    _ => "",
+                };
+                write!(f, "cannot connect to {}: {source}{hint}", socket.display())
+            }
+            ClientError::Io { socket, source } => {
+                write!(f, "talking to mwand at {}: {source}", socket.display())
+            }
+            ClientError::Protocol(e) => write!(f, "mwand's reply: {e}"),
+            ClientError::Closed => write!(
+                f,
+                "mwand closed the connection without replying (refused by peer credentials? see its log)"
+            ),
+        }
+    }
+}
+
+pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
+    let io_err = |source| ClientError::Io {
+        socket: socket.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+        socket: socket.to_path_buf(),
+        source,
+    })?;
+    stream
+        .set_read_timeout(Some(REPLY_TIMEOUT))
+        .map_err(io_err)?;
+    let bytes = frame::encode(request).map_err(ClientError::Protocol)?;
+    stream.write_all(&bytes).map_err(io_err)?;
+    let mut reader = FrameReader::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(resp) = reader.next::<Response>().map_err(ClientError::Protocol)? {
+            return Ok(resp);
+        }
+        let n = stream.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            return Err(ClientError::Closed);
+        }
+        reader.extend(&buf[..n]);
+    }
+}

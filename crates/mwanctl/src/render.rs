@@ -1,0 +1,239 @@
+//! Rendering of mwand's replies: tables for people, JSON for scripts.
+
+use mwan_proto::control::{
+    InterfaceStatus, OverrideStatus, PolicyExplanation, PolicyStatus, Response, RuleStatus, Status,
+};
+use std::fmt::Write;
+
+/// The reply's payload as JSON (docs/status-json.md), one document per call.
+pub fn json(response: &Response) -> String {
+    let value = match response {
+        Response::Status(s) => serde_json::to_value(s),
+        Response::Interfaces(v) => serde_json::to_value(v),
+        Response::Policies(v) => serde_json::to_value(v),
+        Response::Rules(v) => serde_json::to_value(v),
+        Response::Connected(v) => serde_json::to_value(v),
+        Response::Explain(v) => serde_json::to_value(v),
+        Response::Done { message } => Ok(serde_json::json!({ "ok": true, "message": message })),
+        Response::Error { message } => Ok(serde_json::json!({ "ok": false, "error": message })),
+    };
+    match value.and_then(|v| serde_json::to_string_pretty(&v)) {
+        Ok(s) => s + "\n",
+        Err(e) => format!("{{\"ok\": false, \"error\": \"cannot encode reply: {e}\"}}\n"),
+    }
+}
+
+pub fn text(response: &Response) -> String {
+    match response {
+        Response::Status(s) => status(s),
+        Response::Interfaces(v) => interfaces(v),
+        Response::Policies(v) => policies(v),
+        Response::Rules(v) => rules(v),
+        Response::Connected(v) => v.iter().map(|n| format!("{n}\n")).collect(),
+        Response::Explain(v) => explain(v),
+        Response::Done { message } => format!("{message}\n"),
+        Response::Error { message } => format!("error: {message}\n"),
+    }
+}
+
+/// `3725` -> `1h02m`, `65` -> `1m05s`, `7` -> `7s`.
+pub fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn opt(v: Option<f64>, unit: &str) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}{unit}"))
+}
+
+fn status(s: &Status) -> String {
+    let mut out = format!("mwand up {}, config {}\n\n", duration(s.uptime_s), s.config);
+    out += &interfaces(&s.interfaces);
+    out.push('\n');
+    out += &policies(&s.policies);
+    out.push('\n');
+    out += &override_line(s.override_.as_ref());
+    if let Some(e) = &s.dataplane_error {
+        let _ = writeln!(out, "data plane error: {e}");
+    }
+    out
+}
+
+fn override_line(o: Option<&OverrideStatus>) -> String {
+    match o {
+        None => "override: none\n".to_string(),
+        Some(OverrideStatus {
+            interface,
+            policy: None,
+        }) => format!("override: all policies forced to {interface}\n"),
+        Some(OverrideStatus {
+            interface,
+            policy: Some(p),
+        }) => format!("override: policy {p} forced to {interface}\n"),
+    }
+}
+
+fn interfaces(v: &[InterfaceStatus]) -> String {
+    let mut out = format!(
+        "{:<10} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
+        "INTERFACE", "STATE", "FOR", "LATENCY", "JITTER", "LOSS", "SCORE", "TRACKER"
+    );
+    for i in v {
+        let tracker = match (i.tracker.pid, i.tracker.connected) {
+            (Some(pid), connected) => format!(
+                "pid {pid}{}, up {}, {} restart(s)",
+                if connected { "" } else { " (not connected)" },
+                i.tracker.uptime_s.map_or("-".into(), duration),
+                i.tracker.restarts
+            ),
+            (None, _) if i.state == "disabled" => "-".to_string(),
+            (None, _) => format!("not running, {} restart(s)", i.tracker.restarts),
+        };
+        let name = match &i.device {
+            Some(d) => format!("{} ({d})", i.name),
+            None => i.name.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}",
+            name,
+            i.state,
+            duration(i.state_age_s),
+            opt(i.latency_ms, "ms"),
+            opt(i.jitter_ms, "ms"),
+            opt(i.loss_pct, "%"),
+            opt(i.score, ""),
+            tracker
+        );
+    }
+    out
+}
+
+fn policies(v: &[PolicyStatus]) -> String {
+    let mut out = format!(
+        "{:<16} {}\n",
+        "POLICY", "ACTIVE MEMBERS (weight, share of new flows)"
+    );
+    for p in v {
+        let active = if p.active.is_empty() {
+            format!(
+                "none usable -> last resort: {}",
+                p.last_resort.as_deref().unwrap_or("unreachable")
+            )
+        } else {
+            p.active
+                .iter()
+                .map(|m| format!("{} (w{}, {:.0}%)", m.interface, m.weight, m.share_pct))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(out, "{:<16} {}", p.name, active);
+    }
+    out
+}
+
+fn rules(v: &[RuleStatus]) -> String {
+    let mut out = format!("{:<20} {:<16} {}\n", "RULE", "POLICY", "MATCH");
+    for r in v {
+        let _ = writeln!(out, "{:<20} {:<16} {}", r.name, r.policy, r.summary);
+    }
+    out
+}
+
+fn explain(v: &[PolicyExplanation]) -> String {
+    let mut out = String::new();
+    for p in v {
+        let _ = writeln!(out, "policy {}:", p.policy);
+        for l in &p.lines {
+            let _ = writeln!(out, "  {l}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mwan_proto::control::{ActiveMemberStatus, TrackerStatus};
+
+    fn sample() -> Status {
+        Status {
+            interfaces: vec![InterfaceStatus {
+                name: "wan1".into(),
+                device: Some("eth1".into()),
+                state: "online".into(),
+                state_age_s: 65,
+                latency_ms: Some(12.34),
+                jitter_ms: Some(1.0),
+                loss_pct: Some(0.0),
+                score: Some(13.3),
+                tracker: TrackerStatus {
+                    pid: Some(42),
+                    restarts: 1,
+                    uptime_s: Some(3725),
+                    connected: true,
+                },
+            }],
+            policies: vec![PolicyStatus {
+                name: "balanced".into(),
+                active: vec![ActiveMemberStatus {
+                    interface: "wan1".into(),
+                    weight: 3,
+                    share_pct: 100.0,
+                }],
+                last_resort: None,
+            }],
+            override_: None,
+            uptime_s: 10,
+            config: "/etc/config/mwan".into(),
+            dataplane_error: None,
+        }
+    }
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(duration(7), "7s");
+        assert_eq!(duration(65), "1m05s");
+        assert_eq!(duration(3725), "1h02m");
+        assert_eq!(duration(90000), "1d01h");
+    }
+
+    #[test]
+    fn status_text_names_every_figure() {
+        let t = text(&Response::Status(sample()));
+        for needle in [
+            "wan1 (eth1)",
+            "online",
+            "1m05s",
+            "12.3ms",
+            "pid 42",
+            "1 restart",
+            "balanced",
+            "wan1 (w3, 100%)",
+            "override: none",
+        ] {
+            assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn status_json_has_the_documented_fields() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json(&Response::Status(sample()))).unwrap();
+        assert_eq!(v["interfaces"][0]["name"], "wan1");
+        assert_eq!(v["interfaces"][0]["state"], "online");
+        assert_eq!(v["interfaces"][0]["tracker"]["pid"], 42);
+        assert_eq!(v["interfaces"][0]["tracker"]["restarts"], 1);
+        assert_eq!(v["policies"][0]["active"][0]["interface"], "wan1");
+        assert_eq!(v["policies"][0]["active"][0]["weight"], 3);
+        assert!(v["override"].is_null());
+    }
+}

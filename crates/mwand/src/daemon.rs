@@ -1,0 +1,925 @@
+//! The controller's event loop: constant tokens for the listeners, the
+//! signalfd and the netlink socket; one token per connection after those.
+//! Every handler reads until WouldBlock and never blocks; time-driven work
+//! (respawns, adoption deadlines, tracker silence) sits in one timer map.
+
+use crate::clock::{now_ms, Timers};
+use crate::conn::{peer_uid, Conn, ReadOutcome};
+use crate::dataplane::Dataplane;
+use crate::engine::Engine;
+use crate::hooks::{Action, Hooks, DEFAULT_HOOKS};
+use crate::signals::{Signal, Signals};
+use crate::supervisor::{self, Supervisor, Wake};
+use crate::tracker_cmd::{self, TrackerFacts};
+use crate::wan::Wan;
+use crate::{Options, SupervisorMode};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+use mwan_core::config::{self, Config, Rejected};
+use mwan_core::Millis;
+use mwan_proto::control::{
+    InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus,
+};
+use mwan_proto::track::TrackerMessage;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+const SIGNALS: Token = Token(0);
+const CONTROL: Token = Token(1);
+const TRACK: Token = Token(2);
+const NETLINK: Token = Token(3);
+const FIRST_CONN: usize = 16;
+
+/// Period of the housekeeping pass (tracker silence, adopted trackers'
+/// liveness, data plane reconcile).
+const HOUSEKEEPING_MS: Millis = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Housekeeping,
+    Spawn(String),
+    Adoption(String),
+}
+
+#[derive(Debug)]
+pub enum DaemonError {
+    Config(Rejected),
+    RunDir(PathBuf, io::Error),
+    AlreadyRunning(PathBuf),
+    Io(&'static str, io::Error),
+    Dataplane(String),
+}
+
+impl DaemonError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_) => 2,
+            DaemonError::AlreadyRunning(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Config(r) => write!(f, "the config is invalid, not starting:\n{r}"),
+            DaemonError::RunDir(p, e) => write!(f, "run dir {}: {e}", p.display()),
+            DaemonError::AlreadyRunning(p) => write!(
+                f,
+                "another mwand answers on {}; stop it first or use another --run-dir",
+                p.display()
+            ),
+            DaemonError::Io(what, e) => write!(f, "{what}: {e}"),
+            DaemonError::Dataplane(e) => write!(f, "data plane: {e}"),
+        }
+    }
+}
+
+enum Peer {
+    Control(Conn),
+    Tracker {
+        conn: Conn,
+        interface: Option<String>,
+    },
+}
+
+pub struct Daemon {
+    opts: Options,
+    poll: Poll,
+    signals: Signals,
+    control_listener: UnixListener,
+    track_listener: UnixListener,
+    track_path: PathBuf,
+    conns: HashMap<Token, Peer>,
+    next_token: usize,
+    config_path: PathBuf,
+    config: Config,
+    wans: BTreeMap<String, Wan>,
+    supervisor: Supervisor,
+    hooks: Hooks,
+    timers: Timers<Timer>,
+    dataplane: Dataplane,
+    engine: Engine,
+    started_at: Millis,
+    stop: bool,
+    /// Something changed that may change policy decisions.
+    dirty: bool,
+}
+
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    let mut d = Daemon::start(opts)?;
+    d.event_loop()?;
+    d.shutdown();
+    Ok(())
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(DaemonError::AlreadyRunning(path.to_path_buf()));
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(DaemonError::RunDir(path.to_path_buf(), e)),
+    }
+    // SAFETY: umask only changes this process's file creation mask; the
+    // socket is created 0600 with no window where others could connect.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    bound.map_err(|e| DaemonError::RunDir(path.to_path_buf(), e))
+}
+
+fn tracker_binary(opts: &Options) -> PathBuf {
+    if let Some(p) = &opts.tracker_bin {
+        return p.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("mwan-track")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("mwan-track"))
+}
+
+impl Daemon {
+    fn start(opts: Options) -> Result<Self, DaemonError> {
+        let now = now_ms();
+        let config_path = opts.config.clone().unwrap_or_else(config::default_path);
+        let loaded = config::load(&config_path).map_err(DaemonError::Config)?;
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+        std::fs::create_dir_all(&opts.run_dir)
+            .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
+        let signals = Signals::new().map_err(|e| DaemonError::Io("signalfd", e))?;
+        let poll = Poll::new().map_err(|e| DaemonError::Io("epoll", e))?;
+        let control_path = opts.run_dir.join("control.sock");
+        let track_path = opts.run_dir.join("track.sock");
+        let mut control_listener = bind_socket(&control_path)?;
+        let mut track_listener = bind_socket(&track_path)?;
+        let registry = poll.registry();
+        signals
+            .register(registry, SIGNALS)
+            .map_err(|e| DaemonError::Io("register signalfd", e))?;
+        registry
+            .register(&mut control_listener, CONTROL, Interest::READABLE)
+            .map_err(|e| DaemonError::Io("register control socket", e))?;
+        registry
+            .register(&mut track_listener, TRACK, Interest::READABLE)
+            .map_err(|e| DaemonError::Io("register tracker socket", e))?;
+
+        let mode = match opts.supervisor {
+            SupervisorMode::Embedded => SupervisorMode::Embedded,
+            SupervisorMode::Procd => SupervisorMode::Procd,
+            // The procd path lives with the ubus service; without it (or
+            // without ubus) the embedded supervisor is the one that works.
+            SupervisorMode::Auto => {
+                if opts.ubus_socket.exists() {
+                    log::info!(
+                        "ubus socket {} present, but this build runs trackers itself (embedded)",
+                        opts.ubus_socket.display()
+                    );
+                }
+                SupervisorMode::Embedded
+            }
+        };
+        let supervisor = Supervisor::new(tracker_binary(&opts), mode == SupervisorMode::Embedded);
+        let hook_paths = if opts.hooks.is_empty() {
+            DEFAULT_HOOKS.iter().map(PathBuf::from).collect()
+        } else {
+            opts.hooks.clone()
+        };
+        let dataplane =
+            Dataplane::new(!opts.no_dataplane, &loaded.config).map_err(DaemonError::Dataplane)?;
+        if let Some(fd) = dataplane.event_fd() {
+            registry
+                .register(&mut mio::unix::SourceFd(&fd), NETLINK, Interest::READABLE)
+                .map_err(|e| DaemonError::Io("register netlink socket", e))?;
+        }
+        let mut d = Daemon {
+            poll,
+            signals,
+            control_listener,
+            track_listener,
+            track_path,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            config_path,
+            config: loaded.config,
+            wans: BTreeMap::new(),
+            supervisor,
+            hooks: Hooks::new(hook_paths),
+            timers: Timers::default(),
+            dataplane,
+            engine: Engine::default(),
+            started_at: now,
+            stop: false,
+            dirty: true,
+            opts,
+        };
+        log::info!(
+            "mwand started: config {}, run dir {}, {} interface(s)",
+            d.config_path.display(),
+            d.opts.run_dir.display(),
+            d.config.interfaces.iter().filter(|i| i.enabled).count()
+        );
+        d.sync_wans(now);
+        d.adopt_running_trackers(now);
+        d.sync_trackers(now);
+        d.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
+        Ok(d)
+    }
+
+    /// Creates, updates or removes the per-WAN state to match the config.
+    /// An unchanged interface keeps its health; a changed one keeps its
+    /// current state and gets the new settings.
+    fn sync_wans(&mut self, now: Millis) {
+        let enabled: Vec<_> = self
+            .config
+            .interfaces
+            .iter()
+            .filter(|i| i.enabled)
+            .cloned()
+            .collect();
+        self.wans
+            .retain(|name, _| enabled.iter().any(|i| &i.name == name));
+        for iface in enabled {
+            match self.wans.get_mut(&iface.name) {
+                Some(wan) => wan.reconfigure(iface, now),
+                None => {
+                    let mut wan = Wan::new(iface, now);
+                    wan.learn_facts(self.dataplane.facts(&wan.config().name, wan.device()));
+                    self.wans.insert(wan.config().name.clone(), wan);
+                }
+            }
+        }
+    }
+
+    fn tracker_argv(&self, wan: &Wan) -> Option<Vec<String>> {
+        let facts = TrackerFacts {
+            device: wan.device().map(str::to_string),
+            mark: self
+                .dataplane
+                .tracker_mark(&self.config, &wan.config().name),
+            source: wan.facts().source,
+            gateway: wan.facts().gateway,
+        };
+        tracker_cmd::argv(
+            wan.config(),
+            &facts,
+            &self.track_path,
+            wan.config().interval,
+            wan.config().timeout,
+        )
+    }
+
+    fn adopt_running_trackers(&mut self, now: Millis) {
+        for found in supervisor::scan_running(&self.track_path) {
+            let name = found
+                .argv
+                .windows(2)
+                .find(|w| w[0] == "--interface")
+                .map(|w| w[1].clone());
+            let want = name
+                .as_ref()
+                .and_then(|n| self.wans.get(n))
+                .and_then(|w| self.tracker_argv(w));
+            match (name, want) {
+                (Some(name), Some(want)) if self.supervisor.pid(&name).is_none() => {
+                    let wakes = self.supervisor.adopt(&name, found, want, now);
+                    self.arm_wakes(wakes);
+                }
+                (name, _) => {
+                    log::info!(
+                        "stopping tracker pid {} ({}): not wanted by this config",
+                        found.pid,
+                        name.as_deref().unwrap_or("?")
+                    );
+                    supervisor::stop_stray(found.pid);
+                }
+            }
+        }
+    }
+
+    /// Ensures each enabled, trackable WAN has its tracker with the right
+    /// command line (same pid when nothing changed) and no other runs.
+    fn sync_trackers(&mut self, now: Millis) {
+        let mut wakes = Vec::new();
+        for name in self.supervisor.supervised() {
+            let wanted = self.wans.get(&name).and_then(|w| self.tracker_argv(w));
+            if wanted.is_none() {
+                self.supervisor.remove(&name);
+            }
+        }
+        let names: Vec<String> = self.wans.keys().cloned().collect();
+        for name in names {
+            if let Some(argv) = self.wans.get(&name).and_then(|w| self.tracker_argv(w)) {
+                wakes.extend(self.supervisor.ensure(&name, argv, now));
+            }
+        }
+        self.arm_wakes(wakes);
+    }
+
+    fn arm_wakes(&mut self, wakes: Vec<Wake>) {
+        for w in wakes {
+            match w {
+                Wake::SpawnAt(name, at) => self.timers.arm(Timer::Spawn(name), at),
+                Wake::AdoptionDeadline(name, at) => self.timers.arm(Timer::Adoption(name), at),
+            }
+        }
+    }
+
+    fn event_loop(&mut self) -> Result<(), DaemonError> {
+        let mut events = Events::with_capacity(64);
+        while !self.stop {
+            if self.dirty {
+                self.dirty = false;
+                self.decide_and_apply(now_ms());
+            }
+            let timeout = self
+                .timers
+                .next_deadline()
+                .map(|at| std::time::Duration::from_millis(at.saturating_sub(now_ms())));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(DaemonError::Io("epoll_wait", e));
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNALS => self.on_signals(),
+                    CONTROL => self.accept(true),
+                    TRACK => self.accept(false),
+                    NETLINK => self.on_netlink(),
+                    token => self.on_conn(token),
+                }
+            }
+            let now = now_ms();
+            for t in self.timers.expired(now) {
+                self.on_timer(t, now);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_signals(&mut self) {
+        let signals = match self.signals.drain() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("reading signals: {e}");
+                return;
+            }
+        };
+        for s in signals {
+            match s {
+                Signal::Stop => {
+                    log::info!("stopping on signal");
+                    self.stop = true;
+                }
+                Signal::Reload => match self.reload() {
+                    Ok(msg) => log::info!("SIGHUP: {msg}"),
+                    Err(msg) => log::error!("SIGHUP: {msg}"),
+                },
+                Signal::Child => {
+                    let now = now_ms();
+                    let wakes = self.supervisor.reap(now);
+                    self.arm_wakes(wakes);
+                    self.hooks.reap();
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, control: bool) {
+        loop {
+            let listener = if control {
+                &self.control_listener
+            } else {
+                &self.track_listener
+            };
+            let (mut stream, _) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    return;
+                }
+            };
+            if control && !self.peer_allowed(&stream) {
+                // Closing is the answer: an unauthorised peer learns nothing.
+                continue;
+            }
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+            {
+                log::warn!("cannot register connection: {e}");
+                continue;
+            }
+            let conn = Conn::new(stream, token);
+            let peer = if control {
+                Peer::Control(conn)
+            } else {
+                Peer::Tracker {
+                    conn,
+                    interface: None,
+                }
+            };
+            self.conns.insert(token, peer);
+            // Data may already be waiting (edge-triggered registration).
+            self.on_conn(token);
+        }
+    }
+
+    fn peer_allowed(&self, stream: &UnixStream) -> bool {
+        match peer_uid(stream) {
+            Ok(0) => true,
+            Ok(uid) if self.opts.allow_uids.contains(&uid) => true,
+            Ok(uid) => {
+                log::warn!("control socket: refusing uid {uid} (only root and --allow-uid may steer mwand)");
+                false
+            }
+            Err(e) => {
+                log::warn!("control socket: cannot read peer credentials: {e}");
+                false
+            }
+        }
+    }
+
+    fn on_conn(&mut self, token: Token) {
+        let Some(mut peer) = self.conns.remove(&token) else {
+            return;
+        };
+        let keep = match &mut peer {
+            Peer::Control(conn) => self.serve_control(conn),
+            Peer::Tracker { conn, interface } => self.serve_tracker(conn, interface),
+        };
+        if keep {
+            self.conns.insert(token, peer);
+        } else {
+            let (mut conn, iface) = match peer {
+                Peer::Control(c) => (c, None),
+                Peer::Tracker { conn, interface } => (conn, interface),
+            };
+            if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+                log::debug!("deregister: {e}");
+            }
+            if let Some(name) = iface {
+                log::info!("{name}: tracker disconnected");
+                if let Some(wan) = self.wans.get_mut(&name) {
+                    wan.tracker_disconnected(now_ms());
+                }
+            }
+        }
+    }
+
+    /// Returns false when the connection is done.
+    fn serve_control(&mut self, conn: &mut Conn) -> bool {
+        let outcome = conn.fill();
+        loop {
+            match conn.next::<Request>() {
+                Ok(Some(req)) => {
+                    let resp = self.handle_request(req);
+                    if let Err(e) = conn.queue(&resp) {
+                        log::warn!("control reply: {e}");
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("control socket: {e}; closing that connection");
+                    let reply = Response::Error {
+                        message: format!("malformed request: {e}"),
+                    };
+                    if let Err(e) = conn.queue(&reply) {
+                        log::debug!("cannot queue error reply: {e}");
+                    }
+                    conn.closing = true;
+                    break;
+                }
+            }
+        }
+        let alive = conn.flush(self.poll.registry());
+        alive && !(conn.closing && conn.drained()) && !matches!(outcome, ReadOutcome::Gone)
+    }
+
+    fn serve_tracker(&mut self, conn: &mut Conn, interface: &mut Option<String>) -> bool {
+        let outcome = conn.fill();
+        let now = now_ms();
+        loop {
+            match conn.next::<TrackerMessage>() {
+                Ok(Some(msg)) => {
+                    if !self.on_tracker_message(conn, interface, msg, now) {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!(
+                        "tracker {}: {e}; dropping the connection (it reconnects)",
+                        interface.as_deref().unwrap_or("?")
+                    );
+                    return false;
+                }
+            }
+        }
+        conn.flush(self.poll.registry()) && !matches!(outcome, ReadOutcome::Gone)
+    }
+
+    fn on_tracker_message(
+        &mut self,
+        conn: &mut Conn,
+        interface: &mut Option<String>,
+        msg: TrackerMessage,
+        now: Millis,
+    ) -> bool {
+        match (msg, interface.as_ref()) {
+            (
+                TrackerMessage::Hello {
+                    interface: name,
+                    pid,
+                    started_at_us,
+                    dropped_samples,
+                },
+                None,
+            ) => {
+                if !self.wans.contains_key(&name) || !self.supervisor.hello(&name, pid, now) {
+                    log::warn!(
+                        "tracker pid {pid} for '{name}' is not one this mwand runs; stopping it"
+                    );
+                    supervisor::stop_stray(pid);
+                    return false;
+                }
+                // A second connection of the same tracker replaces the first.
+                let old: Vec<Token> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, p)| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name))
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in old {
+                    if let Some(Peer::Tracker { mut conn, .. }) = self.conns.remove(&t) {
+                        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+                            log::debug!("deregister: {e}");
+                        }
+                    }
+                }
+                log::info!(
+                    "{name}: tracker pid {pid} connected (running {} s, {dropped_samples} sample(s) dropped while alone)",
+                    (now * 1000).saturating_sub(started_at_us) / 1_000_000
+                );
+                let wan = self.wans.get_mut(&name).expect("checked above");
+                wan.tracker_connected(now);
+                for m in wan.tracker_settings() {
+                    if let Err(e) = conn.queue(&m) {
+                        log::warn!("{name}: cannot queue tracker settings: {e}");
+                    }
+                }
+                *interface = Some(name);
+                true
+            }
+            (TrackerMessage::Hello { .. }, Some(name)) => {
+                log::warn!("{name}: second Hello on one connection; dropping it");
+                false
+            }
+            (_, None) => {
+                log::warn!("tracker sent data before Hello; dropping the connection");
+                false
+            }
+            (TrackerMessage::Samples(samples), Some(name)) => {
+                let name = name.clone();
+                if let Some(wan) = self.wans.get_mut(&name) {
+                    let before = wan.tracker_settings();
+                    let changes = wan.on_samples(&samples, now);
+                    let after = wan.tracker_settings();
+                    if before != after {
+                        for m in after.into_iter().filter(|m| !before.contains(m)) {
+                            log::debug!("{name}: tracker now {m:?}");
+                            if let Err(e) = conn.queue(&m) {
+                                log::warn!("{name}: cannot queue tracker settings: {e}");
+                            }
+                        }
+                    }
+                    self.on_state_changes(&name, changes, now);
+                }
+                true
+            }
+            (TrackerMessage::Trouble { message }, Some(name)) => {
+                log::warn!("{name}: tracker reports: {message}");
+                if let Some(wan) = self.wans.get_mut(name) {
+                    wan.set_trouble(Some(message));
+                }
+                true
+            }
+        }
+    }
+
+    fn on_state_changes(&mut self, name: &str, changes: Vec<crate::wan::Change>, now: Millis) {
+        if changes.is_empty() {
+            return;
+        }
+        let device = self
+            .wans
+            .get(name)
+            .and_then(|w| w.device().map(str::to_string));
+        for c in changes {
+            log::info!(
+                "{name}: {} -> {}",
+                crate::wan::state_name(c.from),
+                crate::wan::state_name(c.to)
+            );
+            if let Some(action) = c.hook_action() {
+                self.hooks.run(action, name, device.as_deref());
+            }
+            if c.became_usable() {
+                self.dataplane.on_wan_usable(&self.config, name, now);
+            }
+        }
+        self.dirty = true;
+    }
+
+    fn on_netlink(&mut self) {
+        let now = now_ms();
+        let events = self.dataplane.read_events();
+        for ev in events {
+            let Some(wan) = self
+                .wans
+                .values_mut()
+                .find(|w| w.device() == Some(ev.device.as_str()))
+            else {
+                continue;
+            };
+            let name = wan.config().name.clone();
+            let mut changes = Vec::new();
+            if let Some(up) = ev.carrier {
+                if wan.facts().carrier != Some(up) {
+                    let action = if up { Action::Ifup } else { Action::Ifdown };
+                    self.hooks.run(action, &name, wan.device());
+                }
+                changes.extend(wan.on_carrier(up, now));
+            }
+            let facts_changed = wan.learn_facts(self.dataplane.facts(&name, wan.device()));
+            self.on_state_changes(&name, changes, now);
+            if facts_changed {
+                log::info!("{name}: addresses or gateway changed");
+                self.dirty = true;
+                self.sync_trackers(now);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, t: Timer, now: Millis) {
+        match t {
+            Timer::Housekeeping => {
+                self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
+                let wakes = self.supervisor.check_adopted(now);
+                self.arm_wakes(wakes);
+                let names: Vec<String> = self.wans.keys().cloned().collect();
+                for name in names {
+                    let changes = match self.wans.get_mut(&name) {
+                        Some(w) => w.tick(now),
+                        None => continue,
+                    };
+                    self.on_state_changes(&name, changes, now);
+                }
+                if self.dataplane.needs_reconcile(now) {
+                    self.dirty = true;
+                }
+            }
+            Timer::Spawn(name) => {
+                let wakes = self.supervisor.spawn_due(&name, now);
+                self.arm_wakes(wakes);
+            }
+            Timer::Adoption(name) => {
+                let wakes = self.supervisor.adoption_due(&name, now);
+                self.arm_wakes(wakes);
+            }
+        }
+    }
+
+    fn decide_and_apply(&mut self, now: Millis) {
+        let changed = self.engine.resolve(&self.config, &self.wans, now);
+        if changed {
+            for line in self.engine.summary_lines() {
+                log::info!("policy {line}");
+            }
+        }
+        self.dataplane
+            .apply(&self.config, &self.engine, &self.wans, now);
+    }
+
+    /// Validates the config file, then applies only what changed. On error
+    /// nothing changes and the problems go back to the caller.
+    pub fn reload(&mut self) -> Result<String, String> {
+        let now = now_ms();
+        let loaded = config::load(&self.config_path).map_err(|r| {
+            format!(
+                "{} is invalid; the running config stays:\n{r}",
+                self.config_path.display()
+            )
+        })?;
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+        if loaded.config == self.config {
+            return Ok(format!("{}: unchanged", self.config_path.display()));
+        }
+        let before: Vec<String> = self.wans.keys().cloned().collect();
+        self.config = loaded.config;
+        self.dataplane.reconfigure(&self.config);
+        self.sync_wans(now);
+        self.sync_trackers(now);
+        self.engine.retain_valid(&self.config);
+        self.dirty = true;
+        let after: Vec<String> = self.wans.keys().cloned().collect();
+        let added: Vec<_> = after
+            .iter()
+            .filter(|n| !before.contains(n))
+            .cloned()
+            .collect();
+        let removed: Vec<_> = before
+            .iter()
+            .filter(|n| !after.contains(n))
+            .cloned()
+            .collect();
+        Ok(format!(
+            "reloaded {}: {} interface(s){}{}",
+            self.config_path.display(),
+            after.len(),
+            if added.is_empty() {
+                String::new()
+            } else {
+                format!(", added {}", added.join(" "))
+            },
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(", removed {}", removed.join(" "))
+            },
+        ))
+    }
+
+    /// Answers one control request (the control socket and the ubus object
+    /// share this).
+    pub fn handle_request(&mut self, req: Request) -> Response {
+        let now = now_ms();
+        if self.dirty {
+            // Answer with decisions that match the latest samples.
+            self.dirty = false;
+            self.decide_and_apply(now);
+        }
+        match req {
+            Request::Status => Response::Status(self.status(now)),
+            Request::Interfaces => Response::Interfaces(self.interfaces(now)),
+            Request::Policies => Response::Policies(self.engine.policy_status()),
+            Request::Rules => Response::Rules(self.dataplane.rules(&self.config)),
+            Request::Connected => Response::Connected(self.dataplane.connected()),
+            Request::Restart { interface } => {
+                if !self.wans.contains_key(&interface) {
+                    return Response::Error {
+                        message: self.unknown_interface(&interface),
+                    };
+                }
+                if self.supervisor.pid(&interface).is_none()
+                    && !self.supervisor.supervised().contains(&interface)
+                {
+                    return Response::Error {
+                        message: format!(
+                            "{interface} has no tracker (no track_ip, or its device is unknown)"
+                        ),
+                    };
+                }
+                let wakes = self.supervisor.restart(&interface, now);
+                self.arm_wakes(wakes);
+                Response::Done {
+                    message: format!(
+                        "{interface}: tracker restarted (pid {})",
+                        self.supervisor
+                            .pid(&interface)
+                            .map_or("pending".into(), |p| p.to_string())
+                    ),
+                }
+            }
+            Request::Reload => match self.reload() {
+                Ok(message) => Response::Done { message },
+                Err(message) => Response::Error { message },
+            },
+            Request::Override { interface, policy } => {
+                if !self.wans.contains_key(&interface) {
+                    return Response::Error {
+                        message: self.unknown_interface(&interface),
+                    };
+                }
+                match self.engine.set_override(&self.config, interface, policy) {
+                    Ok(message) => {
+                        self.dirty = true;
+                        self.decide_and_apply(now);
+                        self.dirty = false;
+                        Response::Done { message }
+                    }
+                    Err(message) => Response::Error { message },
+                }
+            }
+            Request::ClearOverride { policy } => {
+                let message = self.engine.clear_override(policy);
+                self.decide_and_apply(now);
+                Response::Done { message }
+            }
+            Request::Explain { policy } => {
+                match self
+                    .engine
+                    .explain(&self.config, &self.wans, policy.as_deref(), now)
+                {
+                    Ok(v) => Response::Explain(v),
+                    Err(message) => Response::Error { message },
+                }
+            }
+        }
+    }
+
+    fn unknown_interface(&self, name: &str) -> String {
+        format!(
+            "unknown or disabled interface '{name}'; expected one of: {}",
+            self.wans.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    fn interfaces(&self, now: Millis) -> Vec<InterfaceStatus> {
+        let mut out: Vec<InterfaceStatus> = self
+            .config
+            .interfaces
+            .iter()
+            .map(|i| match self.wans.get(&i.name) {
+                Some(wan) => {
+                    let connected = self.conns.values().any(
+                        |p| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == i.name),
+                    );
+                    let mut s = wan.status(now);
+                    s.tracker = TrackerStatus {
+                        pid: self.supervisor.pid(&i.name),
+                        restarts: self.supervisor.restarts(&i.name),
+                        uptime_s: self
+                            .supervisor
+                            .started_at(&i.name)
+                            .map(|t| now.saturating_sub(t) / 1000),
+                        connected,
+                    };
+                    s
+                }
+                None => InterfaceStatus {
+                    name: i.name.clone(),
+                    device: i.device.clone(),
+                    state: "disabled".into(),
+                    state_age_s: now.saturating_sub(self.started_at) / 1000,
+                    latency_ms: None,
+                    jitter_ms: None,
+                    loss_pct: None,
+                    score: None,
+                    tracker: TrackerStatus {
+                        pid: None,
+                        restarts: 0,
+                        uptime_s: None,
+                        connected: false,
+                    },
+                },
+            })
+            .collect();
+        out.sort_by_key(|s| self.config.interfaces.iter().position(|i| i.name == s.name));
+        out
+    }
+
+    fn status(&self, now: Millis) -> Status {
+        Status {
+            interfaces: self.interfaces(now),
+            policies: self.engine.policy_status(),
+            override_: self
+                .engine
+                .override_status()
+                .map(|(interface, policy)| OverrideStatus { interface, policy }),
+            uptime_s: now.saturating_sub(self.started_at) / 1000,
+            config: self.config_path.display().to_string(),
+            dataplane_error: self.dataplane.last_error(),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        log::info!("stopping trackers and removing our routes, rules and nft table");
+        self.supervisor.stop_all();
+        self.dataplane.stop();
+        for path in [
+            self.opts.run_dir.join("control.sock"),
+            self.track_path.clone(),
+        ] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::debug!("remove {}: {e}", path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Embedded supervisor: one mwan-track per enabled interface, respawned with
+//! backoff, each restartable alone, and trackers left running by a previous
+//! mwand adopted instead of duplicated.
+//!
+//! Adoption (docs/mwand.md, "Restart and adoption"): at start mwand scans
+//! /proc for `mwan-track` processes whose command line names this run dir's
+//! tracker socket. Each is recorded as adopted with its pid and waits up to
+//! [`ADOPTION_GRACE_MS`] for its Hello; no tracker is spawned for its
+//! interface meanwhile. Interfaces without one get a tracker at once. An
+//! adopted tracker whose command line differs from what the config now asks
+//! for is restarted; one that stays silent past the grace period is killed
+//! and replaced.
+
+use mwan_core::Millis;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// How long an adopted tracker may take to reconnect (its reconnect backoff
+/// is bounded well below this) before it is presumed stuck and replaced.
+pub const ADOPTION_GRACE_MS: Millis = 6_000;
+const BACKOFF_FIRST_MS: Millis = 500;
+const BACKOFF_MAX_MS: Millis = 30_000;
+/// A tracker that ran this long counts as healthy: its backoff starts over.
+const STABLE_RUN_MS: Millis = 60_000;
+
+/// What the supervisor wants the loop to do for a tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// Respawn at this time (after backoff).
+    SpawnAt(String, Millis),
+    /// Check that an adopted tracker has said Hello by this time.
+    AdoptionDeadline(String, Millis),
+}
+
+#[derive(Debug)]
+struct Tracker {
+    argv: Vec<String>,
+    pid: Option<u32>,
+    /// Present when we spawned it (we reap it); None when adopted.
+    child: Option<Child>,
+    started_at: Option<Millis>,
+    restarts: u32,
+    backoff_ms: Millis,
+    /// Adopted and not yet heard from.
+    awaiting_hello: bool,
+}
+
+pub struct Supervisor {
+    binary: PathBuf,
+    trackers: BTreeMap<String, Tracker>,
+    /// Trackers sent SIGTERM, reaped on a later SIGCHLD.
+    stopping: Vec<Child>,
+    /// When false (procd mode) the supervisor records pids but never spawns.
+    pub spawning: bool,
+}
+
+/// A tracker found running at start: its pid and command line.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub pid: u32,
+    pub argv: Vec<String>,
+}
+
+/// Every `mwan-track` process whose command line mentions `socket`.
+pub fn scan_running(socket: &Path) -> Vec<Found> {
+    let needle = socket.to_string_lossy().into_owned();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        let is_tracker = argv
+            .first()
+            .is_some_and(|a0| Path::new(a0).file_name().is_some_and(|n| n == "mwan-track"));
+        if is_tracker && argv.iter().any(|a| a == &needle) && is_alive(pid) {
+            found.push(Found { pid, argv });
+        }
+    }
+    found
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill with a positive pid only signals that process.
+    if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            log::warn!("cannot signal tracker pid {pid}: {e}");
+        }
+    }
+}
+
+impl Supervisor {
+    pub fn new(binary: PathBuf, spawning: bool) -> Self {
+        Self {
+            binary,
+            trackers: BTreeMap::new(),
+            stopping: Vec::new(),
+            spawning,
+        }
+    }
+
+    /// Records a tracker found running at start; it is given the grace period
+    /// to say Hello. A command line that no longer matches is restarted.
+    pub fn adopt(
+        &mut self,
+        interface: &str,
+        found: Found,
+        want_argv: Vec<String>,
+        now: Millis,
+    ) -> Vec<Wake> {
+        let matches = found.argv[1..] == want_argv[..];
+        log::info!(
+            "{interface}: found tracker pid {} from a previous mwand{}",
+            found.pid,
+            if matches {
+                "; adopting it"
+            } else {
+                " with an outdated command line; restarting it"
+            }
+        );
+        self.trackers.insert(
+            interface.to_string(),
+            Tracker {
+                argv: want_argv,
+                pid: Some(found.pid),
+                child: None,
+                started_at: Some(now),
+                restarts: 0,
+                backoff_ms: BACKOFF_FIRST_MS,
+                awaiting_hello: true,
+            },
+        );
+        if matches {
+            vec![Wake::AdoptionDeadline(
+                interface.to_string(),
+                now + ADOPTION_GRACE_MS,
+            )]
+        } else {
+            self.restart(interface, now)
+        }
+    }
+
+    /// Ensures a tracker runs for `interface` with `argv`: starts one if
+    /// there is none, restarts it if its command line changed, leaves it
+    /// alone (same pid) otherwise.
+    pub fn ensure(&mut self, interface: &str, argv: Vec<String>, now: Millis) -> Vec<Wake> {
+        match self.trackers.get_mut(interface) {
+            Some(t) if t.argv == argv => Vec::new(),
+            Some(t) => {
+                t.argv = argv;
+                log::info!("{interface}: tracker settings changed; restarting it");
+                self.restart(interface, now)
+            }
+            None => {
+                self.trackers.insert(
+                    interface.to_string(),
+                    Tracker {
+                        argv,
+                        pid: None,
+                        child: None,
+                        started_at: None,
+                        restarts: 0,
+                        backoff_ms: BACKOFF_FIRST_MS,
+                        awaiting_hello: false,
+                    },
+                );
+                self.spawn(interface, now)
+            }
+        }
+    }
+
+    fn spawn(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
+        let Some(t) = self.trackers.get_mut(interface) else {
+            return Vec::new();
+        };
+        if !self.spawning || t.pid.is_some() {
+            return Vec::new();
+        }
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(&t.argv).stdin(Stdio::null());
+        // Own process group: a Ctrl-C aimed at mwand's terminal must not
+        // take the trackers down with it; they outlive a crashed mwand.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        match cmd.spawn() {
+            Ok(child) => {
+                log::info!("{interface}: started tracker pid {}", child.id());
+                t.pid = Some(child.id());
+                t.child = Some(child);
+                t.started_at = Some(now);
+                t.awaiting_hello = false;
+                Vec::new()
+            }
+            Err(e) => {
+                log::error!(
+                    "{interface}: cannot start {}: {e}; retrying in {} ms",
+                    self.binary.display(),
+                    t.backoff_ms
+                );
+                let at = now + t.backoff_ms;
+                t.backoff_ms = (t.backoff_ms * 2).min(BACKOFF_MAX_MS);
+                vec![Wake::SpawnAt(interface.to_string(), at)]
+            }
+        }
+    }
+
+    /// Stops and immediately starts one tracker (mwanctl restart WAN).
+    pub fn restart(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
+        if let Some(t) = self.trackers.get_mut(interface) {
+            Self::terminate(t, &mut self.stopping);
+            t.restarts += 1;
+            t.backoff_ms = BACKOFF_FIRST_MS;
+        }
+        self.spawn(interface, now)
+    }
+
+    /// Sends SIGTERM; the child, if ours, is kept to be reaped on SIGCHLD
+    /// rather than waited for here.
+    fn terminate(t: &mut Tracker, stopping: &mut Vec<Child>) {
+        if let Some(pid) = t.pid.take() {
+            signal(pid, libc::SIGTERM);
+        }
+        if let Some(child) = t.child.take() {
+            stopping.push(child);
+        }
+        t.awaiting_hello = false;
+    }
+
+    /// Stops and forgets a tracker (interface removed or disabled).
+    pub fn remove(&mut self, interface: &str) {
+        if let Some(mut t) = self.trackers.remove(interface) {
+            log::info!("{interface}: stopping its tracker");
+            Self::terminate(&mut t, &mut self.stopping);
+        }
+    }
+
+    /// Stops every tracker (clean stop of mwand).
+    pub fn stop_all(&mut self) {
+        let names: Vec<String> = self.trackers.keys().cloned().collect();
+        for n in names {
+            self.remove(&n);
+        }
+    }
+
+    /// Reaps exited trackers (SIGCHLD); each is respawned after its backoff.
+    pub fn reap(&mut self, now: Millis) -> Vec<Wake> {
+        self.stopping
+            .retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        let mut wakes = Vec::new();
+        for (name, t) in self.trackers.iter_mut() {
+            let Some(child) = t.child.as_mut() else {
+                continue;
+            };
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    log::warn!("{name}: tracker pid {} exited ({status})", child.id());
+                    wakes.extend(Self::schedule_respawn(name, t, now));
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("{name}: cannot check tracker: {e}"),
+            }
+        }
+        wakes
+    }
+
+    fn schedule_respawn(name: &str, t: &mut Tracker, now: Millis) -> Vec<Wake> {
+        if t.started_at
+            .is_some_and(|s| now.saturating_sub(s) >= STABLE_RUN_MS)
+        {
+            t.backoff_ms = BACKOFF_FIRST_MS;
+        }
+        t.pid = None;
+        t.child = None;
+        t.restarts += 1;
+        let at = now + t.backoff_ms;
+        t.backoff_ms = (t.backoff_ms * 2).min(BACKOFF_MAX_MS);
+        vec![Wake::SpawnAt(name.to_string(), at)]
+    }
+
+    /// Adopted trackers are not our children: SIGCHLD never tells of their
+    /// death, so the loop checks them on its housekeeping tick.
+    pub fn check_adopted(&mut self, now: Millis) -> Vec<Wake> {
+        let mut wakes = Vec::new();
+        for (name, t) in self.trackers.iter_mut() {
+            if t.child.is_none() {
+                if let Some(pid) = t.pid {
+                    if !is_alive(pid) {
+                        log::warn!("{name}: adopted tracker pid {pid} is gone");
+                        wakes.extend(Self::schedule_respawn(name, t, now));
+                    }
+                }
+            }
+        }
+        wakes
+    }
+
+    /// A timer from [`Wake::SpawnAt`] fired.
+    pub fn spawn_due(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
+        self.spawn(interface, now)
+    }
+
+    /// A timer from [`Wake::AdoptionDeadline`] fired.
+    pub fn adoption_due(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
+        match self.trackers.get(interface) {
+            Some(t) if t.awaiting_hello => {
+                log::warn!("{interface}: adopted tracker stayed silent; replacing it");
+                self.restart(interface, now)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A tracker said Hello. Returns false if it is not the one we supervise
+    /// for that interface (a duplicate or a stray), which the caller then
+    /// stops.
+    pub fn hello(&mut self, interface: &str, pid: u32, now: Millis) -> bool {
+        let Some(t) = self.trackers.get_mut(interface) else {
+            return false;
+        };
+        match t.pid {
+            Some(p) if p == pid => {
+                t.awaiting_hello = false;
+                true
+            }
+            // Our spawn failed or is pending while an outside one runs
+            // (procd mode, or a manual start): take it.
+            None if !self.spawning => {
+                t.pid = Some(pid);
+                t.started_at = Some(now);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn pid(&self, interface: &str) -> Option<u32> {
+        self.trackers.get(interface).and_then(|t| t.pid)
+    }
+
+    pub fn restarts(&self, interface: &str) -> u32 {
+        self.trackers.get(interface).map_or(0, |t| t.restarts)
+    }
+
+    pub fn started_at(&self, interface: &str) -> Option<Millis> {
+        self.trackers
+            .get(interface)
+            .filter(|t| t.pid.is_some())
+            .and_then(|t| t.started_at)
+    }
+
+    pub fn supervised(&self) -> Vec<String> {
+        self.trackers.keys().cloned().collect()
+    }
+}
+
+/// Stops a process that claims to be a tracker but is not the one we run.
+pub fn stop_stray(pid: u32) {
+    signal(pid, libc::SIGTERM);
+}
