@@ -1,0 +1,478 @@
+//! Command line (the contract with mwand, documented in docs/tracker.md).
+//!
+//! A small hand parser instead of clap: the tracker ships once per router and
+//! clap's derive + help machinery costs more flash than the whole prober
+//! (figures in docs/tracker.md). Every error names the option, what was
+//! given and what was expected; `main` turns it into exit status 2.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+/// How probes are made; several mwan3 `track_method` names map to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Icmp,
+    Arp,
+    Tcp,
+    Udp,
+    Dns,
+    Http,
+}
+
+impl Method {
+    fn parse(s: &str) -> Option<Method> {
+        Some(match s {
+            "ping" | "nping-icmp" | "icmp" => Method::Icmp,
+            "arping" | "nping-arp" | "arp" => Method::Arp,
+            "nping-tcp" | "tcp" => Method::Tcp,
+            "nping-udp" | "udp" => Method::Udp,
+            "nslookup" | "dns" => Method::Dns,
+            "httping" | "http" => Method::Http,
+            _ => return None,
+        })
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Method::Tcp | Method::Http => 80,
+            Method::Udp => 40125, // nping's default UDP port
+            Method::Dns => 53,
+            Method::Icmp | Method::Arp => 0,
+        }
+    }
+
+    pub fn wire(self) -> mwan_proto::track::ProbeMethod {
+        use mwan_proto::track::ProbeMethod as P;
+        match self {
+            Method::Icmp => P::IcmpEcho,
+            Method::Arp => P::Arp,
+            Method::Tcp => P::TcpConnect,
+            Method::Udp => P::Udp,
+            Method::Dns => P::Dns,
+            Method::Http => P::Http,
+        }
+    }
+}
+
+/// Probe budget for metered links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    ProbesPerMinute(u32),
+    BytesPerDay(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// As written on the command line; reported in every sample.
+    pub text: String,
+    /// `None` only for the ARP target `gateway` until it is learnt.
+    pub addr: Option<IpAddr>,
+    pub port: u16,
+    /// HTTP request path (HTTP only).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    pub interface: String,
+    pub device: String,
+    pub method: Method,
+    pub targets: Vec<Target>,
+    pub count: u32,
+    pub size: usize,
+    pub max_ttl: u32,
+    pub timeout_ms: u64,
+    pub interval_ms: u64,
+    pub mark: Option<u32>,
+    pub source4: Option<Ipv4Addr>,
+    pub source6: Option<Ipv6Addr>,
+    pub gateway: Option<IpAddr>,
+    pub dns_name: String,
+    pub dns_expect: Option<IpAddr>,
+    pub budget: Option<Budget>,
+    pub controller: Option<PathBuf>,
+    pub stdout: bool,
+    pub backlog: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArgsError {
+    Help,
+    Version,
+    Invalid(String),
+}
+
+impl fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgsError::Help => f.write_str(USAGE),
+            ArgsError::Version => write!(f, "mwan-track {}", env!("CARGO_PKG_VERSION")),
+            ArgsError::Invalid(m) => write!(f, "{m}\n(try --help)"),
+        }
+    }
+}
+
+pub const USAGE: &str = "\
+usage: mwan-track --interface NAME --device DEV --method METHOD --target T [--target T]...
+                  [--count N] [--size BYTES] [--max-ttl N] [--timeout DUR] [--interval DUR]
+                  [--mark MARK] [--source ADDR]... [--gateway ADDR]
+                  [--dns-name NAME] [--dns-expect ADDR]
+                  [--budget-ppm N | --budget-bytes-day N]
+                  [--controller PATH] [--stdout] [--backlog N]
+
+METHOD: ping nping-icmp arping nping-arp nping-tcp nping-udp nslookup httping
+T: an IP address; HOST:PORT or [V6]:PORT for nping-tcp/nping-udp/nslookup;
+   http://HOST[:PORT]/PATH for httping; 'gateway' for arping
+DUR: milliseconds (500), or with a unit (500ms, 2s, 0.2s)
+See docs/tracker.md.";
+
+fn invalid(opt: &str, got: &str, expected: &str) -> ArgsError {
+    ArgsError::Invalid(format!("{opt}: expected {expected}, got '{got}'"))
+}
+
+/// Milliseconds from `500`, `500ms`, `2s` or `0.2s`.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (s, 1.0)
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let v: f64 = num.parse().ok()?;
+    let ms = (v * scale).round();
+    (ms.is_finite() && (0.0..=86_400_000.0).contains(&ms)).then_some(ms as u64)
+}
+
+fn parse_num<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    opt: &str,
+    s: &str,
+    lo: T,
+    hi: T,
+) -> Result<T, ArgsError> {
+    match s.parse::<T>() {
+        Ok(v) if v >= lo && v <= hi => Ok(v),
+        _ => Err(invalid(opt, s, &format!("a whole number {lo}..={hi}"))),
+    }
+}
+
+fn parse_mark(s: &str) -> Option<u32> {
+    // `0x100` or `0x100/0xff00` (the mask part is the controller's business).
+    let s = s.split('/').next()?;
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// `ADDR`, `ADDR:PORT` or `[V6]:PORT` (a bare v6 address has no port).
+fn parse_host_port(s: &str, default_port: u16) -> Option<(IpAddr, u16)> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some((ip, default_port));
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']')?;
+        let ip: Ipv6Addr = host.parse().ok()?;
+        let port = match tail {
+            "" => default_port,
+            t => t.strip_prefix(':')?.parse().ok()?,
+        };
+        return Some((IpAddr::V6(ip), port));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    Some((IpAddr::V4(host.parse().ok()?), port.parse().ok()?))
+}
+
+fn parse_target(method: Method, s: &str) -> Result<Target, ArgsError> {
+    let opt = "--target";
+    let mut path = String::from("/");
+    let (addr, port) = match method {
+        Method::Icmp => {
+            let ip = s
+                .parse::<IpAddr>()
+                .map_err(|_| invalid(opt, s, "an IP address (host names are resolved by mwand)"))?;
+            (Some(ip), 0)
+        }
+        Method::Arp if s == "gateway" => (None, 0),
+        Method::Arp => match s.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => (Some(IpAddr::V4(ip)), 0),
+            _ => {
+                return Err(invalid(
+                    opt,
+                    s,
+                    "an IPv4 address or 'gateway' (ARP is IPv4 only)",
+                ))
+            }
+        },
+        Method::Http => {
+            if s.starts_with("https://") {
+                return Err(ArgsError::Invalid(format!(
+                    "{opt}: '{s}': https is not supported, TLS is not built into mwan-track; use an http:// target or another method"
+                )));
+            }
+            let rest = s.strip_prefix("http://").unwrap_or(s);
+            let (hostport, p) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            path = p.to_string();
+            let (ip, port) = parse_host_port(hostport, 80)
+                .ok_or_else(|| invalid(opt, s, "http://ADDR[:PORT][/PATH] with an IP address"))?;
+            (Some(ip), port)
+        }
+        Method::Tcp | Method::Udp | Method::Dns => {
+            let (ip, port) = parse_host_port(s, method.default_port())
+                .ok_or_else(|| invalid(opt, s, "ADDR, ADDR:PORT or [V6ADDR]:PORT"))?;
+            (Some(ip), port)
+        }
+    };
+    if port == 0 && !matches!(method, Method::Icmp | Method::Arp) {
+        return Err(invalid(opt, s, "a port 1..=65535"));
+    }
+    Ok(Target {
+        text: s.to_string(),
+        addr,
+        port,
+        path,
+    })
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, ArgsError> {
+    let mut interface = None;
+    let mut device = None;
+    let mut method = None;
+    let mut raw_targets: Vec<String> = Vec::new();
+    let mut a = Args {
+        interface: String::new(),
+        device: String::new(),
+        method: Method::Icmp,
+        targets: Vec::new(),
+        count: 1,
+        size: 56,
+        max_ttl: 60,
+        timeout_ms: 2000,
+        interval_ms: 5000,
+        mark: None,
+        source4: None,
+        source6: None,
+        gateway: None,
+        dns_name: String::from("www.example.com"),
+        dns_expect: None,
+        budget: None,
+        controller: None,
+        stdout: false,
+        backlog: 2048,
+    };
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        let (opt, inline) = match arg.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match opt.as_str() {
+            "-h" | "--help" => return Err(ArgsError::Help),
+            "-V" | "--version" => return Err(ArgsError::Version),
+            "--stdout" => {
+                a.stdout = true;
+                continue;
+            }
+            _ => {}
+        }
+        let known = [
+            "--interface",
+            "--device",
+            "--method",
+            "--target",
+            "--count",
+            "--size",
+            "--max-ttl",
+            "--timeout",
+            "--interval",
+            "--mark",
+            "--source",
+            "--gateway",
+            "--dns-name",
+            "--dns-expect",
+            "--budget-ppm",
+            "--budget-bytes-day",
+            "--controller",
+            "--backlog",
+        ];
+        if !known.contains(&opt.as_str()) {
+            return Err(ArgsError::Invalid(format!("unknown option '{opt}'")));
+        }
+        let val = match inline.or_else(|| it.next()) {
+            Some(v) => v,
+            None => return Err(ArgsError::Invalid(format!("{opt}: missing value"))),
+        };
+        let v = val.as_str();
+        match opt.as_str() {
+            "--interface" => interface = Some(val.clone()),
+            "--device" => {
+                if v.is_empty() || v.len() > 15 || v.contains('/') {
+                    return Err(invalid(&opt, v, "a kernel device name of 1..=15 characters"));
+                }
+                device = Some(val.clone())
+            }
+            "--method" => {
+                method = Some(Method::parse(v).ok_or_else(|| {
+                    invalid(&opt, v, "one of ping, nping-icmp, arping, nping-arp, nping-tcp, nping-udp, nslookup, httping")
+                })?)
+            }
+            "--target" => raw_targets.push(val.clone()),
+            "--count" => a.count = parse_num(&opt, v, 1u32, 100)?,
+            "--size" => a.size = parse_num(&opt, v, 0usize, 65_000)?,
+            "--max-ttl" => a.max_ttl = parse_num(&opt, v, 1u32, 255)?,
+            "--timeout" | "--interval" => {
+                let ms = parse_duration_ms(v)
+                    .filter(|&ms| ms >= 10)
+                    .ok_or_else(|| invalid(&opt, v, "a duration of at least 10ms (500, 500ms, 2s, 0.2s)"))?;
+                if opt == "--timeout" {
+                    a.timeout_ms = ms
+                } else {
+                    a.interval_ms = ms
+                }
+            }
+            "--mark" => a.mark = Some(parse_mark(v).ok_or_else(|| invalid(&opt, v, "a fwmark such as 0x3e00"))?),
+            "--source" => match v.parse::<IpAddr>() {
+                Ok(IpAddr::V4(ip)) => a.source4 = Some(ip),
+                Ok(IpAddr::V6(ip)) => a.source6 = Some(ip),
+                Err(_) => return Err(invalid(&opt, v, "an IPv4 or IPv6 address")),
+            },
+            "--gateway" => a.gateway = Some(v.parse().map_err(|_| invalid(&opt, v, "an IP address"))?),
+            "--dns-name" => {
+                if v.is_empty() || v.len() > 253 || v.split('.').any(|l| l.is_empty() || l.len() > 63) {
+                    return Err(invalid(&opt, v, "a DNS name such as www.example.com"));
+                }
+                a.dns_name = v.trim_end_matches('.').to_string()
+            }
+            "--dns-expect" => a.dns_expect = Some(v.parse().map_err(|_| invalid(&opt, v, "an IP address"))?),
+            "--budget-ppm" => a.budget = Some(Budget::ProbesPerMinute(parse_num(&opt, v, 1u32, 60_000)?)),
+            "--budget-bytes-day" => a.budget = Some(Budget::BytesPerDay(parse_num(&opt, v, 1000u64, u64::MAX)?)),
+            "--controller" => a.controller = Some(PathBuf::from(v)),
+            "--backlog" => a.backlog = parse_num(&opt, v, 16usize, 1 << 20)?,
+            _ => unreachable!("option list checked above"),
+        }
+    }
+    a.interface = interface.ok_or_else(|| {
+        ArgsError::Invalid("--interface is required (the mwan interface name)".into())
+    })?;
+    a.device = device.ok_or_else(|| {
+        ArgsError::Invalid("--device is required (the WAN's kernel device)".into())
+    })?;
+    a.method = method.ok_or_else(|| ArgsError::Invalid("--method is required".into()))?;
+    if raw_targets.is_empty() {
+        return Err(ArgsError::Invalid(
+            "at least one --target is required".into(),
+        ));
+    }
+    if raw_targets.len() > 64 {
+        return Err(ArgsError::Invalid(format!(
+            "at most 64 targets, got {}",
+            raw_targets.len()
+        )));
+    }
+    for t in &raw_targets {
+        a.targets.push(parse_target(a.method, t)?);
+    }
+    if a.controller.is_none() && !a.stdout {
+        return Err(ArgsError::Invalid(
+            "nothing to report to: give --controller PATH and/or --stdout".into(),
+        ));
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Args, ArgsError> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    const BASE: &str = "--interface wan --device eth1 --stdout";
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500"), Some(500));
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("2s"), Some(2000));
+        assert_eq!(parse_duration_ms("0.2s"), Some(200));
+        assert_eq!(parse_duration_ms("-1"), None);
+        assert_eq!(parse_duration_ms("s"), None);
+        assert_eq!(parse_duration_ms("1e3"), None);
+    }
+
+    #[test]
+    fn full_icmp_line() {
+        let a = p(&format!(
+            "{BASE} --method ping --target 192.0.2.1 --target=2001:db8::1 --count 2 --interval 0.5s --timeout 800 --mark 0x3e00 --controller /run/mwan/track.sock"
+        ))
+        .unwrap();
+        assert_eq!(a.method, Method::Icmp);
+        assert_eq!(a.targets.len(), 2);
+        assert_eq!(a.targets[1].addr, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!((a.count, a.interval_ms, a.timeout_ms), (2, 500, 800));
+        assert_eq!(a.mark, Some(0x3e00));
+    }
+
+    #[test]
+    fn targets_per_method() {
+        let a = p(&format!("{BASE} --method nping-tcp --target 192.0.2.1:443 --target [2001:db8::1]:22 --target 192.0.2.2")).unwrap();
+        assert_eq!(
+            a.targets.iter().map(|t| t.port).collect::<Vec<_>>(),
+            vec![443, 22, 80]
+        );
+        let a = p(&format!(
+            "{BASE} --method httping --target http://192.0.2.1:8080/health"
+        ))
+        .unwrap();
+        assert_eq!(
+            (a.targets[0].port, a.targets[0].path.as_str()),
+            (8080, "/health")
+        );
+        let a = p(&format!("{BASE} --method arping --target gateway")).unwrap();
+        assert_eq!(a.targets[0].addr, None);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let e = p(&format!(
+            "{BASE} --method httping --target https://192.0.2.1/"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("TLS is not built"), "{e}");
+        let e = p(&format!(
+            "{BASE} --method ping --target 192.0.2.1 --count x"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--count: expected"), "{e}");
+        let e = p(&format!("{BASE} --method ping --target host.example")).unwrap_err();
+        assert!(e.to_string().contains("IP address"), "{e}");
+        let e = p(&format!("{BASE} --method arping --target 2001:db8::1")).unwrap_err();
+        assert!(e.to_string().contains("IPv4"), "{e}");
+        assert!(matches!(
+            p(&format!("{BASE} --method ping")),
+            Err(ArgsError::Invalid(_))
+        ));
+        assert!(matches!(
+            p("--interface wan --device eth1 --method ping --target 192.0.2.1"),
+            Err(ArgsError::Invalid(_))
+        ));
+        assert!(matches!(
+            p(&format!("{BASE} --bogus 1")),
+            Err(ArgsError::Invalid(_))
+        ));
+        assert!(matches!(
+            p(&format!("{BASE} --method smoke --target 192.0.2.1")),
+            Err(ArgsError::Invalid(_))
+        ));
+        assert_eq!(p("--help"), Err(ArgsError::Help));
+    }
+}

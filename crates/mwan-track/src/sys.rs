@@ -1,0 +1,469 @@
+//! Thin libc glue: clock, randomness, datagram I/O with addresses, device
+//! facts, capabilities and signals. Nothing here allocates on the heap.
+
+use std::io::{self, Read};
+use std::mem::{size_of, zeroed, MaybeUninit};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds (the clock of every sample).
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+pub fn random_bytes(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: writes at most the remaining length into `buf`.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // getrandom cannot fail after boot on 3.17+; fall back to the clock.
+            let t = monotonic_us().to_le_bytes();
+            for (i, b) in buf[filled..].iter_mut().enumerate() {
+                *b = t[i % 8] ^ (i as u8).wrapping_mul(151);
+            }
+            return;
+        }
+    }
+}
+
+fn sockaddr_to_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: family says this is a sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: family says this is a sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+/// recvfrom(2): bytes read and the peer's IP address (if IP).
+pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
+    // SAFETY: sockaddr_storage is plain old data.
+    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: buffer and address out-pointers are valid for their lengths.
+    let n = cvt_size(unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            &mut ss as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    })?;
+    Ok((n, sockaddr_to_ip(&ss)))
+}
+
+/// sendto(2) to an IP address (port 0 for ICMP).
+pub fn send_to(fd: RawFd, buf: &[u8], to: IpAddr) -> io::Result<usize> {
+    let sa: socket2::SockAddr = SocketAddr::new(to, 0).into();
+    // SAFETY: the SockAddr owns a valid address of the given length.
+    cvt_size(unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            sa.as_ptr().cast(),
+            sa.len(),
+        )
+    })
+}
+
+/// An ICMP error reported through a socket's error queue (IP_RECVERR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedError {
+    pub errno: i32,
+    /// Some((type, code)) when the error came from an ICMP message.
+    pub icmp: Option<(u8, u8)>,
+    /// Bytes of the offending packet (our own probe) copied into the buffer.
+    pub len: usize,
+}
+
+#[repr(C)]
+struct SockExtendedErr {
+    ee_errno: u32,
+    ee_origin: u8,
+    ee_type: u8,
+    ee_code: u8,
+    ee_pad: u8,
+    ee_info: u32,
+    ee_data: u32,
+}
+
+/// Reads one entry of the error queue; `WouldBlock` when it is empty.
+pub fn recv_errqueue(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
+    let mut control = [0u64; 64];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; pointers set below stay valid during the call.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of::<[u64; 64]>() as _;
+    // SAFETY: msg describes valid buffers.
+    let len =
+        cvt_size(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) })?;
+    // SAFETY: walking the control buffer the kernel just filled, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let h = &*c;
+            if (h.cmsg_level == libc::SOL_IP && h.cmsg_type == libc::IP_RECVERR)
+                || (h.cmsg_level == libc::SOL_IPV6 && h.cmsg_type == libc::IPV6_RECVERR)
+            {
+                let ee = (libc::CMSG_DATA(c) as *const SockExtendedErr).read_unaligned();
+                let icmp = matches!(ee.ee_origin, 2 | 3).then_some((ee.ee_type, ee.ee_code));
+                return Ok(QueuedError {
+                    errno: ee.ee_errno as i32,
+                    icmp,
+                    len,
+                });
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(QueuedError {
+        errno: 0,
+        icmp: None,
+        len,
+    })
+}
+
+fn ifreq_for(name: &str) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data.
+    let mut ifr: libc::ifreq = unsafe { zeroed() };
+    for (d, s) in ifr
+        .ifr_name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    ifr
+}
+
+fn ioctl_ifreq(name: &str, req: libc::Ioctl) -> io::Result<libc::ifreq> {
+    // SAFETY: a throwaway datagram socket for the ioctl.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut ifr = ifreq_for(name);
+    // SAFETY: ifr is a valid ifreq for these requests.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), req, &mut ifr) })?;
+    Ok(ifr)
+}
+
+/// The device's ifindex, or `None` when it does not exist (now).
+pub fn ifindex(name: &str) -> Option<u32> {
+    let ifr = ioctl_ifreq(name, libc::SIOCGIFINDEX).ok()?;
+    // SAFETY: SIOCGIFINDEX fills the ifindex member.
+    Some(unsafe { ifr.ifr_ifru.ifru_ifindex } as u32)
+}
+
+/// Ethernet address, `None` if the device has none (PPP, tun, wireguard).
+pub fn hw_addr(name: &str) -> Option<[u8; 6]> {
+    let ifr = ioctl_ifreq(name, libc::SIOCGIFHWADDR).ok()?;
+    // SAFETY: SIOCGIFHWADDR fills the hwaddr member.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    if sa.sa_family != libc::ARPHRD_ETHER {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Some(mac)
+}
+
+/// The device's primary IPv4 address.
+pub fn device_ipv4(name: &str) -> Option<Ipv4Addr> {
+    let ifr = ioctl_ifreq(name, libc::SIOCGIFADDR).ok()?;
+    // SAFETY: SIOCGIFADDR fills ifru_addr with a sockaddr_in.
+    let sin =
+        unsafe { *(&ifr.ifr_ifru.ifru_addr as *const libc::sockaddr as *const libc::sockaddr_in) };
+    Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+}
+
+/// Calls `line` for every line of a small /proc file, reading through a
+/// stack buffer (lines longer than 255 bytes are skipped).
+fn for_each_proc_line(path: &str, mut line: impl FnMut(&str) -> bool) {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    let mut keep = 0;
+    loop {
+        let n = match f.read(&mut buf[keep..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let filled = keep + n;
+        let mut start = 0;
+        while let Some(pos) = buf[start..filled].iter().position(|&b| b == b'\n') {
+            if let Ok(s) = std::str::from_utf8(&buf[start..start + pos]) {
+                if line(s) {
+                    return;
+                }
+            }
+            start += pos + 1;
+        }
+        buf.copy_within(start..filled, 0);
+        keep = filled - start;
+        if keep > 255 {
+            keep = 0;
+        }
+    }
+}
+
+/// The device's first usable global IPv6 address (not tentative, deprecated
+/// or failed DAD), from /proc/net/if_inet6.
+pub fn device_ipv6(name: &str) -> Option<Ipv6Addr> {
+    let mut found = None;
+    for_each_proc_line("/proc/net/if_inet6", |l| {
+        let mut f = l.split_whitespace();
+        let (Some(hex), Some(_idx), Some(_plen), Some(scope), Some(flags), Some(dev)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            return false;
+        };
+        let flags = u32::from_str_radix(flags, 16).unwrap_or(0xff);
+        if dev != name || scope != "00" || flags & (0x08 | 0x20 | 0x40) != 0 || hex.len() != 32 {
+            return false;
+        }
+        found = u128::from_str_radix(hex, 16).ok().map(Ipv6Addr::from);
+        found.is_some()
+    });
+    found
+}
+
+/// The IPv4 default gateway through `dev` in the main table (/proc/net/route).
+pub fn default_gateway_v4(dev: &str) -> Option<Ipv4Addr> {
+    let mut found = None;
+    for_each_proc_line("/proc/net/route", |l| {
+        let mut f = l.split_whitespace();
+        let (Some(iface), Some(dst), Some(gw)) = (f.next(), f.next(), f.next()) else {
+            return false;
+        };
+        if iface != dev || dst != "00000000" {
+            return false;
+        }
+        found = u32::from_str_radix(gw, 16)
+            .ok()
+            .filter(|&g| g != 0)
+            .map(|g| Ipv4Addr::from(u32::from_be(g)));
+        found.is_some()
+    });
+    found
+}
+
+pub const CAP_NET_ADMIN: u32 = 12;
+pub const CAP_NET_RAW: u32 = 13;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// Keeps only the capabilities in `keep` (bit numbers), which the tracker
+/// needs to re-open its sockets, and drops every other one from the
+/// effective, permitted, inheritable, ambient and bounding sets. Also sets
+/// no_new_privs. Returns the effective set that remains.
+pub fn drop_capabilities(keep: &[u32]) -> io::Result<u64> {
+    let keep_mask: u64 = keep.iter().fold(0, |m, &c| m | 1 << c);
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        for cap in 0..64u32 {
+            if keep_mask & (1 << cap) == 0
+                && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+            {
+                // EINVAL past the last capability; EPERM without CAP_SETPCAP
+                // (then there is nothing in the bounding set we could add back anyway).
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+            }
+        }
+    }
+    let mut hdr = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget with a v3 header and two data structs.
+    cvt(unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) as libc::c_int })?;
+    for (i, d) in data.iter_mut().enumerate() {
+        let k = (keep_mask >> (32 * i)) as u32;
+        d.permitted &= k;
+        d.effective = d.permitted;
+        d.inheritable = 0;
+    }
+    // SAFETY: capset with a v3 header and two data structs.
+    cvt(unsafe { libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) as libc::c_int })?;
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+    Ok(u64::from(data[0].effective) | u64::from(data[1].effective) << 32)
+}
+
+/// Blocks SIGTERM/SIGINT/SIGHUP and returns a non-blocking signalfd for them,
+/// so the event loop sees signals as readable events.
+pub fn termination_signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset manipulation on a local set, then sigprocmask/signalfd.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        cvt(libc::sigprocmask(
+            libc::SIG_BLOCK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
+        let fd = cvt(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+        ))?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Drains a signalfd; returns the last signal number read, if any.
+pub fn read_signals(fd: RawFd) -> Option<u32> {
+    let mut last = None;
+    loop {
+        // SAFETY: signalfd_siginfo is plain old data, read whole.
+        let mut info: libc::signalfd_siginfo = unsafe { zeroed() };
+        let n = unsafe {
+            libc::read(
+                fd,
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size_of::<libc::signalfd_siginfo>(),
+            )
+        };
+        if n != size_of::<libc::signalfd_siginfo>() as isize {
+            return last;
+        }
+        last = Some(info.ssi_signo);
+    }
+}
+
+/// `setsockopt(fd, level, name, &int)`.
+pub fn set_int_opt(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: pointer to a local int of the size given.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// `setsockopt(fd, level, name, bytes)`.
+pub fn set_bytes_opt(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &[u8],
+) -> io::Result<()> {
+    // SAFETY: pointer and length of a live slice.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// The pending error of a socket (SO_ERROR), 0 when none.
+pub fn take_socket_error(fd: RawFd) -> i32 {
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: out pointer to a local int.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        err
+    }
+}

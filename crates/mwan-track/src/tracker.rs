@@ -1,0 +1,1224 @@
+//! The event loop: one mio poll, one deadline table, a fixed table of
+//! in-flight probe slots, method-specific sockets.
+
+use crate::args::{Args, Budget, Method};
+use crate::packet::{self, DnsVerdict, IcmpEvent, COOKIE_LEN};
+use crate::report::{self, Backlog, Controller, Hello, Record};
+use crate::sys;
+use crate::timers::Deadlines;
+use mio::net::{TcpStream, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use mwan_proto::track::{ControllerMessage, ProbeOutcome};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// In-flight probe slots; a probe's slot is its sequence number modulo this
+/// (a power of two dividing 2^16, so the mapping survives wrap-around).
+const SLOTS: usize = 128;
+
+const TIMER_SEND: usize = 0;
+const TIMER_RECONNECT: usize = 1;
+const TIMER_REFRESH: usize = 2;
+const TIMER_PROBE: usize = 3;
+
+const TOKEN_SIGNAL: Token = Token(0);
+const TOKEN_CONTROLLER: Token = Token(1);
+const TOKEN_ICMP4: Token = Token(2);
+const TOKEN_ICMP6: Token = Token(3);
+const TOKEN_ARP: Token = Token(4);
+const TOKEN_SLOT: usize = 1000;
+const TOKEN_TARGET: usize = 2000;
+
+/// How often the device's address and ifindex are re-read.
+const REFRESH_US: u64 = 5_000_000;
+
+#[derive(Debug)]
+pub enum StartError {
+    Socket { what: &'static str, err: io::Error },
+    Device(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Socket { what, err } => {
+                write!(f, "cannot open {what}: {err}")?;
+                if err.raw_os_error() == Some(libc::EPERM)
+                    || err.raw_os_error() == Some(libc::EACCES)
+                {
+                    f.write_str(" (needs CAP_NET_RAW for raw/packet sockets, CAP_NET_ADMIN for --mark; see docs/tracker.md)")?;
+                }
+                Ok(())
+            }
+            StartError::Device(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Per-probe TCP/HTTP connection state, kept in the probe's slot.
+struct Conn {
+    stream: TcpStream,
+    connected: bool,
+    written: usize,
+    head: [u8; 64],
+    head_len: usize,
+}
+
+#[derive(Default)]
+struct Slot {
+    active: bool,
+    target: u16,
+    seq: u16,
+    sent_at_us: u64,
+    round: u64,
+    conn: Option<Conn>,
+}
+
+struct IcmpSock {
+    sock: Socket,
+    /// Raw socket (we choose the identifier, get the IP header on v4) or
+    /// ICMP datagram "ping" socket (kernel chooses the identifier).
+    raw: bool,
+}
+
+/// Addresses and device facts the probes are bound to.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct Binding {
+    ifindex: Option<u32>,
+    src4: Option<Ipv4Addr>,
+    src6: Option<Ipv6Addr>,
+}
+
+pub struct Tracker {
+    a: Args,
+    poll: Poll,
+    timers: Deadlines,
+    slots: Vec<Slot>,
+    target_names: Vec<String>,
+    target_addrs: Vec<Option<IpAddr>>,
+    http_requests: Vec<Vec<u8>>,
+    icmp4: Option<IcmpSock>,
+    icmp6: Option<IcmpSock>,
+    arp: Option<OwnedFd>,
+    mac: [u8; 6],
+    udp: Vec<Option<UdpSocket>>,
+    binding: Binding,
+    icmp_id: u16,
+    cookie: [u8; COOKIE_LEN],
+    dns_key: u16,
+    next_seq: u16,
+    sample_seq: u64,
+    // schedule
+    interval_us: u64,
+    pending_interval_us: Option<u64>,
+    timeout_us: u64,
+    round: u64,
+    round_start_us: u64,
+    index_in_round: usize,
+    // output
+    backlog: Backlog,
+    controller: Option<Controller>,
+    started_at_us: u64,
+    line: Vec<u8>,
+    tx: Vec<u8>,
+    rx: Vec<u8>,
+    trouble: Option<&'static str>,
+    signal: OwnedFd,
+    stop: bool,
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Bytes on the wire per probe, both directions, for --budget-bytes-day.
+fn bytes_per_probe(m: Method, size: usize, v6: bool) -> u64 {
+    let ip = if v6 { 40 } else { 20 };
+    (match m {
+        Method::Icmp => 2 * (ip + 8 + size.max(COOKIE_LEN)),
+        Method::Arp => 2 * 60,
+        Method::Tcp => 4 * (ip + 40),
+        Method::Udp => 2 * (ip + 8 + size.max(10)),
+        Method::Dns => 2 * (ip + 8 + 40) + 64,
+        Method::Http => 10 * (ip + 32) + 600,
+    }) as u64
+}
+
+impl Tracker {
+    pub fn new(a: Args) -> Result<Tracker, StartError> {
+        let sock_err = |what| move |err| StartError::Socket { what, err };
+        let poll = Poll::new().map_err(sock_err("the event loop"))?;
+        let signal = sys::termination_signalfd().map_err(sock_err("the signal fd"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&signal.as_raw_fd()),
+                TOKEN_SIGNAL,
+                Interest::READABLE,
+            )
+            .map_err(sock_err("the signal fd"))?;
+        let mut rand = [0u8; COOKIE_LEN + 4];
+        sys::random_bytes(&mut rand);
+        let mut cookie = [0u8; COOKIE_LEN];
+        cookie.copy_from_slice(&rand[..COOKIE_LEN]);
+        let mut target_addrs: Vec<Option<IpAddr>> = a.targets.iter().map(|t| t.addr).collect();
+        if a.method == Method::Arp {
+            for addr in target_addrs.iter_mut().filter(|t| t.is_none()) {
+                *addr = a
+                    .gateway
+                    .or_else(|| sys::default_gateway_v4(&a.device).map(IpAddr::V4));
+                if addr.is_none() {
+                    return Err(StartError::Device(format!(
+                        "--target gateway: no --gateway given and no IPv4 default route through {} in the main table",
+                        a.device
+                    )));
+                }
+            }
+        }
+        let http_requests = a
+            .targets
+            .iter()
+            .zip(&target_addrs)
+            .map(|(t, addr)| {
+                let host = match addr {
+                    Some(IpAddr::V6(v6)) => format!("[{v6}]"),
+                    Some(v4) => v4.to_string(),
+                    None => String::new(),
+                };
+                let host = if t.port == 80 { host } else { format!("{host}:{}", t.port) };
+                format!("GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: mwan-track\r\nConnection: close\r\n\r\n", t.path).into_bytes()
+            })
+            .collect();
+        let now = sys::monotonic_us();
+        let controller = a
+            .controller
+            .clone()
+            .map(|p| Controller::new(p, TOKEN_CONTROLLER));
+        let mut t = Tracker {
+            poll,
+            timers: Deadlines::new(TIMER_PROBE + SLOTS),
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            target_names: a.targets.iter().map(|t| t.text.clone()).collect(),
+            target_addrs,
+            http_requests,
+            icmp4: None,
+            icmp6: None,
+            arp: None,
+            mac: [0; 6],
+            udp: (0..a.targets.len()).map(|_| None).collect(),
+            binding: Binding::default(),
+            icmp_id: u16::from_le_bytes([rand[8], rand[9]]),
+            cookie,
+            dns_key: u16::from_le_bytes([rand[10], rand[11]]),
+            next_seq: 0,
+            sample_seq: 0,
+            interval_us: a.interval_ms * 1000,
+            pending_interval_us: None,
+            timeout_us: a.timeout_ms * 1000,
+            round: 0,
+            round_start_us: now,
+            index_in_round: 0,
+            backlog: Backlog::new(a.backlog),
+            controller,
+            started_at_us: now,
+            line: Vec::with_capacity(256),
+            tx: vec![0; a.size.max(COOKIE_LEN) + 64 + a.dns_name.len()],
+            rx: vec![0; 2048],
+            trouble: None,
+            signal,
+            stop: false,
+            a,
+        };
+        if t.a.method == Method::Arp {
+            t.mac = sys::hw_addr(&t.a.device).ok_or_else(|| {
+                StartError::Device(format!(
+                    "ARP needs an Ethernet device; {} is missing or has no Ethernet address",
+                    t.a.device
+                ))
+            })?;
+        }
+        t.binding = t.learn_binding();
+        t.open_sockets()
+            .map_err(|(what, err)| StartError::Socket { what, err })?;
+        t.timers.arm(TIMER_SEND, now);
+        t.timers.arm(TIMER_REFRESH, now + REFRESH_US);
+        if t.controller.is_some() {
+            t.timers.arm(TIMER_RECONNECT, now);
+        }
+        Ok(t)
+    }
+
+    /// Capabilities the running tracker still needs to re-open its sockets.
+    pub fn needed_capabilities(&self) -> Vec<u32> {
+        let mut keep = Vec::new();
+        if self.arp.is_some()
+            || self.icmp4.as_ref().is_some_and(|s| s.raw)
+            || self.icmp6.as_ref().is_some_and(|s| s.raw)
+        {
+            keep.push(sys::CAP_NET_RAW);
+        }
+        if self.a.mark.is_some() {
+            keep.push(sys::CAP_NET_ADMIN);
+        }
+        keep
+    }
+
+    pub fn describe(&self) -> String {
+        let kind = |s: &Option<IcmpSock>| match s {
+            Some(IcmpSock { raw: true, .. }) => "raw",
+            Some(_) => "datagram",
+            None => "-",
+        };
+        format!(
+            "interface {} device {} method {:?}, {} target(s), icmp sockets v4 {} v6 {}, source {:?}/{:?}",
+            self.a.interface,
+            self.a.device,
+            self.a.method,
+            self.a.targets.len(),
+            kind(&self.icmp4),
+            kind(&self.icmp6),
+            self.binding.src4,
+            self.binding.src6
+        )
+    }
+
+    fn learn_binding(&self) -> Binding {
+        Binding {
+            ifindex: sys::ifindex(&self.a.device),
+            src4: self.a.source4.or_else(|| sys::device_ipv4(&self.a.device)),
+            src6: self.a.source6.or_else(|| sys::device_ipv6(&self.a.device)),
+        }
+    }
+
+    fn has_family(&self, v6: bool) -> bool {
+        self.target_addrs
+            .iter()
+            .flatten()
+            .any(|a| a.is_ipv6() == v6)
+    }
+
+    /// Applies mark, device, source address and TTL to a new socket.
+    fn route_socket(&self, s: &Socket, v6: bool, bind_port: bool) -> io::Result<()> {
+        s.set_nonblocking(true)?;
+        if let Some(m) = self.a.mark {
+            s.set_mark(m)?;
+        }
+        s.bind_device(Some(self.a.device.as_bytes()))?;
+        let src = if v6 {
+            self.binding.src6.map(IpAddr::V6)
+        } else {
+            self.binding.src4.map(IpAddr::V4)
+        };
+        match src {
+            Some(ip) if bind_port => s.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?,
+            Some(_) => {}
+            None => return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL)),
+        }
+        if v6 {
+            s.set_unicast_hops_v6(self.a.max_ttl)
+        } else {
+            s.set_ttl_v4(self.a.max_ttl)
+        }
+    }
+
+    fn open_icmp(&self, v6: bool) -> Result<IcmpSock, (&'static str, io::Error)> {
+        let (domain, proto) = if v6 {
+            (Domain::IPV6, Protocol::ICMPV6)
+        } else {
+            (Domain::IPV4, Protocol::ICMPV4)
+        };
+        let what = if v6 {
+            "the ICMPv6 socket"
+        } else {
+            "the ICMP socket"
+        };
+        let (sock, raw) = match Socket::new(domain, Type::RAW, Some(proto)) {
+            Ok(s) => (s, true),
+            // Without CAP_NET_RAW, fall back to a ping socket where
+            // net.ipv4.ping_group_range admits our group.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                match Socket::new(domain, Type::DGRAM, Some(proto)) {
+                    Ok(s) => (s, false),
+                    Err(_) => return Err((what, e)),
+                }
+            }
+            Err(e) => return Err((what, e)),
+        };
+        let fd = sock.as_raw_fd();
+        let opt = |r: io::Result<()>| r.map_err(|e| (what, e));
+        if raw {
+            if v6 {
+                // ICMP6_FILTER: pass echo replies and errors only (bit set = block).
+                let mut filter = [u32::MAX; 8];
+                for t in [1u8, 2, 3, 4, 129] {
+                    filter[usize::from(t >> 5)] &= !(1 << (t & 31));
+                }
+                let bytes: Vec<u8> = filter.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                opt(sys::set_bytes_opt(fd, libc::IPPROTO_ICMPV6, 1, &bytes))?;
+            } else {
+                // ICMP_FILTER: pass echo reply, unreachable, time exceeded, parameter problem.
+                let pass: u32 = (1 << 0) | (1 << 3) | (1 << 11) | (1 << 12);
+                opt(sys::set_bytes_opt(
+                    fd,
+                    libc::SOL_RAW,
+                    1,
+                    &(!pass).to_ne_bytes(),
+                ))?;
+            }
+        } else if v6 {
+            opt(sys::set_int_opt(fd, libc::SOL_IPV6, libc::IPV6_RECVERR, 1))?;
+        } else {
+            opt(sys::set_int_opt(fd, libc::SOL_IP, libc::IP_RECVERR, 1))?;
+        }
+        opt(self.route_socket(&sock, v6, true))?;
+        Ok(IcmpSock { sock, raw })
+    }
+
+    fn open_arp(&self) -> io::Result<OwnedFd> {
+        let proto = (libc::ETH_P_ARP as u16).to_be();
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just created and is owned here.
+        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let ifindex = self
+            .binding
+            .ifindex
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: valid sockaddr_ll of the given size.
+        let r = unsafe {
+            libc::bind(
+                fd,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(owned)
+    }
+
+    fn open_udp(&self, t: usize) -> io::Result<UdpSocket> {
+        let addr =
+            self.target_addrs[t].ok_or_else(|| io::Error::from_raw_os_error(libc::EDESTADDRREQ))?;
+        let v6 = addr.is_ipv6();
+        let s = Socket::new(
+            if v6 { Domain::IPV6 } else { Domain::IPV4 },
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        if v6 {
+            sys::set_int_opt(s.as_raw_fd(), libc::SOL_IPV6, libc::IPV6_RECVERR, 1)?;
+        } else {
+            sys::set_int_opt(s.as_raw_fd(), libc::SOL_IP, libc::IP_RECVERR, 1)?;
+        }
+        self.route_socket(&s, v6, true)?;
+        s.connect(&SockAddr::from(SocketAddr::new(
+            addr,
+            self.a.targets[t].port,
+        )))?;
+        Ok(UdpSocket::from_std(s.into()))
+    }
+
+    /// Opens (or re-opens after an address/device change) the long-lived
+    /// sockets. A missing address is not fatal: probes report send errors
+    /// until the next refresh finds one.
+    fn open_sockets(&mut self) -> Result<(), (&'static str, io::Error)> {
+        let reg = self.poll.registry();
+        let tolerable = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::EADDRNOTAVAIL | libc::ENODEV | libc::EINVAL)
+            )
+        };
+        match self.a.method {
+            Method::Icmp => {
+                for v6 in [false, true] {
+                    if !self.has_family(v6) {
+                        continue;
+                    }
+                    let slot = if v6 { &mut self.icmp6 } else { &mut self.icmp4 };
+                    if let Some(old) = slot.take() {
+                        if let Err(e) = reg.deregister(&mut SourceFd(&old.sock.as_raw_fd())) {
+                            eprintln!("mwan-track: deregister: {e}");
+                        }
+                    }
+                    let s = match self.open_icmp(v6) {
+                        Ok(s) => s,
+                        Err((_, e)) if tolerable(&e) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let token = if v6 { TOKEN_ICMP6 } else { TOKEN_ICMP4 };
+                    reg.register(
+                        &mut SourceFd(&s.sock.as_raw_fd()),
+                        token,
+                        Interest::READABLE,
+                    )
+                    .map_err(|e| ("the ICMP socket", e))?;
+                    *(if v6 { &mut self.icmp6 } else { &mut self.icmp4 }) = Some(s);
+                }
+            }
+            Method::Arp => {
+                if let Some(old) = self.arp.take() {
+                    if let Err(e) = reg.deregister(&mut SourceFd(&old.as_raw_fd())) {
+                        eprintln!("mwan-track: deregister: {e}");
+                    }
+                }
+                match self.open_arp() {
+                    Ok(fd) => {
+                        reg.register(
+                            &mut SourceFd(&fd.as_raw_fd()),
+                            TOKEN_ARP,
+                            Interest::READABLE,
+                        )
+                        .map_err(|e| ("the ARP socket", e))?;
+                        self.arp = Some(fd);
+                    }
+                    Err(e) if tolerable(&e) => {}
+                    Err(e) => return Err(("the ARP (packet) socket", e)),
+                }
+            }
+            Method::Udp | Method::Dns => {
+                for t in 0..self.udp.len() {
+                    if let Some(mut old) = self.udp[t].take() {
+                        if let Err(e) = reg.deregister(&mut old) {
+                            eprintln!("mwan-track: deregister: {e}");
+                        }
+                    }
+                    match self.open_udp(t) {
+                        Ok(mut s) => {
+                            reg.register(&mut s, Token(TOKEN_TARGET + t), Interest::READABLE)
+                                .map_err(|e| ("a UDP socket", e))?;
+                            self.udp[t] = Some(s);
+                        }
+                        Err(e) if tolerable(&e) => {}
+                        Err(e) => return Err(("a UDP socket", e)),
+                    }
+                }
+            }
+            Method::Tcp | Method::Http => {}
+        }
+        Ok(())
+    }
+
+    fn effective_interval_us(&self) -> u64 {
+        let n = (self.a.targets.len() as u64) * u64::from(self.a.count);
+        let ppm = match self.a.budget {
+            None => return self.interval_us,
+            Some(Budget::ProbesPerMinute(p)) => u64::from(p),
+            Some(Budget::BytesPerDay(b)) => {
+                let v6 = self.target_addrs.iter().flatten().any(|a| a.is_ipv6());
+                (b / (bytes_per_probe(self.a.method, self.a.size, v6) * 1440)).max(1)
+            }
+        };
+        self.interval_us.max(n * 60_000_000 / ppm)
+    }
+
+    /// Sends one probe of the round and arms the probe clock for the next:
+    /// the round's targets × count probes are spread evenly over the interval,
+    /// target by target, so each target sees `count` probes per interval.
+    fn on_send_timer(&mut self, now: u64) {
+        let ntargets = self.a.targets.len();
+        let n = ntargets * self.a.count as usize;
+        let target = self.index_in_round % ntargets;
+        self.send_probe(target, now);
+        self.index_in_round += 1;
+        if self.index_in_round == n {
+            self.index_in_round = 0;
+            self.round += 1;
+            let interval = self.effective_interval_us();
+            self.round_start_us += interval;
+            if let Some(i) = self.pending_interval_us.take() {
+                self.interval_us = i;
+            }
+        }
+        let interval = self.effective_interval_us();
+        let mut next = self.round_start_us + interval * self.index_in_round as u64 / n as u64;
+        if next + interval < now {
+            // Suspended or stalled: restart the schedule instead of bursting.
+            self.round_start_us = now;
+            self.index_in_round = 0;
+            next = now;
+        }
+        self.timers.arm(TIMER_SEND, next.max(now));
+    }
+
+    fn send_probe(&mut self, target: usize, now: u64) {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let si = usize::from(seq) % SLOTS;
+        if self.slots[si].active {
+            // More probes in flight than slots: the oldest gives up early.
+            self.finish(si, ProbeOutcome::Timeout, now);
+        }
+        let slot = &mut self.slots[si];
+        slot.active = true;
+        slot.target = target as u16;
+        slot.seq = seq;
+        slot.round = self.round;
+        let sent_at = sys::monotonic_us();
+        slot.sent_at_us = sent_at;
+        self.timers.arm(TIMER_PROBE + si, sent_at + self.timeout_us);
+        if let Err(e) = self.transmit(si, target, seq) {
+            let errno = errno_of(&e);
+            self.finish(si, ProbeOutcome::SendError { errno }, sent_at);
+            if matches!(
+                errno,
+                libc::EADDRNOTAVAIL | libc::EINVAL | libc::ENODEV | libc::ENETDOWN
+            ) {
+                self.timers.arm(TIMER_REFRESH, now + 200_000);
+            }
+        }
+    }
+
+    fn transmit(&mut self, si: usize, target: usize, seq: u16) -> io::Result<()> {
+        let addr = self.target_addrs[target]
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EDESTADDRREQ))?;
+        match self.a.method {
+            Method::Icmp => {
+                let sock = if addr.is_ipv6() {
+                    &self.icmp6
+                } else {
+                    &self.icmp4
+                };
+                let sock = sock
+                    .as_ref()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
+                let len = packet::build_echo(
+                    &mut self.tx,
+                    addr.is_ipv6(),
+                    self.icmp_id,
+                    seq,
+                    &self.cookie,
+                    self.a.size,
+                );
+                sys::send_to(sock.sock.as_raw_fd(), &self.tx[..len], addr).map(drop)
+            }
+            Method::Arp => {
+                let fd = self
+                    .arp
+                    .as_ref()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
+                let (IpAddr::V4(dst), Some(src)) = (addr, self.binding.src4) else {
+                    return Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+                };
+                let pkt = packet::build_arp_request(&self.mac, src, dst);
+                // SAFETY: sockaddr_ll is plain old data.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                sll.sll_family = libc::AF_PACKET as u16;
+                sll.sll_protocol = (libc::ETH_P_ARP as u16).to_be();
+                sll.sll_ifindex = self.binding.ifindex.unwrap_or(0) as i32;
+                sll.sll_halen = 6;
+                sll.sll_addr[..6].fill(0xff);
+                // SAFETY: valid buffer and address for the call.
+                let r = unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        pkt.as_ptr().cast(),
+                        pkt.len(),
+                        libc::MSG_DONTWAIT,
+                        (&sll as *const libc::sockaddr_ll).cast(),
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    )
+                };
+                if r < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            }
+            Method::Udp | Method::Dns => {
+                let len = if self.a.method == Method::Dns {
+                    let aaaa = self.a.dns_expect.is_some_and(|e| e.is_ipv6());
+                    packet::build_dns_query(
+                        &mut self.tx,
+                        seq ^ self.dns_key,
+                        &self.a.dns_name,
+                        aaaa,
+                    )
+                } else {
+                    let len = self.a.size.max(COOKIE_LEN + 2);
+                    self.tx[..COOKIE_LEN].copy_from_slice(&self.cookie);
+                    self.tx[COOKIE_LEN..COOKIE_LEN + 2].copy_from_slice(&seq.to_be_bytes());
+                    self.tx[COOKIE_LEN + 2..len].fill(0);
+                    len
+                };
+                let sock = self.udp[target]
+                    .as_ref()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))?;
+                sock.send(&self.tx[..len]).map(drop)
+            }
+            Method::Tcp | Method::Http => {
+                let v6 = addr.is_ipv6();
+                let s = Socket::new(
+                    if v6 { Domain::IPV6 } else { Domain::IPV4 },
+                    Type::STREAM,
+                    Some(Protocol::TCP),
+                )?;
+                self.route_socket(&s, v6, true)?;
+                match s.connect(&SockAddr::from(SocketAddr::new(
+                    addr,
+                    self.a.targets[target].port,
+                ))) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                let mut stream = TcpStream::from_std(s.into());
+                self.poll.registry().register(
+                    &mut stream,
+                    Token(TOKEN_SLOT + si),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                self.slots[si].conn = Some(Conn {
+                    stream,
+                    connected: false,
+                    written: 0,
+                    head: [0; 64],
+                    head_len: 0,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends a probe: records the sample, frees the slot.
+    fn finish(&mut self, si: usize, outcome: ProbeOutcome, now: u64) {
+        let slot = &mut self.slots[si];
+        if !slot.active {
+            return;
+        }
+        slot.active = false;
+        if let Some(mut c) = slot.conn.take() {
+            if let Err(e) = self.poll.registry().deregister(&mut c.stream) {
+                eprintln!("mwan-track: deregister: {e}");
+            }
+        }
+        self.timers.cancel(TIMER_PROBE + si);
+        let outcome = match outcome {
+            ProbeOutcome::Reply { .. } => ProbeOutcome::Reply {
+                rtt_us: now.saturating_sub(slot.sent_at_us).min(u64::from(u32::MAX)) as u32,
+            },
+            o => o,
+        };
+        let rec = Record {
+            seq: self.sample_seq,
+            target: slot.target,
+            sent_at_us: slot.sent_at_us,
+            outcome,
+            round: slot.round,
+        };
+        self.sample_seq += 1;
+        if self.a.stdout {
+            report::json_line(
+                &mut self.line,
+                &rec,
+                &self.target_names[usize::from(rec.target)],
+                self.a.method.wire(),
+            );
+            let mut out = io::stdout().lock();
+            if let Err(e) = out.write_all(&self.line).and_then(|()| out.flush()) {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    self.stop = true;
+                }
+            }
+        }
+        if self.controller.is_some() {
+            self.backlog.push(rec);
+        }
+    }
+
+    /// The oldest in-flight probe to `target` (for answers that carry no sequence).
+    fn oldest_for(&self, target: usize) -> Option<usize> {
+        (0..SLOTS)
+            .filter(|&i| self.slots[i].active && usize::from(self.slots[i].target) == target)
+            .min_by_key(|&i| self.slots[i].sent_at_us)
+    }
+
+    /// The in-flight slot for sequence `seq` sent to `addr`.
+    fn slot_for(&self, seq: u16, addr: IpAddr) -> Option<usize> {
+        let si = usize::from(seq) % SLOTS;
+        let s = &self.slots[si];
+        (s.active && s.seq == seq && self.target_addrs[usize::from(s.target)] == Some(addr))
+            .then_some(si)
+    }
+
+    fn on_icmp(&mut self, v6: bool) {
+        let Some(sock) = (if v6 { &self.icmp6 } else { &self.icmp4 }) else {
+            return;
+        };
+        let fd = sock.sock.as_raw_fd();
+        let raw = sock.raw;
+        if !raw {
+            // Ping sockets report ICMP errors through the error queue.
+            while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
+                let now = sys::monotonic_us();
+                let Some(seq) =
+                    packet::parse_own_echo(&self.rx[..err.len.min(self.rx.len())], &self.cookie)
+                else {
+                    continue;
+                };
+                let si = usize::from(seq) % SLOTS;
+                if self.slots[si].active && self.slots[si].seq == seq {
+                    let outcome = match err.icmp {
+                        Some((icmp_type, icmp_code)) => ProbeOutcome::Unreachable {
+                            icmp_type,
+                            icmp_code,
+                        },
+                        None => ProbeOutcome::SendError { errno: err.errno },
+                    };
+                    self.finish(si, outcome, now);
+                }
+            }
+        }
+        loop {
+            let (n, from) = match sys::recv_from(fd, &mut self.rx) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let now = sys::monotonic_us();
+            let buf = &self.rx[..n];
+            let ev = if v6 {
+                packet::parse_icmp6(buf, &self.cookie)
+            } else {
+                packet::parse_icmp4(buf, raw, &self.cookie)
+            };
+            match ev {
+                Some(IcmpEvent::Reply { id, seq }) if !raw || id == self.icmp_id => {
+                    if let Some(si) = from.and_then(|a| self.slot_for(seq, a)) {
+                        self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                    }
+                }
+                Some(IcmpEvent::Error {
+                    icmp_type,
+                    icmp_code,
+                    dst,
+                    id,
+                    seq,
+                }) if !raw || id == self.icmp_id => {
+                    if let Some(si) = self.slot_for(seq, dst) {
+                        self.finish(
+                            si,
+                            ProbeOutcome::Unreachable {
+                                icmp_type,
+                                icmp_code,
+                            },
+                            now,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_arp(&mut self) {
+        let Some(fd) = self.arp.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        let Some(us) = self.binding.src4 else {
+            while sys::recv_from(fd, &mut self.rx).is_ok() {}
+            return;
+        };
+        while let Ok((n, _)) = sys::recv_from(fd, &mut self.rx) {
+            let now = sys::monotonic_us();
+            if let Some(from) = packet::parse_arp_reply(&self.rx[..n], us) {
+                let from = IpAddr::V4(from);
+                if let Some(t) = self.target_addrs.iter().position(|&a| a == Some(from)) {
+                    if let Some(si) = self.oldest_for(t) {
+                        self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_udp(&mut self, t: usize) {
+        let Some(fd) = self.udp[t].as_ref().map(|s| s.as_raw_fd()) else {
+            return;
+        };
+        let dns = self.a.method == Method::Dns;
+        let v6 = self.target_addrs[t].is_some_and(|a| a.is_ipv6());
+        while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
+            let now = sys::monotonic_us();
+            let quoted = &self.rx[..err.len.min(self.rx.len())];
+            let seq = if dns {
+                quoted
+                    .get(..2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]) ^ self.dns_key)
+            } else if quoted.get(..COOKIE_LEN) == Some(&self.cookie[..]) {
+                quoted
+                    .get(COOKIE_LEN..COOKIE_LEN + 2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            } else {
+                None
+            };
+            let si = match seq.and_then(|s| self.target_addrs[t].and_then(|a| self.slot_for(s, a)))
+            {
+                Some(si) => si,
+                None => match self.oldest_for(t) {
+                    Some(si) => si,
+                    None => continue,
+                },
+            };
+            let outcome = match err.icmp {
+                Some((3, 3)) if !v6 => ProbeOutcome::Refused,
+                Some((1, 4)) if v6 => ProbeOutcome::Refused,
+                Some((icmp_type, icmp_code)) => ProbeOutcome::Unreachable {
+                    icmp_type,
+                    icmp_code,
+                },
+                None => ProbeOutcome::SendError { errno: err.errno },
+            };
+            self.finish(si, outcome, now);
+        }
+        for _ in 0..64 {
+            let n = match self.udp[t].as_ref().map(|s| s.recv(&mut self.rx)) {
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Some(Err(_)) => continue, // error already taken from the error queue
+                None => return,
+            };
+            let now = sys::monotonic_us();
+            if dns {
+                if n < 2 {
+                    continue;
+                }
+                let seq = u16::from_be_bytes([self.rx[0], self.rx[1]]) ^ self.dns_key;
+                let Some(si) = self.target_addrs[t].and_then(|a| self.slot_for(seq, a)) else {
+                    continue;
+                };
+                let aaaa = self.a.dns_expect.is_some_and(|e| e.is_ipv6());
+                let qlen = packet::build_dns_query(
+                    &mut self.tx,
+                    seq ^ self.dns_key,
+                    &self.a.dns_name,
+                    aaaa,
+                );
+                match packet::check_dns_answer(&self.rx[..n], &self.tx[..qlen], self.a.dns_expect) {
+                    DnsVerdict::NotOurs => {}
+                    DnsVerdict::Good => self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now),
+                    DnsVerdict::Bad => self.finish(si, ProbeOutcome::BadAnswer, now),
+                }
+            } else {
+                // An echo carries our cookie and sequence; any other answer
+                // (nping counts those too) goes to the oldest probe.
+                let echoed =
+                    (self.rx[..n].get(..COOKIE_LEN) == Some(&self.cookie[..])).then(|| {
+                        u16::from_be_bytes([
+                            self.rx[COOKIE_LEN],
+                            self.rx.get(COOKIE_LEN + 1).copied().unwrap_or(0),
+                        ])
+                    });
+                let si = match echoed {
+                    Some(seq) => self.target_addrs[t].and_then(|a| self.slot_for(seq, a)),
+                    None => self.oldest_for(t),
+                };
+                if let Some(si) = si {
+                    self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                }
+            }
+        }
+    }
+
+    fn on_conn(&mut self, si: usize) {
+        let now = sys::monotonic_us();
+        let http = self.a.method == Method::Http;
+        let v6 = self.target_addrs[usize::from(self.slots[si].target)].is_some_and(|a| a.is_ipv6());
+        let target = usize::from(self.slots[si].target);
+        let Some(conn) = self.slots[si].conn.as_mut() else {
+            return;
+        };
+        if !conn.connected {
+            let err = sys::take_socket_error(conn.stream.as_raw_fd());
+            let outcome = match err {
+                0 => match conn.stream.peer_addr() {
+                    Ok(_) => None,
+                    Err(_) => return, // still connecting (spurious wakeup)
+                },
+                libc::ECONNREFUSED => Some(ProbeOutcome::Refused),
+                // connect(2) reports ICMP errors as errno; map back to the
+                // ICMP type/code that causes each on Linux.
+                libc::EHOSTUNREACH => Some(ProbeOutcome::Unreachable {
+                    icmp_type: if v6 { 1 } else { 3 },
+                    icmp_code: if v6 { 3 } else { 1 },
+                }),
+                libc::ENETUNREACH => Some(ProbeOutcome::Unreachable {
+                    icmp_type: if v6 { 1 } else { 3 },
+                    icmp_code: 0,
+                }),
+                libc::ETIMEDOUT => Some(ProbeOutcome::Timeout),
+                e => Some(ProbeOutcome::SendError { errno: e }),
+            };
+            if let Some(o) = outcome {
+                self.finish(si, o, now);
+                return;
+            }
+            conn.connected = true;
+            if !http {
+                self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                return;
+            }
+        }
+        let req = &self.http_requests[target];
+        while conn.written < req.len() {
+            match conn.stream.write(&req[conn.written..]) {
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let errno = errno_of(&e);
+                    self.finish(
+                        si,
+                        if errno == libc::ECONNRESET {
+                            ProbeOutcome::Refused
+                        } else {
+                            ProbeOutcome::SendError { errno }
+                        },
+                        now,
+                    );
+                    return;
+                }
+            }
+        }
+        loop {
+            if conn.head_len == conn.head.len() {
+                self.finish(si, ProbeOutcome::BadAnswer, now);
+                return;
+            }
+            match conn.stream.read(&mut conn.head[conn.head_len..]) {
+                Ok(0) => {
+                    self.finish(si, ProbeOutcome::BadAnswer, now);
+                    return;
+                }
+                Ok(n) => {
+                    conn.head_len += n;
+                    match packet::http_status(&conn.head[..conn.head_len]) {
+                        None => {}
+                        Some(Ok(code)) if (200..400).contains(&code) => {
+                            self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                            return;
+                        }
+                        Some(_) => {
+                            self.finish(si, ProbeOutcome::BadAnswer, now);
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let errno = errno_of(&e);
+                    self.finish(si, ProbeOutcome::SendError { errno }, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_refresh(&mut self, now: u64) {
+        self.timers.arm(TIMER_REFRESH, now + REFRESH_US);
+        let b = self.learn_binding();
+        let trouble = if b.ifindex.is_none() {
+            Some("device is missing")
+        } else if self.has_family(false) && b.src4.is_none() && self.a.method != Method::Arp
+            || self.a.method == Method::Arp && b.src4.is_none()
+        {
+            Some("device has no IPv4 address")
+        } else if self.has_family(true) && b.src6.is_none() {
+            Some("device has no usable global IPv6 address")
+        } else {
+            None
+        };
+        if trouble != self.trouble {
+            self.trouble = trouble;
+            if let Some(m) = trouble {
+                eprintln!("mwan-track: {}: {m}", self.a.device);
+                if let Some(c) = self.controller.as_mut() {
+                    c.trouble(m);
+                }
+            }
+        }
+        let missing = match self.a.method {
+            Method::Icmp => {
+                (self.has_family(false) && self.icmp4.is_none())
+                    || (self.has_family(true) && self.icmp6.is_none())
+            }
+            Method::Arp => self.arp.is_none(),
+            Method::Udp | Method::Dns => self.udp.iter().any(Option::is_none),
+            Method::Tcp | Method::Http => false,
+        };
+        if b != self.binding || missing {
+            self.binding = b;
+            if let Err((what, e)) = self.open_sockets() {
+                eprintln!("mwan-track: re-opening {what}: {e}");
+            }
+        }
+    }
+
+    fn on_controller_message(&mut self, m: ControllerMessage) {
+        match m {
+            ControllerMessage::SetInterval { interval_ms } => {
+                let us = interval_ms.clamp(10, 86_400_000) * 1000;
+                // Takes effect at the next round; a shorter interval also
+                // pulls the next probe in, so a failing link is re-probed fast.
+                self.pending_interval_us = Some(us);
+                if us < self.interval_us {
+                    self.interval_us = us;
+                    self.pending_interval_us = None;
+                    let now = sys::monotonic_us();
+                    if self.timers.get(TIMER_SEND).is_some_and(|t| t > now + us) {
+                        self.timers.arm(
+                            TIMER_SEND,
+                            now + us
+                                / (self.a.targets.len() as u64 * u64::from(self.a.count)).max(1),
+                        );
+                        self.round_start_us = now.saturating_sub(
+                            us * self.index_in_round as u64
+                                / (self.a.targets.len() as u64 * u64::from(self.a.count)),
+                        );
+                    }
+                }
+            }
+            ControllerMessage::SetTimeout { timeout_ms } => {
+                self.timeout_us = timeout_ms.clamp(10, 600_000) * 1000
+            }
+        }
+    }
+
+    fn try_connect(&mut self, now: u64) {
+        let Some(c) = self.controller.as_mut() else {
+            return;
+        };
+        let hello = Hello {
+            interface: &self.a.interface,
+            started_at_us: self.started_at_us,
+        };
+        match c.connect(self.poll.registry(), hello, &self.backlog) {
+            Ok(()) => {
+                if let Some(m) = self.trouble {
+                    c.trouble(m);
+                }
+            }
+            Err(delay_ms) => self.timers.arm(TIMER_RECONNECT, now + delay_ms * 1000),
+        }
+    }
+
+    fn flush_controller(&mut self) {
+        let method = self.a.method.wire();
+        let Some(c) = self.controller.as_mut() else {
+            return;
+        };
+        if let Some(why) = c.flush(
+            self.poll.registry(),
+            &mut self.backlog,
+            &self.target_names,
+            method,
+        ) {
+            self.controller_lost(&why);
+        }
+    }
+
+    fn controller_lost(&mut self, why: &str) {
+        eprintln!(
+            "mwan-track: {}: controller connection lost ({why}); probing on, reconnecting",
+            self.a.interface
+        );
+        self.timers
+            .arm(TIMER_RECONNECT, sys::monotonic_us() + 100_000);
+    }
+
+    fn on_controller_readable(&mut self) {
+        let mut msgs: [Option<ControllerMessage>; 8] = Default::default();
+        let mut n = 0;
+        let lost = {
+            let Some(c) = self.controller.as_mut() else {
+                return;
+            };
+            c.read(self.poll.registry(), &mut self.backlog, |m| {
+                // Only the latest interval/timeout matter; keep the last few.
+                msgs[n % 8] = Some(m);
+                n += 1;
+            })
+        };
+        for m in msgs.iter_mut().filter_map(Option::take) {
+            self.on_controller_message(m);
+        }
+        if let Some(why) = lost {
+            self.controller_lost(&why);
+        }
+    }
+
+    fn fire_timers(&mut self, now: u64) {
+        while let Some(t) = self.timers.pop_due(now) {
+            match t {
+                TIMER_SEND => self.on_send_timer(now),
+                TIMER_RECONNECT => self.try_connect(now),
+                TIMER_REFRESH => self.on_refresh(now),
+                t => self.finish(t - TIMER_PROBE, ProbeOutcome::Timeout, now),
+            }
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT/SIGHUP. Returns the signal number.
+    pub fn run(&mut self) -> io::Result<u32> {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let now = sys::monotonic_us();
+            self.fire_timers(now);
+            self.flush_controller();
+            let timeout = self
+                .timers
+                .next()
+                .map(|t| std::time::Duration::from_micros(t.saturating_sub(sys::monotonic_us())));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let mut signal = None;
+            for ev in events.iter() {
+                match ev.token() {
+                    TOKEN_SIGNAL => signal = sys::read_signals(self.signal.as_raw_fd()).or(signal),
+                    TOKEN_CONTROLLER => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_controller_readable();
+                        }
+                    }
+                    TOKEN_ICMP4 => self.on_icmp(false),
+                    TOKEN_ICMP6 => self.on_icmp(true),
+                    TOKEN_ARP => self.on_arp(),
+                    Token(t) if (TOKEN_SLOT..TOKEN_SLOT + SLOTS).contains(&t) => {
+                        self.on_conn(t - TOKEN_SLOT)
+                    }
+                    Token(t) if t >= TOKEN_TARGET && t - TOKEN_TARGET < self.udp.len() => {
+                        self.on_udp(t - TOKEN_TARGET)
+                    }
+                    Token(_) => {}
+                }
+            }
+            if let Some(sig) = signal.or(self.stop.then_some(0)) {
+                self.flush_controller();
+                return Ok(sig);
+            }
+        }
+    }
+}
