@@ -83,6 +83,41 @@ fn cookie_matches(payload: &[u8], cookie: &[u8; COOKIE_LEN]) -> bool {
     payload.get(..COOKIE_LEN) == Some(&cookie[..])
 }
 
+/// An echo reply's id and sequence if its payload carries our cookie.
+fn our_reply(icmp: &[u8], cookie: &[u8; COOKIE_LEN]) -> Option<IcmpEvent> {
+    let payload = icmp.get(8..)?;
+    cookie_matches(payload, cookie).then_some(IcmpEvent::Reply {
+        id: be16(icmp, 4)?,
+        seq: be16(icmp, 6)?,
+    })
+}
+
+/// The error event for an ICMP error of type `t` quoting `echo`, if that is
+/// one of our echo requests. The quote holds at least 8 bytes of our ICMP
+/// header; the cookie is checked too when the router quoted that far.
+fn our_quoted_echo(
+    icmp: &[u8],
+    t: u8,
+    dst: IpAddr,
+    echo: &[u8],
+    request: u8,
+    cookie: &[u8; COOKIE_LEN],
+) -> Option<IcmpEvent> {
+    if *echo.first()? != request {
+        return None;
+    }
+    if echo.get(8..8 + COOKIE_LEN).is_some_and(|p| p != cookie) {
+        return None;
+    }
+    Some(IcmpEvent::Error {
+        icmp_type: t,
+        icmp_code: icmp[1],
+        dst,
+        id: be16(echo, 4)?,
+        seq: be16(echo, 6)?,
+    })
+}
+
 /// Parses an IPv4 ICMP message. `with_ip_header`: raw sockets deliver the IP
 /// header, datagram (ping) sockets do not.
 pub fn parse_icmp4(
@@ -100,13 +135,7 @@ pub fn parse_icmp4(
         buf
     };
     match *icmp.first()? {
-        ICMP4_ECHO_REPLY => {
-            let payload = icmp.get(8..)?;
-            cookie_matches(payload, cookie).then_some(IcmpEvent::Reply {
-                id: be16(icmp, 4)?,
-                seq: be16(icmp, 6)?,
-            })
-        }
+        ICMP4_ECHO_REPLY => our_reply(icmp, cookie),
         t @ (3 | 11 | 12) => {
             let inner = icmp.get(8..)?;
             let ihl = usize::from(inner.first()? & 0x0f) * 4;
@@ -114,24 +143,14 @@ pub fn parse_icmp4(
                 return None;
             }
             let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
-            let echo = inner.get(ihl..)?;
-            if *echo.first()? != ICMP4_ECHO_REQUEST {
-                return None;
-            }
-            // The quote holds at least 8 bytes of our ICMP header; check the
-            // cookie too when the router quoted that far.
-            if let Some(p) = echo.get(8..8 + COOKIE_LEN) {
-                if p != cookie {
-                    return None;
-                }
-            }
-            Some(IcmpEvent::Error {
-                icmp_type: t,
-                icmp_code: icmp[1],
-                dst: IpAddr::V4(dst),
-                id: be16(echo, 4)?,
-                seq: be16(echo, 6)?,
-            })
+            our_quoted_echo(
+                icmp,
+                t,
+                IpAddr::V4(dst),
+                inner.get(ihl..)?,
+                ICMP4_ECHO_REQUEST,
+                cookie,
+            )
         }
         _ => None,
     }
@@ -140,13 +159,7 @@ pub fn parse_icmp4(
 /// Parses an ICMPv6 message (sockets never deliver the IPv6 header).
 pub fn parse_icmp6(icmp: &[u8], cookie: &[u8; COOKIE_LEN]) -> Option<IcmpEvent> {
     match *icmp.first()? {
-        ICMP6_ECHO_REPLY => {
-            let payload = icmp.get(8..)?;
-            cookie_matches(payload, cookie).then_some(IcmpEvent::Reply {
-                id: be16(icmp, 4)?,
-                seq: be16(icmp, 6)?,
-            })
-        }
+        ICMP6_ECHO_REPLY => our_reply(icmp, cookie),
         t @ (1..=4) => {
             let inner = icmp.get(8..)?;
             if inner.len() < 40 || inner[0] >> 4 != 6 || inner[6] != 58 {
@@ -154,22 +167,14 @@ pub fn parse_icmp6(icmp: &[u8], cookie: &[u8; COOKIE_LEN]) -> Option<IcmpEvent> 
             }
             let mut d = [0u8; 16];
             d.copy_from_slice(&inner[24..40]);
-            let echo = &inner[40..];
-            if *echo.first()? != ICMP6_ECHO_REQUEST {
-                return None;
-            }
-            if let Some(p) = echo.get(8..8 + COOKIE_LEN) {
-                if p != cookie {
-                    return None;
-                }
-            }
-            Some(IcmpEvent::Error {
-                icmp_type: t,
-                icmp_code: icmp[1],
-                dst: IpAddr::V6(Ipv6Addr::from(d)),
-                id: be16(echo, 4)?,
-                seq: be16(echo, 6)?,
-            })
+            our_quoted_echo(
+                icmp,
+                t,
+                IpAddr::V6(Ipv6Addr::from(d)),
+                &inner[40..],
+                ICMP6_ECHO_REQUEST,
+                cookie,
+            )
         }
         _ => None,
     }
@@ -180,10 +185,8 @@ pub fn parse_own_echo(icmp: &[u8], cookie: &[u8; COOKIE_LEN]) -> Option<u16> {
     if !matches!(*icmp.first()?, ICMP4_ECHO_REQUEST | ICMP6_ECHO_REQUEST) {
         return None;
     }
-    if let Some(p) = icmp.get(8..8 + COOKIE_LEN) {
-        if p != cookie {
-            return None;
-        }
+    if icmp.get(8..8 + COOKIE_LEN).is_some_and(|p| p != cookie) {
+        return None;
     }
     be16(icmp, 6)
 }

@@ -412,17 +412,7 @@ pub fn set_int_opt(
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: pointer to a local int of the size given.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
+    set_bytes_opt(fd, level, name, &value.to_ne_bytes())
 }
 
 /// `setsockopt(fd, level, name, bytes)`.
