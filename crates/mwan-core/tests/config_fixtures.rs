@@ -2,7 +2,7 @@
 //! from the real errors documented in docs/configuration.md ("Real configs").
 
 use mwan_core::config::{load, parse, render, Loaded};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/mwan3-real")
@@ -20,7 +20,7 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
-fn load_fixture(path: &PathBuf) -> Loaded {
+fn load_fixture(path: &Path) -> Loaded {
     match load(path) {
         Ok(loaded) => loaded,
         Err(rejected) => panic!("{} rejected:\n{rejected}", path.display()),
@@ -53,5 +53,15 @@ fn rendering_a_real_config_and_parsing_it_back_gives_the_same_config() {
         let source = loaded.config.source.clone();
         let again = parse(&source, &text).unwrap_or_else(|r| panic!("{}: rendered text rejected:\n{r}\n{text}", path.display()));
         assert_eq!(again.config, loaded.config, "{}: round trip changed the config", path.display());
+    }
+}
+
+#[test]
+#[ignore = "prints summaries for eyeballing: cargo test --test config_fixtures print -- --ignored --nocapture"]
+fn print_summaries() {
+    for path in fixtures() {
+        if let Ok(loaded) = load(&path) {
+            println!("{}", mwan_core::config::summary(&loaded.config));
+        }
     }
 }

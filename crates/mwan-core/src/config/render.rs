@@ -6,7 +6,6 @@
 use super::model::*;
 use super::schema::{family_name, last_resort_name};
 use super::values::{protocol_name, show_seconds};
-use std::fmt::Write;
 
 /// Quotes a value for UCI: single quotes, with `'` written as `'\''` (close,
 /// escaped quote, reopen), as libuci's own export does.
@@ -18,19 +17,18 @@ struct Out(String);
 
 impl Out {
     fn option(&mut self, name: &str, value: impl AsRef<str>) {
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.0, "\toption {name} {}", quote(value.as_ref()));
+        self.0 += &format!("\toption {name} {}\n", quote(value.as_ref()));
     }
     fn list<'a>(&mut self, name: &str, values: impl IntoIterator<Item = &'a str>) {
         for value in values {
-            let _ = writeln!(self.0, "\tlist {name} {}", quote(value));
+            self.0 += &format!("\tlist {name} {}\n", quote(value));
         }
     }
     fn section(&mut self, kind: &str, name: &str) {
         if name.starts_with('@') {
-            let _ = writeln!(self.0, "\nconfig {kind}");
+            self.0 += &format!("\nconfig {kind}\n");
         } else {
-            let _ = writeln!(self.0, "\nconfig {kind} {}", quote(name));
+            self.0 += &format!("\nconfig {kind} {}\n", quote(name));
         }
     }
 }

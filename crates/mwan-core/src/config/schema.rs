@@ -236,7 +236,8 @@ impl Checker<'_> {
         let Some(option) = section.option(name) else {
             return Vec::new();
         };
-        if !option.is_list && !(name == "flush_conntrack" && option.values[0].0 == "never") {
+        let old_never = name == "flush_conntrack" && option.values[0].0 == "never";
+        if !option.is_list && !old_never {
             self.warn(
                 option.line,
                 section,
@@ -392,9 +393,17 @@ fn globals(c: &mut Checker, s: &RawSection) -> Globals {
     // logger(1) priority names, including its aliases (error, warn, panic),
     // which mwan3 passes through unchanged; kept as the canonical name.
     const LEVELS: &[(&str, &str)] = &[
-        ("emerg", "emerg"), ("panic", "emerg"), ("alert", "alert"), ("crit", "crit"),
-        ("err", "err"), ("error", "err"), ("warning", "warning"), ("warn", "warning"),
-        ("notice", "notice"), ("info", "info"), ("debug", "debug"),
+        ("emerg", "emerg"),
+        ("panic", "emerg"),
+        ("alert", "alert"),
+        ("crit", "crit"),
+        ("err", "err"),
+        ("error", "err"),
+        ("warning", "warning"),
+        ("warn", "warning"),
+        ("notice", "notice"),
+        ("info", "info"),
+        ("debug", "debug"),
     ];
     Globals {
         mmx_mask,
@@ -785,22 +794,16 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
             ("ipv6", RuleFamily::Ipv6),
         ],
     );
-    let (src_ip, src_masked) = addresses(c, s, "src_ip");
-    let (dest_ip, dest_masked) = addresses(c, s, "dest_ip");
+    let src_ip = addresses(c, s, "src_ip");
+    let dest_ip = addresses(c, s, "dest_ip");
     let src_port = port_list(c, s, "src_port");
     let dest_port = port_list(c, s, "dest_port");
 
     // Address families must agree with each other and with `family`.
     let all: Vec<(bool, usize, &str)> = src_ip
         .iter()
-        .chain(&src_masked)
         .map(|(a, l)| (a.is_ipv4(), *l, "src_ip"))
-        .chain(
-            dest_ip
-                .iter()
-                .chain(&dest_masked)
-                .map(|(a, l)| (a.is_ipv4(), *l, "dest_ip")),
-        )
+        .chain(dest_ip.iter().map(|(a, l)| (a.is_ipv4(), *l, "dest_ip")))
         .collect();
     let has_v4 = all.iter().any(|(v4, _, _)| *v4);
     let has_v6 = all.iter().any(|(v4, _, _)| !*v4);
@@ -826,33 +829,15 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
             _ => {}
         }
     }
-    for (addr, line) in src_masked.iter().chain(&dest_masked) {
+    for (addr, line) in src_ip.iter().chain(&dest_ip) {
         if let AddressMatch::Masked(m) = addr {
             c.warn(*line, s, None, format!(
                 "netmask {} is not a prefix: kept as a bit mask (matches when address & {} == {}), as iptables does",
                 m.mask, m.mask, m.addr));
         }
     }
-    let nets = |v: Vec<(AddressMatch, usize)>| {
-        v.into_iter()
-            .filter_map(|(a, _)| match a {
-                AddressMatch::Net(n) => Some(n),
-                AddressMatch::Masked(_) => None,
-            })
-            .collect::<Vec<_>>()
-    };
-    let masked = |v: Vec<(AddressMatch, usize)>| {
-        v.into_iter()
-            .filter_map(|(a, _)| match a {
-                AddressMatch::Masked(m) => Some(m),
-                AddressMatch::Net(_) => None,
-            })
-            .collect::<Vec<_>>()
-    };
-    rule.src_ip = nets(src_ip);
-    rule.dest_ip = nets(dest_ip);
-    rule.src_ip_masked = masked(src_masked);
-    rule.dest_ip_masked = masked(dest_masked);
+    (rule.src_ip, rule.src_ip_masked) = split_addresses(&src_ip);
+    (rule.dest_ip, rule.dest_ip_masked) = split_addresses(&dest_ip);
 
     // Ports only mean something for tcp/udp; mwan3 drops them otherwise.
     let protos: Vec<Proto> = std::iter::once(rule.proto)
@@ -969,23 +954,30 @@ fn check_policy_family(
     }
 }
 
-fn addresses(
-    c: &mut Checker,
-    s: &RawSection,
-    name: &str,
-) -> (Vec<(AddressMatch, usize)>, Vec<(AddressMatch, usize)>) {
-    let mut nets = Vec::new();
-    let mut masked = Vec::new();
+fn addresses(c: &mut Checker, s: &RawSection, name: &str) -> Vec<(AddressMatch, usize)> {
+    let mut out = Vec::new();
     let Some(option) = s.option(name) else {
-        return (nets, masked);
+        return out;
     };
     for (value, line) in &option.values {
         for item in values::split_list(value) {
             match values::address_match(item) {
-                Ok(a @ AddressMatch::Net(_)) => nets.push((a, *line)),
-                Ok(m @ AddressMatch::Masked(_)) => masked.push((m, *line)),
+                Ok(a) => out.push((a, *line)),
                 Err(message) => c.error(*line, s, Some(name), message),
             }
+        }
+    }
+    out
+}
+
+/// Prefixes and bit-mask matches, apart.
+fn split_addresses(items: &[(AddressMatch, usize)]) -> (Vec<IpNet>, Vec<MaskedIp>) {
+    let mut nets = Vec::new();
+    let mut masked = Vec::new();
+    for (item, _) in items {
+        match item {
+            AddressMatch::Net(n) => nets.push(*n),
+            AddressMatch::Masked(m) => masked.push(*m),
         }
     }
     (nets, masked)

@@ -7,14 +7,12 @@ use super::render::{
 };
 use super::schema::{family_name, last_resort_name};
 use super::values::{protocol_name, show_seconds};
-use std::fmt::Write;
 
 /// Summary of a resolved config, one line per section, ending in a newline.
 pub fn summary(config: &Config) -> String {
     let mut s = String::new();
-    // Writing to a String cannot fail; `w!` keeps the lines short.
     macro_rules! w {
-        ($($arg:tt)*) => { let _ = writeln!(s, $($arg)*); };
+        ($($arg:tt)*) => {{ s += &format!($($arg)*); s.push('\n'); }};
     }
     w!(
         "{}: {} interface(s), {} member(s), {} policy(ies), {} rule(s)",
@@ -53,8 +51,7 @@ pub fn summary(config: &Config) -> String {
         if i.track_ip.is_empty() {
             line.push_str(", no track_ip (assumed online)");
         } else {
-            let _ = write!(
-                line,
+            line += &format!(
                 ", {} {} (reliability {}, count {}, size {}, max_ttl {}), timeout {}s, interval {}s (failure {}s, recovery {}s{}), down {}, up {}",
                 track_method_name(i.track_method),
                 i.track_ip.join(" "),
@@ -75,8 +72,7 @@ pub fn summary(config: &Config) -> String {
             line.push_str(", https");
         }
         if i.check_quality {
-            let _ = write!(
-                line,
+            line += &format!(
                 ", quality check: down at {} ms or {} % loss, up at {} ms and {} % loss",
                 i.failure_latency_ms,
                 i.failure_loss_pct,
@@ -86,26 +82,27 @@ pub fn summary(config: &Config) -> String {
         }
         if !i.flush_conntrack.is_empty() {
             let events: Vec<&str> = i.flush_conntrack.iter().map(|e| flush_name(*e)).collect();
-            let _ = write!(line, ", flush_conntrack {}", events.join(" "));
+            line += &format!(", flush_conntrack {}", events.join(" "));
         }
         if let Some(device) = &i.device {
-            let _ = write!(line, ", device {device}");
+            line += &format!(", device {device}");
         }
         if let Some(gateway) = &i.gateway {
-            let _ = write!(line, ", gateway {gateway}");
+            line += &format!(", gateway {gateway}");
         }
         let q = &i.quality;
-        let _ = write!(
-            line,
-            ", score bias {} loss divisor {} dead above {} % smoothing {}",
-            q.bias_ms, q.loss_divisor, q.loss_limit_pct, q.smoothing
-        );
+        if *q != QualitySettings::default() {
+            line += &format!(
+                ", score bias {} loss divisor {} dead above {} % smoothing {}",
+                q.bias_ms, q.loss_divisor, q.loss_limit_pct, q.smoothing
+            );
+        }
         match &i.probe_budget {
             Some(ProbeBudget::ProbesPerMinute(n)) => {
-                let _ = write!(line, ", budget {n} probes/min");
+                line += &format!(", budget {n} probes/min");
             }
             Some(ProbeBudget::BytesPerDay(n)) => {
-                let _ = write!(line, ", budget {n} bytes/day");
+                line += &format!(", budget {n} bytes/day");
             }
             None => {}
         }
@@ -169,38 +166,36 @@ pub fn summary(config: &Config) -> String {
             protos.join(" ")
         );
         if !r.src_ip.is_empty() || !r.src_ip_masked.is_empty() {
-            let _ = write!(
-                line,
+            line += &format!(
                 " from {}",
                 shorten(&addresses_text(&r.src_ip, &r.src_ip_masked))
             );
         }
         if let Some(iface) = &r.src_iface {
-            let _ = write!(line, " in {iface}");
+            line += &format!(" in {iface}");
         }
         if !r.src_port.is_empty() {
-            let _ = write!(line, " sport {}", ports_text(&r.src_port));
+            line += &format!(" sport {}", ports_text(&r.src_port));
         }
         if !r.dest_ip.is_empty() || !r.dest_ip_masked.is_empty() {
-            let _ = write!(
-                line,
+            line += &format!(
                 " to {}",
                 shorten(&addresses_text(&r.dest_ip, &r.dest_ip_masked))
             );
         }
         if !r.dest_port.is_empty() {
-            let _ = write!(line, " dport {}", ports_text(&r.dest_port));
+            line += &format!(" dport {}", ports_text(&r.dest_port));
         }
         if let Some(ipset) = &r.ipset {
-            let _ = write!(line, " ipset {ipset}");
+            line += &format!(" ipset {ipset}");
         }
         if r.sticky {
-            let _ = write!(line, ", sticky {}s", r.timeout);
+            line += &format!(", sticky {}s", r.timeout);
         }
         if r.logging {
             line.push_str(", logged");
         }
-        let _ = write!(line, " -> {}", target_name(&r.use_policy));
+        line += &format!(" -> {}", target_name(&r.use_policy));
         w!("{line}");
     }
     s

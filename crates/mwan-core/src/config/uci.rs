@@ -152,12 +152,7 @@ impl<'a> Lexer<'a> {
             _ => false,
         };
         if is_continuation {
-            while let Some(c) = self.chars.next() {
-                if c == '\n' {
-                    self.line += 1;
-                    break;
-                }
-            }
+            self.skip_to_eol();
         }
         is_continuation
     }

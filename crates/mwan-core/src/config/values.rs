@@ -84,10 +84,11 @@ pub(crate) fn seconds(
 
 /// Milliseconds as the shortest decimal seconds (`200` -> `0.2`).
 pub(crate) fn show_seconds(ms: DurationMs) -> String {
-    if ms % 1000 == 0 {
+    let millis = ms % 1000;
+    if millis == 0 {
         format!("{}", ms / 1000)
     } else {
-        let s = format!("{}.{:03}", ms / 1000, ms % 1000);
+        let s = format!("{}.{millis:03}", ms / 1000);
         s.trim_end_matches('0').to_string()
     }
 }
