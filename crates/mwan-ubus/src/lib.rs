@@ -14,3 +14,7 @@ pub mod conn;
 
 pub use client::{Client, Event, Invocation, MethodSpec};
 pub use conn::{Connection, Session};
+pub mod luci;
+pub mod mwan_object;
+pub mod netifd;
+pub mod procd;

@@ -1,0 +1,131 @@
+//! LuCI compatibility: the reply shape of mwan3's own rpcd object
+//! (`ubus call mwan3 status '{"section": .., "interface": ..}'`, from
+//! openwrt/packages net/mwan3 `usr/share/rpcd/ucode/mwan3`), built from
+//! mwand's [`Status`], so luci-app-mwan3's status pages work unchanged.
+//!
+//! ```text
+//! {"interfaces": {"<wan>": {"age", "online", "offline", "uptime", "score",
+//!                           "lost", "turn", "status", "enabled", "running",
+//!                           "tracking", "up", "track_ip": [{"ip", "status",
+//!                           "latency", "packetloss"}]}},
+//!  "connected": {"ipv4": [..], "ipv6": [..]},
+//!  "policies":  {"ipv4": {"<policy>": [{"interface", "percent"}]}, "ipv6": {..}}}
+//! ```
+//! `section` = "interfaces" | "connected" | "policies" returns only that key.
+
+use crate::blobmsg::kind;
+use crate::client::MethodSpec;
+use mwan_proto::control::{InterfaceStatus, Status};
+use serde_json::{json, Map, Value as J};
+use std::collections::BTreeMap;
+
+pub const MWAN3_OBJECT: &str = "mwan3";
+
+pub fn methods() -> Vec<MethodSpec> {
+    vec![MethodSpec::new(
+        "status",
+        &[("section", kind::STRING), ("interface", kind::STRING)],
+    )]
+}
+
+/// Facts mwan3's object reports that mwand's [`Status`] does not carry:
+/// from the config (enabled, track IPs) and netifd (up, uptime).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InterfaceExtra {
+    pub enabled: Option<bool>,
+    pub netifd_up: Option<bool>,
+    pub netifd_uptime_s: Option<u64>,
+    pub track_ips: Vec<String>,
+}
+
+fn round(v: Option<f64>) -> i64 {
+    v.map_or(0, |v| v.round() as i64)
+}
+
+fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
+    let state = i.state.as_str();
+    let enabled = extra.enabled.unwrap_or(state != "disabled");
+    // mwan3track's own vocabulary: active | paused | down | disabled.
+    let tracking = if !enabled || extra.track_ips.is_empty() && i.tracker.pid.is_none() {
+        "disabled"
+    } else if i.tracker.connected {
+        "active"
+    } else {
+        "down"
+    };
+    let online_s = if state == "online" { i.state_age_s } else { 0 };
+    let offline_s = if state == "offline" { i.state_age_s } else { 0 };
+    let ip_status = if state == "online" { "up" } else { "down" };
+    let track_ip: Vec<J> = extra
+        .track_ips
+        .iter()
+        .map(|ip| {
+            json!({
+                "ip": ip,
+                "status": if i.tracker.connected { ip_status } else { "unknown" },
+                "latency": round(i.latency_ms),
+                "packetloss": round(i.loss_pct),
+            })
+        })
+        .collect();
+    json!({
+        "age": i.state_age_s,
+        "online": online_s,
+        "offline": offline_s,
+        "uptime": extra.netifd_uptime_s.unwrap_or(0),
+        "score": round(i.score),
+        "lost": 0,
+        "turn": 0,
+        "status": if state.is_empty() { "unknown" } else { state },
+        "enabled": enabled,
+        "running": tracking == "active",
+        "tracking": tracking,
+        "up": extra.netifd_up.unwrap_or(matches!(state, "online" | "connecting" | "disconnecting")),
+        "track_ip": track_ip,
+    })
+}
+
+/// mwan3's `status` reply. `connected` is mwand's connected-network list
+/// (CIDR strings); `interface` limits the interfaces part to one name.
+pub fn status(
+    status: &Status,
+    connected: &[String],
+    extras: &BTreeMap<String, InterfaceExtra>,
+    section: Option<&str>,
+    only_interface: Option<&str>,
+) -> J {
+    let none = InterfaceExtra::default();
+    let interfaces: Map<String, J> = status
+        .interfaces
+        .iter()
+        .filter(|i| only_interface.map_or(true, |n| n == i.name))
+        .map(|i| {
+            (
+                i.name.clone(),
+                interface(i, extras.get(&i.name).unwrap_or(&none)),
+            )
+        })
+        .collect();
+    let (v6, v4): (Vec<&String>, Vec<&String>) = connected.iter().partition(|c| c.contains(':'));
+    let connected = json!({ "ipv4": v4, "ipv6": v6 });
+    // mwand's policies are family-agnostic: the same shares apply to both.
+    let per_family: Map<String, J> = status
+        .policies
+        .iter()
+        .map(|p| {
+            let members: Vec<J> = p
+                .active
+                .iter()
+                .map(|m| json!({ "interface": m.interface, "percent": m.share_pct }))
+                .collect();
+            (p.name.clone(), J::Array(members))
+        })
+        .collect();
+    let policies = json!({ "ipv4": per_family, "ipv6": per_family });
+    match section {
+        Some("interfaces") => json!({ "interfaces": interfaces }),
+        Some("connected") => json!({ "connected": connected }),
+        Some("policies") => json!({ "policies": policies }),
+        _ => json!({ "interfaces": interfaces, "connected": connected, "policies": policies }),
+    }
+}

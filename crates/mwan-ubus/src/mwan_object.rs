@@ -1,0 +1,153 @@
+//! The `mwan` ubus object: method signatures, ubus arguments to control
+//! [`Request`]s, [`Response`]s to ubus replies, and the `mwan.interface`
+//! event body. Pure mapping; mwand's ubus service does the I/O.
+//!
+//! Replies have the shape of `mwanctl <cmd> --json`. A ubus reply body must
+//! be a table, so list replies are wrapped: `{"interfaces": [...]}`,
+//! `{"policies": [...]}`, `{"rules": [...]}`, `{"connected": [...]}`,
+//! `{"explain": [...]}`; `Done` is `{"ok": true, "message": ...}`.
+//! `Error` is `{"ok": false, "error": ...}` with a non-zero ubus status.
+
+use crate::blobmsg::{kind, Table, Value};
+use crate::client::MethodSpec;
+use crate::message::status;
+use mwan_proto::control::{InterfaceStatus, Request, Response};
+
+pub const MWAN_OBJECT: &str = "mwan";
+/// Event sent on every interface state change.
+pub const INTERFACE_EVENT: &str = "mwan.interface";
+
+pub fn methods() -> Vec<MethodSpec> {
+    vec![
+        MethodSpec::new("status", &[]),
+        MethodSpec::new("interfaces", &[]),
+        MethodSpec::new("policies", &[]),
+        MethodSpec::new("rules", &[]),
+        MethodSpec::new("connected", &[]),
+        MethodSpec::new("reload", &[]),
+        MethodSpec::new("restart", &[("interface", kind::STRING)]),
+        MethodSpec::new(
+            "override",
+            &[
+                ("interface", kind::STRING),
+                ("policy", kind::STRING),
+                ("clear", kind::INT8),
+            ],
+        ),
+        MethodSpec::new("explain", &[("policy", kind::STRING)]),
+    ]
+}
+
+/// A bad call: ubus status to answer with, and why (logged by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadCall {
+    pub status: u32,
+    pub message: String,
+}
+
+fn invalid(message: String) -> BadCall {
+    BadCall {
+        status: status::INVALID_ARGUMENT,
+        message,
+    }
+}
+
+fn opt_string(args: &Table, key: &str) -> Result<Option<String>, BadCall> {
+    match args.get(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid(format!(
+            "argument '{key}' must be a string, got {}",
+            other.to_json()
+        ))),
+    }
+}
+
+/// Maps a call of the `mwan` object to a control request.
+pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
+    Ok(match method {
+        "status" => Request::Status,
+        "interfaces" => Request::Interfaces,
+        "policies" => Request::Policies,
+        "rules" => Request::Rules,
+        "connected" => Request::Connected,
+        "reload" => Request::Reload,
+        "restart" => Request::Restart {
+            interface: opt_string(args, "interface")?
+                .ok_or_else(|| invalid("restart needs {\"interface\": \"<name>\"}".into()))?,
+        },
+        "override" => {
+            let policy = opt_string(args, "policy")?;
+            let clear = args.get("clear").and_then(Value::as_bool).unwrap_or(false);
+            match (clear, opt_string(args, "interface")?) {
+                (true, _) => Request::ClearOverride { policy },
+                (false, Some(interface)) => Request::Override { interface, policy },
+                (false, None) => {
+                    return Err(invalid(
+                        "override needs {\"interface\": \"<name>\"} or {\"clear\": true}".into(),
+                    ))
+                }
+            }
+        }
+        "explain" => Request::Explain {
+            policy: opt_string(args, "policy")?,
+        },
+        other => {
+            return Err(BadCall {
+                status: status::METHOD_NOT_FOUND,
+                message: format!("no method '{other}' on object 'mwan'"),
+            })
+        }
+    })
+}
+
+fn wrap<T: serde::Serialize>(key: &str, v: &T) -> Table {
+    let json = serde_json::json!({ key: v });
+    Table::from_json(&json).unwrap_or_default()
+}
+
+/// A control response as a ubus reply: (status, body).
+pub fn reply(response: &Response) -> (u32, Table) {
+    let body = match response {
+        Response::Status(s) => Table::from_serialize(s).unwrap_or_default(),
+        Response::Interfaces(v) => wrap("interfaces", v),
+        Response::Policies(v) => wrap("policies", v),
+        Response::Rules(v) => wrap("rules", v),
+        Response::Connected(v) => wrap("connected", v),
+        Response::Explain(v) => wrap("explain", v),
+        Response::Done { message } => Table::new()
+            .with("ok", Value::bool(true))
+            .with("message", Value::string(message)),
+        Response::Error { message } => {
+            return (
+                status::UNKNOWN_ERROR,
+                Table::new()
+                    .with("ok", Value::bool(false))
+                    .with("error", Value::string(message)),
+            )
+        }
+    };
+    (status::OK, body)
+}
+
+/// Body of the `mwan.interface` event: interface, device, old and new
+/// state, and the metrics (absent metrics are left out).
+pub fn interface_event(old_state: &str, now: &InterfaceStatus) -> Table {
+    let mut t = Table::new().with("interface", Value::string(&now.name));
+    if let Some(d) = &now.device {
+        t.push("device", Value::string(d));
+    }
+    t.push("old_state", Value::string(old_state));
+    t.push("state", Value::string(&now.state));
+    for (key, v) in [
+        ("latency_ms", now.latency_ms),
+        ("jitter_ms", now.jitter_ms),
+        ("loss_pct", now.loss_pct),
+        ("score", now.score),
+    ] {
+        if let Some(v) = v {
+            t.push(key, Value::Double(v));
+        }
+    }
+    t
+}

@@ -1,0 +1,295 @@
+//! netifd shapes (as netifd's ubus.c builds them), the `mwan` object
+//! mapping and the LuCI-compatible `mwan3 status` shape.
+
+use mwan_proto::control::{
+    ActiveMemberStatus, InterfaceStatus, PolicyStatus, Request, Response, Status, TrackerStatus,
+};
+use mwan_ubus::blobmsg::{Table, Value};
+use mwan_ubus::message::status;
+use mwan_ubus::{luci, mwan_object, netifd};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// `netifd_dump_status` of an up DHCP interface, key for key.
+fn wan_up() -> serde_json::Value {
+    json!({
+        "interface": "wan",
+        "up": true, "pending": false, "available": true, "autostart": true, "dynamic": false,
+        "uptime": 4242, "l3_device": "eth1", "proto": "dhcp", "device": "eth1",
+        "updated": ["addresses", "routes"],
+        "metric": 10, "dns_metric": 0, "delegation": true,
+        "ipv4-address": [{"address": "192.0.2.10", "mask": 24}],
+        "ipv6-address": [{"address": "2001:db8:1::10", "mask": 64}],
+        "ipv6-prefix": [], "ipv6-prefix-assignment": [],
+        "route": [
+            {"target": "0.0.0.0", "mask": 0, "nexthop": "192.0.2.1", "metric": 10, "source": "192.0.2.10/32"},
+            {"target": "::", "mask": 0, "nexthop": "fe80::1", "metric": 10, "source": "::/0"}
+        ],
+        "dns-server": ["192.0.2.1"], "dns-search": [],
+        "inactive": {"ipv4-address": [], "ipv6-address": [], "route": [], "dns-server": [], "dns-search": []},
+        "data": {}
+    })
+}
+
+/// An interface that is down: no uptime, l3_device, addresses or routes.
+fn wanb_down() -> serde_json::Value {
+    json!({
+        "interface": "wanb",
+        "up": false, "pending": false, "available": true, "autostart": true, "dynamic": false,
+        "proto": "static", "device": "eth2", "data": {},
+        "errors": [{"subsystem": "interface", "code": "NO_DEVICE"}]
+    })
+}
+
+#[test]
+fn dump_gives_devices_addresses_and_gateways() {
+    let reply = Table::from_json(&json!({"interface": [wan_up(), wanb_down()]})).unwrap();
+    let ifaces = netifd::parse_dump(&reply);
+    assert_eq!(ifaces.len(), 2);
+    let wan = &ifaces[0];
+    assert_eq!(wan.name, "wan");
+    assert!(wan.up && wan.available);
+    assert_eq!(wan.route_device(), Some("eth1"));
+    assert_eq!(wan.uptime_s, Some(4242));
+    assert_eq!(wan.metric, Some(10));
+    assert_eq!(wan.ipv4[0].address, "192.0.2.10");
+    assert_eq!(wan.ipv4[0].mask, 24);
+    assert_eq!(wan.ipv6[0].mask, 64);
+    assert_eq!(wan.gateway_v4(), Some("192.0.2.1"));
+    assert_eq!(wan.gateway_v6(), Some("fe80::1"));
+    assert_eq!(wan.updated, ["addresses", "routes"]);
+    let wanb = &ifaces[1];
+    assert!(!wanb.up);
+    assert_eq!(wanb.route_device(), Some("eth2"));
+    assert_eq!(wanb.gateway_v4(), None);
+    assert!(wanb.ipv4.is_empty());
+}
+
+#[test]
+fn events_and_notifications() {
+    let up = Table::from_json(&json!({"action": "ifup", "interface": "wan"})).unwrap();
+    assert_eq!(
+        netifd::InterfaceEvent::parse(&up),
+        Some(netifd::InterfaceEvent {
+            interface: "wan".into(),
+            up: true
+        })
+    );
+    let down = Table::from_json(&json!({"action": "ifdown", "interface": "wanb"})).unwrap();
+    assert!(!netifd::InterfaceEvent::parse(&down).unwrap().up);
+    let other = Table::from_json(&json!({"action": "ifupdate", "interface": "wan"})).unwrap();
+    assert_eq!(netifd::InterfaceEvent::parse(&other), None);
+
+    // interface.update carries {"interface": name} followed by the status dump.
+    let update = Table::from_json(&wan_up()).unwrap();
+    let st = netifd::parse_notification("interface.update", &update).unwrap();
+    assert_eq!((st.name.as_str(), st.up), ("wan", true));
+    let gone = Table::from_json(&wanb_down()).unwrap();
+    assert!(
+        !netifd::parse_notification("interface.down", &gone)
+            .unwrap()
+            .up
+    );
+    assert_eq!(netifd::parse_notification("something.else", &gone), None);
+    assert_eq!(netifd::interface_object("wan"), "network.interface.wan");
+}
+
+fn sample_status() -> Status {
+    let iface = |name: &str, state: &str, connected: bool| InterfaceStatus {
+        name: name.into(),
+        device: Some(format!("eth-{name}")),
+        state: state.into(),
+        state_age_s: 30,
+        latency_ms: Some(12.4),
+        jitter_ms: Some(1.0),
+        loss_pct: Some(0.0),
+        score: Some(97.6),
+        tracker: TrackerStatus {
+            pid: Some(100),
+            restarts: 0,
+            uptime_s: Some(30),
+            connected,
+        },
+    };
+    Status {
+        interfaces: vec![
+            iface("wan", "online", true),
+            iface("wanb", "offline", false),
+        ],
+        policies: vec![PolicyStatus {
+            name: "balanced".into(),
+            active: vec![
+                ActiveMemberStatus {
+                    interface: "wan".into(),
+                    weight: 3,
+                    share_pct: 75.0,
+                },
+                ActiveMemberStatus {
+                    interface: "wanb".into(),
+                    weight: 1,
+                    share_pct: 25.0,
+                },
+            ],
+            last_resort: None,
+        }],
+        override_: None,
+        uptime_s: 99,
+        config: "/etc/config/mwan".into(),
+        dataplane_error: None,
+    }
+}
+
+#[test]
+fn mwan3_status_has_the_shape_luci_reads() {
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(true),
+            netifd_up: Some(true),
+            netifd_uptime_s: Some(4242),
+            track_ips: vec!["198.51.100.1".into()],
+        },
+    );
+    let v = luci::status(
+        &sample_status(),
+        &["192.0.2.0/24".into(), "2001:db8::/64".into()],
+        &extras,
+        None,
+        None,
+    );
+    let wan = &v["interfaces"]["wan"];
+    let mut keys: Vec<&str> = wan
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "age", "enabled", "lost", "offline", "online", "running", "score", "status",
+            "track_ip", "tracking", "turn", "up", "uptime"
+        ]
+    );
+    assert_eq!(wan["status"], "online");
+    assert_eq!(wan["tracking"], "active");
+    assert_eq!(wan["running"], true);
+    assert_eq!(wan["online"], 30);
+    assert_eq!(wan["offline"], 0);
+    assert_eq!(wan["uptime"], 4242);
+    assert_eq!(wan["score"], 98);
+    assert_eq!(
+        wan["track_ip"][0],
+        json!({"ip": "198.51.100.1", "status": "up", "latency": 12, "packetloss": 0})
+    );
+    let wanb = &v["interfaces"]["wanb"];
+    assert_eq!(
+        (wanb["status"].as_str(), wanb["offline"].as_u64()),
+        (Some("offline"), Some(30))
+    );
+    assert_eq!(wanb["tracking"], "down");
+    assert_eq!(
+        v["connected"],
+        json!({"ipv4": ["192.0.2.0/24"], "ipv6": ["2001:db8::/64"]})
+    );
+    assert_eq!(
+        v["policies"]["ipv4"]["balanced"],
+        json!([{"interface": "wan", "percent": 75.0}, {"interface": "wanb", "percent": 25.0}])
+    );
+    assert_eq!(v["policies"]["ipv6"], v["policies"]["ipv4"]);
+    // section and interface filters, as mwan3's object has them.
+    let only = luci::status(
+        &sample_status(),
+        &[],
+        &extras,
+        Some("interfaces"),
+        Some("wanb"),
+    );
+    assert_eq!(only.as_object().unwrap().len(), 1);
+    assert_eq!(
+        only["interfaces"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["wanb"]
+    );
+    // And it goes over ubus as a table.
+    assert!(Table::from_json(&v).is_ok());
+}
+
+#[test]
+fn mwan_object_calls_map_to_control_requests() {
+    let args = |j: serde_json::Value| Table::from_json(&j).unwrap();
+    assert_eq!(
+        mwan_object::request("status", &Table::new()),
+        Ok(Request::Status)
+    );
+    assert_eq!(
+        mwan_object::request("restart", &args(json!({"interface": "wan2"}))),
+        Ok(Request::Restart {
+            interface: "wan2".into()
+        })
+    );
+    assert_eq!(
+        mwan_object::request("override", &args(json!({"interface": "wan2"}))),
+        Ok(Request::Override {
+            interface: "wan2".into(),
+            policy: None
+        })
+    );
+    assert_eq!(
+        mwan_object::request("override", &args(json!({"clear": true}))),
+        Ok(Request::ClearOverride { policy: None })
+    );
+    let bad = mwan_object::request("restart", &Table::new()).unwrap_err();
+    assert_eq!(bad.status, status::INVALID_ARGUMENT);
+    assert!(bad.message.contains("interface"), "{}", bad.message);
+    let bad = mwan_object::request("restart", &args(json!({"interface": 5}))).unwrap_err();
+    assert!(bad.message.contains("must be a string"), "{}", bad.message);
+    assert_eq!(
+        mwan_object::request("nope", &Table::new())
+            .unwrap_err()
+            .status,
+        status::METHOD_NOT_FOUND
+    );
+    // Every method in the signature maps (with plausible args).
+    for m in mwan_object::methods() {
+        let a = args(json!({"interface": "wan", "policy": "p"}));
+        assert!(mwan_object::request(&m.name, &a).is_ok(), "{}", m.name);
+    }
+}
+
+#[test]
+fn status_reply_round_trips_through_blobmsg() {
+    let s = sample_status();
+    let (code, body) = mwan_object::reply(&Response::Status(s.clone()));
+    assert_eq!(code, status::OK);
+    let mut bytes = Vec::new();
+    body.encode_into(&mut bytes).unwrap();
+    let back: Status = Table::decode(&bytes).unwrap().to_deserialize().unwrap();
+    assert_eq!(back, s);
+    // Same JSON as mwanctl status --json prints.
+    assert_eq!(body.to_json(), serde_json::to_value(&s).unwrap());
+
+    let (code, body) = mwan_object::reply(&Response::Interfaces(s.interfaces.clone()));
+    assert_eq!(code, status::OK);
+    assert_eq!(
+        body.to_json()["interfaces"],
+        serde_json::to_value(&s.interfaces).unwrap()
+    );
+    let (code, body) = mwan_object::reply(&Response::Error {
+        message: "no such interface".into(),
+    });
+    assert_ne!(code, status::OK);
+    assert_eq!(body.get_str("error"), Some("no such interface"));
+
+    let ev = mwan_object::interface_event("online", &s.interfaces[1]);
+    assert_eq!(ev.get_str("interface"), Some("wanb"));
+    assert_eq!(ev.get_str("old_state"), Some("online"));
+    assert_eq!(ev.get_str("state"), Some("offline"));
+    assert_eq!(ev.get_str("device"), Some("eth-wanb"));
+    assert_eq!(ev.get("latency_ms"), Some(&Value::Double(12.4)));
+}
