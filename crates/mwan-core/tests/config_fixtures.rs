@@ -16,7 +16,11 @@ fn fixtures() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "uci"))
         .collect();
     files.sort();
-    assert!(files.len() >= 37, "expected the 37 fixtures, found {}", files.len());
+    assert!(
+        files.len() >= 37,
+        "expected the 37 fixtures, found {}",
+        files.len()
+    );
     files
 }
 
@@ -51,8 +55,14 @@ fn rendering_a_real_config_and_parsing_it_back_gives_the_same_config() {
         let loaded = load_fixture(&path);
         let text = render(&loaded.config);
         let source = loaded.config.source.clone();
-        let again = parse(&source, &text).unwrap_or_else(|r| panic!("{}: rendered text rejected:\n{r}\n{text}", path.display()));
-        assert_eq!(again.config, loaded.config, "{}: round trip changed the config", path.display());
+        let again = parse(&source, &text)
+            .unwrap_or_else(|r| panic!("{}: rendered text rejected:\n{r}\n{text}", path.display()));
+        assert_eq!(
+            again.config,
+            loaded.config,
+            "{}: round trip changed the config",
+            path.display()
+        );
     }
 }
 

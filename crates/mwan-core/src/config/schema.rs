@@ -141,7 +141,12 @@ impl Checker<'_> {
             let message = match obsolete {
                 Some((_, _, what)) => format!("ignored: {what}"),
                 None => format!(
-                    "unknown option for a {} section, ignored: expected one of {}",
+                    "unknown option for {} {} section, ignored: expected one of {}",
+                    if section.kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    },
                     section.kind,
                     known.join(", ")
                 ),
