@@ -1,0 +1,443 @@
+//! The testbed itself, on the real kernel: connectivity through NAT (v4 and
+//! v6), the internet services, silent cuts, carrier loss, delay and loss of
+//! the impairment hop, the ISPs' source filter, and complete teardown.
+//!
+//! Needs root and `cargo build -p mwan-testbed --bins` first (the harness
+//! starts the `mwan-testbed` binary for hops and servers).
+
+use mwan_testbed::{netns, require_netns, Impairment, Role, Testbed, TestbedOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+fn up(wans: usize) -> Testbed {
+    Testbed::up(TestbedOptions {
+        wans,
+        ..Default::default()
+    })
+    .expect("testbed up")
+}
+
+/// Ping summary: (transmitted, received, rtt min ms).
+fn ping(tb: &Testbed, role: Role, args: &[&str]) -> (u32, u32, Option<f64>) {
+    let mut argv = vec!["ping", "-n", "-q"];
+    argv.extend_from_slice(args);
+    let out = tb.exec(role, &argv).expect("run ping");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |suffix: &str| -> u32 {
+        text.split(',')
+            .find_map(|part| {
+                part.trim()
+                    .strip_suffix(suffix)?
+                    .split_whitespace()
+                    .last()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no '{suffix}' in ping output:\n{text}"))
+    };
+    let min = text
+        .lines()
+        .find(|l| l.starts_with("rtt"))
+        .and_then(|l| l.split('=').nth(1)?.trim().split('/').next()?.parse().ok());
+    (field("packets transmitted"), field("received"), min)
+}
+
+/// An HTTP GET of `/` to `addr`, made from inside namespace `ns`.
+fn http_get(ns: &str, addr: SocketAddr) -> String {
+    netns::in_netns(ns, move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        Ok(reply)
+    })
+    .expect("http get")
+}
+
+#[test]
+fn lan_client_reaches_internet_through_nat_on_v4_and_v6() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(2);
+    let t = tb.targets().clone();
+    let wan1 = tb.wans()[0].clone();
+    for target in [t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string()] {
+        let (_, received, _) = ping(
+            &tb,
+            Role::Lan,
+            &["-c", "3", "-i", "0.1", "-W", "2", &target],
+        );
+        assert!(received > 0, "LAN client cannot ping {target}");
+    }
+    // The HTTP server answers with the source it saw: the router's WAN
+    // address, so the LAN address was masqueraded.
+    let body_v4 = http_get(tb.lan_ns(), t.http[0]);
+    assert!(body_v4.starts_with("HTTP/1.1 200 OK"), "{body_v4}");
+    assert!(
+        body_v4.ends_with(&format!("\n{}\n", wan1.router_v4)),
+        "{body_v4}"
+    );
+    let body_v6 = http_get(tb.lan_ns(), t.http[1]);
+    assert!(
+        body_v6.ends_with(&format!("\n{}\n", wan1.router_v6)),
+        "{body_v6}"
+    );
+}
+
+#[test]
+fn internet_services_answer() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let t = tb.targets().clone();
+    let (echo, dns, name, answer) = (
+        t.tcp_echo[0],
+        t.dns_server[1],
+        t.dns_name.clone(),
+        t.dns_answer_v6,
+    );
+    let (echoed, reply) = netns::in_netns(tb.router_ns(), move || {
+        let mut s = TcpStream::connect_timeout(&echo, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"hello mwan")?;
+        let mut buf = [0u8; 10];
+        s.read_exact(&mut buf)?;
+        // AAAA query over IPv6.
+        let u = UdpSocket::bind("[::]:0")?;
+        u.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut q = vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 28, 0, 1]);
+        u.send_to(&q, dns)?;
+        let mut r = [0u8; 512];
+        let n = u.recv(&mut r)?;
+        Ok((buf, r[..n].to_vec()))
+    })
+    .expect("talk to services");
+    assert_eq!(&echoed, b"hello mwan");
+    assert_eq!(&reply[0..2], &[0xab, 0xcd]);
+    assert_eq!(&reply[reply.len() - 16..], &answer.octets());
+}
+
+fn link_flags(tb: &Testbed, dev: &str) -> String {
+    tb.exec_ok(Role::Router, &["ip", "-o", "link", "show", "dev", dev])
+        .expect("ip link show")
+}
+
+#[test]
+fn cut_loses_everything_while_link_stays_up_and_restore_brings_it_back() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(2);
+    let target = tb.targets().icmp_v4[0].to_string();
+    let gw = tb.wans()[0].gateway_v4.to_string();
+    let (_, received, _) = ping(
+        &tb,
+        Role::Router,
+        &["-c", "3", "-i", "0.1", "-W", "2", &target],
+    );
+    assert!(received > 0, "no connectivity before the cut");
+
+    tb.cut("wan1").expect("cut");
+    for dest in [&target, &gw] {
+        let (sent, received, _) = ping(
+            &tb,
+            Role::Router,
+            &["-c", "20", "-i", "0.05", "-W", "1", dest],
+        );
+        assert_eq!(
+            (sent, received),
+            (20, 0),
+            "a cut WAN must lose 100 % (to {dest})"
+        );
+    }
+    let flags = link_flags(&tb, "eth1");
+    assert!(
+        flags.contains("LOWER_UP") && flags.contains("state UP"),
+        "link must stay up: {flags}"
+    );
+    let status = tb.hop_status("wan1").expect("hop status");
+    assert!(status.cut && status.upstream.cut >= 40, "{status:?}");
+
+    tb.restore("wan1").expect("restore");
+    let (_, received, _) = ping(
+        &tb,
+        Role::Router,
+        &["-c", "5", "-i", "0.2", "-W", "2", &target],
+    );
+    assert!(
+        received >= 3,
+        "restore must bring the WAN back (got {received}/5)"
+    );
+}
+
+#[test]
+fn link_down_is_carrier_loss_on_the_router() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(2);
+    tb.link("wan2", false).expect("link down");
+    let flags = link_flags(&tb, "eth2");
+    assert!(
+        flags.contains("NO-CARRIER") && !flags.contains("LOWER_UP"),
+        "{flags}"
+    );
+    tb.link("wan2", true).expect("link up");
+    let flags = link_flags(&tb, "eth2");
+    assert!(flags.contains("LOWER_UP"), "{flags}");
+    let gw = tb.wans()[1].gateway_v4.to_string();
+    let (_, received, _) = ping(&tb, Role::Router, &["-c", "3", "-i", "0.2", "-W", "2", &gw]);
+    assert!(received > 0, "gateway of wan2 unreachable after link up");
+}
+
+#[test]
+fn delay_is_at_least_configured_and_loss_follows_the_setting() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let target = tb.targets().icmp_v6[1].to_string();
+    tb.impair(
+        "wan1",
+        Impairment {
+            delay_ms: 40.0,
+            ..Default::default()
+        },
+    )
+    .expect("impair");
+    let (_, received, min) = ping(
+        &tb,
+        Role::Router,
+        &["-c", "10", "-i", "0.05", "-W", "2", &target],
+    );
+    assert!(received >= 8, "delay alone must not lose ({received}/10)");
+    let min = min.expect("rtt line");
+    assert!(
+        min >= 40.0,
+        "measured RTT {min} ms below the configured 40 ms"
+    );
+
+    // 50 % loss over 200 probes: outside 25..75 % is > 7 standard deviations.
+    tb.impair(
+        "wan1",
+        Impairment {
+            loss_pct: 50.0,
+            ..Default::default()
+        },
+    )
+    .expect("impair");
+    let (sent, received, _) = ping(
+        &tb,
+        Role::Router,
+        &["-c", "200", "-i", "0.005", "-W", "1", &target],
+    );
+    let loss = 100.0 * f64::from(sent - received) / f64::from(sent);
+    assert!((25.0..=75.0).contains(&loss), "loss {loss} % with 50 % set");
+
+    tb.impair("wan1", Impairment::default()).expect("clear");
+    let (sent, received, _) = ping(
+        &tb,
+        Role::Router,
+        &["-c", "100", "-i", "0.005", "-W", "1", &target],
+    );
+    assert_eq!(received, sent, "loss must be gone once cleared");
+}
+
+fn nft_counter_packets(tb: &Testbed, wan: usize) -> u64 {
+    let text = tb
+        .exec_ok(
+            Role::Isp(wan),
+            &["nft", "list", "counter", "inet", "isp", "spoofed"],
+        )
+        .expect("list counter");
+    text.split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count in {text}"))
+}
+
+#[test]
+fn isp_drops_sources_that_are_not_the_routers() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let lan = tb.lan().clone();
+    let t = tb.targets().clone();
+    // NATed: the LAN source becomes the WAN address and gets through.
+    for (src, dst) in [
+        (lan.router_v4.to_string(), t.icmp_v4[1].to_string()),
+        (lan.router_v6.to_string(), t.icmp_v6[1].to_string()),
+    ] {
+        let (_, received, _) = ping(
+            &tb,
+            Role::Router,
+            &["-c", "2", "-i", "0.1", "-W", "2", "-I", &src, &dst],
+        );
+        assert!(received > 0, "masqueraded ping from {src} to {dst} failed");
+    }
+    // Not NATed (untracked): the ISP must drop the foreign source.
+    let rules = format!(
+        "table inet spooftest {{\n chain out {{\n type filter hook output priority raw;\n \
+         ip daddr {} notrack\n ip6 daddr {} notrack\n }}\n}}\n",
+        t.icmp_v4[2], t.icmp_v6[2]
+    );
+    netns::nft_load(tb.router_ns(), &rules).expect("load notrack rules");
+    let before = nft_counter_packets(&tb, 1);
+    for (src, dst) in [
+        (lan.router_v4.to_string(), t.icmp_v4[2].to_string()),
+        (lan.router_v6.to_string(), t.icmp_v6[2].to_string()),
+    ] {
+        let (sent, received, _) = ping(
+            &tb,
+            Role::Router,
+            &["-c", "3", "-i", "0.1", "-W", "1", "-I", &src, &dst],
+        );
+        assert_eq!(
+            (sent, received),
+            (3, 0),
+            "spoofed {src} -> {dst} got through"
+        );
+    }
+    let dropped = nft_counter_packets(&tb, 1) - before;
+    assert!(
+        dropped >= 6,
+        "ISP spoof counter rose by {dropped}, expected >= 6"
+    );
+}
+
+#[test]
+fn every_wan_of_eight_reaches_its_gateway_through_its_hop() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(8);
+    for w in tb.wans() {
+        for gw in [w.gateway_v4.to_string(), w.gateway_v6.to_string()] {
+            let (_, received, _) =
+                ping(&tb, Role::Router, &["-c", "2", "-i", "0.1", "-W", "2", &gw]);
+            assert!(received > 0, "{}: gateway {gw} unreachable", w.name);
+        }
+        let status = tb.hop_status(&w.name).expect("hop status");
+        assert!(
+            status.upstream.forwarded > 0 && status.downstream.forwarded > 0,
+            "{}: {status:?}",
+            w.name
+        );
+    }
+}
+
+fn host_nft_tables() -> String {
+    Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn down_leaves_no_namespace_device_process_table_or_run_dir() {
+    if !require_netns() {
+        return;
+    }
+    let tables_before = host_nft_tables();
+    let tb = up(3);
+    let name = tb.name().to_string();
+    let run_dir = tb.run_dir().to_path_buf();
+    let mut pids: Vec<u32> = tb
+        .wans()
+        .iter()
+        .map(|w| tb.hop_pid(&w.name).unwrap())
+        .collect();
+    pids.push(tb.state().server_pid);
+    // A process a test started and forgot.
+    let mut straggler = tb.spawn(Role::Router, &["sleep", "1000"]).expect("spawn");
+    pids.push(straggler.id());
+    assert!(pids.iter().all(|&p| alive(p)));
+    assert!(netns::list_namespaces().iter().any(|n| n.contains(&name)));
+
+    let problems = tb.down();
+    assert!(problems.is_empty(), "{problems:?}");
+    straggler.wait().expect("reap straggler");
+    let left: Vec<String> = netns::list_namespaces()
+        .into_iter()
+        .filter(|n| n.contains(&name))
+        .collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    let alive_now: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
+    assert!(alive_now.is_empty(), "processes left: {alive_now:?}");
+    let links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains(&name),
+        "host devices refer to the testbed: {links}"
+    );
+    assert_eq!(host_nft_tables(), tables_before, "host nft tables changed");
+    assert!(!run_dir.exists(), "run dir {} left", run_dir.display());
+}
+
+#[test]
+fn cli_down_removes_a_crashed_run() {
+    if !require_netns() {
+        return;
+    }
+    let exe = mwan_testbed::find_binary("mwan-testbed").expect("mwan-testbed binary");
+    let name = format!("crash{}", std::process::id());
+    let cli = |args: &[&str]| {
+        Command::new(&exe)
+            .arg("--name")
+            .arg(&name)
+            .args(args)
+            .output()
+            .expect("run mwan-testbed")
+    };
+    let out = cli(&["up", "--wans", "2"]);
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    let hop_pid = status["wans"][0]["hop_pid"].as_u64().expect("hop pid") as u32;
+    // The crash: state and sockets gone, processes and namespaces still there.
+    std::fs::remove_dir_all(format!("/run/mwan-testbed/{name}")).expect("remove run dir");
+    assert!(alive(hop_pid));
+    let out = cli(&["down"]);
+    assert!(
+        out.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: Vec<String> = netns::list_namespaces()
+        .into_iter()
+        .filter(|n| n.contains(&format!("-{name}-")))
+        .collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+    // Killed; it was the CLI's child, so it may linger as a zombie of init's.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!alive(hop_pid), "hop {hop_pid} survived down");
+}
