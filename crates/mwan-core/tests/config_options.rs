@@ -333,13 +333,13 @@ fn member_and_policy_options() {
 }
 
 /// A rule `r` (family, addresses, ports...) using policy `p` over wan.
-fn rule(lines: &str) -> Result<Rule, Diagnostic> {
+fn rule(lines: &str) -> Result<Rule, Box<Diagnostic>> {
     let text = format!(
         "{WAN}config member 'm'\n\toption interface 'wan'\nconfig policy 'p'\n\tlist use_member 'm'\nconfig rule 'r'\n\toption use_policy 'p'\n{lines}\n"
     );
     match parse("t.uci", &text) {
         Ok(mut l) => Ok(l.config.rules.remove(0)),
-        Err(r) => Err(r.problems[0].clone()),
+        Err(r) => Err(Box::new(r.problems[0].clone())),
     }
 }
 
