@@ -1,0 +1,186 @@
+//! The streaming design: results grouped into rounds, early decisions,
+//! rounds failed at their deadline without waiting for stragglers, in-order
+//! application, a silent tracker aging to Unknown with history kept.
+
+#[path = "sim_common/mod.rs"]
+mod sim_common;
+
+use mwan_core::health::{Health, HealthSettings, LinkState, ROUND_GRACE_MS};
+use sim_common::{iface, late, lost, reply};
+
+#[test]
+fn round_succeeds_as_soon_as_reliability_targets_answered() {
+    let mut i = iface(3);
+    i.reliability = 2;
+    i.initial_state = mwan_core::config::InitialState::Offline;
+    i.up = 1;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    h.on_probe(&reply(0, 0, 0, 20), 20);
+    assert_eq!(h.state(), LinkState::Unknown, "one of two needed answers");
+    h.on_probe(&reply(2, 0, 0, 30), 30);
+    assert_eq!(
+        h.state(),
+        LinkState::Online,
+        "decided without waiting for target 1"
+    );
+    assert_eq!(
+        h.next_deadline().map(|d| d > 30),
+        Some(true),
+        "only the silence deadline is left"
+    );
+}
+
+#[test]
+fn round_fails_as_soon_as_reliability_is_out_of_reach() {
+    let mut i = iface(3);
+    i.reliability = 2;
+    i.down = 1;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    h.on_probe(&lost(0, 0, 0), 5);
+    assert_eq!(h.state(), LinkState::Unknown);
+    h.on_probe(&lost(1, 0, 0), 6);
+    assert_eq!(
+        h.state(),
+        LinkState::Offline,
+        "two of three lost: two up is impossible"
+    );
+}
+
+#[test]
+fn round_past_its_timeout_fails_without_waiting_for_stragglers() {
+    let mut i = iface(2);
+    i.down = 1;
+    i.timeout = 1000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    // Warm the RTT estimator so the effective timeout is the 200 ms floor.
+    for r in 0..20 {
+        let t = r * 1000;
+        h.on_probe(&reply(0, r, t, 20), t + 20);
+    }
+    assert_eq!(h.state(), LinkState::Online);
+    assert_eq!(h.probe_timeout(), 200);
+    // Round 20: target 0 lost, target 1 never reported (tracker slow).
+    h.on_probe(&lost(0, 20, 20_000), 20_200);
+    let deadline = h.next_deadline().expect("round deadline");
+    assert_eq!(deadline, 20_000 + 200 + ROUND_GRACE_MS);
+    assert!(h.tick(deadline - 1).is_empty());
+    let t = h.tick(deadline);
+    assert_eq!(t.len(), 1);
+    assert_eq!(h.state(), LinkState::Offline);
+    assert_eq!(h.counters().rounds_expired, 1);
+    // The straggler arrives later: ignored for the round.
+    h.on_probe(&reply(1, 20, 20_000, 900), 20_900);
+    assert_eq!(h.state(), LinkState::Offline);
+}
+
+#[test]
+fn reply_slower_than_the_configured_timeout_counts_as_lost() {
+    let mut i = iface(1);
+    i.down = 1;
+    i.timeout = 1000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    for r in 0..20 {
+        h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
+    }
+    h.on_probe(&reply(0, 20, 20_000, 1200), 21_200);
+    assert_eq!(h.state(), LinkState::Offline);
+}
+
+/// The adaptive timeout fails a round early; an answer that still comes
+/// within the configured timeout withdraws that failure while the link is up.
+#[test]
+fn late_answer_within_configured_timeout_withdraws_the_failure() {
+    let mut i = iface(1);
+    i.down = 3;
+    i.timeout = 2000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    for r in 0..20 {
+        h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
+    }
+    assert_eq!(h.probe_timeout(), 200);
+    h.on_probe(&lost(0, 20, 20_000), 20_200);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    let t = h.on_probe(&late(0, 20, 20_000, 900), 20_900);
+    assert_eq!(t.len(), 1);
+    assert_eq!(h.state(), LinkState::Online);
+    assert_eq!(h.counters().rounds_withdrawn, 1);
+    assert!(
+        h.probe_timeout() > 900,
+        "the late RTT taught the estimator: {}",
+        h.probe_timeout()
+    );
+    // Past the configured timeout nothing is withdrawn.
+    h.on_probe(&lost(0, 21, 21_000), 23_000);
+    h.on_probe(&late(0, 21, 21_000, 2_500), 23_500);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+}
+
+#[test]
+fn overlapping_rounds_apply_in_round_order() {
+    let mut i = iface(1);
+    i.down = 2;
+    i.timeout = 1000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    h.on_probe(&reply(0, 0, 0, 20), 20);
+    // Round 2's reply arrives before round 1's loss report.
+    h.on_probe(&reply(0, 2, 400, 20), 420);
+    assert_eq!(h.state(), LinkState::Online);
+    h.on_probe(&lost(0, 1, 200), 1200);
+    // Round 1 failed, then round 2 succeeded: disconnecting then online again.
+    assert_eq!(h.state(), LinkState::Online);
+    assert_eq!(h.counters().rounds_failed, 1);
+    assert_eq!(h.counters().rounds_ok, 2);
+    // Rounds 3 and 4 fail: offline.
+    h.on_probe(&lost(0, 3, 600), 1600);
+    h.on_probe(&lost(0, 4, 800), 1800);
+    assert_eq!(h.state(), LinkState::Offline);
+}
+
+#[test]
+fn silent_tracker_ages_to_unknown_and_history_continues() {
+    let mut i = iface(1);
+    i.down = 3;
+    i.up = 3;
+    let settings = HealthSettings::from_interface(&i);
+    let limit = settings.silence_limit;
+    let mut h = Health::new(settings, 0);
+    h.on_probe(&reply(0, 0, 0, 20), 20);
+    h.on_probe(&lost(0, 1, 10_000), 14_000);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    // Silence.
+    let deadline = h.next_deadline().expect("silence deadline");
+    assert_eq!(deadline, 14_000 + limit);
+    let t = h.tick(deadline);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        (t[0].from, t[0].to),
+        (LinkState::Disconnecting, LinkState::Unknown)
+    );
+    assert!(h.aged());
+    assert!(h.usable(), "silence is not evidence of a dead link");
+    assert_eq!(h.next_deadline(), None);
+    // Samples resume: the counter remembers one failure, so two more fail it.
+    h.on_probe(&lost(0, 2, 60_000), 64_000);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    assert!(!h.aged());
+    h.on_probe(&lost(0, 3, 70_000), 74_000);
+    assert_eq!(h.state(), LinkState::Offline);
+}
+
+#[test]
+fn tracker_restart_restarts_round_numbers_but_keeps_history() {
+    let mut i = iface(1);
+    i.down = 2;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    h.on_probe(&reply(0, 0, 0, 20), 20);
+    h.on_probe(&reply(0, 1, 1000, 20), 1020);
+    h.on_probe(&lost(0, 2, 2000), 2500);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    h.tracker_restarted();
+    h.on_probe(&lost(0, 0, 3000), 3500);
+    assert_eq!(
+        h.state(),
+        LinkState::Offline,
+        "round 0 again is a new round"
+    );
+}

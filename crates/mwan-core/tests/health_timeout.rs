@@ -1,0 +1,166 @@
+//! The adaptive probe timeout: RFC 6298's SRTT + 4·RTTVAR, bounded by a
+//! floor and the configured timeout.
+
+#[path = "sim_common/mod.rs"]
+mod sim_common;
+
+use mwan_core::health::{Health, HealthSettings, LinkState, DEFAULT_TIMEOUT_FLOOR_MS};
+use mwan_core::Millis;
+use sim_common::{iface, recommended_iface, Noisy, Rng, Sim};
+
+fn feed_replies(h: &mut Health, rtts_ms: &[u32]) {
+    for (r, ms) in rtts_ms.iter().enumerate() {
+        let t = r as u64 * 1000;
+        h.on_probe(&sim_common::reply(0, r as u64, t, *ms), t + u64::from(*ms));
+    }
+}
+
+#[test]
+fn before_any_reply_the_configured_timeout_applies() {
+    let h = Health::new(HealthSettings::from_interface(&iface(1)), 0);
+    assert_eq!(h.probe_timeout(), 4000);
+}
+
+#[test]
+fn steady_low_rtt_gives_the_floor() {
+    let mut h = Health::new(HealthSettings::from_interface(&iface(1)), 0);
+    feed_replies(&mut h, &[20; 30]);
+    assert_eq!(h.probe_timeout(), DEFAULT_TIMEOUT_FLOOR_MS);
+}
+
+#[test]
+fn rto_follows_rfc6298_arithmetic() {
+    let mut h = Health::new(HealthSettings::from_interface(&iface(1)), 0);
+    // First sample R: SRTT = R, RTTVAR = R/2, RTO = R + 4·R/2 = 3R.
+    feed_replies(&mut h, &[400]);
+    assert_eq!(h.probe_timeout(), 1200);
+    // Second sample 800: RTTVAR = 3/4·200 + 1/4·|400-800| = 250,
+    // SRTT = 7/8·400 + 1/8·800 = 450, RTO = 450 + 1000.
+    let p = sim_common::reply(0, 1, 1000, 800);
+    h.on_probe(&p, 1800);
+    assert_eq!(h.probe_timeout(), 1450);
+}
+
+#[test]
+fn configured_timeout_caps_and_wins_below_the_floor() {
+    let mut i = iface(1);
+    i.timeout = 100;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    feed_replies(&mut h, &[10; 30]);
+    assert_eq!(
+        h.probe_timeout(),
+        100,
+        "a sub-second config stays fast, below the floor too"
+    );
+    let mut i = iface(1);
+    i.timeout = 1000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    feed_replies(&mut h, &[900, 1500, 1800]);
+    assert_eq!(h.probe_timeout(), 1000);
+}
+
+/// RTT ramping from 30 ms to `peak` over `ramp_ms`, then holding, with jitter.
+fn bufferbloat(peak: f64, ramp_ms: f64) -> impl FnMut(Millis, usize, &mut Rng) -> Option<f64> {
+    move |t, _target, rng| {
+        let start = 10_000.0;
+        let x = ((t as f64 - start) / ramp_ms).clamp(0.0, 1.0);
+        let base = 30.0 + (peak - 30.0) * x;
+        Some((base + 0.05 * base * rng.normal()).max(1.0))
+    }
+}
+
+/// A saturated uplink whose RTT rises to 1-2 s with mwan3's 4 s timeout: the
+/// effective timeout follows it and the link is never declared dead.
+#[test]
+fn bufferbloat_with_4s_timeout_is_not_declared_dead() {
+    for (peak, ramp) in [
+        (1000.0, 2000.0),
+        (1500.0, 2000.0),
+        (2000.0, 3000.0),
+        (2000.0, 1500.0),
+    ] {
+        for timing in ["mwan3", "fast"] {
+            let mut i = if timing == "fast" {
+                recommended_iface("wan")
+            } else {
+                iface(3)
+            };
+            i.timeout = 4000;
+            let mut sim = Sim::new(&i, 7);
+            sim.run(&mut bufferbloat(peak, ramp), 300_000, u64::MAX);
+            assert_eq!(
+                sim.count_to(LinkState::Offline),
+                0,
+                "peak {peak} ms ramp {ramp} ms, {timing} timing: {:?}",
+                sim.transitions
+            );
+            assert!(
+                sim.health.probe_timeout() as f64 > peak,
+                "timeout {} follows RTT {peak}",
+                sim.health.probe_timeout()
+            );
+        }
+    }
+}
+
+/// Same link, same bloat, but a tracker that reports no late replies: the
+/// estimator learns only from answers within the timeout. With a gradual
+/// ramp that is still enough.
+#[test]
+fn bufferbloat_without_late_replies_still_tracks_a_ramp() {
+    let mut i = recommended_iface("wan");
+    i.timeout = 4000;
+    let mut sim = Sim::new(&i, 11);
+    sim.late_replies = false;
+    sim.run(&mut bufferbloat(1500.0, 3000.0), 120_000, u64::MAX);
+    assert_eq!(sim.count_to(LinkState::Offline), 0, "{:?}", sim.transitions);
+}
+
+/// A sudden jump beyond the RTO without late replies may take the link down,
+/// but the timeout then backs off (doubling, up to the configured one) and
+/// the link comes back on its own.
+#[test]
+fn rtt_step_without_late_replies_recovers_through_backoff() {
+    let mut i = recommended_iface("wan");
+    i.timeout = 4000;
+    let mut sim = Sim::new(&i, 3);
+    sim.late_replies = false;
+    let mut link = |t: Millis, _: usize, _: &mut Rng| Some(if t < 10_000 { 20.0 } else { 1500.0 });
+    sim.run(&mut link, 60_000, u64::MAX);
+    assert_eq!(
+        sim.health.state(),
+        LinkState::Online,
+        "{:?}",
+        sim.transitions
+    );
+}
+
+/// The same bloat with a sub-second configured timeout is, as configured, dead.
+#[test]
+fn bufferbloat_beyond_a_subsecond_config_is_dead() {
+    let mut i = recommended_iface("wan");
+    i.timeout = 800;
+    let mut sim = Sim::new(&i, 5);
+    sim.run(&mut bufferbloat(1500.0, 2000.0), 60_000, u64::MAX);
+    assert_eq!(sim.health.state(), LinkState::Offline);
+    assert_eq!(sim.health.probe_timeout(), 800);
+}
+
+/// 30 ms Gaussian jitter on 30 ms: the timeout stays near the floor, far
+/// above the jitter's tail.
+#[test]
+fn jitter_keeps_timeout_sane() {
+    let i = recommended_iface("wan");
+    let mut sim = Sim::new(&i, 9);
+    sim.run(
+        &mut Noisy {
+            loss: 0.05,
+            base_ms: 30.0,
+            jitter_ms: 30.0,
+        },
+        120_000,
+        u64::MAX,
+    );
+    let t = sim.health.probe_timeout();
+    assert!((200..=400).contains(&t), "timeout {t}");
+}
