@@ -1,0 +1,427 @@
+//! mwan-track on the real kernel, in a testbed: every probe method, silent
+//! cuts, two trackers sharing a router, backlog replay to a controller that
+//! restarts, SIGTERM, bad arguments, capabilities and the unprivileged
+//! ping-socket path.
+//!
+//! Needs root and `cargo build -p mwan-track -p mwan-testbed --bins` first.
+//! Like mwand's data plane, each test routes the tracker's fwmark through the
+//! WAN's own table (`ip rule fwmark M lookup T` above everything else).
+
+use mwan_proto::frame::{self, FrameReader};
+use mwan_proto::track::{ControllerMessage, ProbeOutcome, TrackerMessage};
+use mwan_testbed::{find_binary, require_netns, Role, Testbed, TestbedOptions};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+fn up(wans: usize) -> Testbed {
+    Testbed::up(TestbedOptions { wans, ..Default::default() }).expect("testbed up")
+}
+
+fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// The tracker fwmark of WAN n and the table it routes to, as the data plane
+/// would install them. Replies to a WAN that is not the main table's
+/// default fail strict reverse-path filtering (the reverse lookup carries no
+/// mark), so the WAN device gets loose mode, as the data plane sets it.
+fn route_tracker_mark(tb: &Testbed, wan: usize) -> String {
+    let w = &tb.wans()[wan - 1];
+    tb.exec_ok(Role::Router, &["sysctl", "-qw", &format!("net.ipv4.conf.{}.rp_filter=2", w.device)])
+        .expect("sysctl rp_filter");
+    let mark = format!("{:#x}", 0x3e00 + wan);
+    let table = (900 + wan).to_string();
+    for (fam, gw) in [("-4", w.gateway_v4.to_string()), ("-6", w.gateway_v6.to_string())] {
+        tb.exec_ok(Role::Router, &["ip", fam, "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50"])
+            .expect("ip rule");
+        tb.exec_ok(Role::Router, &["ip", fam, "route", "add", "default", "via", &gw, "dev", &w.device, "table", &table])
+            .expect("ip route");
+    }
+    mark
+}
+
+/// A tracker started with --stdout; its samples arrive on a channel with
+/// the CLOCK_MONOTONIC time they were read.
+struct Tracker {
+    child: Child,
+    samples: Receiver<(u64, Value)>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Tracker {
+    fn start(tb: &Testbed, args: &[&str]) -> Tracker {
+        Self::start_as(tb, &[], args)
+    }
+
+    /// `prefix` wraps the tracker (e.g. setpriv to drop privileges).
+    fn start_as(tb: &Testbed, prefix: &[&str], args: &[&str]) -> Tracker {
+        let bin = find_binary("mwan-track").expect("mwan-track built (cargo build -p mwan-track)");
+        let bin = bin.to_str().expect("utf-8 path");
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.push(bin);
+        argv.extend_from_slice(args);
+        argv.push("--stdout");
+        let mut child = tb
+            .command(Role::Router, &argv)
+            .expect("command")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mwan-track");
+        let out = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let (tx, samples) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+                if tx.send((monotonic_us(), v)).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Tracker { child, samples, stderr }
+    }
+
+    /// Samples read within `d`.
+    fn collect(&self, d: Duration) -> Vec<(u64, Value)> {
+        let end = Instant::now() + d;
+        let mut v = Vec::new();
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.samples.recv_timeout(left) {
+                Ok(s) => v.push(s),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return v,
+            }
+        }
+    }
+
+    /// The first sample matching `pred` within `d`.
+    fn wait_for(&self, d: Duration, pred: impl Fn(&Value) -> bool) -> Option<(u64, Value)> {
+        let end = Instant::now() + d;
+        loop {
+            let left = end.checked_duration_since(Instant::now())?;
+            match self.samples.recv_timeout(left) {
+                Ok((t, v)) if pred(&v) => return Some((t, v)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM, then the exit code and stderr.
+    fn stop(mut self) -> (Option<i32>, String) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("mwan-track did not exit within 5 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status.code(), self.stderr.join().unwrap_or_default())
+    }
+}
+
+fn outcome(v: &Value) -> &str {
+    v["outcome"].as_str().unwrap_or("?")
+}
+
+fn count(samples: &[(u64, Value)], target: &str, what: &str) -> usize {
+    samples.iter().filter(|(_, v)| v["target"] == target && outcome(v) == what).count()
+}
+
+fn summary(samples: &[(u64, Value)]) -> String {
+    samples.iter().map(|(_, v)| v.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(2);
+    // wan2: the main table prefers wan1, so wan2's probes only get through
+    // its own table by the tracker mark.
+    let mark = route_tracker_mark(&tb, 2);
+    let w = tb.wans()[1].clone();
+    let t = tb.targets().clone();
+    let v4 = t.icmp_v4[0].to_string();
+    let v6 = t.icmp_v6[0].to_string();
+    let tcp = t.tcp_echo[0].to_string();
+    let closed_udp = format!("{}:40125", t.icmp_v4[0]);
+    let http = format!("http://{}/", t.http[0]);
+    let dns = t.dns_server[0].to_string();
+    let answer = t.dns_answer_v4.to_string();
+    let common = ["--interface", "wan2", "--device", &w.device, "--mark", &mark, "--interval", "200ms", "--timeout", "1s"];
+    let runs: Vec<(&str, Vec<&str>, String, &str)> = vec![
+        ("ping", vec!["--target", &v4], v4.clone(), "reply"),
+        ("ping", vec!["--target", &v6], v6.clone(), "reply"),
+        ("arping", vec!["--target", "gateway"], "gateway".into(), "reply"),
+        ("nping-tcp", vec!["--target", &tcp], tcp.clone(), "reply"),
+        // nothing listens there: the host answers port unreachable
+        ("nping-udp", vec!["--target", &closed_udp], closed_udp.clone(), "refused"),
+        ("nslookup", vec!["--target", &dns, "--dns-name", &t.dns_name, "--dns-expect", &answer], dns.clone(), "reply"),
+        ("httping", vec!["--target", &http], http.clone(), "reply"),
+    ];
+    let gw = w.gateway_v4.to_string();
+    let trackers: Vec<Tracker> = runs
+        .iter()
+        .map(|(method, extra, _, _)| {
+            let mut args: Vec<&str> = common.to_vec();
+            args.extend_from_slice(&["--method", method]);
+            args.extend_from_slice(extra);
+            if *method == "arping" {
+                args.extend_from_slice(&["--gateway", &gw]);
+            }
+            Tracker::start(&tb, &args)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let caps = std::fs::read_to_string(format!("/proc/{}/status", trackers[0].pid())).expect("status");
+    let cap_eff = caps.lines().find(|l| l.starts_with("CapEff:")).expect("CapEff").to_string();
+    let cap_bnd = caps.lines().find(|l| l.starts_with("CapBnd:")).expect("CapBnd").to_string();
+    let collected: Vec<_> = trackers.iter().map(|t| t.collect(Duration::from_millis(1700))).collect();
+    for (((method, _, target, want), tracker), samples) in runs.iter().zip(trackers).zip(collected) {
+        let (code, stderr) = tracker.stop();
+        assert_eq!(code, Some(0), "{method}: exit status after SIGTERM; stderr:\n{stderr}");
+        let good = count(&samples, target, want);
+        assert!(good >= 4, "{method} {target}: want >= 4 '{want}' samples in 2 s, got {good}:\n{}\nstderr:\n{stderr}", summary(&samples));
+        if *want == "reply" {
+            let bad = samples.iter().filter(|(_, v)| outcome(v) != "reply").count();
+            assert!(bad <= 1, "{method}: unexpected failures:\n{}", summary(&samples));
+            let rtt = samples[0].1["rtt_us"].as_u64().expect("rtt_us");
+            assert!(rtt < 1_000_000, "{method}: rtt {rtt} us on an unimpaired link");
+        }
+    }
+    // ICMP with a mark keeps exactly CAP_NET_ADMIN and CAP_NET_RAW.
+    assert!(cap_eff.ends_with("0000000000003000"), "{cap_eff}");
+    assert!(cap_bnd.ends_with("0000000000003000"), "{cap_bnd}");
+}
+
+#[test]
+fn silent_cut_shows_as_lost_probes_within_one_timeout_and_other_wan_unaffected() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(2);
+    let t = tb.targets().clone();
+    let target = t.icmp_v4[0].to_string();
+    let mut trackers = Vec::new();
+    for wan in [1, 2] {
+        let mark = route_tracker_mark(&tb, wan);
+        let w = tb.wans()[wan - 1].clone();
+        trackers.push(Tracker::start(
+            &tb,
+            &["--interface", &w.name, "--device", &w.device, "--mark", &mark, "--method", "ping", "--target", &target, "--interval", "100ms", "--timeout", "500ms"],
+        ));
+    }
+    for tr in &trackers {
+        assert!(tr.wait_for(Duration::from_secs(3), |v| outcome(v) == "reply").is_some(), "no reply before the cut");
+    }
+    let cut_at = monotonic_us();
+    tb.cut("wan1").expect("cut wan1");
+    let lost = trackers[0].wait_for(Duration::from_secs(5), |v| outcome(v) == "timeout");
+    let (seen_at, v) = lost.expect("wan1's tracker reports a lost probe after the cut");
+    let after_ms = (seen_at - cut_at) / 1000;
+    // Outcome limit only; the figure is printed by bench-track.
+    assert!(after_ms < 2000, "first lost probe reported {after_ms} ms after the cut (timeout 500 ms): {v}");
+    let during = trackers[1].collect(Duration::from_secs(1));
+    let replies = count(&during, &target, "reply");
+    assert!(replies >= 6 && replies == during.len(), "wan2 must be unaffected by wan1's cut:\n{}", summary(&during));
+    let still = trackers[0].collect(Duration::from_millis(800));
+    assert!(still.iter().all(|(_, v)| outcome(v) == "timeout"), "cut wan1 must not see replies:\n{}", summary(&still));
+    tb.restore("wan1").expect("restore");
+    assert!(trackers[0].wait_for(Duration::from_secs(3), |v| outcome(v) == "reply").is_some(), "replies come back after restore");
+    for tr in trackers {
+        assert_eq!(tr.stop().0, Some(0));
+    }
+}
+
+#[test]
+fn two_trackers_on_one_router_never_take_each_others_replies() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let mark = route_tracker_mark(&tb, 1);
+    let w = tb.wans()[0].clone();
+    let t = tb.targets().clone();
+    let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
+    // Same device, same targets, fast: every reply reaches both raw sockets.
+    let args = ["--interface", "wan1", "--device", &w.device, "--mark", &mark, "--method", "ping", "--target", &a, "--target", &b, "--interval", "50ms", "--timeout", "1s"];
+    let t1 = Tracker::start(&tb, &args);
+    let t2 = Tracker::start(&tb, &args);
+    let s1 = t1.collect(Duration::from_secs(2));
+    let s2 = t2.collect(Duration::from_secs(2));
+    for s in [&s1, &s2] {
+        let replies = s.iter().filter(|(_, v)| outcome(v) == "reply").count();
+        assert!(replies >= 40, "want >= 40 replies each, got {replies}:\n{}", summary(s));
+        assert_eq!(replies, s.len(), "no probe may be lost or mismatched:\n{}", summary(s));
+        let rounds: BTreeSet<(u64, String)> = s.iter().map(|(_, v)| (v["round"].as_u64().unwrap(), v["target"].to_string())).collect();
+        assert_eq!(rounds.len(), s.len(), "each (round, target) answered exactly once");
+    }
+    assert_eq!(t1.stop().0, Some(0));
+    assert_eq!(t2.stop().0, Some(0));
+}
+
+fn read_messages(stream: &mut UnixStream, reader: &mut FrameReader, until: Instant, out: &mut Vec<TrackerMessage>) {
+    let mut buf = [0u8; 4096];
+    stream.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    while Instant::now() < until {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                reader.extend(&buf[..n]);
+                while let Some(m) = reader.next::<TrackerMessage>().expect("well-formed frames") {
+                    out.push(m);
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read from tracker: {e}"),
+        }
+    }
+}
+
+fn sample_seqs(msgs: &[TrackerMessage]) -> Vec<(u64, u64)> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            TrackerMessage::Samples(s) => Some(s.iter().map(|s| (s.seq, s.sent_at_us)).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn backlog_is_replayed_to_a_restarted_controller_and_intervals_are_obeyed() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let mark = route_tracker_mark(&tb, 1);
+    let w = tb.wans()[0].clone();
+    let target = tb.targets().icmp_v4[0].to_string();
+    let sock = tb.run_dir().join(format!("track-test-{}.sock", std::process::id()));
+    let sock_s = sock.to_str().unwrap().to_string();
+    let listener = UnixListener::bind(&sock).expect("bind controller socket");
+    let tr = Tracker::start(
+        &tb,
+        &["--interface", "wan1", "--device", &w.device, "--mark", &mark, "--method", "ping", "--target", &target, "--interval", "100ms", "--timeout", "1s", "--controller", &sock_s],
+    );
+    listener.set_nonblocking(false).unwrap();
+    let (mut conn, _) = listener.accept().expect("tracker connects");
+    let mut reader = FrameReader::new();
+    let mut first = Vec::new();
+    read_messages(&mut conn, &mut reader, Instant::now() + Duration::from_millis(800), &mut first);
+    assert!(
+        matches!(&first[0], TrackerMessage::Hello { interface, dropped_samples: 0, .. } if interface == "wan1"),
+        "first message is Hello: {:?}",
+        first.first()
+    );
+    let before = sample_seqs(&first);
+    assert!(before.len() >= 4, "samples flow to the controller: {first:?}");
+    // Controller "restarts": gone for 2 s.
+    drop(conn);
+    drop(listener);
+    std::fs::remove_file(&sock).expect("remove socket");
+    let gone_at = monotonic_us();
+    std::thread::sleep(Duration::from_millis(2000));
+    let back_at = monotonic_us();
+    let listener = UnixListener::bind(&sock).expect("re-bind controller socket");
+    let (mut conn, _) = listener.accept().expect("tracker reconnects");
+    let mut reader = FrameReader::new();
+    let mut second = Vec::new();
+    read_messages(&mut conn, &mut reader, Instant::now() + Duration::from_millis(600), &mut second);
+    assert!(matches!(second[0], TrackerMessage::Hello { .. }), "Hello again: {:?}", second[0]);
+    let after = sample_seqs(&second);
+    let during = after.iter().filter(|(_, sent)| *sent > gone_at + 200_000 && *sent < back_at - 200_000).count();
+    assert!(during >= 10, "samples from the outage are replayed: {during} of {after:?}");
+    let seqs: Vec<u64> = after.iter().map(|(s, _)| *s).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "replayed samples are contiguous: {seqs:?}");
+    let last_before = before.last().unwrap().0;
+    assert!(seqs[0] <= last_before + 3, "little or nothing lost across the restart: last before {last_before}, first after {}", seqs[0]);
+
+    // The controller slows the tracker down to 500 ms and a 2 s timeout.
+    let mut out = Vec::new();
+    frame::encode_into(&ControllerMessage::SetInterval { interval_ms: 500 }, &mut out).unwrap();
+    frame::encode_into(&ControllerMessage::SetTimeout { timeout_ms: 2000 }, &mut out).unwrap();
+    conn.write_all(&out).expect("send to tracker");
+    let mut third = Vec::new();
+    read_messages(&mut conn, &mut reader, Instant::now() + Duration::from_millis(2600), &mut third);
+    let sent: Vec<u64> = sample_seqs(&third).iter().map(|(_, t)| *t).collect();
+    let gaps: Vec<u64> = sent.windows(2).map(|w| w[1].saturating_sub(w[0]) / 1000).collect();
+    assert!(gaps.len() >= 3 && gaps[gaps.len() - 3..].iter().all(|&g| (400..=600).contains(&g)), "probes 500 ms apart after SetInterval: {gaps:?}");
+    let ok = third.iter().all(|m| match m {
+        TrackerMessage::Samples(s) => s.iter().all(|s| matches!(s.outcome, ProbeOutcome::Reply { .. })),
+        _ => true,
+    });
+    assert!(ok, "all replies: {third:?}");
+    assert_eq!(tr.stop().0, Some(0));
+}
+
+#[test]
+fn unprivileged_tracker_uses_ping_sockets() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let w = tb.wans()[0].clone();
+    let t = tb.targets().clone();
+    let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
+    tb.exec_ok(Role::Router, &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]).expect("sysctl");
+    // As nobody, without capabilities and so without --mark: wan1 is the
+    // main table's default anyway.
+    let tr = Tracker::start_as(
+        &tb,
+        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"],
+        &["--interface", "wan1", "--device", &w.device, "--method", "ping", "--target", &a, "--target", &b, "--interval", "100ms", "--timeout", "1s"],
+    );
+    let s = tr.collect(Duration::from_millis(1500));
+    let (code, stderr) = tr.stop();
+    assert!(stderr.contains("icmp sockets v4 datagram v6 datagram"), "{stderr}");
+    for target in [&a, &b] {
+        assert!(count(&s, target, "reply") >= 5, "{target}:\n{}\n{stderr}", summary(&s));
+    }
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_clear_message() {
+    let bin = find_binary("mwan-track").expect("mwan-track built (cargo build -p mwan-track)");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--interface", "wan", "--device", "eth1", "--method", "ping", "--stdout"], "--target"),
+        (&["--interface", "wan", "--device", "eth1", "--method", "smoke", "--target", "192.0.2.1", "--stdout"], "--method"),
+        (&["--interface", "wan", "--device", "eth1", "--method", "httping", "--target", "https://192.0.2.1/", "--stdout"], "TLS"),
+        (&["--interface", "wan", "--device", "eth1", "--method", "ping", "--target", "192.0.2.1", "--interval", "soon", "--stdout"], "--interval"),
+        (&["--interface", "wan", "--device", "eth1", "--method", "ping", "--target", "192.0.2.1", "--frobnicate"], "--frobnicate"),
+    ];
+    for (args, needle) in cases {
+        let out = Command::new(&bin).args(args).output().expect("run mwan-track");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle) && err.contains("error"), "{args:?}: message should name {needle}: {err}");
+    }
+}
