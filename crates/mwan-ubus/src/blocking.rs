@@ -106,15 +106,35 @@ impl BlockingClient {
 
     /// `ubus call path method data`: the reply's data (empty table if none).
     pub fn call(&mut self, path: &str, method: &str, data: Table) -> Result<Table, CallError> {
-        const TAG: u64 = 1;
         self.client
-            .call(path, method, data, TAG)
+            .call(path, method, data, REPLY_TAG)
             .map_err(|e| CallError::Protocol(e.to_string()))?;
+        self.wait_reply()
+    }
+
+    /// INVOKE of a known object id (1 = ubusd's event object).
+    pub fn invoke(&mut self, obj: u32, method: &str, data: Table) -> Result<Table, CallError> {
+        self.client
+            .invoke(obj, method, data, REPLY_TAG)
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        self.wait_reply()
+    }
+
+    /// `ubus send id data`, waiting for ubusd's acknowledgement.
+    pub fn send_event(&mut self, id: &str, data: Table) -> Result<(), CallError> {
+        let body = Table::new()
+            .with("id", crate::blobmsg::Value::string(id))
+            .with("data", crate::blobmsg::Value::Table(data));
+        self.invoke(crate::message::EVENT_OBJECT_ID, "send", body)
+            .map(|_| ())
+    }
+
+    fn wait_reply(&mut self) -> Result<Table, CallError> {
         let deadline = Instant::now() + self.timeout;
         loop {
             for ev in self.step(deadline)? {
                 if let Event::Reply {
-                    tag: TAG,
+                    tag: REPLY_TAG,
                     status: code,
                     data,
                 } = ev
@@ -128,6 +148,8 @@ impl BlockingClient {
         }
     }
 }
+
+const REPLY_TAG: u64 = 1;
 
 /// Connects, calls, disconnects.
 pub fn call(

@@ -1,0 +1,536 @@
+//! mwan-ubus-double: a test double of ubusd with procd's `service` object
+//! inside, for integration tests on machines without OpenWrt.
+//!
+//! It does no more than the captures in ../shared/ubus-vectors show (and
+//! tests/double.rs checks it against them): HELLO, LOOKUP, INVOKE relayed
+//! to object owners (with user/group "root"), ADD_OBJECT (named and
+//! anonymous), the event object (id 1: register/send, `ubus.object.add`
+//! and `ubus.object.remove`), SUBSCRIBE with ACTIVE notifications to the
+//! owner, NOTIFY fan-out, UNSUBSCRIBE when a target goes away; and procd's
+//! set/add/delete/list/signal (procd.rs). No ACLs, no REMOVE_OBJECT, no
+//! monitor. Usage: `mwan-ubus-double --socket PATH`; SIGTERM/SIGINT stop it
+//! and its instances (which also die with it via PDEATHSIG).
+
+mod procd;
+
+use mio::net::UnixListener;
+use mio::{Events, Interest, Poll, Token};
+use mwan_ubus::blobmsg::{Table, Value};
+use mwan_ubus::client::{signature, MethodSpec};
+use mwan_ubus::conn::Connection;
+use mwan_ubus::message::{status, Attr, Message, MsgType, EVENT_OBJECT_ID};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(0);
+/// Child exits and kill deadlines are checked this often (a test tool: a
+/// short poll beats a SIGCHLD pipe in size and simplicity).
+const POLL_TICK: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Client(usize),
+    Procd,
+}
+
+#[derive(Debug)]
+struct Object {
+    path: Option<String>,
+    type_id: u32,
+    signature: Table,
+    owner: Owner,
+    /// Subscriber object ids.
+    subscribers: Vec<u32>,
+    invoke_seq: u16,
+}
+
+struct Peer {
+    id: u32,
+    conn: Connection,
+}
+
+struct Bus {
+    peers: HashMap<usize, Peer>,
+    objects: BTreeMap<u32, Object>,
+    /// (listener object id, pattern)
+    listeners: Vec<(u32, String)>,
+    procd: procd::Procd,
+    procd_seq: u16,
+    procd_client_id: u32,
+    service_id: u32,
+    rng: u32,
+}
+
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(p) => name.starts_with(p),
+        None => pattern == name,
+    }
+}
+
+impl Bus {
+    fn new_id(&mut self) -> u32 {
+        loop {
+            // xorshift32: ids look like ubusd's random ones and never repeat soon.
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 17;
+            self.rng ^= self.rng << 5;
+            let id = self.rng;
+            if id > 1 && !self.objects.contains_key(&id) && !self.peers.values().any(|p| p.id == id)
+            {
+                return id;
+            }
+        }
+    }
+
+    fn send(&mut self, peer: usize, msg: &Message) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if let Err(e) = msg.encode_into(&mut bytes) {
+            eprintln!("double: cannot encode reply: {e}");
+            return;
+        }
+        match p.conn.queue(&bytes).and_then(|()| p.conn.flush()) {
+            Ok(()) => {}
+            // The client is gone; its read side reports that and cleans up.
+            Err(mwan_ubus::conn::ConnError::Io(e))
+                if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => eprintln!("double: client {:#x}: {e}", p.id),
+        }
+    }
+
+    fn peer_by_client_id(&self, id: u32) -> Option<usize> {
+        self.peers.iter().find(|(_, p)| p.id == id).map(|(k, _)| *k)
+    }
+
+    fn status(&mut self, peer: usize, seq: u16, peer_field: u32, code: u32) {
+        self.send(
+            peer,
+            &Message::new(MsgType::Status, seq, peer_field).with(Attr::Status(code)),
+        );
+    }
+
+    fn emit_event(&mut self, name: &str, data: Table) {
+        let targets: Vec<u32> = self
+            .listeners
+            .iter()
+            .filter(|(_, p)| pattern_matches(p, name))
+            .map(|(o, _)| *o)
+            .collect();
+        for obj in targets {
+            let Some(o) = self.objects.get_mut(&obj) else {
+                continue;
+            };
+            o.invoke_seq = o.invoke_seq.wrapping_add(1);
+            let (seq, owner) = (o.invoke_seq, o.owner);
+            if let Owner::Client(peer) = owner {
+                let msg = Message::new(MsgType::Invoke, seq, 0)
+                    .with(Attr::ObjId(obj))
+                    .with(Attr::Method(name.to_owned()))
+                    .with(Attr::Data(data.clone()));
+                self.send(peer, &msg);
+            }
+        }
+    }
+
+    fn handle(&mut self, peer: usize, msg: Message, now: Instant) {
+        let client_id = self.peers[&peer].id;
+        match msg.kind {
+            MsgType::Lookup => {
+                let path = msg.path().map(str::to_owned);
+                let found: Vec<(u32, String, u32, Table)> = self
+                    .objects
+                    .iter()
+                    .filter_map(|(id, o)| {
+                        Some((*id, o.path.clone()?, o.type_id, o.signature.clone()))
+                    })
+                    .filter(|(_, p, _, _)| path.as_deref().map_or(true, |want| want == p))
+                    .collect();
+                if found.is_empty() && path.is_some() {
+                    return self.status(peer, msg.seq, 0, status::NOT_FOUND);
+                }
+                for (id, p, type_id, sig) in found {
+                    let data = Message::new(MsgType::Data, msg.seq, 0)
+                        .with(Attr::ObjPath(p))
+                        .with(Attr::ObjId(id))
+                        .with(Attr::ObjType(type_id))
+                        .with(Attr::Signature(sig));
+                    self.send(peer, &data);
+                }
+                self.status(peer, msg.seq, 0, status::OK);
+            }
+            MsgType::AddObject => {
+                let id = self.new_id();
+                let type_id = self.new_id();
+                let path = msg.path().map(str::to_owned);
+                self.objects.insert(
+                    id,
+                    Object {
+                        path: path.clone(),
+                        type_id,
+                        signature: msg.signature().cloned().unwrap_or_default(),
+                        owner: Owner::Client(peer),
+                        subscribers: Vec::new(),
+                        invoke_seq: 0,
+                    },
+                );
+                let mut reply = Message::new(MsgType::Data, msg.seq, 0).with(Attr::ObjId(id));
+                if let Some(p) = path {
+                    // As captured (e1): listeners hear of the object before its owner gets the id.
+                    self.emit_event(
+                        "ubus.object.add",
+                        Table::new()
+                            .with("id", Value::Int32(id as i32))
+                            .with("path", Value::string(p)),
+                    );
+                    reply = reply.with(Attr::ObjType(type_id));
+                }
+                self.send(peer, &reply);
+                self.status(peer, msg.seq, 0, status::OK);
+            }
+            MsgType::Invoke => self.invoke(peer, client_id, msg, now),
+            MsgType::Data | MsgType::Status => {
+                // An owner answering a relayed INVOKE: pass on to the caller, peer = object id.
+                let Some(caller) = self.peer_by_client_id(msg.peer) else {
+                    return;
+                };
+                let mut relayed = msg.clone();
+                relayed.peer = msg.obj_id().unwrap_or(0);
+                self.send(caller, &relayed);
+            }
+            MsgType::Subscribe => {
+                let (Some(own), Some(target)) = (msg.obj_id(), msg.target()) else {
+                    return self.status(peer, msg.seq, 0, status::INVALID_ARGUMENT);
+                };
+                let Some(t) = self.objects.get_mut(&target) else {
+                    return self.status(peer, msg.seq, 0, status::NOT_FOUND);
+                };
+                let first = t.subscribers.is_empty();
+                if !t.subscribers.contains(&own) {
+                    t.subscribers.push(own);
+                }
+                if first {
+                    self.notify_active(target, true);
+                }
+                self.status(peer, msg.seq, 0, status::OK);
+            }
+            MsgType::Notify => {
+                let Some(obj) = msg.obj_id() else { return };
+                let method = msg.method().unwrap_or_default().to_owned();
+                let data = msg.data().cloned().unwrap_or_default();
+                self.fan_out(obj, client_id, msg.seq, &method, data);
+            }
+            other => {
+                eprintln!("double: unsupported {other:?} from {client_id:#x}");
+                self.status(peer, msg.seq, msg.peer, status::INVALID_COMMAND);
+            }
+        }
+    }
+
+    fn notify_active(&mut self, obj: u32, active: bool) {
+        let Some(o) = self.objects.get_mut(&obj) else {
+            return;
+        };
+        o.invoke_seq = o.invoke_seq.wrapping_add(1);
+        let (seq, owner) = (o.invoke_seq, o.owner);
+        if let Owner::Client(peer) = owner {
+            let m = Message::new(MsgType::Notify, seq, 0)
+                .with(Attr::ObjId(obj))
+                .with(Attr::Active(u8::from(active)));
+            self.send(peer, &m);
+        }
+    }
+
+    /// Delivers a NOTIFY of `obj` to its subscribers (as captured in g2).
+    fn fan_out(&mut self, obj: u32, publisher: u32, seq: u16, method: &str, data: Table) {
+        let subs = self
+            .objects
+            .get(&obj)
+            .map(|o| o.subscribers.clone())
+            .unwrap_or_default();
+        for sub in subs {
+            let Some(Owner::Client(peer)) = self.objects.get(&sub).map(|o| o.owner) else {
+                continue;
+            };
+            let m = Message::new(MsgType::Invoke, seq, publisher)
+                .with(Attr::NoReply(1))
+                .with(Attr::ObjId(sub))
+                .with(Attr::Method(method.to_owned()))
+                .with(Attr::User("root".into()))
+                .with(Attr::Group("root".into()))
+                .with(Attr::Data(data.clone()));
+            self.send(peer, &m);
+        }
+    }
+
+    fn invoke(&mut self, peer: usize, client_id: u32, msg: Message, now: Instant) {
+        let obj = msg.obj_id().unwrap_or(msg.peer);
+        let method = msg.method().unwrap_or_default().to_owned();
+        let data = msg.data().cloned().unwrap_or_default();
+        if obj == EVENT_OBJECT_ID {
+            let code = match method.as_str() {
+                "register" => match (
+                    data.get("object").and_then(Value::as_i64),
+                    data.get_str("pattern"),
+                ) {
+                    (Some(o), Some(p)) if self.objects.contains_key(&(o as u32)) => {
+                        self.listeners.push((o as u32, p.to_owned()));
+                        status::OK
+                    }
+                    _ => status::INVALID_ARGUMENT,
+                },
+                "send" => match (
+                    data.get_str("id").map(str::to_owned),
+                    data.get_table("data").cloned(),
+                ) {
+                    (Some(id), Some(payload)) => {
+                        self.status(peer, msg.seq, EVENT_OBJECT_ID, status::OK);
+                        self.emit_event(&id, payload);
+                        return;
+                    }
+                    _ => status::INVALID_ARGUMENT,
+                },
+                _ => status::METHOD_NOT_FOUND,
+            };
+            return self.status(peer, msg.seq, EVENT_OBJECT_ID, code);
+        }
+        let Some(o) = self.objects.get(&obj) else {
+            return self.status(peer, msg.seq, msg.peer, status::NOT_FOUND);
+        };
+        match o.owner {
+            Owner::Client(owner) => {
+                let fwd = Message::new(MsgType::Invoke, msg.seq, client_id)
+                    .with(Attr::ObjId(obj))
+                    .with(Attr::Method(method))
+                    .with(Attr::User("root".into()))
+                    .with(Attr::Group("root".into()))
+                    .with(Attr::Data(data));
+                self.send(owner, &fwd);
+            }
+            Owner::Procd => {
+                let (code, reply, notices) = self.procd.call(&method, &data, now);
+                self.publish(notices);
+                if let Some(reply) = reply {
+                    self.send(peer, &Message::reply_data(msg.seq, obj, obj, reply));
+                }
+                self.send(peer, &Message::reply_status(msg.seq, obj, obj, code));
+            }
+        }
+    }
+
+    /// procd's NOTIFYs on the service object.
+    fn publish(&mut self, notices: Vec<procd::Notice>) {
+        for (method, data) in notices {
+            self.procd_seq = self.procd_seq.wrapping_add(1);
+            let (sid, pid, seq) = (self.service_id, self.procd_client_id, self.procd_seq);
+            self.fan_out(sid, pid, seq, &method, data);
+        }
+    }
+
+    fn disconnect(&mut self, peer: usize) {
+        self.peers.remove(&peer);
+        let owned: Vec<u32> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.owner == Owner::Client(peer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &owned {
+            let Some(o) = self.objects.remove(id) else {
+                continue;
+            };
+            self.listeners.retain(|(l, _)| l != id);
+            // Tell the subscribers their target is gone (ubusd_proto.c ubus_notify_unsubscribe).
+            for sub in &o.subscribers {
+                let Some(s) = self.objects.get_mut(sub) else {
+                    continue;
+                };
+                s.invoke_seq = s.invoke_seq.wrapping_add(1);
+                let (seq, owner) = (s.invoke_seq, s.owner);
+                if let Owner::Client(p) = owner {
+                    let m = Message::new(MsgType::Unsubscribe, seq, 0)
+                        .with(Attr::ObjId(*sub))
+                        .with(Attr::Target(*id));
+                    self.send(p, &m);
+                }
+            }
+            if let Some(path) = o.path {
+                self.emit_event(
+                    "ubus.object.remove",
+                    Table::new()
+                        .with("id", Value::Int32(*id as i32))
+                        .with("path", Value::string(path)),
+                );
+            }
+        }
+        // Its subscriber objects leave their targets (g3: ACTIVE=0 when the last goes).
+        let targets: Vec<u32> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.subscribers.iter().any(|s| owned.contains(s)))
+            .map(|(id, _)| *id)
+            .collect();
+        for t in targets {
+            let now_empty = self.objects.get_mut(&t).is_some_and(|o| {
+                o.subscribers.retain(|s| !owned.contains(s));
+                o.subscribers.is_empty()
+            });
+            if now_empty {
+                self.notify_active(t, false);
+            }
+        }
+    }
+}
+
+fn main() {
+    let mut socket: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--socket" | "-s" => socket = args.next().map(PathBuf::from),
+            _ => {
+                eprintln!("usage: mwan-ubus-double --socket PATH");
+                std::process::exit(2);
+            }
+        }
+    }
+    let Some(socket) = socket else {
+        eprintln!("usage: mwan-ubus-double --socket PATH");
+        std::process::exit(2);
+    };
+    if let Err(e) = run(&socket) {
+        eprintln!("mwan-ubus-double: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(socket: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut listener = UnixListener::bind(socket)?;
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let stop = signals()?;
+    let methods: Vec<MethodSpec> = procd::SIGNATURE
+        .iter()
+        .map(|(n, a)| MethodSpec::new(n, a))
+        .collect();
+    let mut bus = Bus {
+        peers: HashMap::new(),
+        objects: BTreeMap::new(),
+        listeners: Vec::new(),
+        procd: procd::Procd::default(),
+        procd_seq: 0,
+        procd_client_id: 0,
+        service_id: 0,
+        rng: std::process::id().wrapping_mul(2_654_435_761) | 1,
+    };
+    bus.procd_client_id = bus.new_id();
+    bus.service_id = bus.new_id();
+    let type_id = bus.new_id();
+    bus.objects.insert(
+        bus.service_id,
+        Object {
+            path: Some("service".into()),
+            type_id,
+            signature: signature(&methods),
+            owner: Owner::Procd,
+            subscribers: Vec::new(),
+            invoke_seq: 0,
+        },
+    );
+    eprintln!("mwan-ubus-double: listening on {}", socket.display());
+    let mut events = Events::with_capacity(64);
+    let mut next_token = 1usize;
+    loop {
+        match poll.poll(&mut events, Some(POLL_TICK)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
+            Err(e) => return Err(e),
+        }
+        if stop_requested(stop) {
+            bus.procd.shutdown();
+            // Best effort: the socket file is ours.
+            if let Err(e) = std::fs::remove_file(socket) {
+                eprintln!("mwan-ubus-double: remove {}: {e}", socket.display());
+            }
+            return Ok(());
+        }
+        let now = Instant::now();
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let token = Token(next_token);
+                            next_token += 1;
+                            poll.registry()
+                                .register(&mut stream, token, Interest::READABLE)?;
+                            let id = bus.new_id();
+                            bus.peers.insert(
+                                token.0,
+                                Peer {
+                                    id,
+                                    conn: Connection::from_stream(stream),
+                                },
+                            );
+                            bus.send(token.0, &Message::new(MsgType::Hello, 0, id));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let peer = ev.token().0;
+            let mut msgs = Vec::new();
+            let result = match bus.peers.get_mut(&peer) {
+                Some(p) => p.conn.read_messages(&mut msgs),
+                None => continue,
+            };
+            for m in msgs {
+                bus.handle(peer, m, now);
+            }
+            if let Err(e) = result {
+                if !matches!(e, mwan_ubus::conn::ConnError::Closed) {
+                    eprintln!("double: dropping client: {e}");
+                }
+                if let Some(p) = bus.peers.get_mut(&peer) {
+                    if let Err(e) = poll.registry().deregister(p.conn.stream_mut()) {
+                        eprintln!("double: deregister: {e}");
+                    }
+                }
+                bus.disconnect(peer);
+            }
+        }
+        let notices = bus.procd.poll(now);
+        bus.publish(notices);
+    }
+}
+
+/// SIGTERM/SIGINT through a flag polled each tick.
+fn signals() -> std::io::Result<&'static std::sync::atomic::AtomicBool> {
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    extern "C" fn on_signal(_: libc::c_int) {
+        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let r = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        if r == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(&STOP)
+}
+
+fn stop_requested(flag: &std::sync::atomic::AtomicBool) -> bool {
+    flag.load(std::sync::atomic::Ordering::SeqCst)
+}

@@ -1,0 +1,563 @@
+//! The test double (mwan-ubus-double) checked against the captures: it
+//! must answer like the captured ubusd + procd, byte for byte once ids and
+//! pids are mapped, and publish the same NOTIFYs. Also exercises the mio
+//! Session against it, including a ubusd restart.
+
+mod common;
+
+use common::runs;
+use mwan_ubus::blobmsg::{Table, Value};
+use mwan_ubus::blocking::{BlockingClient, CallError};
+use mwan_ubus::client::{Client, Event, MethodSpec};
+use mwan_ubus::message::{status, Message, MsgType};
+use mwan_ubus::procd::{self, InstanceSpec};
+use mwan_ubus::Session;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A running double on a socket in a private temp dir; killed on drop.
+struct Double {
+    child: Option<Child>,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Double {
+    fn start() -> Double {
+        let dir = std::env::temp_dir().join(format!(
+            "mwan-ubus-double-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("ubus.sock");
+        let mut d = Double {
+            child: None,
+            dir,
+            socket,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_mwan-ubus-double"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .spawn()
+            .expect("start mwan-ubus-double");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "double did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) of our own child.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+            }
+            c.wait().expect("wait for double");
+        }
+    }
+
+    fn client(&self) -> BlockingClient {
+        BlockingClient::connect(&self.socket, Duration::from_secs(10)).unwrap()
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.stop();
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("cleanup {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn encode(t: &Table) -> Vec<u8> {
+    let mut v = Vec::new();
+    t.encode_into(&mut v).unwrap();
+    v
+}
+
+/// Replaces every `pid` value in `t` by the captured pid it corresponds to
+/// (first sight defines the mapping; it must stay one-to-one).
+fn map_pids(t: &Table, map: &mut HashMap<i64, i64>, captured: Option<&Table>) -> Table {
+    Table(
+        t.iter()
+            .map(|(k, v)| {
+                let cap = captured.and_then(|c| c.get(k));
+                let v = match v {
+                    Value::Int32(p) if k == "pid" => {
+                        let ours = i64::from(*p);
+                        let theirs = cap.and_then(Value::as_i64).unwrap_or(-1);
+                        let mapped = *map.entry(ours).or_insert(theirs);
+                        Value::Int32(mapped as i32)
+                    }
+                    Value::Table(inner) => {
+                        Value::Table(map_pids(inner, map, cap.and_then(Value::as_table)))
+                    }
+                    other => other.clone(),
+                };
+                (k.to_owned(), v)
+            })
+            .collect(),
+    )
+}
+
+/// The procd leg of run 2: each CLI call (method, args, t) with procd's
+/// answer (status, data), and procd's NOTIFYs in order.
+struct Script {
+    calls: Vec<(f64, String, Table, u32, Option<Table>)>,
+    notifies: Vec<(String, Table)>,
+}
+
+fn run2_script() -> Script {
+    let run = runs().pop().unwrap();
+    let mut calls = Vec::new();
+    let mut notifies = Vec::new();
+    let mut open: HashMap<(u16, u32), usize> = HashMap::new();
+    for f in run.iter().filter(|f| f.role == "procd") {
+        let m = Message::decode(&f.bytes).unwrap();
+        match (f.dir.as_str(), m.kind) {
+            ("ubusd->client", MsgType::Invoke) if m.user().is_some() => {
+                open.insert((m.seq, m.peer), calls.len());
+                calls.push((
+                    f.t,
+                    m.method().unwrap().to_owned(),
+                    m.data().cloned().unwrap(),
+                    0,
+                    None,
+                ));
+            }
+            ("client->ubusd", MsgType::Data) => {
+                let i = open[&(m.seq, m.peer)];
+                calls[i].4 = m.data().cloned();
+            }
+            ("client->ubusd", MsgType::Status) => {
+                if let Some(i) = open.remove(&(m.seq, m.peer)) {
+                    calls[i].3 = m.status().unwrap();
+                }
+            }
+            ("client->ubusd", MsgType::Notify) => {
+                notifies.push((m.method().unwrap().to_owned(), m.data().cloned().unwrap()))
+            }
+            _ => {}
+        }
+    }
+    Script { calls, notifies }
+}
+
+/// A subscriber to `service` on its own thread (a mio loop with a Session),
+/// forwarding every notification.
+fn subscriber(
+    socket: &Path,
+) -> (
+    mpsc::Receiver<Event>,
+    std::thread::JoinHandle<()>,
+    mpsc::Sender<()>,
+) {
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let socket = socket.to_owned();
+    let handle = std::thread::spawn(move || {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut events = mio::Events::with_capacity(16);
+        let mut client = Client::new();
+        client.subscribe("service").unwrap();
+        let mut session = Session::new(socket, mio::Token(1), client);
+        let mut out = session.start(poll.registry(), Instant::now());
+        loop {
+            for e in out.drain(..) {
+                if tx.send(e).is_err() {
+                    return;
+                }
+            }
+            if stop_rx.try_recv().is_ok() {
+                return;
+            }
+            let timeout = session
+                .next_timeout(Instant::now())
+                .map_or(Duration::from_millis(50), |t| {
+                    t.min(Duration::from_millis(50))
+                });
+            poll.poll(&mut events, Some(timeout)).unwrap();
+            let now = Instant::now();
+            for ev in events.iter() {
+                out.extend(session.ready(poll.registry(), ev, now));
+            }
+            out.extend(session.on_timeout(poll.registry(), now));
+        }
+    });
+    (rx, handle, stop_tx)
+}
+
+fn wait_for(rx: &mpsc::Receiver<Event>, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(e) => {
+                let done = pred(&e);
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("timed out waiting for {what}; saw {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn double_answers_and_notifies_like_captured_procd() {
+    let double = Double::start();
+    let script = run2_script();
+    assert!(script.calls.len() >= 25 && script.notifies.len() >= 15);
+    let (rx, handle, stop) = subscriber(&double.socket);
+    wait_for(&rx, "subscription", |e| {
+        matches!(e, Event::Subscribed { .. })
+    });
+
+    let t0 = Instant::now();
+    let first_t = script.calls[0].0;
+    let mut pid_map = HashMap::new();
+    for (t, method, args, want_status, want_data) in &script.calls {
+        // Keep the captured pacing: some answers depend on time (respawn after 5 s, term_timeout 2 s).
+        let due = t0 + Duration::from_secs_f64(t - first_t);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let got = double.client().call("service", method, args.clone());
+        match (got, want_data) {
+            (Ok(data), Some(want)) => {
+                let mapped = map_pids(&data, &mut pid_map, Some(want));
+                assert_eq!(
+                    encode(&mapped),
+                    encode(want),
+                    "{method} {:?} at t={t}: got {:?} want {:?}",
+                    args.to_json(),
+                    mapped.to_json(),
+                    want.to_json()
+                );
+            }
+            (Ok(data), None) => {
+                assert_eq!(*want_status, status::OK, "{method}");
+                assert!(
+                    data.is_empty(),
+                    "{method}: unexpected data {:?}",
+                    data.to_json()
+                );
+            }
+            (Err(CallError::Status(code)), _) => assert_eq!(code, *want_status, "{method}"),
+            (Err(e), _) => panic!("{method}: {e}"),
+        }
+    }
+    // pids: one-to-one with the captured ones (kept where procd kept them, new where it restarted).
+    let mut theirs: Vec<i64> = pid_map.values().copied().collect();
+    theirs.sort_unstable();
+    theirs.dedup();
+    assert_eq!(
+        theirs.len(),
+        pid_map.len(),
+        "pid mapping not one-to-one: {pid_map:?}"
+    );
+
+    // Same NOTIFYs, same order (pids in instance.respawn mapped the same way).
+    std::thread::sleep(Duration::from_millis(300));
+    let mut got = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let Event::Notification { method, data, .. } = e {
+            got.push((method, data));
+        }
+    }
+    let got: Vec<(String, serde_json::Value)> = got
+        .into_iter()
+        .zip(
+            script
+                .notifies
+                .iter()
+                .map(Some)
+                .chain(std::iter::repeat(None)),
+        )
+        .map(|((m, d), want)| (m, map_pids(&d, &mut pid_map, want.map(|w| &w.1)).to_json()))
+        .collect();
+    let want: Vec<(String, serde_json::Value)> = script
+        .notifies
+        .iter()
+        .map(|(m, d)| (m.clone(), d.to_json()))
+        .collect();
+    assert_eq!(got, want);
+    stop.send(()).unwrap();
+    handle.join().unwrap();
+}
+
+#[test]
+fn double_lookup_events_and_errors_match_run1() {
+    let double = Double::start();
+    let run = runs().remove(0);
+    // LOOKUP service: the same signature bytes procd registered.
+    let captured_sig = run
+        .iter()
+        .map(|f| Message::decode(&f.bytes).unwrap())
+        .find(|m| m.kind == MsgType::Data && m.path() == Some("service") && m.signature().is_some())
+        .unwrap()
+        .signature()
+        .cloned()
+        .unwrap();
+    let mut c = Client::new();
+    c.connection_started();
+    let mut raw = std::os::unix::net::UnixStream::connect(&double.socket).unwrap();
+    let msgs = read_msgs(&mut raw, 1);
+    assert_eq!(msgs[0].kind, MsgType::Hello);
+    assert!(msgs[0].attrs.is_empty() && msgs[0].seq == 0 && msgs[0].peer > 1);
+    c.handle(msgs[0].clone());
+    c.lookup(Some("service"), 7).unwrap();
+    use std::io::Write;
+    raw.write_all(&std::mem::take(c.output())).unwrap();
+    let msgs = read_msgs(&mut raw, 2);
+    assert_eq!(msgs[0].signature(), Some(&captured_sig));
+    assert_eq!(msgs[1].status(), Some(status::OK));
+    assert_eq!(
+        msgs[1].attrs.len(),
+        1,
+        "LOOKUP STATUS carries only the code, as captured"
+    );
+
+    // h_errors: the same status codes.
+    let mut cli = double.client();
+    assert!(matches!(
+        cli.call("nope", "x", Table::new()),
+        Err(CallError::Status(status::NOT_FOUND))
+    ));
+    assert!(matches!(
+        cli.call("service", "nope", Table::new()),
+        Err(CallError::Status(status::METHOD_NOT_FOUND))
+    ));
+    let name = |n: &str| Table::new().with("name", Value::string(n));
+    assert!(matches!(
+        cli.call("service", "delete", name("nope")),
+        Err(CallError::Status(status::NOT_FOUND))
+    ));
+    let no_name = Table::new().with("instances", Value::Table(Table::new()));
+    assert!(matches!(
+        cli.call("service", "set", no_name),
+        Err(CallError::Status(status::INVALID_ARGUMENT))
+    ));
+}
+
+fn read_msgs(s: &mut std::os::unix::net::UnixStream, n: usize) -> Vec<Message> {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut chunk = [0u8; 4096];
+        let k = s.read(&mut chunk).unwrap();
+        assert!(k > 0, "closed");
+        buf.extend_from_slice(&chunk[..k]);
+        while let Ok(Some(len)) = mwan_ubus::message::frame_len(&buf) {
+            if buf.len() < len {
+                break;
+            }
+            out.push(Message::decode(&buf[..len]).unwrap());
+            buf.drain(..len);
+        }
+    }
+    out
+}
+
+#[test]
+fn session_serves_an_object_events_and_survives_a_ubusd_restart() {
+    let mut double = Double::start();
+    let mut poll = mio::Poll::new().unwrap();
+    let mut events = mio::Events::with_capacity(16);
+    let mut client = Client::new();
+    client
+        .add_object(
+            "demo.obj",
+            vec![MethodSpec::new(
+                "echo",
+                &[("msg", mwan_ubus::blobmsg::kind::STRING)],
+            )],
+        )
+        .unwrap();
+    client.listen("demo.*").unwrap();
+    let mut session = Session::new(&double.socket, mio::Token(3), client);
+    let mut pending = session.start(poll.registry(), Instant::now());
+
+    // Drive the loop until `pred` sees an event, answering INVOKEs on the way.
+    let mut drive = |session: &mut Session,
+                     pending: &mut Vec<Event>,
+                     what: &str,
+                     pred: &dyn Fn(&Event) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for e in std::mem::take(pending) {
+                if let Event::Invoke(inv) = &e {
+                    let msg = inv.data.get_str("msg").unwrap_or_default().to_owned();
+                    session
+                        .client()
+                        .reply(
+                            inv,
+                            status::OK,
+                            Some(Table::new().with("echo", Value::string(msg))),
+                        )
+                        .unwrap();
+                }
+                if pred(&e) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            let now = Instant::now();
+            pending.extend(session.flush(poll.registry(), now));
+            let t = session
+                .next_timeout(now)
+                .map_or(Duration::from_millis(50), |t| {
+                    t.min(Duration::from_millis(50))
+                });
+            poll.poll(&mut events, Some(t)).unwrap();
+            let now = Instant::now();
+            for ev in events.iter() {
+                pending.extend(session.ready(poll.registry(), ev, now));
+            }
+            pending.extend(session.on_timeout(poll.registry(), now));
+        }
+    };
+
+    for round in 0..2 {
+        drive(
+            &mut session,
+            &mut pending,
+            "object registration",
+            &|e| matches!(e, Event::ObjectRegistered { path, .. } if path == "demo.obj"),
+        );
+        // Another process calls our object (a thread: the call blocks).
+        let socket = double.socket.clone();
+        let caller = std::thread::spawn(move || {
+            mwan_ubus::blocking::call(
+                &socket,
+                "demo.obj",
+                "echo",
+                Table::new().with("msg", Value::string("hi")),
+                Duration::from_secs(10),
+            )
+        });
+        // And sends an event we listen for.
+        let socket = double.socket.clone();
+        let sender = std::thread::spawn(move || {
+            // Give the listener registration a moment after the object registration.
+            std::thread::sleep(Duration::from_millis(200));
+            let mut c = BlockingClient::connect(&socket, Duration::from_secs(10)).unwrap();
+            c.send_event("demo.ping", Table::new().with("n", Value::Int32(round)))
+        });
+        drive(
+            &mut session,
+            &mut pending,
+            "event",
+            &|e| matches!(e, Event::Event { name, data } if name == "demo.ping" && data.get("n") == Some(&Value::Int32(round))),
+        );
+        let reply = caller.join().unwrap().unwrap();
+        assert_eq!(reply.get_str("echo"), Some("hi"));
+        sender.join().unwrap().unwrap();
+        if round == 0 {
+            // ubusd restarts: the session must notice, reconnect and re-register.
+            double.stop();
+            drive(&mut session, &mut pending, "disconnect", &|e| {
+                matches!(e, Event::Disconnected)
+            });
+            double.spawn();
+        }
+    }
+}
+
+#[test]
+fn per_instance_restart_leaves_the_other_tracker_running() {
+    // What mwand does under procd: trackers in their own service, one
+    // restarted by delete + add; the other keeps its pid.
+    let double = Double::start();
+    let mut cli = double.client();
+    let spec = |arg: &str| InstanceSpec {
+        command: vec!["/bin/sleep".into(), arg.into()],
+        respawn: Some(procd::Respawn::default()),
+        stdout: true,
+        stderr: true,
+        ..InstanceSpec::default()
+    };
+    let wans = [
+        (procd::tracker_instance("wan1"), spec("3001")),
+        (procd::tracker_instance("wan2"), spec("3002")),
+    ];
+    cli.call("service", "add", procd::add(procd::TRACKER_SERVICE, &wans))
+        .unwrap();
+    // The init script registering mwand with `service set` must not touch them.
+    let mwand = [("mwand".to_owned(), spec("3000"))];
+    cli.call(
+        "service",
+        "set",
+        procd::set(procd::CONTROLLER_SERVICE, &mwand),
+    )
+    .unwrap();
+    let pids = |cli: &mut BlockingClient| {
+        let list = cli
+            .call("service", "list", procd::list(Some(procd::TRACKER_SERVICE)))
+            .unwrap();
+        let svc = procd::parse_list(&list);
+        let get = |n: &str| {
+            svc[0]
+                .instances
+                .iter()
+                .find(|i| i.name == n)
+                .and_then(|i| i.pid)
+        };
+        (get("track_wan1"), get("track_wan2"))
+    };
+    let (w1, w2) = pids(&mut cli);
+    assert!(w1.is_some() && w2.is_some());
+    for (method, args) in procd::restart_instance(procd::TRACKER_SERVICE, "track_wan2", &wans[1].1)
+    {
+        cli.call("service", method, args).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (n1, n2) = pids(&mut cli);
+        assert_eq!(n1, w1, "track_wan1 must keep its pid");
+        if n2.is_some() && n2 != w2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "track_wan2 was not restarted: {n2:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A clean stop removes the trackers' service.
+    cli.call(
+        "service",
+        "delete",
+        procd::delete(procd::TRACKER_SERVICE, None),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !procd::parse_list(
+        &cli.call("service", "list", procd::list(Some(procd::TRACKER_SERVICE)))
+            .unwrap(),
+    )
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "trackers' service not removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
