@@ -3,7 +3,6 @@
 use mwan_proto::control::{
     InterfaceStatus, OverrideStatus, PolicyExplanation, PolicyStatus, Response, RuleStatus, Status,
 };
-use std::fmt::Write;
 
 /// The reply's payload as JSON (docs/status-json.md), one document per call.
 pub fn json(response: &Response) -> String {
@@ -62,7 +61,7 @@ fn status(s: &Status) -> String {
     out.push('\n');
     out += &override_line(s.override_.as_ref());
     if let Some(e) = &s.dataplane_error {
-        let _ = writeln!(out, "data plane error: {e}");
+        out += &format!("data plane error: {e}\n");
     }
     out
 }
@@ -101,9 +100,8 @@ fn interfaces(v: &[InterfaceStatus]) -> String {
             Some(d) => format!("{} ({d})", i.name),
             None => i.name.clone(),
         };
-        let _ = writeln!(
-            out,
-            "{:<10} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}",
+        out += &format!(
+            "{:<10} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
             name,
             i.state,
             duration(i.state_age_s),
@@ -135,7 +133,7 @@ fn policies(v: &[PolicyStatus]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let _ = writeln!(out, "{:<16} {}", p.name, active);
+        out += &format!("{:<16} {}\n", p.name, active);
     }
     out
 }
@@ -143,7 +141,7 @@ fn policies(v: &[PolicyStatus]) -> String {
 fn rules(v: &[RuleStatus]) -> String {
     let mut out = format!("{:<20} {:<16} {}\n", "RULE", "POLICY", "MATCH");
     for r in v {
-        let _ = writeln!(out, "{:<20} {:<16} {}", r.name, r.policy, r.summary);
+        out += &format!("{:<20} {:<16} {}\n", r.name, r.policy, r.summary);
     }
     out
 }
@@ -151,9 +149,9 @@ fn rules(v: &[RuleStatus]) -> String {
 fn explain(v: &[PolicyExplanation]) -> String {
     let mut out = String::new();
     for p in v {
-        let _ = writeln!(out, "policy {}:", p.policy);
+        out += &format!("policy {}:\n", p.policy);
         for l in &p.lines {
-            let _ = writeln!(out, "  {l}");
+            out += &format!("  {l}\n");
         }
     }
     out

@@ -32,6 +32,10 @@ impl<K: Ord + Clone> Timers<K> {
         self.by_key.insert(key, at);
     }
 
+    pub fn cancel(&mut self, key: &K) {
+        self.by_key.remove(key);
+    }
+
     pub fn next_deadline(&self) -> Option<Millis> {
         self.by_key.values().copied().min()
     }

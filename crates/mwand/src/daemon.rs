@@ -41,6 +41,8 @@ enum Timer {
     Housekeeping,
     Spawn(String),
     Adoption(String),
+    /// A WAN's health machine has a round deadline or silence limit due.
+    Health(String),
 }
 
 #[derive(Debug)]
@@ -228,6 +230,9 @@ impl Daemon {
             d.config.interfaces.iter().filter(|i| i.enabled).count()
         );
         d.sync_wans(now);
+        // The first plan adopts what a previous mwand left in the kernel and
+        // gives the tracker marks the trackers' command lines carry.
+        d.decide_and_apply(now);
         d.adopt_running_trackers(now);
         d.sync_trackers(now);
         d.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
@@ -252,7 +257,7 @@ impl Daemon {
                 Some(wan) => wan.reconfigure(iface, now),
                 None => {
                     let mut wan = Wan::new(iface, now);
-                    wan.learn_facts(self.dataplane.facts(&wan.config().name, wan.device()));
+                    wan.learn_facts(self.dataplane.facts(wan.device()));
                     self.wans.insert(wan.config().name.clone(), wan);
                 }
             }
@@ -262,11 +267,9 @@ impl Daemon {
     fn tracker_argv(&self, wan: &Wan) -> Option<Vec<String>> {
         let facts = TrackerFacts {
             device: wan.device().map(str::to_string),
-            mark: self
-                .dataplane
-                .tracker_mark(&self.config, &wan.config().name),
-            source: wan.facts().source,
-            gateway: wan.facts().gateway,
+            mark: self.dataplane.tracker_mark(&wan.config().name),
+            source: wan.source(),
+            gateway: wan.gateway(),
         };
         tracker_cmd::argv(
             wan.config(),
@@ -322,6 +325,16 @@ impl Daemon {
             }
         }
         self.arm_wakes(wakes);
+    }
+
+    /// Round deadlines decide a cut as soon as the probes are overdue, not
+    /// at the next housekeeping pass.
+    fn arm_health(&mut self, name: &str) {
+        let key = Timer::Health(name.to_string());
+        match self.wans.get(name).and_then(Wan::next_deadline) {
+            Some(at) => self.timers.arm(key, at),
+            None => self.timers.cancel(&key),
+        }
     }
 
     fn arm_wakes(&mut self, wakes: Vec<Wake>) {
@@ -475,7 +488,7 @@ impl Daemon {
             if let Some(name) = iface {
                 log::info!("{name}: tracker disconnected");
                 if let Some(wan) = self.wans.get_mut(&name) {
-                    wan.tracker_disconnected(now_ms());
+                    wan.tracker_disconnected();
                 }
             }
         }
@@ -576,7 +589,7 @@ impl Daemon {
                     (now * 1000).saturating_sub(started_at_us) / 1_000_000
                 );
                 let wan = self.wans.get_mut(&name).expect("checked above");
-                wan.tracker_connected(now);
+                wan.tracker_connected(started_at_us);
                 for m in wan.tracker_settings() {
                     if let Err(e) = conn.queue(&m) {
                         log::warn!("{name}: cannot queue tracker settings: {e}");
@@ -608,6 +621,7 @@ impl Daemon {
                         }
                     }
                     self.on_state_changes(&name, changes, now);
+                    self.arm_health(&name);
                 }
                 true
             }
@@ -621,7 +635,7 @@ impl Daemon {
         }
     }
 
-    fn on_state_changes(&mut self, name: &str, changes: Vec<crate::wan::Change>, now: Millis) {
+    fn on_state_changes(&mut self, name: &str, changes: Vec<crate::wan::Change>, _now: Millis) {
         if changes.is_empty() {
             return;
         }
@@ -630,16 +644,9 @@ impl Daemon {
             .get(name)
             .and_then(|w| w.device().map(str::to_string));
         for c in changes {
-            log::info!(
-                "{name}: {} -> {}",
-                crate::wan::state_name(c.from),
-                crate::wan::state_name(c.to)
-            );
+            log::info!("{name}: {} -> {}", c.from, c.to);
             if let Some(action) = c.hook_action() {
                 self.hooks.run(action, name, device.as_deref());
-            }
-            if c.became_usable() {
-                self.dataplane.on_wan_usable(&self.config, name, now);
             }
         }
         self.dirty = true;
@@ -659,13 +666,13 @@ impl Daemon {
             let name = wan.config().name.clone();
             let mut changes = Vec::new();
             if let Some(up) = ev.carrier {
-                if wan.facts().carrier != Some(up) {
+                if wan.facts().carrier != up {
                     let action = if up { Action::Ifup } else { Action::Ifdown };
                     self.hooks.run(action, &name, wan.device());
                 }
                 changes.extend(wan.on_carrier(up, now));
             }
-            let facts_changed = wan.learn_facts(self.dataplane.facts(&name, wan.device()));
+            let facts_changed = wan.learn_facts(self.dataplane.facts(wan.device()));
             self.on_state_changes(&name, changes, now);
             if facts_changed {
                 log::info!("{name}: addresses or gateway changed");
@@ -689,7 +696,7 @@ impl Daemon {
                     };
                     self.on_state_changes(&name, changes, now);
                 }
-                if self.dataplane.needs_reconcile(now) {
+                if self.dataplane.needs_reconcile() {
                     self.dirty = true;
                 }
             }
@@ -700,6 +707,14 @@ impl Daemon {
             Timer::Adoption(name) => {
                 let wakes = self.supervisor.adoption_due(&name, now);
                 self.arm_wakes(wakes);
+            }
+            Timer::Health(name) => {
+                let changes = match self.wans.get_mut(&name) {
+                    Some(w) => w.tick(now),
+                    None => return,
+                };
+                self.on_state_changes(&name, changes, now);
+                self.arm_health(&name);
             }
         }
     }
@@ -733,11 +748,10 @@ impl Daemon {
         }
         let before: Vec<String> = self.wans.keys().cloned().collect();
         self.config = loaded.config;
-        self.dataplane.reconfigure(&self.config);
         self.sync_wans(now);
-        self.sync_trackers(now);
         self.engine.retain_valid(&self.config);
-        self.dirty = true;
+        self.decide_and_apply(now);
+        self.sync_trackers(now);
         let after: Vec<String> = self.wans.keys().cloned().collect();
         let added: Vec<_> = after
             .iter()
@@ -832,15 +846,10 @@ impl Daemon {
                 self.decide_and_apply(now);
                 Response::Done { message }
             }
-            Request::Explain { policy } => {
-                match self
-                    .engine
-                    .explain(&self.config, &self.wans, policy.as_deref(), now)
-                {
-                    Ok(v) => Response::Explain(v),
-                    Err(message) => Response::Error { message },
-                }
-            }
+            Request::Explain { policy } => match self.engine.explain(policy.as_deref(), now) {
+                Ok(v) => Response::Explain(v),
+                Err(message) => Response::Error { message },
+            },
         }
     }
 

@@ -1,154 +1,433 @@
-//! Adapter to the data plane (mwan_core::plan + mwan_netlink). INTERIM:
-//! until those land it applies nothing and reads WAN facts from sysfs and
-//! getifaddrs; it is replaced by plan -> diff -> apply through netlink.
+//! Adapter to the data plane: builds the core's network plan from config,
+//! decisions and WAN facts (`mwan_core::plan::build`), diffs it against our
+//! tagged kernel objects and applies the difference (`mwan_netlink`). Also
+//! keeps the kernel snapshot that WAN facts come from, and turns rtnetlink
+//! events into per-device notices for the loop.
+//!
+//! With `--no-dataplane` the plan is still built (tracker marks come from
+//! it) and facts are still read, but nothing is written to the kernel.
 
 use crate::engine::Engine;
-use crate::wan::{Facts, Wan};
-use mwan_core::config::Config;
+use crate::wan::Wan;
+use mwan_core::config::{Config, PolicyTarget};
+use mwan_core::plan::{
+    self, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, Route, WanFacts, WanInput,
+};
 use mwan_core::Millis;
+use mwan_netlink::sysctl::Saved;
+use mwan_netlink::{Event, Events, Rtnl, Snapshot};
 use mwan_proto::control::RuleStatus;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
+/// Something happened to a device: carrier known when the link itself
+/// changed, None when only addresses or routes did.
 pub struct LinkEvent {
     pub device: String,
     pub carrier: Option<bool>,
 }
 
 pub struct Dataplane {
-    enabled: bool,
+    apply_enabled: bool,
+    rtnl: Rtnl,
+    events: Option<Events>,
+    snapshot: Snapshot,
+    sysctls: Saved,
+    plan: Option<NetworkPlan>,
+    allocation: Allocation,
     last_error: Option<String>,
-}
-
-fn addresses(device: &str) -> Vec<(IpAddr, u8)> {
-    let mut out = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs allocates a list we free below.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return out;
-    }
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: cur walks the list getifaddrs returned.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_name is a NUL-terminated C string.
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        if name.to_bytes() != device.as_bytes() {
-            continue;
-        }
-        // SAFETY: family tells which sockaddr variant this is.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        if family == libc::AF_INET {
-            // SAFETY: AF_INET addresses are sockaddr_in.
-            let (a, m) = unsafe {
-                (
-                    *(ifa.ifa_addr as *const libc::sockaddr_in),
-                    *(ifa.ifa_netmask as *const libc::sockaddr_in),
-                )
-            };
-            let addr = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            out.push((
-                IpAddr::V4(addr),
-                u32::from_be(m.sin_addr.s_addr).count_ones() as u8,
-            ));
-        }
-    }
-    // SAFETY: head came from getifaddrs.
-    unsafe { libc::freeifaddrs(head) };
-    out
-}
-
-fn gateway_v4(device: &str) -> Option<IpAddr> {
-    let text = std::fs::read_to_string("/proc/net/route").ok()?;
-    text.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 3 && f[0] == device && f[1] == "00000000")
-            .then(|| u32::from_str_radix(f[2], 16).ok())
-            .flatten()
-            .filter(|g| *g != 0)
-            .map(|g| IpAddr::V4(Ipv4Addr::from(u32::from_be(g))))
-    })
+    /// Our objects were changed by someone else (or events were lost).
+    reconcile_due: bool,
 }
 
 impl Dataplane {
-    pub fn new(enabled: bool, _config: &Config) -> Result<Self, String> {
+    pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, String> {
+        let protocol = PlanSettings::from_config(config).protocol;
+        let mut rtnl = Rtnl::open(protocol).map_err(|e| format!("rtnetlink: {e}"))?;
+        let snapshot =
+            Snapshot::take(rtnl.socket(), protocol).map_err(|e| format!("reading links: {e}"))?;
+        let events = match Events::subscribe(protocol) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                log::warn!(
+                    "no rtnetlink events ({e}): carrier and address changes are not followed"
+                );
+                None
+            }
+        };
+        let mut sysctls = Saved::default();
+        if apply_enabled {
+            if let Err(e) = sysctls.apply_dataplane_defaults() {
+                log::warn!("sysctls: {e}");
+            }
+        }
         Ok(Self {
-            enabled,
+            apply_enabled,
+            rtnl,
+            events,
+            snapshot,
+            sysctls,
+            plan: None,
+            allocation: Allocation::default(),
             last_error: None,
+            reconcile_due: false,
         })
     }
 
     pub fn event_fd(&self) -> Option<RawFd> {
-        None
+        self.events.as_ref().map(AsRawFd::as_raw_fd)
     }
 
-    pub fn read_events(&mut self) -> Vec<LinkEvent> {
-        Vec::new()
-    }
-
-    pub fn facts(&self, _name: &str, device: Option<&str>) -> Facts {
-        let Some(dev) = device else {
-            return Facts::default();
-        };
-        let sys = |f: &str| std::fs::read_to_string(format!("/sys/class/net/{dev}/{f}")).ok();
-        let addresses = addresses(dev);
-        Facts {
-            ifindex: sys("ifindex").and_then(|s| s.trim().parse().ok()),
-            carrier: sys("carrier").map(|s| s.trim() == "1"),
-            source: addresses.first().map(|a| a.0),
-            addresses,
-            gateway: gateway_v4(dev),
+    fn refresh_snapshot(&mut self) {
+        let protocol = self.rtnl.protocol();
+        match Snapshot::take(self.rtnl.socket(), protocol) {
+            Ok(s) => self.snapshot = s,
+            Err(e) => log::warn!("re-reading links and addresses: {e}"),
         }
     }
 
-    pub fn tracker_mark(&self, _config: &Config, _name: &str) -> Option<u32> {
-        None
+    /// Drains rtnetlink events; re-reads the kernel's links, addresses and
+    /// main routes once if any concern them.
+    pub fn read_events(&mut self) -> Vec<LinkEvent> {
+        let Some(events) = self.events.as_mut() else {
+            return Vec::new();
+        };
+        let batch = match events.read() {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("rtnetlink events: {e}");
+                vec![Event::Resync]
+            }
+        };
+        let mut out = Vec::new();
+        let mut refresh = false;
+        let mut all_devices = false;
+        for ev in batch {
+            match ev {
+                Event::Link { link, removed } => {
+                    refresh = true;
+                    out.push(LinkEvent {
+                        device: link.name,
+                        carrier: Some(link.carrier && link.up && !removed),
+                    });
+                }
+                Event::Address { .. } => {
+                    refresh = true;
+                    all_devices = true;
+                }
+                Event::Route {
+                    ours: false,
+                    table: plan::MAIN_TABLE,
+                    ..
+                } => {
+                    refresh = true;
+                    all_devices = true;
+                }
+                Event::Route {
+                    ours: true,
+                    removed: true,
+                    ..
+                }
+                | Event::Rule {
+                    ours: true,
+                    removed: true,
+                    ..
+                } => self.reconcile_due = true,
+                Event::Resync => {
+                    refresh = true;
+                    all_devices = true;
+                    self.reconcile_due = true;
+                }
+                Event::Route { .. } | Event::Rule { .. } => {}
+            }
+        }
+        if refresh {
+            self.refresh_snapshot();
+            // Kernel routes through a device vanish with its link or address
+            // without RTM_DELROUTE: check ours against the plan again.
+            self.reconcile_due = true;
+        }
+        if all_devices {
+            out.extend(self.snapshot.links.iter().map(|l| LinkEvent {
+                device: l.name.clone(),
+                carrier: None,
+            }));
+        }
+        out
     }
 
-    pub fn on_wan_usable(&mut self, _config: &Config, _name: &str, _now: Millis) {}
-
-    pub fn needs_reconcile(&mut self, _now: Millis) -> bool {
-        false
+    pub fn facts(&self, device: Option<&str>) -> WanFacts {
+        match device {
+            Some(d) => self.snapshot.wan_facts(d),
+            None => WanFacts::default(),
+        }
     }
 
+    /// The WAN's tracker fwmark from the current plan.
+    pub fn tracker_mark(&self, name: &str) -> Option<u32> {
+        self.plan
+            .as_ref()
+            .and_then(|p| p.wan(name))
+            .map(|w| w.tracker_mark)
+    }
+
+    pub fn needs_reconcile(&mut self) -> bool {
+        std::mem::take(&mut self.reconcile_due)
+    }
+
+    /// Builds the plan and, unless disabled, brings the kernel to it with the
+    /// minimal set of operations. Objects already in place (a previous mwand's)
+    /// are adopted as they are: no flap.
     pub fn apply(
         &mut self,
-        _config: &Config,
-        _engine: &Engine,
-        _wans: &BTreeMap<String, Wan>,
+        config: &Config,
+        engine: &Engine,
+        wans: &BTreeMap<String, Wan>,
         _now: Millis,
     ) {
-        if self.enabled {
-            self.last_error = Some("data plane not built into this mwand yet".into());
+        let wan_inputs: Vec<WanInput> = wans
+            .values()
+            .map(|w| WanInput {
+                interface: w.config().name.clone(),
+                family: w.config().family,
+                facts: w.facts().clone(),
+                usable: w.usable(),
+            })
+            .collect();
+        let policies: Vec<PolicyRoutes> = engine
+            .decisions()
+            .iter()
+            .map(|d| PolicyRoutes {
+                policy: d.policy.clone(),
+                active: d
+                    .active
+                    .iter()
+                    .map(|m| (m.interface.clone(), m.weight))
+                    .collect(),
+                last_resort: d.configured_last_resort,
+            })
+            .collect();
+        let devices: BTreeMap<String, String> = wans
+            .values()
+            .filter_map(|w| Some((w.config().name.clone(), w.device()?.to_string())))
+            .collect();
+        let main_defaults: Vec<Route> = self
+            .snapshot
+            .main_routes
+            .iter()
+            .filter(|r| r.route.dst.prefix_len == 0)
+            .map(|r| r.route.clone())
+            .collect();
+        let input = PlanInput {
+            config,
+            settings: PlanSettings::from_config(config),
+            wans: &wan_inputs,
+            policies: &policies,
+            devices: &devices,
+            main_defaults: &main_defaults,
+            previous: &self.allocation,
+        };
+        let plan = match plan::build(&input) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(format!("cannot plan: {e}"));
+                return;
+            }
+        };
+        if self.plan.as_ref().map(|p| &p.warnings) != Some(&plan.warnings) {
+            for w in &plan.warnings {
+                log::warn!("plan: {w}");
+            }
+        }
+        self.allocation = plan.allocation.clone();
+        if self.apply_enabled {
+            self.sync_kernel(&plan);
+        }
+        self.plan = Some(plan);
+    }
+
+    fn sync_kernel(&mut self, plan: &NetworkPlan) {
+        let observed = match self.rtnl.observe() {
+            Ok(o) => o,
+            Err(e) => {
+                self.fail(format!("reading our routes and rules: {e}"));
+                return;
+            }
+        };
+        let ops = plan::diff(&kernel_form(&plan.objects), &observed);
+        if ops.is_empty() {
+            self.last_error = None;
+            return;
+        }
+        for op in &ops {
+            log::debug!("netlink: {op}");
+        }
+        match self.rtnl.apply(&ops) {
+            Ok(report) if report.failed.is_empty() => {
+                log::info!("data plane: {} change(s) applied", report.applied);
+                self.last_error = None;
+            }
+            Ok(report) => {
+                let first = report
+                    .failed
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                self.fail(format!(
+                    "{} of {} change(s) refused by the kernel (retried on the next reconcile); first: {first}",
+                    report.failed.len(),
+                    ops.len()
+                ));
+            }
+            Err(e) => self.fail(format!("applying {} change(s): {e}", ops.len())),
         }
     }
 
-    pub fn reconfigure(&mut self, _config: &Config) {}
+    fn fail(&mut self, message: String) {
+        if self.last_error.as_ref() != Some(&message) {
+            log::error!("data plane: {message}");
+        }
+        self.last_error = Some(message);
+        self.reconcile_due = true;
+    }
 
+    /// Config rules as the plan resolved them.
     pub fn rules(&self, config: &Config) -> Vec<RuleStatus> {
         config
             .rules
             .iter()
-            .map(|r| RuleStatus {
-                name: r.name.clone(),
-                policy: format!("{:?}", r.use_policy),
-                summary: String::new(),
+            .enumerate()
+            .map(|(i, r)| {
+                let policy = match &r.use_policy {
+                    PolicyTarget::Named(n) => n.clone(),
+                    PolicyTarget::Default => "default".into(),
+                    PolicyTarget::Unreachable => "unreachable".into(),
+                    PolicyTarget::Blackhole => "blackhole".into(),
+                };
+                let steering = self
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.rules.iter().find(|rp| rp.index == i))
+                    .map(|rp| match &rp.steering {
+                        plan::Steering::Fib => "FIB rules".to_string(),
+                        plan::Steering::NftMark { mark, reasons } => {
+                            format!("nft mark {mark:#x} ({})", reasons.join(", "))
+                        }
+                    })
+                    .unwrap_or_else(|| "skipped".into());
+                RuleStatus {
+                    name: r.name.clone(),
+                    policy,
+                    summary: format!("{}; {steering}", rule_summary(r)),
+                }
             })
             .collect()
     }
 
+    /// Networks never sent to a WAN: main's non-default routes (the
+    /// `lookup main suppress_prefixlength 0` rule keeps them local).
     pub fn connected(&self) -> Vec<String> {
-        Vec::new()
+        let mut nets: Vec<String> = self
+            .snapshot
+            .main_routes
+            .iter()
+            .filter(|r| r.route.dst.prefix_len > 0)
+            .map(|r| format!("{}/{}", r.route.dst.addr, r.route.dst.prefix_len))
+            .collect();
+        nets.sort();
+        nets.dedup();
+        nets
     }
 
     pub fn last_error(&self) -> Option<String> {
         self.last_error.clone()
     }
 
-    pub fn stop(&mut self) {}
+    /// Removes every route and rule of ours and restores the sysctls.
+    pub fn stop(&mut self) {
+        if !self.apply_enabled {
+            return;
+        }
+        match self.rtnl.teardown() {
+            Ok(r) if r.failed.is_empty() => {
+                log::info!("removed {} route(s) and rule(s)", r.applied)
+            }
+            Ok(r) => log::error!(
+                "teardown: {} object(s) could not be removed",
+                r.failed.len()
+            ),
+            Err(e) => log::error!("teardown: {e}"),
+        }
+        if let Err(e) = self.sysctls.restore() {
+            log::error!("{e}");
+        }
+    }
+}
+
+/// The plan as the kernel will dump it back. The kernel stores a `/0`
+/// selector as no selector at all; a plan that keeps `to 0.0.0.0/0` would
+/// otherwise be re-added on every pass (gap reported to the plan's owner).
+fn kernel_form(objects: &plan::KernelObjects) -> plan::KernelObjects {
+    let rules = objects
+        .rules
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.src = r.src.filter(|n| n.prefix_len > 0);
+            r.dst = r.dst.filter(|n| n.prefix_len > 0);
+            r
+        })
+        .collect();
+    plan::KernelObjects::sorted(objects.routes.clone(), rules)
+}
+
+fn rule_summary(r: &mwan_core::config::Rule) -> String {
+    let mut parts = Vec::new();
+    let nets = |v: &[mwan_core::config::IpNet]| {
+        v.iter()
+            .map(|n| format!("{}/{}", n.addr, n.prefix_len))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let ports = |v: &[mwan_core::config::PortRange]| {
+        v.iter()
+            .map(|p| {
+                if p.first == p.last {
+                    p.first.to_string()
+                } else {
+                    format!("{}-{}", p.first, p.last)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if r.proto != mwan_core::config::Proto::All {
+        parts.push(format!("proto {:?}", r.proto).to_lowercase());
+    }
+    if !r.src_ip.is_empty() {
+        parts.push(format!("from {}", nets(&r.src_ip)));
+    }
+    if let Some(i) = &r.src_iface {
+        parts.push(format!("in {i}"));
+    }
+    if !r.src_port.is_empty() {
+        parts.push(format!("sport {}", ports(&r.src_port)));
+    }
+    if !r.dest_ip.is_empty() {
+        parts.push(format!("to {}", nets(&r.dest_ip)));
+    }
+    if !r.dest_port.is_empty() {
+        parts.push(format!("dport {}", ports(&r.dest_port)));
+    }
+    if let Some(s) = &r.ipset {
+        parts.push(format!("set {s}"));
+    }
+    if r.sticky {
+        parts.push(format!("sticky {}s", r.timeout));
+    }
+    if parts.is_empty() {
+        "all traffic".into()
+    } else {
+        parts.join(" ")
+    }
 }

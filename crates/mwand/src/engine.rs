@@ -1,26 +1,21 @@
-//! Policy decisions and overrides, via mwan-core's resolver. INTERIM: until
-//! `mwan_core::policy::resolve` lands this resolves mwan3's tiers itself.
+//! Policy decisions and manual overrides: a thin holder around
+//! `mwan_core::policy::resolve` (which decides) and its memory.
 
-use crate::wan::{state_name, Wan};
+use crate::wan::Wan;
 use mwan_core::config::{Config, LastResort};
+use mwan_core::policy::{self, Overrides, PolicyDecision, PolicyMemory, WanView};
 use mwan_core::Millis;
 use mwan_proto::control::{ActiveMemberStatus, PolicyExplanation, PolicyStatus};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    pub policy: String,
-    pub active: Vec<(String, u32)>,
-    pub last_resort: Option<LastResort>,
-}
+/// What of a decision the data plane depends on.
+type DecisionKey = (String, Vec<(String, u32)>, Option<LastResort>);
 
 #[derive(Default)]
 pub struct Engine {
-    decisions: Vec<Decision>,
-    /// Override for every policy.
-    global_override: Option<String>,
-    /// Per-policy overrides.
-    overrides: BTreeMap<String, String>,
+    decisions: Vec<PolicyDecision>,
+    overrides: Overrides,
+    memory: PolicyMemory,
 }
 
 pub fn last_resort_name(l: LastResort) -> &'static str {
@@ -31,45 +26,34 @@ pub fn last_resort_name(l: LastResort) -> &'static str {
     }
 }
 
+fn views(wans: &BTreeMap<String, Wan>) -> Vec<WanView> {
+    wans.values().map(Wan::view).collect()
+}
+
 impl Engine {
-    pub fn decisions(&self) -> &[Decision] {
+    pub fn decisions(&self) -> &[PolicyDecision] {
         &self.decisions
     }
 
-    /// Recomputes every policy; true if any decision changed.
-    pub fn resolve(&mut self, config: &Config, wans: &BTreeMap<String, Wan>, _now: Millis) -> bool {
-        let mut out = Vec::new();
-        for p in &config.policies {
-            let forced = self
-                .overrides
-                .get(&p.name)
-                .or(self.global_override.as_ref());
-            let members: Vec<_> = p
-                .use_member
-                .iter()
-                .filter_map(|m| config.members.iter().find(|x| &x.name == m))
-                .filter(|m| wans.get(&m.interface).is_some_and(|w| w.usable()))
-                .collect();
-            let active: Vec<(String, u32)> = if let Some(f) = forced {
-                vec![(f.clone(), 1)]
-            } else if let Some(best) = members.iter().map(|m| m.metric).min() {
-                members
-                    .iter()
-                    .filter(|m| m.metric == best)
-                    .map(|m| (m.interface.clone(), m.weight))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let last_resort = active.is_empty().then_some(p.last_resort);
-            out.push(Decision {
-                policy: p.name.clone(),
-                active,
-                last_resort,
-            });
-        }
-        let changed = out != self.decisions;
-        self.decisions = out;
+    /// Recomputes every policy; true if any policy's active set changed.
+    pub fn resolve(&mut self, config: &Config, wans: &BTreeMap<String, Wan>, now: Millis) -> bool {
+        let next = policy::resolve(config, &views(wans), &self.overrides, &mut self.memory, now);
+        let key = |d: &[PolicyDecision]| -> Vec<DecisionKey> {
+            d.iter()
+                .map(|p| {
+                    (
+                        p.policy.clone(),
+                        p.active
+                            .iter()
+                            .map(|m| (m.interface.clone(), m.weight))
+                            .collect(),
+                        p.last_resort,
+                    )
+                })
+                .collect()
+        };
+        let changed = key(&next) != key(&self.decisions);
+        self.decisions = next;
         changed
     }
 
@@ -95,19 +79,19 @@ impl Engine {
         self.decisions
             .iter()
             .map(|d| {
-                let total: u32 = d.active.iter().map(|(_, w)| *w).sum();
+                let total: u32 = d.active.iter().map(|m| m.weight).sum();
                 PolicyStatus {
                     name: d.policy.clone(),
                     active: d
                         .active
                         .iter()
-                        .map(|(i, w)| ActiveMemberStatus {
-                            interface: i.clone(),
-                            weight: *w,
+                        .map(|m| ActiveMemberStatus {
+                            interface: m.interface.clone(),
+                            weight: m.weight,
                             share_pct: if total == 0 {
                                 0.0
                             } else {
-                                f64::from(*w) * 100.0 / f64::from(total)
+                                f64::from(m.weight) * 100.0 / f64::from(total)
                             },
                         })
                         .collect(),
@@ -127,7 +111,7 @@ impl Engine {
             None => {
                 let msg =
                     format!("every policy now uses {interface} until `mwanctl override --clear`");
-                self.global_override = Some(interface);
+                self.overrides.global = Some(interface);
                 Ok(msg)
             }
             Some(p) => {
@@ -145,7 +129,7 @@ impl Engine {
                 let msg = format!(
                     "policy {p} now uses {interface} until `mwanctl override --clear --policy {p}`"
                 );
-                self.overrides.insert(p, interface);
+                self.overrides.per_policy.insert(p, interface);
                 Ok(msg)
             }
         }
@@ -154,12 +138,11 @@ impl Engine {
     pub fn clear_override(&mut self, policy: Option<String>) -> String {
         match policy {
             None => {
-                self.global_override = None;
-                self.overrides.clear();
+                self.overrides = Overrides::default();
                 "all overrides cleared".into()
             }
             Some(p) => {
-                self.overrides.remove(&p);
+                self.overrides.per_policy.remove(&p);
                 format!("override of policy {p} cleared")
             }
         }
@@ -168,10 +151,11 @@ impl Engine {
     /// (interface, policy) of the override shown in status: the global one,
     /// else the first per-policy one.
     pub fn override_status(&self) -> Option<(String, Option<String>)> {
-        if let Some(i) = &self.global_override {
+        if let Some(i) = &self.overrides.global {
             return Some((i.clone(), None));
         }
         self.overrides
+            .per_policy
             .iter()
             .next()
             .map(|(p, i)| (i.clone(), Some(p.clone())))
@@ -180,78 +164,42 @@ impl Engine {
     /// Drops overrides naming what a reload removed.
     pub fn retain_valid(&mut self, config: &Config) {
         let iface_ok = |i: &String| config.interfaces.iter().any(|x| &x.name == i && x.enabled);
-        if self.global_override.as_ref().is_some_and(|i| !iface_ok(i)) {
-            self.global_override = None;
+        if self.overrides.global.as_ref().is_some_and(|i| !iface_ok(i)) {
+            self.overrides.global = None;
         }
         self.overrides
+            .per_policy
             .retain(|p, i| iface_ok(i) && config.policies.iter().any(|x| &x.name == p));
     }
 
     pub fn explain(
         &self,
-        config: &Config,
-        wans: &BTreeMap<String, Wan>,
         policy: Option<&str>,
-        _now: Millis,
+        now: Millis,
     ) -> Result<Vec<PolicyExplanation>, String> {
         if let Some(p) = policy {
-            if !config.policies.iter().any(|x| x.name == p) {
-                return Err(format!("unknown policy '{p}'"));
+            if !self.decisions.iter().any(|d| d.policy == p) {
+                return Err(format!(
+                    "unknown policy '{p}'; expected one of: {}",
+                    self.decisions
+                        .iter()
+                        .map(|d| d.policy.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
         }
-        let mut out = Vec::new();
-        for p in config
-            .policies
+        Ok(self
+            .decisions
             .iter()
-            .filter(|p| policy.is_none_or(|n| n == p.name))
-        {
-            let mut lines = Vec::new();
-            if let Some(i) = self
-                .overrides
-                .get(&p.name)
-                .or(self.global_override.as_ref())
-            {
-                lines.push(format!(
-                    "overridden by hand: everything goes to {i} (mwanctl override --clear to undo)"
-                ));
-            }
-            for m in p
-                .use_member
-                .iter()
-                .filter_map(|m| config.members.iter().find(|x| &x.name == m))
-            {
-                let why = match wans.get(&m.interface) {
-                    None => "disabled in the config".to_string(),
-                    Some(w) if w.usable() => format!("usable ({})", state_name(w.state())),
-                    Some(w) => format!("not usable ({})", state_name(w.state())),
-                };
-                lines.push(format!(
-                    "member {} -> {} metric {} weight {}: {why}",
-                    m.name, m.interface, m.metric, m.weight
-                ));
-            }
-            if let Some(d) = self.decisions.iter().find(|d| d.policy == p.name) {
-                if d.active.is_empty() {
-                    lines.push(format!(
-                        "no member is usable, so traffic gets the last resort: {}",
-                        last_resort_name(p.last_resort)
-                    ));
-                } else {
-                    lines.push(format!(
-                        "uses {}: the lowest metric among usable members, shared by weight",
-                        d.active
-                            .iter()
-                            .map(|(i, w)| format!("{i} (weight {w})"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-            }
-            out.push(PolicyExplanation {
-                policy: p.name.clone(),
-                lines,
-            });
-        }
-        Ok(out)
+            .filter(|d| policy.map_or(true, |n| n == d.policy))
+            .map(|d| PolicyExplanation {
+                policy: d.policy.clone(),
+                lines: policy::explain(d, now)
+                    .lines()
+                    .map(str::to_string)
+                    .collect(),
+            })
+            .collect())
     }
 }

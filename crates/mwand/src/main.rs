@@ -7,7 +7,6 @@ mod conn;
 mod daemon;
 mod dataplane;
 mod engine;
-mod health_adapter;
 mod hooks;
 mod signals;
 mod supervisor;

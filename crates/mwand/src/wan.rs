@@ -2,43 +2,23 @@
 //! its health and quality (decided by mwan-core; this module only feeds
 //! samples in and reads states out).
 
-use crate::health_adapter::{Health, Quality};
 use crate::hooks::Action;
-use mwan_core::config::{InitialState, Interface};
-use mwan_core::health::LinkState;
+use mwan_core::config::Family;
+use mwan_core::config::Interface;
+use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition};
+use mwan_core::plan::WanFacts;
+use mwan_core::policy::WanView;
+use mwan_core::quality::Quality;
 use mwan_core::Millis;
 use mwan_proto::control::{InterfaceStatus, TrackerStatus};
-use mwan_proto::track::{ControllerMessage, Sample};
+use mwan_proto::track::{ControllerMessage, ProbeOutcome as WireOutcome, Sample};
 use std::net::IpAddr;
-
-/// Facts about a WAN learnt from the kernel (or netifd).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Facts {
-    pub ifindex: Option<u32>,
-    pub carrier: Option<bool>,
-    /// The WAN's address of the config's family (probes leave from it).
-    pub source: Option<IpAddr>,
-    pub addresses: Vec<(IpAddr, u8)>,
-    /// The config's gateway, else the one the kernel routes through.
-    pub gateway: Option<IpAddr>,
-}
 
 /// A state change, for logs, hooks and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
     pub from: LinkState,
     pub to: LinkState,
-}
-
-pub fn state_name(s: LinkState) -> &'static str {
-    match s {
-        LinkState::Unknown => "unknown",
-        LinkState::Online => "online",
-        LinkState::Disconnecting => "disconnecting",
-        LinkState::Offline => "offline",
-        LinkState::Connecting => "connecting",
-        LinkState::Disabled => "disabled",
-    }
 }
 
 impl Change {
@@ -52,45 +32,65 @@ impl Change {
             LinkState::Unknown | LinkState::Disabled => return None,
         })
     }
-
-    pub fn became_usable(&self) -> bool {
-        self.to == LinkState::Online && self.from != LinkState::Online
-    }
 }
 
 pub struct Wan {
     config: Interface,
-    facts: Facts,
+    facts: WanFacts,
     health: Health,
     quality: Quality,
-    state_since: Millis,
-    last_sample_at: Option<Millis>,
     tracker_connected: bool,
+    /// CLOCK_MONOTONIC µs start time of the tracker last heard from: a new
+    /// value means a new tracker process, whose round numbers start over.
+    tracker_started_at_us: Option<u64>,
     trouble: Option<String>,
+}
+
+fn to_core(s: &Sample, iface: &Interface) -> Option<ProbeResult> {
+    let target = iface.track_ip.iter().position(|t| *t == s.target)?;
+    let outcome = match s.outcome {
+        WireOutcome::Reply { rtt_us } => ProbeOutcome::Reply { rtt_us },
+        WireOutcome::Timeout
+        | WireOutcome::Unreachable { .. }
+        | WireOutcome::Refused
+        | WireOutcome::BadAnswer
+        | WireOutcome::SendError { .. } => ProbeOutcome::Lost,
+    };
+    Some(ProbeResult {
+        target,
+        round: s.round,
+        sent_at: s.sent_at_us / 1000,
+        outcome,
+    })
 }
 
 impl Wan {
     pub fn new(config: Interface, now: Millis) -> Self {
         Self {
-            health: Health::new(&config, now),
-            quality: Quality::new(&config),
+            health: Health::new(HealthSettings::from_interface(&config), now),
+            quality: Quality::new(&config.quality, config.track_ip.len()),
             config,
-            facts: Facts::default(),
-            state_since: now,
-            last_sample_at: None,
+            facts: WanFacts::default(),
             tracker_connected: false,
+            tracker_started_at_us: None,
             trouble: None,
         }
     }
 
-    /// New settings from a reload. Unchanged: nothing happens. Changed: the
-    /// health machine takes the new thresholds and keeps its current state.
+    /// New settings from a reload. Unchanged: nothing happens (health and
+    /// history stay). Changed tracking settings start the health machine
+    /// over from `initial_state`; changed scoring settings restart scoring.
     pub fn reconfigure(&mut self, config: Interface, now: Millis) {
         if config == self.config {
             return;
         }
-        self.health.reconfigure(&config, now);
-        self.quality.reconfigure(&config);
+        let settings = HealthSettings::from_interface(&config);
+        if &settings != self.health.settings() {
+            self.health = Health::new(settings, now);
+        }
+        if config.quality != self.config.quality || config.track_ip != self.config.track_ip {
+            self.quality = Quality::new(&config.quality, config.track_ip.len());
+        }
         self.config = config;
     }
 
@@ -102,92 +102,125 @@ impl Wan {
         self.config.device.as_deref()
     }
 
-    pub fn facts(&self) -> &Facts {
+    /// What the kernel says about the WAN's device, with the config's
+    /// `gateway` (extension) taking the place of a learnt one.
+    pub fn facts(&self) -> &WanFacts {
         &self.facts
     }
 
-    /// Returns true when something a tracker or route depends on changed.
-    pub fn learn_facts(&mut self, mut facts: Facts) -> bool {
-        if let Some(gw) = self.config.gateway {
-            facts.gateway = Some(gw);
+    /// Returns true when something a tracker or route depends on changed
+    /// (carrier changes come through [`Wan::on_carrier`]).
+    pub fn learn_facts(&mut self, mut facts: WanFacts) -> bool {
+        match self.config.gateway {
+            Some(IpAddr::V4(g)) => facts.gateway_v4 = Some(g),
+            Some(IpAddr::V6(g)) => facts.gateway_v6 = Some(g),
+            None => {}
         }
-        let changed = facts.source != self.facts.source
-            || facts.gateway != self.facts.gateway
-            || facts.ifindex != self.facts.ifindex
-            || facts.addresses != self.facts.addresses;
+        let mut old = self.facts.clone();
+        old.carrier = facts.carrier;
+        let changed = old != facts;
         self.facts = facts;
         changed
+    }
+
+    /// The address probes leave from: the first settled one of the
+    /// interface's family.
+    pub fn source(&self) -> Option<IpAddr> {
+        let family = self.config.family;
+        self.facts
+            .addresses
+            .iter()
+            .filter(|a| !a.tentative)
+            .map(|a| a.addr)
+            .find(|a| match family {
+                Family::Ipv4 => a.is_ipv4(),
+                Family::Ipv6 => a.is_ipv6(),
+            })
+    }
+
+    pub fn gateway(&self) -> Option<IpAddr> {
+        match self.config.family {
+            Family::Ipv4 => self.facts.gateway_v4.map(IpAddr::V4),
+            Family::Ipv6 => self.facts.gateway_v6.map(IpAddr::V6),
+        }
     }
 
     pub fn state(&self) -> LinkState {
         self.health.state()
     }
 
-    /// Usable for policies. A WAN without targets is assumed online (mwan3).
+    /// The core's view of this WAN for policy resolution.
+    pub fn view(&self) -> WanView {
+        WanView::new(
+            &self.config.name,
+            &self.health,
+            Some(&self.quality.snapshot()),
+        )
+    }
+
+    /// Usable for policies (the core decides).
     pub fn usable(&self) -> bool {
-        if self.facts.carrier == Some(false) {
-            return false;
-        }
-        match self.state() {
-            LinkState::Online | LinkState::Disconnecting => true,
-            // Before the first samples (or after a long silence) mwan3's
-            // initial_state decides.
-            LinkState::Unknown => self.config.initial_state == InitialState::Online,
-            LinkState::Offline | LinkState::Connecting | LinkState::Disabled => false,
-        }
+        self.health.usable()
     }
 
-    pub fn score(&self) -> Option<f64> {
-        self.quality.score()
+    /// When the health machine next needs `tick`.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.health.next_deadline()
     }
 
-    fn record(&mut self, before: LinkState, now: Millis) -> Vec<Change> {
-        let after = self.state();
-        if after == before {
-            return Vec::new();
-        }
-        self.state_since = now;
-        vec![Change {
-            from: before,
-            to: after,
-        }]
+    fn changes(t: Vec<Transition>) -> Vec<Change> {
+        t.into_iter()
+            .map(|t| Change {
+                from: t.from,
+                to: t.to,
+            })
+            .collect()
     }
 
     pub fn on_samples(&mut self, samples: &[Sample], now: Millis) -> Vec<Change> {
-        let before = self.state();
-        self.last_sample_at = Some(now);
         self.trouble = None;
+        let mut out = Vec::new();
         for s in samples {
-            self.quality.observe(s);
-            self.health.observe(s, &self.quality, now);
+            let Some(p) = to_core(s, &self.config) else {
+                log::debug!(
+                    "{}: sample for unknown target {}",
+                    self.config.name,
+                    s.target
+                );
+                continue;
+            };
+            self.quality.on_probe(p.target, p.outcome);
+            out.extend(Self::changes(self.health.on_probe(&p, now)));
         }
-        self.record(before, now)
+        out
     }
 
-    /// Carrier from rtnetlink: loss is an immediate failover signal.
+    /// Carrier from rtnetlink: loss is an immediate failover signal, as
+    /// netifd's ifdown is for mwan3; its return starts again from
+    /// `initial_state` (mwan3's ifup).
     pub fn on_carrier(&mut self, up: bool, now: Millis) -> Vec<Change> {
-        let before = self.state();
-        self.facts.carrier = Some(up);
-        self.health.carrier(up, now);
-        self.record(before, now)
+        self.facts.carrier = up;
+        Self::changes(self.health.link_event(up, now))
     }
 
-    /// Time passing: a silent tracker ages the WAN to unknown.
+    /// Time passing: rounds past their deadline fail; a silent tracker ages
+    /// the WAN to unknown (keeping its last verdict for policies).
     pub fn tick(&mut self, now: Millis) -> Vec<Change> {
-        let before = self.state();
-        let heard = self.last_sample_at.unwrap_or(self.state_since);
-        self.health.silence(now.saturating_sub(heard), now);
-        self.record(before, now)
+        Self::changes(self.health.tick(now))
     }
 
-    pub fn tracker_connected(&mut self, now: Millis) {
+    pub fn tracker_connected(&mut self, started_at_us: u64) {
         self.tracker_connected = true;
-        if self.last_sample_at.is_none() {
-            self.last_sample_at = Some(now);
+        if self
+            .tracker_started_at_us
+            .is_some_and(|prev| prev != started_at_us)
+        {
+            self.health.tracker_restarted();
         }
+        self.tracker_started_at_us = Some(started_at_us);
     }
 
-    pub fn tracker_disconnected(&mut self, _now: Millis) {
+    pub fn tracker_disconnected(&mut self) {
         self.tracker_connected = false;
     }
 
@@ -197,23 +230,29 @@ impl Wan {
 
     /// Interval and timeout the tracker should use now.
     pub fn tracker_settings(&self) -> Vec<ControllerMessage> {
-        let (interval_ms, timeout_ms) = self.health.probe_timing(&self.quality);
+        let t = self.health.tracker_timing();
         vec![
-            ControllerMessage::SetInterval { interval_ms },
-            ControllerMessage::SetTimeout { timeout_ms },
+            ControllerMessage::SetInterval {
+                interval_ms: t.interval,
+            },
+            ControllerMessage::SetTimeout {
+                timeout_ms: t.timeout,
+            },
         ]
     }
 
     pub fn status(&self, now: Millis) -> InterfaceStatus {
+        let q = self.quality.snapshot();
+        let has_data = q.samples > 0;
         InterfaceStatus {
             name: self.config.name.clone(),
             device: self.config.device.clone(),
-            state: state_name(self.state()).to_string(),
-            state_age_s: now.saturating_sub(self.state_since) / 1000,
-            latency_ms: self.quality.latency_ms(),
-            jitter_ms: self.quality.jitter_ms(),
-            loss_pct: self.quality.loss_pct(),
-            score: self.quality.score(),
+            state: self.state().as_str().to_string(),
+            state_age_s: now.saturating_sub(self.health.since()) / 1000,
+            latency_ms: q.latency_ms,
+            jitter_ms: has_data.then_some(q.jitter_ms),
+            loss_pct: has_data.then_some(q.loss_pct),
+            score: q.score,
             tracker: TrackerStatus {
                 pid: None,
                 restarts: 0,
