@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# make demo: two simulated WANs, mwand failing over live and back, cleaned up
+# after. Builds nothing itself (the Makefile builds the release binaries
+# first); set MWAN_BIN_DIR to use binaries from elsewhere. Needs root.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${MWAN_BIN_DIR:-$here/target/release}
+for b in mwand mwan-track mwanctl mwan-testbed; do
+  [ -x "$bin/$b" ] || { echo "demo: $bin/$b missing; run 'make demo' (it builds first) or set MWAN_BIN_DIR" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces)" >&2; exit 1; }
+
+name="demo$$"
+work=$(mktemp -d /tmp/mwan-demo.XXXXXX)
+run="$work/run"
+mwand_pid=""
+
+cleanup() {
+  set +e
+  if [ -n "$mwand_pid" ] && kill -0 "$mwand_pid" 2>/dev/null; then
+    kill -TERM "$mwand_pid"
+    for _ in $(seq 50); do kill -0 "$mwand_pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  "$bin/mwan-testbed" --name "$name" down >/dev/null 2>&1
+  rm -rf "$work"
+  echo "== cleaned up (testbed $name removed, mwand stopped)"
+}
+trap cleanup EXIT INT TERM
+
+tb() { "$bin/mwan-testbed" --name "$name" "$@"; }
+ctl() { "$bin/mwanctl" --run-dir "$run" "$@"; }
+ms() { date +%s%3N; }
+# First active interface of policy "failover", and the state of a WAN, from
+# mwanctl's tables (docs/mwanctl.md).
+active() { ctl policies 2>/dev/null | awk '$1 == "failover" { print $2 }'; }
+state_of() { ctl interfaces 2>/dev/null | awk -v w="$1" '$1 == w { print $3 }'; }
+wait_for() { # wait_for SECONDS COMMAND...: poll every 50 ms
+  local deadline=$(( $(ms) + $1 * 1000 )); shift
+  until "$@"; do
+    [ "$(ms)" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+is_active() { [ "$(active)" = "$1" ]; }
+both_online() { [ "$(state_of wan1)" = online ] && [ "$(state_of wan2)" = online ]; }
+lan_fetch() { # one HTTP request from the LAN client through the router
+  tb exec lan bash -c 'exec 3<>/dev/tcp/203.0.113.80/80 && printf "GET / HTTP/1.0\r\n\r\n" >&3 && head -c 200 <&3 | head -n1' 2>/dev/null
+}
+
+echo "== bringing up the testbed: router, LAN client, two ISPs, an internet"
+tb up --wans 2
+
+echo "== demo config ($work/mwan): our defaults, 3 targets, 0.2 s interval"
+cat >"$work/mwan" <<'EOF'
+config globals 'globals'
+	option mmx_mask '0x3F00'
+
+config interface 'wan1'
+	option enabled '1'
+	option device 'eth1'
+	list track_ip '203.0.113.1'
+	list track_ip '203.0.113.2'
+	list track_ip '203.0.113.3'
+	option reliability '1'
+	option interval '0.2'
+	option failure_interval '0.2'
+	option recovery_interval '0.2'
+	option timeout '3'
+	option down '3'
+	option up '10'
+
+config interface 'wan2'
+	option enabled '1'
+	option device 'eth2'
+	list track_ip '203.0.113.1'
+	list track_ip '203.0.113.2'
+	list track_ip '203.0.113.3'
+	option reliability '1'
+	option interval '0.2'
+	option failure_interval '0.2'
+	option recovery_interval '0.2'
+	option timeout '3'
+	option down '3'
+	option up '10'
+
+config member 'wan1_primary'
+	option interface 'wan1'
+	option metric '1'
+
+config member 'wan2_backup'
+	option interface 'wan2'
+	option metric '2'
+
+config policy 'failover'
+	list use_member 'wan1_primary'
+	list use_member 'wan2_backup'
+	option last_resort 'unreachable'
+
+config rule 'everything'
+	option dest_ip '0.0.0.0/0'
+	option use_policy 'failover'
+EOF
+ctl check --config "$work/mwan"
+
+echo "== starting mwand in the router namespace (log: $work/mwand.log)"
+tb exec router "$bin/mwand" --config "$work/mwan" --run-dir "$run" \
+  --supervisor embedded --tracker-bin "$bin/mwan-track" --hook /nonexistent >"$work/mwand.log" 2>&1 &
+mwand_pid=$!
+wait_for 20 both_online || { echo "demo: WANs did not come online; mwand log:" >&2; cat "$work/mwand.log" >&2; exit 1; }
+echo
+ctl status
+echo
+echo "LAN client fetches http://203.0.113.80/: $(lan_fetch)"
+
+echo
+echo "== cutting wan1 silently (link stays up, packets vanish)"
+t0=$(ms)
+tb cut wan1 >/dev/null
+if wait_for 10 is_active wan2; then
+  echo "failover to wan2 after $(( $(ms) - t0 )) ms"
+else
+  echo "demo: no failover within 10 s" >&2; cat "$work/mwand.log" >&2; exit 1
+fi
+sleep 0.3
+ctl status
+echo
+echo "LAN client fetches http://203.0.113.80/ through wan2: $(lan_fetch)"
+ctl explain failover
+
+echo
+echo "== restoring wan1"
+t0=$(ms)
+tb restore wan1 >/dev/null
+if wait_for 20 is_active wan1; then
+  echo "fail-back to wan1 after $(( $(ms) - t0 )) ms (wan1 must pass 'up' = 10 good rounds first)"
+else
+  echo "demo: no fail-back within 20 s" >&2; cat "$work/mwand.log" >&2; exit 1
+fi
+ctl status
+echo
+echo "LAN client fetches http://203.0.113.80/ through wan1: $(lan_fetch)"
+echo
+echo "== mwand's log"
+cat "$work/mwand.log"
