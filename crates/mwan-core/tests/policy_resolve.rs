@@ -112,7 +112,8 @@ fn tiers_table() {
     use LinkState::*;
     let cfg = tiered();
     // (states of wan1, wan2, wan3) -> active members of "balanced"
-    let cases: [([LinkState; 3], &[(&str, u32)]); 8] = [
+    type Case = ([LinkState; 3], &'static [(&'static str, u32)]);
+    let cases: [Case; 8] = [
         ([Online, Online, Online], &[("wan1", 3), ("wan2", 2)]),
         ([Offline, Online, Online], &[("wan2", 2)]),
         ([Disconnecting, Online, Online], &[("wan1", 3), ("wan2", 2)]),

@@ -109,7 +109,8 @@ fn false_downs(iface: &Interface, rounds: u64, seed: u64) -> (u64, f64) {
     );
     let expected = false_down_rate_per_round(q, settings.down, settings.up) * rounds as f64;
     let mut sim = Sim::new(iface, seed);
-    sim.run(&mut NOISE.clone(), Millis::MAX, rounds);
+    let mut link = NOISE;
+    sim.run(&mut link, Millis::MAX, rounds);
     (sim.count_to(LinkState::Offline) as u64, expected)
 }
 
@@ -174,7 +175,7 @@ fn recommended_defaults_detect_a_cut_within_a_second() {
 /// Time from a cut (every probe lost from `cut` on) to Offline.
 fn detection_time(iface: &Interface, seed: u64, cut: Millis) -> (Millis, Millis) {
     let mut sim = Sim::new(iface, seed);
-    let mut before = NOISE.clone();
+    let mut before = NOISE;
     before.loss = 0.0;
     sim.run(&mut before, cut, u64::MAX);
     assert!(sim.health.usable(), "healthy before the cut");
