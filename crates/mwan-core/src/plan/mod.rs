@@ -487,7 +487,8 @@ pub struct FibRule {
 }
 
 impl FibRule {
-    fn new(family: Family, priority: u32, action: RuleAction) -> Self {
+    /// A rule matching everything, with this priority and action.
+    pub fn new(family: Family, priority: u32, action: RuleAction) -> Self {
         FibRule {
             family,
             priority,
