@@ -130,6 +130,75 @@ pub fn reply(response: &Response) -> (u32, Table) {
     (status::OK, body)
 }
 
+/// The ubus call for a control request (what `mwanctl` sends when it
+/// talks to mwand over ubus): (method, arguments).
+pub fn call_for(request: &Request) -> (&'static str, Table) {
+    let opt = |t: Table, key: &str, v: &Option<String>| match v {
+        Some(v) => t.with(key, Value::string(v)),
+        None => t,
+    };
+    match request {
+        Request::Status => ("status", Table::new()),
+        Request::Interfaces => ("interfaces", Table::new()),
+        Request::Policies => ("policies", Table::new()),
+        Request::Rules => ("rules", Table::new()),
+        Request::Connected => ("connected", Table::new()),
+        Request::Reload => ("reload", Table::new()),
+        Request::Restart { interface } => (
+            "restart",
+            Table::new().with("interface", Value::string(interface)),
+        ),
+        Request::Override { interface, policy } => (
+            "override",
+            opt(
+                Table::new().with("interface", Value::string(interface)),
+                "policy",
+                policy,
+            ),
+        ),
+        Request::ClearOverride { policy } => (
+            "override",
+            opt(
+                Table::new().with("clear", Value::bool(true)),
+                "policy",
+                policy,
+            ),
+        ),
+        Request::Explain { policy } => ("explain", opt(Table::new(), "policy", policy)),
+    }
+}
+
+/// Turns a reply of the `mwan` object back into the control response
+/// (the inverse of [`reply`]), for `mwanctl` over ubus.
+pub fn response_from(method: &str, code: u32, body: &Table) -> Result<Response, String> {
+    fn field<T: serde::de::DeserializeOwned>(body: &Table, key: &str) -> Result<T, String> {
+        let json = body.to_json();
+        serde_json::from_value(json.get(key).cloned().unwrap_or(serde_json::Value::Null))
+            .map_err(|e| format!("reply field '{key}': {e}"))
+    }
+    if let Some(error) = body.get_str("error") {
+        return Ok(Response::Error {
+            message: error.to_owned(),
+        });
+    }
+    if code != status::OK {
+        return Ok(Response::Error {
+            message: format!("ubus status {code} ({})", status::name(code)),
+        });
+    }
+    Ok(match method {
+        "status" => Response::Status(body.to_deserialize().map_err(|e| e.to_string())?),
+        "interfaces" => Response::Interfaces(field(body, "interfaces")?),
+        "policies" => Response::Policies(field(body, "policies")?),
+        "rules" => Response::Rules(field(body, "rules")?),
+        "connected" => Response::Connected(field(body, "connected")?),
+        "explain" => Response::Explain(field(body, "explain")?),
+        _ => Response::Done {
+            message: body.get_str("message").unwrap_or("done").to_owned(),
+        },
+    })
+}
+
 /// Body of the `mwan.interface` event: interface, device, old and new
 /// state, and the metrics (absent metrics are left out).
 pub fn interface_event(old_state: &str, now: &InterfaceStatus) -> Table {

@@ -293,3 +293,72 @@ fn status_reply_round_trips_through_blobmsg() {
     assert_eq!(ev.get_str("device"), Some("eth-wanb"));
     assert_eq!(ev.get("latency_ms"), Some(&Value::Double(12.4)));
 }
+
+#[test]
+fn mwanctl_over_ubus_round_trips_requests_and_responses() {
+    let requests = [
+        Request::Status,
+        Request::Interfaces,
+        Request::Policies,
+        Request::Rules,
+        Request::Connected,
+        Request::Reload,
+        Request::Restart {
+            interface: "wan2".into(),
+        },
+        Request::Override {
+            interface: "wan2".into(),
+            policy: Some("balanced".into()),
+        },
+        Request::Override {
+            interface: "wan2".into(),
+            policy: None,
+        },
+        Request::ClearOverride { policy: None },
+        Request::Explain {
+            policy: Some("balanced".into()),
+        },
+    ];
+    for r in requests {
+        let (method, args) = mwan_object::call_for(&r);
+        assert_eq!(
+            mwan_object::request(method, &args),
+            Ok(r.clone()),
+            "{method}"
+        );
+    }
+    let s = sample_status();
+    let responses = [
+        ("status", Response::Status(s.clone())),
+        ("interfaces", Response::Interfaces(s.interfaces.clone())),
+        ("policies", Response::Policies(s.policies.clone())),
+        (
+            "connected",
+            Response::Connected(vec!["192.0.2.0/24".into()]),
+        ),
+        (
+            "reload",
+            Response::Done {
+                message: "reloaded: 1 change".into(),
+            },
+        ),
+        (
+            "restart",
+            Response::Error {
+                message: "no interface 'x'".into(),
+            },
+        ),
+    ];
+    for (method, resp) in responses {
+        let (code, body) = mwan_object::reply(&resp);
+        // Over the wire and back.
+        let mut bytes = Vec::new();
+        body.encode_into(&mut bytes).unwrap();
+        let body = Table::decode(&bytes).unwrap();
+        assert_eq!(
+            mwan_object::response_from(method, code, &body),
+            Ok(resp),
+            "{method}"
+        );
+    }
+}
