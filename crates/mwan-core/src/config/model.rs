@@ -348,3 +348,56 @@ impl Rule {
         }
     }
 }
+
+// The words the config uses for each enum, in one place: the parser accepts
+// exactly these, render/summary print them, other crates (tracker command
+// lines, status) can use them instead of repeating the table.
+
+macro_rules! config_words {
+    ($ty:ty { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value with its config word, in documentation order.
+            pub const WORDS: &'static [(&'static str, $ty)] = &[$(($word, <$ty>::$variant)),+];
+
+            /// The word the config uses for this value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(<$ty>::$variant => $word),+
+                }
+            }
+        }
+    };
+}
+
+config_words!(Family { Ipv4 => "ipv4", Ipv6 => "ipv6" });
+config_words!(TrackMethod {
+    Ping => "ping",
+    Arping => "arping",
+    Httping => "httping",
+    NpingTcp => "nping-tcp",
+    NpingUdp => "nping-udp",
+    NpingIcmp => "nping-icmp",
+    NpingArp => "nping-arp",
+    Nslookup => "nslookup",
+});
+config_words!(InitialState { Online => "online", Offline => "offline" });
+config_words!(FlushEvent {
+    Ifup => "ifup",
+    Ifdown => "ifdown",
+    Connected => "connected",
+    Disconnected => "disconnected",
+});
+config_words!(LastResort { Unreachable => "unreachable", Blackhole => "blackhole", Default => "default" });
+config_words!(RuleFamily { Any => "any", Ipv4 => "ipv4", Ipv6 => "ipv6" });
+
+impl PolicyTarget {
+    /// The word or policy name `use_policy` holds.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PolicyTarget::Named(name) => name,
+            PolicyTarget::Default => "default",
+            PolicyTarget::Unreachable => "unreachable",
+            PolicyTarget::Blackhole => "blackhole",
+        }
+    }
+}

@@ -4,7 +4,6 @@
 //! resolved config.
 
 use super::model::*;
-use super::schema::{family_name, last_resort_name};
 use super::values::{protocol_name, show_seconds};
 
 /// Quotes a value for UCI: single quotes, with `'` written as `'\''` (close,
@@ -64,45 +63,6 @@ pub(crate) fn addresses_text(nets: &[IpNet], masked: &[MaskedIp]) -> String {
     items.join(",")
 }
 
-pub(crate) fn flush_name(event: FlushEvent) -> &'static str {
-    match event {
-        FlushEvent::Ifup => "ifup",
-        FlushEvent::Ifdown => "ifdown",
-        FlushEvent::Connected => "connected",
-        FlushEvent::Disconnected => "disconnected",
-    }
-}
-
-pub(crate) fn track_method_name(method: TrackMethod) -> &'static str {
-    match method {
-        TrackMethod::Ping => "ping",
-        TrackMethod::Arping => "arping",
-        TrackMethod::Httping => "httping",
-        TrackMethod::NpingTcp => "nping-tcp",
-        TrackMethod::NpingUdp => "nping-udp",
-        TrackMethod::NpingIcmp => "nping-icmp",
-        TrackMethod::NpingArp => "nping-arp",
-        TrackMethod::Nslookup => "nslookup",
-    }
-}
-
-pub(crate) fn rule_family_name(family: RuleFamily) -> &'static str {
-    match family {
-        RuleFamily::Any => "any",
-        RuleFamily::Ipv4 => "ipv4",
-        RuleFamily::Ipv6 => "ipv6",
-    }
-}
-
-pub(crate) fn target_name(target: &PolicyTarget) -> &str {
-    match target {
-        PolicyTarget::Named(name) => name,
-        PolicyTarget::Default => "default",
-        PolicyTarget::Unreachable => "unreachable",
-        PolicyTarget::Blackhole => "blackhole",
-    }
-}
-
 /// Canonical UCI text of `config`.
 pub fn render(config: &Config) -> String {
     let mut out = Out(String::new());
@@ -126,8 +86,8 @@ pub fn render(config: &Config) -> String {
                 "offline"
             },
         );
-        out.option("family", family_name(i.family));
-        out.option("track_method", track_method_name(i.track_method));
+        out.option("family", i.family.as_str());
+        out.option("track_method", i.track_method.as_str());
         out.list("track_ip", i.track_ip.iter().map(String::as_str));
         out.option("reliability", i.reliability.to_string());
         out.option("count", i.count.to_string());
@@ -148,7 +108,7 @@ pub fn render(config: &Config) -> String {
         out.option("httping_ssl", flag(i.httping_ssl));
         out.list(
             "flush_conntrack",
-            i.flush_conntrack.iter().map(|e| flush_name(*e)),
+            i.flush_conntrack.iter().map(|e| e.as_str()),
         );
         if let Some(device) = &i.device {
             out.option("device", device);
@@ -181,7 +141,7 @@ pub fn render(config: &Config) -> String {
     for p in &config.policies {
         out.section("policy", &p.name);
         out.list("use_member", p.use_member.iter().map(String::as_str));
-        out.option("last_resort", last_resort_name(p.last_resort));
+        out.option("last_resort", p.last_resort.as_str());
         if let PolicyMode::Score {
             hysteresis,
             min_stable_ms,
@@ -220,9 +180,9 @@ pub fn render(config: &Config) -> String {
         }
         out.option("sticky", flag(r.sticky));
         out.option("timeout", r.timeout.to_string());
-        out.option("family", rule_family_name(r.family));
+        out.option("family", r.family.as_str());
         out.option("logging", flag(r.logging));
-        out.option("use_policy", target_name(&r.use_policy));
+        out.option("use_policy", r.use_policy.as_str());
     }
     out.0
 }

@@ -443,27 +443,8 @@ fn check_mark_capacity(c: &mut Checker, config: &Config, sections: &[&RawSection
 fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     c.unknown_options(s, INTERFACE_OPTIONS);
     let d = Interface::new(&s.label);
-    let family = c.choice(
-        s,
-        "family",
-        d.family,
-        &[("ipv4", Family::Ipv4), ("ipv6", Family::Ipv6)],
-    );
-    let track_method = c.choice(
-        s,
-        "track_method",
-        d.track_method,
-        &[
-            ("ping", TrackMethod::Ping),
-            ("arping", TrackMethod::Arping),
-            ("httping", TrackMethod::Httping),
-            ("nping-tcp", TrackMethod::NpingTcp),
-            ("nping-udp", TrackMethod::NpingUdp),
-            ("nping-icmp", TrackMethod::NpingIcmp),
-            ("nping-arp", TrackMethod::NpingArp),
-            ("nslookup", TrackMethod::Nslookup),
-        ],
-    );
+    let family = c.choice(s, "family", d.family, Family::WORDS);
+    let track_method = c.choice(s, "track_method", d.track_method, TrackMethod::WORDS);
     let mut track_ip = Vec::new();
     for (value, line) in c.list(s, "track_ip") {
         // An `option track_ip 'a b'` is a blank-separated list to the shell.
@@ -482,8 +463,8 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
                     format!(
                         "'{target}' is an {} address but the interface's family is {}: expected an {} target (mwan3 could never reach it, the interface would stay down)",
                         if addr.is_ipv4() { "IPv4" } else { "IPv6" },
-                        family_name(family),
-                        family_name(family)
+                        family.as_str(),
+                        family.as_str()
                     ),
                 ),
                 Ok(_) => {}
@@ -528,8 +509,8 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         if addr.is_ipv4() != (family == Family::Ipv4) {
             return Err(format!(
                 "'{v}' does not match the interface's family {}: expected an {} gateway",
-                family_name(family),
-                family_name(family)
+                family.as_str(),
+                family.as_str()
             ));
         }
         Ok(addr)
@@ -567,15 +548,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     let interface = Interface {
         name: s.label.clone(),
         enabled: c.boolean(s, "enabled", d.enabled),
-        initial_state: c.choice(
-            s,
-            "initial_state",
-            d.initial_state,
-            &[
-                ("online", InitialState::Online),
-                ("offline", InitialState::Offline),
-            ],
-        ),
+        initial_state: c.choice(s, "initial_state", d.initial_state, InitialState::WORDS),
         family,
         track_method,
         track_ip,
@@ -629,16 +602,13 @@ fn flush_events(c: &mut Checker, s: &RawSection) -> Vec<FlushEvent> {
     let mut events = Vec::new();
     for (value, line) in c.list(s, "flush_conntrack") {
         for word in value.split_whitespace() {
-            let event = match word {
-                "ifup" => FlushEvent::Ifup,
-                "ifdown" => FlushEvent::Ifdown,
-                "connected" => FlushEvent::Connected,
-                "disconnected" => FlushEvent::Disconnected,
+            let event = match FlushEvent::WORDS.iter().find(|(w, _)| *w == word) {
+                Some((_, event)) => *event,
                 // Old scalar style (mwan3 < 2.8): 'never' is the default.
-                "never" => continue,
-                other => {
+                None if word == "never" => continue,
+                None => {
                     c.error(line, s, Some("flush_conntrack"), format!(
-                        "'{other}' is not a flush event: expected ifup, ifdown, connected or disconnected ('never' from old configs means none)"));
+                        "'{word}' is not a flush event: expected ifup, ifdown, connected or disconnected ('never' from old configs means none)"));
                     continue;
                 }
             };
@@ -712,16 +682,7 @@ fn policy(
             }
         }
     }
-    let last_resort = c.choice(
-        s,
-        "last_resort",
-        LastResort::Unreachable,
-        &[
-            ("unreachable", LastResort::Unreachable),
-            ("blackhole", LastResort::Blackhole),
-            ("default", LastResort::Default),
-        ],
-    );
+    let last_resort = c.choice(s, "last_resort", LastResort::Unreachable, LastResort::WORDS);
     let score = c.choice(s, "mode", false, &[("tiers", false), ("score", true)]);
     let hysteresis = c.get(s, "score_hysteresis", DEFAULT_SCORE_HYSTERESIS, |v| {
         values::decimal(v, 0.0, false, 100_000.0)
@@ -789,16 +750,7 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
         }
     }
 
-    rule.family = c.choice(
-        s,
-        "family",
-        RuleFamily::Any,
-        &[
-            ("any", RuleFamily::Any),
-            ("ipv4", RuleFamily::Ipv4),
-            ("ipv6", RuleFamily::Ipv6),
-        ],
-    );
+    rule.family = c.choice(s, "family", RuleFamily::Any, RuleFamily::WORDS);
     let src_ip = addresses(c, s, "src_ip");
     let dest_ip = addresses(c, s, "dest_ip");
     let src_port = port_list(c, s, "src_port");
@@ -848,12 +800,7 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
     let protos: Vec<Proto> = std::iter::once(rule.proto)
         .chain(rule.extra_protos.iter().copied())
         .collect();
-    let port_capable = protos.iter().all(|p| {
-        matches!(
-            p,
-            Proto::Tcp | Proto::Udp | Proto::Number(132) | Proto::Number(136)
-        )
-    });
+    let port_capable = protos.iter().all(|p| matches!(p, Proto::Tcp | Proto::Udp));
     if (!src_port.is_empty() || !dest_port.is_empty()) && !port_capable {
         let option = if src_port.is_empty() {
             "dest_port"
@@ -955,7 +902,7 @@ fn check_policy_family(
     if !families.is_empty() && !families.contains(&wanted) {
         c.warn(line, s, Some("use_policy"), format!(
             "policy '{}' has no {} member, so all {} traffic this rule matches gets its last_resort ({}), as in mwan3: expected a policy with {} members",
-            policy.name, family_name(wanted), family_name(wanted), last_resort_name(policy.last_resort), family_name(wanted)));
+            policy.name, wanted.as_str(), wanted.as_str(), policy.last_resort.as_str(), wanted.as_str()));
     }
 }
 
@@ -1008,20 +955,5 @@ fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
         "(none defined)".into()
     } else {
         list.join(", ")
-    }
-}
-
-pub(crate) fn family_name(family: Family) -> &'static str {
-    match family {
-        Family::Ipv4 => "ipv4",
-        Family::Ipv6 => "ipv6",
-    }
-}
-
-pub(crate) fn last_resort_name(last_resort: LastResort) -> &'static str {
-    match last_resort {
-        LastResort::Unreachable => "unreachable",
-        LastResort::Blackhole => "blackhole",
-        LastResort::Default => "default",
     }
 }

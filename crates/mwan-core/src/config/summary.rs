@@ -2,10 +2,7 @@
 //! its effective values, defaults filled in, one line each.
 
 use super::model::*;
-use super::render::{
-    addresses_text, flush_name, ports_text, rule_family_name, target_name, track_method_name,
-};
-use super::schema::{family_name, last_resort_name};
+use super::render::{addresses_text, ports_text};
 use super::values::{protocol_name, show_seconds};
 
 /// Summary of a resolved config, one line per section, ending in a newline.
@@ -41,19 +38,15 @@ pub fn summary(config: &Config) -> String {
             "interface {}: {}, {}, initial {}",
             i.name,
             if i.enabled { "enabled" } else { "disabled" },
-            family_name(i.family),
-            if i.initial_state == InitialState::Online {
-                "online"
-            } else {
-                "offline"
-            }
+            i.family.as_str(),
+            i.initial_state.as_str()
         );
         if i.track_ip.is_empty() {
             line.push_str(", no track_ip (assumed online)");
         } else {
             line += &format!(
                 ", {} {} (reliability {}, count {}, size {}, max_ttl {}), timeout {}s, interval {}s (failure {}s, recovery {}s{}), down {}, up {}",
-                track_method_name(i.track_method),
+                i.track_method.as_str(),
                 i.track_ip.join(" "),
                 i.reliability,
                 i.count,
@@ -81,7 +74,7 @@ pub fn summary(config: &Config) -> String {
             );
         }
         if !i.flush_conntrack.is_empty() {
-            let events: Vec<&str> = i.flush_conntrack.iter().map(|e| flush_name(*e)).collect();
+            let events: Vec<&str> = i.flush_conntrack.iter().map(|e| e.as_str()).collect();
             line += &format!(", flush_conntrack {}", events.join(" "));
         }
         if let Some(device) = &i.device {
@@ -151,7 +144,7 @@ pub fn summary(config: &Config) -> String {
             } else {
                 members.join(", ")
             },
-            last_resort_name(p.last_resort)
+            p.last_resort.as_str()
         );
     }
     for r in &config.rules {
@@ -162,7 +155,7 @@ pub fn summary(config: &Config) -> String {
         let mut line = format!(
             "rule {}: {} {}",
             r.name,
-            rule_family_name(r.family),
+            r.family.as_str(),
             protos.join(" ")
         );
         if !r.src_ip.is_empty() || !r.src_ip_masked.is_empty() {
@@ -195,7 +188,7 @@ pub fn summary(config: &Config) -> String {
         if r.logging {
             line.push_str(", logged");
         }
-        line += &format!(" -> {}", target_name(&r.use_policy));
+        line += &format!(" -> {}", r.use_policy.as_str());
         w!("{line}");
     }
     s

@@ -211,6 +211,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
     // Index into doc.sections of the section options go to; None before the
     // first `config` line or after a broken one.
     let mut current: Option<usize> = None;
+    let mut in_broken_section = false;
     let mut count_by_kind: Vec<(String, usize)> = Vec::new();
     let diag = |line: usize, section: Option<&RawSection>, severity, message: String| Diagnostic {
         severity,
@@ -258,9 +259,13 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     )),
                 }
                 current = None;
+                in_broken_section = false;
             }
             "config" | "c" => {
                 current = None;
+                // Until this line proves good, its options belong to a
+                // section already reported as broken: do not report each.
+                in_broken_section = true;
                 let Some(kind) = args.first() else {
                     diags.push(diag(
                         line,
@@ -325,6 +330,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                                 ),
                             ));
                             current = Some(i);
+                            in_broken_section = false;
                         } else {
                             diags.push(diag(
                                 line,
@@ -358,6 +364,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     options: Vec::new(),
                 });
                 current = Some(doc.sections.len() - 1);
+                in_broken_section = false;
                 if args.len() > 2 {
                     let section = doc.sections.last();
                     diags.push(diag(
@@ -372,6 +379,9 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                 let is_list = keyword.starts_with('l');
                 let what = if is_list { "list" } else { "option" };
                 let Some(index) = current else {
+                    if in_broken_section {
+                        continue;
+                    }
                     diags.push(diag(
                         line,
                         None,
@@ -555,6 +565,15 @@ mod tests {
                 (4, Severity::Error)
             ]
         );
+    }
+
+    #[test]
+    fn options_of_a_broken_section_are_not_reported_one_by_one() {
+        let (doc, diags) = read_ok("config interface 'bad-name'\n\toption a '1'\n\toption b '2'\noption c '3'\nconfig x 'ok'\n\toption d '4'\n");
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].line, 1);
+        assert_eq!(doc.sections.len(), 1);
+        assert_eq!(values(&doc, 0, "d"), ["4"]);
     }
 
     #[test]
