@@ -111,7 +111,7 @@ fn false_downs(iface: &Interface, rounds: u64, seed: u64) -> (u64, f64) {
     let mut sim = Sim::new(iface, seed);
     let mut link = NOISE;
     sim.run(&mut link, Millis::MAX, rounds);
-    (sim.count_to(LinkState::Offline) as u64, expected)
+    (sim.count_downs() as u64, expected)
 }
 
 fn assert_matches(name: &str, observed: u64, expected: f64) {

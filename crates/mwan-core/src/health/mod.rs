@@ -925,11 +925,11 @@ pub const RECOMMENDED_TRACKING: RecommendedTracking = RecommendedTracking {
     timeout_floor_ms: DEFAULT_TIMEOUT_FLOOR_MS,
     down: 3,
     up: 10,
-    smoothing: 0.05,
+    smoothing: 0.01,
     loss_divisor: 10.0,
     loss_limit_pct: 50.0,
     bias_ms: 0.0,
-    hysteresis: 15.0,
+    hysteresis: 30.0,
     min_stable_ms: 30_000,
 };
 

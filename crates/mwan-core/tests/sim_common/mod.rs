@@ -334,6 +334,16 @@ impl Sim {
         }
     }
 
+    /// Down events: from a routed state (online, disconnecting) to offline.
+    /// (Connecting -> Offline is a failed recovery, not a new down.)
+    pub fn count_downs(&self) -> usize {
+        self.transitions
+            .iter()
+            .filter(|t| t.to == LinkState::Offline)
+            .filter(|t| matches!(t.from, LinkState::Online | LinkState::Disconnecting))
+            .count()
+    }
+
     pub fn count_to(&self, state: LinkState) -> usize {
         self.transitions.iter().filter(|t| t.to == state).count()
     }
