@@ -848,10 +848,7 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
                 s.line,
                 s,
                 Some("use_policy"),
-                format!(
-                    "missing: expected a policy name ({}) or default, unreachable, blackhole",
-                    names(config.policies.iter().map(|p| p.name.as_str()))
-                ),
+                format!("missing: expected {}", policy_choices(config)),
             );
         }
         return None;
@@ -866,9 +863,15 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
                 PolicyTarget::Named(name.to_string())
             }
             None => {
-                c.error(line, s, Some("use_policy"), format!(
-                    "policy '{name}' is not defined: expected one of: {}, or default, unreachable, blackhole",
-                    names(config.policies.iter().map(|p| p.name.as_str()))));
+                c.error(
+                    line,
+                    s,
+                    Some("use_policy"),
+                    format!(
+                        "policy '{name}' is not defined: expected {}",
+                        policy_choices(config)
+                    ),
+                );
                 return None;
             }
         },
@@ -947,6 +950,17 @@ fn port_list(c: &mut Checker, s: &RawSection, name: &str) -> Vec<PortRange> {
         }
     }
     out
+}
+
+/// What use_policy may name, for messages.
+fn policy_choices(config: &Config) -> String {
+    let builtin = "default, unreachable or blackhole";
+    if config.policies.is_empty() {
+        format!("{builtin} (no policy is defined)")
+    } else {
+        let names: Vec<&str> = config.policies.iter().map(|p| p.name.as_str()).collect();
+        format!("one of: {}, or {builtin}", names.join(", "))
+    }
 }
 
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
