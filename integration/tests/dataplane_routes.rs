@@ -1,0 +1,377 @@
+//! The route/rule half of the data plane on the testbed, with real TCP flows
+//! from the LAN client through the router's NAT (strict rp_filter on):
+//! weighted balancing, failover rewriting only the affected routes, rules
+//! steering by source, destination, protocol and port (IPv4 and IPv6),
+//! adoption without a flap, and a stop that leaves no trace.
+//!
+//! mwand is not involved: the test plays its part (plan, diff, apply) so the
+//! routing layer is checked on its own. The nft table (pinning, sticky) is
+//! tested with it elsewhere.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use mwan_core::config::{
+    Config, Family, Interface, IpNet, Member, Policy, PolicyTarget, PortRange, Proto, Rule,
+};
+use mwan_core::plan::{
+    build, diff, Allocation, NetworkPlan, Op, PlanInput, PlanSettings, PolicyRoutes, WanInput,
+    DEFAULT_PROTOCOL,
+};
+use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
+use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
+
+/// wanN (IPv4) and wanN_6 (IPv6) per testbed WAN; members mN/mN_6 with the
+/// given weights; one policy per WAN (`only_wanN`) and `balanced`.
+fn config(weights: &[u32], rules: Vec<Rule>) -> Config {
+    let mut c = Config {
+        source: "dataplane_routes".into(),
+        globals: Default::default(),
+        interfaces: vec![],
+        members: vec![],
+        policies: vec![],
+        rules,
+    };
+    let mut balanced = Policy::new("balanced");
+    for (i, w) in weights.iter().enumerate() {
+        let n = i + 1;
+        let mut only = Policy::new(&format!("only_wan{n}"));
+        for (suffix, family) in [("", Family::Ipv4), ("_6", Family::Ipv6)] {
+            let iface = format!("wan{n}{suffix}");
+            let member = format!("m{n}{suffix}");
+            c.interfaces.push(Interface {
+                enabled: true,
+                family,
+                ..Interface::new(&iface)
+            });
+            c.members.push(Member {
+                weight: *w,
+                ..Member::new(&member, &iface)
+            });
+            balanced.use_member.push(member.clone());
+            only.use_member.push(member);
+        }
+        c.policies.push(only);
+    }
+    c.policies.push(balanced);
+    c
+}
+
+fn to(policy: &str) -> PolicyTarget {
+    PolicyTarget::Named(policy.into())
+}
+
+/// The test's stand-in for mwand: facts from the kernel, decisions from
+/// which WANs are usable, the plan, and the allocation kept across replans.
+struct Driver<'a> {
+    tb: &'a Testbed,
+    config: Config,
+    usable: BTreeMap<String, bool>,
+    allocation: Allocation,
+}
+
+impl<'a> Driver<'a> {
+    fn new(tb: &'a Testbed, config: Config) -> Self {
+        let usable = config
+            .interfaces
+            .iter()
+            .map(|i| (i.name.clone(), true))
+            .collect();
+        Driver {
+            tb,
+            config,
+            usable,
+            allocation: Allocation::default(),
+        }
+    }
+
+    fn plan(&mut self, rtnl: &mut Rtnl) -> NetworkPlan {
+        let snap = Snapshot::take(rtnl.socket(), DEFAULT_PROTOCOL).expect("snapshot");
+        let mut wans = Vec::new();
+        for w in self.tb.wans() {
+            let facts = snap.wan_facts(&w.device);
+            assert!(
+                facts.gateway_v4.is_some() && facts.gateway_v6.is_some(),
+                "{facts:?}"
+            );
+            for (suffix, family) in [("", Family::Ipv4), ("_6", Family::Ipv6)] {
+                let interface = format!("{}{suffix}", w.name);
+                let usable = self.usable[&interface];
+                wans.push(WanInput {
+                    interface,
+                    family,
+                    facts: facts.clone(),
+                    usable,
+                });
+            }
+        }
+        let decisions: Vec<PolicyRoutes> = self
+            .config
+            .policies
+            .iter()
+            .map(|p| PolicyRoutes {
+                policy: p.name.clone(),
+                active: p
+                    .use_member
+                    .iter()
+                    .filter_map(|m| self.config.members.iter().find(|cm| &cm.name == m))
+                    .filter(|m| self.usable[&m.interface])
+                    .map(|m| (m.interface.clone(), m.weight))
+                    .collect(),
+                last_resort: p.last_resort,
+            })
+            .collect();
+        let plan = build(&PlanInput {
+            config: &self.config,
+            settings: PlanSettings::from_config(&self.config),
+            wans: &wans,
+            policies: &decisions,
+            devices: &BTreeMap::new(),
+            main_defaults: &[],
+            previous: &self.allocation,
+        })
+        .expect("plan builds");
+        self.allocation = plan.allocation.clone();
+        plan
+    }
+
+    /// Plan, diff against the kernel, apply; returns the ops applied.
+    fn sync(&mut self, rtnl: &mut Rtnl) -> Vec<Op> {
+        let plan = self.plan(rtnl);
+        let observed = rtnl.observe().expect("observe");
+        let ops = diff(&plan.objects, &observed);
+        let report = rtnl.apply(&ops).expect("apply");
+        assert!(
+            report.failed.is_empty(),
+            "kernel refused: {:#?}",
+            report.failed
+        );
+        let after = rtnl.observe().expect("observe");
+        assert_eq!(
+            diff(&plan.objects, &after),
+            vec![],
+            "kernel differs from the plan"
+        );
+        ops
+    }
+}
+
+fn router<T: Send>(tb: &Testbed, f: impl FnOnce(&mut Rtnl) -> T + Send) -> T {
+    in_netns(tb.router_ns(), || {
+        let mut rtnl = Rtnl::open(DEFAULT_PROTOCOL).expect("rtnetlink in router ns");
+        f(&mut rtnl)
+    })
+    .expect("enter router ns")
+}
+
+/// `count` new TCP connections from the LAN client to the HTTP target of a
+/// family; returns how many the server saw from each address (one per WAN,
+/// after NAT). Every connection has a fresh source port.
+fn flows(tb: &Testbed, family: Family, count: usize) -> BTreeMap<IpAddr, usize> {
+    let target: SocketAddr = *tb
+        .targets()
+        .http
+        .iter()
+        .find(|a| {
+            matches!(
+                (family, a),
+                (Family::Ipv4, SocketAddr::V4(_)) | (Family::Ipv6, SocketAddr::V6(_))
+            )
+        })
+        .expect("http target of the family");
+    in_netns(tb.lan_ns(), || {
+        let mut seen = BTreeMap::new();
+        for _ in 0..count {
+            let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+                .unwrap_or_else(|e| panic!("connect {target} from the LAN: {e}"));
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")
+                .expect("send request");
+            let mut body = String::new();
+            s.read_to_string(&mut body).expect("read answer");
+            let addr: IpAddr = body
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no address in answer {body:?}"));
+            *seen.entry(addr).or_insert(0) += 1;
+        }
+        seen
+    })
+    .expect("enter LAN ns")
+}
+
+fn wan_addr(tb: &Testbed, n: usize, family: Family) -> IpAddr {
+    let w = &tb.wans()[n - 1];
+    match family {
+        Family::Ipv4 => IpAddr::V4(w.router_v4),
+        Family::Ipv6 => IpAddr::V6(w.router_v6),
+    }
+}
+
+/// The WAN (1-based) every one of `count` flows left by; panics if they split.
+fn only_wan(tb: &Testbed, family: Family, count: usize) -> usize {
+    let seen = flows(tb, family, count);
+    assert_eq!(seen.len(), 1, "{family:?} flows split: {seen:?}");
+    let addr = *seen.keys().next().expect("one address");
+    (1..=tb.wans().len())
+        .find(|n| wan_addr(tb, *n, family) == addr)
+        .unwrap_or_else(|| panic!("{addr} is no WAN address"))
+}
+
+fn kernel_state(tb: &Testbed) -> String {
+    let mut s = String::new();
+    for args in [
+        "ip -4 rule",
+        "ip -6 rule",
+        "ip -4 route show table all",
+        "ip -6 route show table all",
+        "sysctl -n net.ipv4.fib_multipath_hash_policy net.ipv6.fib_multipath_hash_policy net.ipv4.conf.all.src_valid_mark",
+    ] {
+        let argv: Vec<&str> = args.split_whitespace().collect();
+        s += &tb.exec_ok(Role::Router, &argv).expect("dump router state");
+    }
+    s
+}
+
+#[test]
+fn weighted_balance_failover_adoption_and_clean_stop() {
+    if !require_netns() {
+        return;
+    }
+    let tb = Testbed::up(TestbedOptions {
+        wans: 2,
+        ..Default::default()
+    })
+    .expect("testbed");
+    let before = kernel_state(&tb);
+    let mut driver = Driver::new(&tb, config(&[3, 1], vec![Rule::new("all", to("balanced"))]));
+    let mut saved = router(&tb, |rtnl| {
+        let mut saved = sysctl::Saved::default();
+        saved.apply_dataplane_defaults().expect("sysctls");
+        driver.sync(rtnl);
+        saved
+    });
+
+    // 3:1 over new flows, both families.
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let seen = flows(&tb, family, 400);
+        let on1 = seen.get(&wan_addr(&tb, 1, family)).copied().unwrap_or(0);
+        let on2 = seen.get(&wan_addr(&tb, 2, family)).copied().unwrap_or(0);
+        assert_eq!(
+            on1 + on2,
+            400,
+            "{family:?} flows left by other addresses: {seen:?}"
+        );
+        assert!(
+            on1 > 240 && on2 > 40,
+            "{family:?} 3:1 split not visible: wan1 {on1}, wan2 {on2}"
+        );
+    }
+
+    // wan1 fails: only the balanced and only_wan1 routes and wan1's pin rules change.
+    let ops = router(&tb, |rtnl| {
+        driver.usable.insert("wan1".into(), false);
+        driver.usable.insert("wan1_6".into(), false);
+        driver.sync(rtnl)
+    });
+    let plan = router(&tb, |rtnl| driver.plan(rtnl));
+    let touched = [
+        plan.policy_tables["balanced"],
+        plan.policy_tables["only_wan1"],
+    ];
+    for op in &ops {
+        match op {
+            Op::AddRoute(r) => assert!(
+                touched.contains(&r.table),
+                "unrelated route rewritten: {op}"
+            ),
+            Op::DelRule(r) => assert!(r.fwmark.is_some() && r.priority >= 1700, "{op}"),
+            _ => panic!("unexpected op on failover: {op}"),
+        }
+    }
+    assert_eq!(
+        ops.len(),
+        6,
+        "2 families x (2 policy routes + 1 pin rule): {ops:#?}"
+    );
+    assert_eq!(only_wan(&tb, Family::Ipv4, 40), 2);
+    assert_eq!(only_wan(&tb, Family::Ipv6, 40), 2);
+
+    // A restart (new socket, same plan) adopts everything: no op at all.
+    let ops = router(&tb, |rtnl| driver.sync(rtnl));
+    assert_eq!(ops, vec![], "restart caused a flap");
+
+    // Stop: everything ours goes, sysctls come back.
+    router(&tb, |rtnl| {
+        let report = rtnl.teardown().expect("teardown");
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        saved.restore().expect("restore sysctls");
+    });
+    assert_eq!(kernel_state(&tb), before, "stop left a trace");
+}
+
+#[test]
+fn rules_steer_by_source_destination_protocol_and_port() {
+    if !require_netns() {
+        return;
+    }
+    let tb = Testbed::up(TestbedOptions {
+        wans: 2,
+        ..Default::default()
+    })
+    .expect("testbed");
+    let lan = tb.lan().clone();
+    let http: Vec<SocketAddr> = tb.targets().http.clone();
+    let host = |a: &SocketAddr| IpNet {
+        addr: a.ip(),
+        prefix_len: if a.is_ipv4() { 32 } else { 128 },
+    };
+    let default_wan1 = || Rule::new("rest", to("only_wan1"));
+    let mut cases: Vec<(&str, Rule, usize)> = Vec::new();
+    let mut port = Rule::new("http_port", to("only_wan2"));
+    port.proto = Proto::Tcp;
+    port.dest_port = vec![PortRange {
+        first: 79,
+        last: 81,
+    }];
+    cases.push(("tcp dport 79-81", port, 2));
+    let mut udp = Rule::new("udp_only", to("only_wan2"));
+    udp.proto = Proto::Udp;
+    cases.push(("proto udp (HTTP is tcp)", udp, 1));
+    let mut src = Rule::new("client", to("only_wan2"));
+    src.src_ip = vec![
+        IpNet {
+            addr: IpAddr::V4(lan.client_v4),
+            prefix_len: 32,
+        },
+        IpNet {
+            addr: IpAddr::V6(lan.client_v6),
+            prefix_len: 128,
+        },
+    ];
+    cases.push(("src_ip client", src, 2));
+    let mut dst = Rule::new("server", to("only_wan2"));
+    dst.dest_ip = http.iter().map(host).collect();
+    cases.push(("dest_ip server", dst, 2));
+    let mut other_port = Rule::new("https", to("only_wan2"));
+    other_port.proto = Proto::Tcp;
+    other_port.dest_port = vec![PortRange {
+        first: 443,
+        last: 443,
+    }];
+    cases.push(("tcp dport 443 (HTTP is 80)", other_port, 1));
+
+    let mut driver = Driver::new(&tb, config(&[1, 1], vec![]));
+    for (what, rule, wan) in cases {
+        driver.config.rules = vec![rule, default_wan1()];
+        router(&tb, |rtnl| driver.sync(rtnl));
+        for family in [Family::Ipv4, Family::Ipv6] {
+            assert_eq!(only_wan(&tb, family, 10), wan, "rule {what}, {family:?}");
+        }
+    }
+    router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
+}
