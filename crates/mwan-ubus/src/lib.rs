@@ -8,6 +8,7 @@ pub mod message;
 
 pub use blobmsg::{Table, Value};
 pub use message::{Attr, Message, MsgType};
+pub mod agent;
 pub mod blocking;
 pub mod client;
 pub mod conn;

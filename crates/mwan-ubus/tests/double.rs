@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::runs;
+use common::{runs, BusThread, Double};
 use mwan_ubus::blobmsg::{Table, Value};
 use mwan_ubus::blocking::{BlockingClient, CallError};
 use mwan_ubus::client::{Client, Event, MethodSpec};
@@ -13,76 +13,7 @@ use mwan_ubus::message::{status, Message, MsgType};
 use mwan_ubus::procd::{self, InstanceSpec};
 use mwan_ubus::Session;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A running double on a socket in a private temp dir; killed on drop.
-struct Double {
-    child: Option<Child>,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Double {
-    fn start() -> Double {
-        let dir = std::env::temp_dir().join(format!(
-            "mwan-ubus-double-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("ubus.sock");
-        let mut d = Double {
-            child: None,
-            dir,
-            socket,
-        };
-        d.spawn();
-        d
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_mwan-ubus-double"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .spawn()
-            .expect("start mwan-ubus-double");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
-            assert!(Instant::now() < deadline, "double did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: kill(2) of our own child.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
-            }
-            c.wait().expect("wait for double");
-        }
-    }
-
-    fn client(&self) -> BlockingClient {
-        BlockingClient::connect(&self.socket, Duration::from_secs(10)).unwrap()
-    }
-}
-
-impl Drop for Double {
-    fn drop(&mut self) {
-        self.stop();
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("cleanup {}: {e}", self.dir.display());
-        }
-    }
-}
 
 fn encode(t: &Table) -> Vec<u8> {
     let mut v = Vec::new();
@@ -158,77 +89,15 @@ fn run2_script() -> Script {
     Script { calls, notifies }
 }
 
-/// A subscriber to `service` on its own thread (a mio loop with a Session),
-/// forwarding every notification.
-fn subscriber(
-    socket: &Path,
-) -> (
-    mpsc::Receiver<Event>,
-    std::thread::JoinHandle<()>,
-    mpsc::Sender<()>,
-) {
-    let (tx, rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let socket = socket.to_owned();
-    let handle = std::thread::spawn(move || {
-        let mut poll = mio::Poll::new().unwrap();
-        let mut events = mio::Events::with_capacity(16);
-        let mut client = Client::new();
-        client.subscribe("service").unwrap();
-        let mut session = Session::new(socket, mio::Token(1), client);
-        let mut out = session.start(poll.registry(), Instant::now());
-        loop {
-            for e in out.drain(..) {
-                if tx.send(e).is_err() {
-                    return;
-                }
-            }
-            if stop_rx.try_recv().is_ok() {
-                return;
-            }
-            let timeout = session
-                .next_timeout(Instant::now())
-                .map_or(Duration::from_millis(50), |t| {
-                    t.min(Duration::from_millis(50))
-                });
-            poll.poll(&mut events, Some(timeout)).unwrap();
-            let now = Instant::now();
-            for ev in events.iter() {
-                out.extend(session.ready(poll.registry(), ev, now));
-            }
-            out.extend(session.on_timeout(poll.registry(), now));
-        }
-    });
-    (rx, handle, stop_tx)
-}
-
-fn wait_for(rx: &mpsc::Receiver<Event>, what: &str, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(e) => {
-                let done = pred(&e);
-                seen.push(e);
-                if done {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("timed out waiting for {what}; saw {seen:?}"),
-        }
-    }
-}
-
 #[test]
 fn double_answers_and_notifies_like_captured_procd() {
     let double = Double::start();
     let script = run2_script();
     assert!(script.calls.len() >= 25 && script.notifies.len() >= 15);
-    let (rx, handle, stop) = subscriber(&double.socket);
-    wait_for(&rx, "subscription", |e| {
-        matches!(e, Event::Subscribed { .. })
-    });
+    let mut sub = Client::new();
+    sub.subscribe("service").unwrap();
+    let bus = BusThread::spawn(&double.socket, sub, |_, _| {});
+    bus.wait_for("subscription", |e| matches!(e, Event::Subscribed { .. }));
 
     let t0 = Instant::now();
     let first_t = script.calls[0].0;
@@ -277,7 +146,7 @@ fn double_answers_and_notifies_like_captured_procd() {
     // Same NOTIFYs, same order (pids in instance.respawn mapped the same way).
     std::thread::sleep(Duration::from_millis(300));
     let mut got = Vec::new();
-    while let Ok(e) = rx.try_recv() {
+    while let Ok(e) = bus.events.try_recv() {
         if let Event::Notification { method, data, .. } = e {
             got.push((method, data));
         }
@@ -299,8 +168,6 @@ fn double_answers_and_notifies_like_captured_procd() {
         .map(|(m, d)| (m.clone(), d.to_json()))
         .collect();
     assert_eq!(got, want);
-    stop.send(()).unwrap();
-    handle.join().unwrap();
 }
 
 #[test]

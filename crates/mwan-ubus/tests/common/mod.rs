@@ -1,7 +1,11 @@
 //! Loading ../shared/ubus-vectors/*.json for the tests.
 #![allow(dead_code)]
 
+use mwan_ubus::blocking::BlockingClient;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ubus-vectors")
@@ -121,4 +125,171 @@ pub fn runs() -> Vec<Vec<Frame>> {
             run.into_iter().flat_map(|(_, f)| f).collect()
         })
         .collect()
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A running double on a socket in a private temp dir; killed on drop.
+pub struct Double {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Double {
+    pub fn start() -> Double {
+        let dir = std::env::temp_dir().join(format!(
+            "mwan-ubus-double-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("ubus.sock");
+        let mut d = Double {
+            child: None,
+            dir,
+            socket,
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_mwan-ubus-double"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .spawn()
+            .expect("start mwan-ubus-double");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "double did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) of our own child.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+            }
+            c.wait().expect("wait for double");
+        }
+    }
+
+    pub fn client(&self) -> BlockingClient {
+        BlockingClient::connect(&self.socket, Duration::from_secs(10)).unwrap()
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.stop();
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("cleanup {}: {e}", self.dir.display());
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut mwan_ubus::Client) + Send>;
+
+/// A ubus client on its own thread (a mio loop driving a Session): the
+/// test reads its events and hands it jobs. Stops on drop.
+pub struct BusThread {
+    pub events: std::sync::mpsc::Receiver<mwan_ubus::Event>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BusThread {
+    /// `on_event` runs inside the thread for every event (e.g. to answer
+    /// INVOKEs); every event is also forwarded to `events`.
+    pub fn spawn(
+        socket: &Path,
+        client: mwan_ubus::Client,
+        mut on_event: impl FnMut(&mut mwan_ubus::Client, &mwan_ubus::Event) + Send + 'static,
+    ) -> BusThread {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
+        let socket = socket.to_owned();
+        let handle = std::thread::spawn(move || {
+            let mut poll = mio::Poll::new().unwrap();
+            let mut events = mio::Events::with_capacity(16);
+            let mut session = mwan_ubus::Session::new(socket, mio::Token(1), client);
+            let mut out = session.start(poll.registry(), Instant::now());
+            loop {
+                for e in out.drain(..) {
+                    on_event(session.client(), &e);
+                    if tx.send(e).is_err() {
+                        return;
+                    }
+                }
+                loop {
+                    match job_rx.try_recv() {
+                        Ok(job) => job(session.client()),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                    }
+                }
+                let now = Instant::now();
+                out.extend(session.flush(poll.registry(), now));
+                let timeout = session
+                    .next_timeout(now)
+                    .map_or(Duration::from_millis(20), |t| {
+                        t.min(Duration::from_millis(20))
+                    });
+                poll.poll(&mut events, Some(timeout)).unwrap();
+                let now = Instant::now();
+                for ev in events.iter() {
+                    out.extend(session.ready(poll.registry(), ev, now));
+                }
+                out.extend(session.on_timeout(poll.registry(), now));
+            }
+        });
+        BusThread {
+            events: rx,
+            jobs: job_tx,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn run(&self, job: impl FnOnce(&mut mwan_ubus::Client) + Send + 'static) {
+        self.jobs.send(Box::new(job)).unwrap();
+    }
+
+    pub fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&mwan_ubus::Event) -> bool,
+    ) -> Vec<mwan_ubus::Event> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => {
+                    let done = pred(&e);
+                    seen.push(e);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}; saw {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for BusThread {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread's loop.
+        let (dead, _) = std::sync::mpsc::channel();
+        self.jobs = dead;
+        if let Some(h) = self.handle.take() {
+            if h.join().is_err() && !std::thread::panicking() {
+                panic!("bus thread panicked");
+            }
+        }
+    }
 }
