@@ -228,7 +228,12 @@ impl Wan {
         self.trouble = trouble;
     }
 
-    /// Interval and timeout the tracker should use now.
+    /// Interval and timeout the tracker should use now. The tracker waits
+    /// up to the configured timeout (the cap) for every reply: the core
+    /// judges rounds by its own adaptive timeout, but it must see the RTTs
+    /// of replies slower than that timeout to follow a link whose RTT
+    /// climbs (bufferbloat); a tracker that gave up at the adaptive timeout
+    /// would hide them and keep a saturated link down.
     pub fn tracker_settings(&self) -> Vec<ControllerMessage> {
         let t = self.health.tracker_timing();
         vec![
@@ -236,7 +241,7 @@ impl Wan {
                 interval_ms: t.interval,
             },
             ControllerMessage::SetTimeout {
-                timeout_ms: t.timeout,
+                timeout_ms: self.config.timeout.max(t.timeout),
             },
         ]
     }

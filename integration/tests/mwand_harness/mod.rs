@@ -1,0 +1,393 @@
+//! Running mwand on a testbed, for the mwand_* tests and bench-failover:
+//! start it in the router namespace with the embedded supervisor, talk to
+//! it with mwanctl, read the kernel back, and leave nothing running (Drop
+//! stops mwand and any tracker naming its socket, also after kill -9).
+#![allow(dead_code)] // each test file uses a different part
+
+use mwan_testbed::{find_binary, Role, Testbed, WanInfo};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Tracking settings of a WAN in the generated config.
+#[derive(Debug, Clone)]
+pub struct Tracking {
+    pub interval: &'static str,
+    pub timeout: &'static str,
+    pub down: u32,
+    pub up: u32,
+    pub count: u32,
+    pub reliability: u32,
+}
+
+/// Our defaults (mwan_core::health::RECOMMENDED_TRACKING, docs/mwand.md).
+pub const OURS: Tracking = Tracking {
+    interval: "0.2",
+    timeout: "3",
+    down: 3,
+    up: 10,
+    count: 1,
+    reliability: 1,
+};
+
+/// mwan3's defaults (interval 10 s, timeout 4 s, down 5, up 5), as an
+/// unchanged mwan3 config would have them.
+pub const MWAN3: Tracking = Tracking {
+    interval: "10",
+    timeout: "4",
+    down: 5,
+    up: 5,
+    count: 1,
+    reliability: 1,
+};
+
+/// A config for the testbed: every WAN tracked against the three ICMP
+/// targets; policy `failover` (wan1 metric 1, the others metric 2..),
+/// policy `balanced` (all metric 1), every IPv4 destination to `failover`.
+pub fn config(wans: &[WanInfo], per_wan: &dyn Fn(&WanInfo) -> Tracking) -> String {
+    let mut c = String::from("config globals 'globals'\n\toption mmx_mask '0x3F00'\n\n");
+    for w in wans {
+        let t = per_wan(w);
+        c += &format!(
+            "config interface '{name}'\n\toption enabled '1'\n\toption device '{dev}'\n\
+             \tlist track_ip '203.0.113.1'\n\tlist track_ip '203.0.113.2'\n\tlist track_ip '203.0.113.3'\n\
+             \toption reliability '{rel}'\n\toption count '{count}'\n\toption interval '{iv}'\n\
+             \toption failure_interval '{iv}'\n\toption recovery_interval '{iv}'\n\
+             \toption timeout '{to}'\n\toption down '{down}'\n\toption up '{up}'\n\n",
+            name = w.name,
+            dev = w.device,
+            rel = t.reliability,
+            count = t.count,
+            iv = t.interval,
+            to = t.timeout,
+            down = t.down,
+            up = t.up
+        );
+    }
+    for (i, w) in wans.iter().enumerate() {
+        c += &format!(
+            "config member '{n}_f'\n\toption interface '{n}'\n\toption metric '{m}'\n\n\
+             config member '{n}_b'\n\toption interface '{n}'\n\toption metric '1'\n\n",
+            n = w.name,
+            m = if i == 0 { 1 } else { 2 }
+        );
+    }
+    c += "config policy 'failover'\n";
+    for w in wans {
+        c += &format!("\tlist use_member '{}_f'\n", w.name);
+    }
+    c += "\toption last_resort 'unreachable'\n\nconfig policy 'balanced'\n";
+    for w in wans {
+        c += &format!("\tlist use_member '{}_b'\n", w.name);
+    }
+    c += "\nconfig rule 'everything'\n\toption dest_ip '0.0.0.0/0'\n\toption use_policy 'failover'\n";
+    c
+}
+
+pub fn ours(_: &WanInfo) -> Tracking {
+    OURS
+}
+
+/// One mwand on a testbed's router.
+pub struct Mwand {
+    pub dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    router_ns: String,
+}
+
+impl Mwand {
+    /// Writes `config_text` and starts mwand; returns once its control
+    /// socket answers.
+    pub fn start(tb: &Testbed, config_text: &str) -> Mwand {
+        let dir = PathBuf::from(format!(
+            "/tmp/mwand-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let config = dir.join("mwan");
+        std::fs::write(&config, config_text).expect("write config");
+        let mut m = Mwand {
+            run_dir: dir.join("run"),
+            log: dir.join("mwand.log"),
+            config,
+            dir,
+            child: None,
+            router_ns: tb.router_ns().to_string(),
+        };
+        m.spawn(tb);
+        m
+    }
+
+    /// Starts (again) a mwand on the same config and run dir.
+    pub fn spawn(&mut self, tb: &Testbed) {
+        let mwand = find_binary("mwand").expect("mwand built (cargo build --workspace --bins)");
+        let track = find_binary("mwan-track").expect("mwan-track built");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let hook = self.dir.join("hook.sh");
+        std::fs::write(
+            &hook,
+            format!(
+                "echo \"$ACTION $INTERFACE $DEVICE\" >> {}\n",
+                self.dir.join("hooks.log").display()
+            ),
+        )
+        .expect("hook");
+        let argv: Vec<String> = vec![
+            mwand.display().to_string(),
+            "--config".into(),
+            self.config.display().to_string(),
+            "--run-dir".into(),
+            self.run_dir.display().to_string(),
+            "--supervisor".into(),
+            "embedded".into(),
+            "--tracker-bin".into(),
+            track.display().to_string(),
+            "--hook".into(),
+            hook.display().to_string(),
+            "-v".into(),
+        ];
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let child = tb
+            .command(Role::Router, &argv)
+            .expect("command")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start mwand");
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if self.ctl(&["status"]).status.success() {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("mwand exited at start ({st}):\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "mwand's control socket did not answer within 20 s:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn hooks_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("hooks.log")).unwrap_or_default()
+    }
+
+    /// Runs mwanctl against this mwand.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let bin = find_binary("mwanctl").expect("mwanctl built");
+        std::process::Command::new(bin)
+            .arg("--run-dir")
+            .arg(&self.run_dir)
+            .args(args)
+            .output()
+            .expect("run mwanctl")
+    }
+
+    pub fn status(&self) -> Value {
+        let out = self.ctl(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "mwanctl status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// Polls status every 50 ms until `pred` holds; panics with the log
+    /// after `secs`.
+    pub fn wait(&self, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut last = Value::Null;
+        while Instant::now() < end {
+            last = self.status();
+            if pred(&last) {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "waited {secs} s for {what}; last status:\n{last:#}\nmwand log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// SIGKILL mwand (its trackers keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9 mwand");
+            c.wait().expect("reap mwand");
+        }
+    }
+
+    /// SIGTERM and wait; returns whether it exited within 10 s.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = c.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        c.kill().ok();
+        c.wait().ok();
+        false
+    }
+
+    /// Trackers running for this mwand (by their --controller argument).
+    pub fn tracker_pids(&self) -> Vec<u32> {
+        let sock = self.run_dir.join("track.sock").display().to_string();
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            if args.first().is_some_and(|a| a.ends_with(b"mwan-track"))
+                && args.iter().any(|a| *a == sock.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    pub fn router_ns(&self) -> &str {
+        &self.router_ns
+    }
+}
+
+impl Drop for Mwand {
+    fn drop(&mut self) {
+        self.stop();
+        for pid in self.tracker_pids() {
+            // SAFETY: a tracker of this test's mwand, by pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        if !std::thread::panicking() {
+            std::fs::remove_dir_all(&self.dir).ok();
+        } else {
+            eprintln!("mwand test files kept in {}", self.dir.display());
+        }
+    }
+}
+
+pub fn iface<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["interfaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == name))
+        .unwrap_or_else(|| panic!("no interface {name} in {status:#}"))
+}
+
+pub fn state(status: &Value, name: &str) -> String {
+    iface(status, name)["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+pub fn tracker_pid(status: &Value, name: &str) -> Option<u64> {
+    iface(status, name)["tracker"]["pid"].as_u64()
+}
+
+pub fn tracker_connected(status: &Value, name: &str) -> bool {
+    iface(status, name)["tracker"]["connected"] == true
+}
+
+/// Interfaces a policy uses now.
+pub fn active(status: &Value, policy: &str) -> Vec<String> {
+    status["policies"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == policy))
+        .and_then(|p| p["active"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["interface"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn all_online(status: &Value) -> bool {
+    status["interfaces"].as_array().is_some_and(|a| {
+        a.iter()
+            .all(|i| i["state"] == "online" && i["tracker"]["connected"] == true)
+    })
+}
+
+/// `ip -4/-6 rule` and our routes in the router, for before/after checks.
+pub fn kernel_dump(tb: &Testbed) -> String {
+    let mut s = String::new();
+    for argv in [
+        &["ip", "-4", "rule"][..],
+        &["ip", "-6", "rule"],
+        &["ip", "-4", "route", "show", "table", "all", "proto", "77"],
+        &["ip", "-6", "route", "show", "table", "all", "proto", "77"],
+    ] {
+        s += &tb.exec_ok(Role::Router, argv).expect("dump");
+    }
+    s
+}
+
+/// One HTTP GET from the LAN client to the internet's HTTP server, with a
+/// short timeout; the body names the address the server saw (so which WAN
+/// the flow left by), None when the connection failed.
+pub fn lan_http(tb: &Testbed, timeout_s: u32) -> Option<String> {
+    let http = tb.targets().http.iter().find(|a| a.is_ipv4())?;
+    let script = format!(
+        "exec 3<>/dev/tcp/{}/{} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+        http.ip(),
+        http.port()
+    );
+    let out = tb
+        .exec(
+            Role::Lan,
+            &["timeout", &timeout_s.to_string(), "bash", "-c", &script],
+        )
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && text.contains("200")).then_some(text)
+}
+
+/// Which WAN's subnet an address-bearing HTTP answer names.
+pub fn wan_of_answer<'a>(tb: &'a Testbed, answer: &str) -> Option<&'a str> {
+    tb.wans()
+        .iter()
+        .find(|w| answer.contains(&w.router_v4.to_string()))
+        .map(|w| w.name.as_str())
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,307 @@
+//! mwand's life on the testbed: hot reload (unchanged WANs keep tracker pid
+//! and state; an invalid config changes nothing), per-WAN tracker restart,
+//! a tracker killed and respawned, mwand killed with SIGKILL and restarted
+//! without a route flap, the control socket refusing garbage, clean stop.
+//!
+//! Needs root and `cargo build --workspace --bins` first.
+
+mod mwand_harness;
+
+use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
+use mwand_harness::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn up() -> Testbed {
+    Testbed::up(TestbedOptions::default()).expect("testbed up")
+}
+
+#[test]
+fn reload_touches_only_what_changed_and_rejects_bad_configs() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up();
+    let text = config(tb.wans(), &ours);
+    let m = Mwand::start(&tb, &text);
+    let before = m.wait(20, "both WANs online", all_online);
+    let (pid1, pid2) = (tracker_pid(&before, "wan1"), tracker_pid(&before, "wan2"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let age1 = iface(&m.status(), "wan1")["state_age_s"]
+        .as_u64()
+        .expect("age");
+    assert!(age1 >= 1);
+
+    // Same file: nothing changes at all.
+    let out = m.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tracker_pid(&m.status(), "wan1"), pid1);
+
+    // wan2 probes twice per target from now on: only its tracker restarts.
+    let wan2_at = text.find("config interface 'wan2'").expect("wan2 section");
+    let (head, tail) = text.split_at(wan2_at);
+    let changed = format!(
+        "{head}{}",
+        tail.replacen("option count '1'", "option count '2'", 1)
+    );
+    std::fs::write(&m.config, &changed).expect("write");
+    let out = m.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "reload: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = m.wait(20, "wan2's new tracker connected", |s| {
+        tracker_pid(s, "wan2") != pid2 && tracker_connected(s, "wan2")
+    });
+    assert_eq!(
+        tracker_pid(&s, "wan1"),
+        pid1,
+        "unchanged wan1 lost its tracker"
+    );
+    assert_eq!(state(&s, "wan1"), "online");
+    assert!(
+        iface(&s, "wan1")["state_age_s"].as_u64().expect("age") >= age1,
+        "unchanged wan1 lost its health history: {s:#}"
+    );
+    let pid2_new = tracker_pid(&s, "wan2");
+
+    // An invalid config: the caller gets every problem, nothing changes.
+    let rules_before = kernel_dump(&tb);
+    let broken = changed.replacen("option down '3'", "option down 'often'", 1);
+    std::fs::write(&m.config, &broken).expect("write");
+    let out = m.ctl(&["reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "bad reload accepted: {err}");
+    assert!(
+        err.contains("'down'") && err.contains("often"),
+        "error does not name the problem: {err}"
+    );
+    let s = m.status();
+    assert_eq!(tracker_pid(&s, "wan1"), pid1);
+    assert_eq!(tracker_pid(&s, "wan2"), pid2_new);
+    assert!(all_online(&s), "{s:#}");
+    assert_eq!(
+        kernel_dump(&tb),
+        rules_before,
+        "a rejected reload changed the kernel"
+    );
+
+    // SIGHUP with the same broken file: logged, still running.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(tracker_pid(&m.status(), "wan1"), pid1);
+}
+
+#[test]
+fn restart_of_one_wan_leaves_the_others_alone() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up();
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let s = m.wait(20, "both WANs online", all_online);
+    let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
+    let dump = kernel_dump(&tb);
+
+    let out = m.ctl(&["restart", "wan2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // wan2 keeps its last known state while the new tracker starts.
+    let s = m.status();
+    assert_eq!(state(&s, "wan2"), "online", "{s:#}");
+    let s = m.wait(20, "wan2's new tracker connected", |s| {
+        tracker_pid(s, "wan2") != pid2 && tracker_connected(s, "wan2")
+    });
+    assert_eq!(tracker_pid(&s, "wan1"), pid1);
+    assert_eq!(iface(&s, "wan2")["tracker"]["restarts"], 1);
+    assert_eq!(
+        kernel_dump(&tb),
+        dump,
+        "a tracker restart changed routes or rules"
+    );
+
+    let out = m.ctl(&["restart", "nosuchwan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchwan"));
+}
+
+#[test]
+fn killed_tracker_is_respawned_and_its_wan_is_not_failed() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up();
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let s = m.wait(20, "both WANs online", all_online);
+    let pid1 = tracker_pid(&s, "wan1").expect("pid");
+    // SAFETY: a tracker of this test's mwand, by pid.
+    unsafe { libc::kill(pid1 as i32, libc::SIGKILL) };
+    let s = m.wait(20, "a new wan1 tracker", |s| {
+        tracker_pid(s, "wan1").is_some_and(|p| p != pid1) && tracker_connected(s, "wan1")
+    });
+    assert!(iface(&s, "wan1")["tracker"]["restarts"].as_u64() >= Some(1));
+    assert_eq!(
+        active(&s, "failover"),
+        ["wan1"],
+        "a dead tracker failed its WAN over"
+    );
+    m.wait(20, "wan1 online again", |s| state(s, "wan1") == "online");
+}
+
+#[test]
+fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up();
+    let mut m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let s = m.wait(20, "both WANs online", all_online);
+    let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
+    let dump = kernel_dump(&tb);
+    let mut monitor = tb
+        .command(Role::Router, &["ip", "monitor", "route", "rule"])
+        .expect("monitor")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ip monitor");
+    std::thread::sleep(Duration::from_millis(200));
+
+    m.kill9();
+    m.spawn(&tb);
+    let s = m.wait(20, "adopted trackers reconnected", |s| {
+        tracker_connected(s, "wan1") && tracker_connected(s, "wan2") && all_online(s)
+    });
+    assert_eq!(
+        tracker_pid(&s, "wan1"),
+        pid1,
+        "wan1's tracker was replaced, not adopted"
+    );
+    assert_eq!(
+        tracker_pid(&s, "wan2"),
+        pid2,
+        "wan2's tracker was replaced, not adopted"
+    );
+    assert_eq!(
+        m.tracker_pids().len(),
+        2,
+        "duplicate trackers: {:?}",
+        m.tracker_pids()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    monitor.kill().expect("stop monitor");
+    let mut events = String::new();
+    monitor
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut events)
+        .expect("monitor output");
+    let ours: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("proto 77") || l.contains("table 10"))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "routes or rules flapped across the restart:\n{events}"
+    );
+    assert_eq!(kernel_dump(&tb), dump);
+
+    // A clean stop removes every route and rule of ours and the trackers.
+    assert!(m.stop(), "mwand did not stop on SIGTERM");
+    let after = tb
+        .exec_ok(
+            Role::Router,
+            &["ip", "route", "show", "table", "all", "proto", "77"],
+        )
+        .expect("routes");
+    assert!(after.trim().is_empty(), "left behind: {after}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        m.tracker_pids().is_empty(),
+        "trackers left: {:?}",
+        m.tracker_pids()
+    );
+}
+
+#[test]
+fn control_socket_answers_garbage_with_an_error_and_keeps_serving() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up();
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let sock = m.run_dir.join("control.sock");
+    let mode = std::fs::metadata(&sock).expect("socket").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    for garbage in [
+        &b"\x05\x00\x00\x00\x01\x00zzz"[..],
+        &b"\xff\xff\xff\xff"[..],
+        &b"\x06\x00\x00\x00\x01\x00\xff\xff\xff\xff"[..],
+    ] {
+        let mut c = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        c.write_all(garbage).expect("write");
+        let mut reply = Vec::new();
+        // The daemon closes after the error reply; a timeout would leave
+        // `reply` short and fail below.
+        c.read_to_end(&mut reply).ok();
+        let mut r = mwan_proto::frame::FrameReader::new();
+        r.extend(&reply);
+        match r.next::<mwan_proto::control::Response>() {
+            Ok(Some(mwan_proto::control::Response::Error { message })) => {
+                assert!(!message.is_empty())
+            }
+            other => panic!("garbage {garbage:?} got {other:?}"),
+        }
+    }
+    // A client that connects and says nothing does not block the others.
+    let _silent = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    let s = m.status();
+    assert_eq!(s["interfaces"].as_array().map(Vec::len), Some(2));
+    for args in [
+        &["interfaces", "--json"][..],
+        &["policies"],
+        &["rules"],
+        &["connected"],
+        &["explain", "failover"],
+        &["override", "wan2"],
+    ] {
+        let out = m.ctl(args);
+        assert!(
+            out.status.success(),
+            "mwanctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = m.status();
+    assert_eq!(active(&s, "failover"), ["wan2"], "override ignored: {s:#}");
+    assert_eq!(s["override"]["interface"], "wan2");
+    assert!(m.ctl(&["override", "--clear"]).status.success());
+    let s = m.status();
+    assert!(s["override"].is_null());
+    let bad = m.ctl(&["explain", "nosuchpolicy"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let none = std::process::Command::new(mwan_testbed::find_binary("mwanctl").expect("mwanctl"))
+        .args(["--run-dir", "/nonexistent-mwan", "status"])
+        .output()
+        .expect("mwanctl");
+    assert_eq!(
+        none.status.code(),
+        Some(3),
+        "unreachable daemon must exit 3"
+    );
+}
