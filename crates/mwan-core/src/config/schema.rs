@@ -656,6 +656,7 @@ fn policy(
     member_sections: &[&RawSection],
 ) -> Policy {
     c.unknown_options(s, POLICY_OPTIONS);
+    long_name(c, s);
     let mut use_member = Vec::new();
     for (value, line) in c.list(s, "use_member") {
         for name in value.split_whitespace() {
@@ -720,6 +721,7 @@ fn policy(
 
 fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
     c.unknown_options(s, RULE_OPTIONS);
+    long_name(c, s);
     let mut rule = Rule::new(&s.label, PolicyTarget::Unreachable);
 
     // proto: one or several (blank/comma list); `all` alone.
@@ -950,6 +952,17 @@ fn port_list(c: &mut Checker, s: &RawSection, name: &str) -> Vec<PortRange> {
         }
     }
     out
+}
+
+/// mwan3 (2.10+) skips policies and rules whose name is longer than 15
+/// characters (its iptables chain names would not fit); nft has no such
+/// limit, so we apply them, and say that mwan3 would not.
+fn long_name(c: &mut Checker, s: &RawSection) {
+    if s.name.is_some() && s.label.chars().count() > 15 {
+        c.warn(s.line, s, None, format!(
+            "name longer than 15 characters: mwan3 skips such a {}, mwan applies it (shorten the name to mean the same to both)",
+            s.kind));
+    }
 }
 
 /// What use_policy may name, for messages.
