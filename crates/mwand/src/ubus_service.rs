@@ -1,0 +1,195 @@
+//! mwand's ubus side (docs/ubus.md, "Wiring into mwand"): one
+//! [`Agent`] in the event loop serving the `mwan` and `mwan3` objects,
+//! announcing `mwan.interface` events, following netifd and, in procd mode,
+//! keeping procd's `mwan-track` service equal to the wanted trackers.
+//!
+//! The daemon matches on the returned [`AgentEvent`]s: `Call` goes through
+//! `handle_request` and back with [`UbusService::answer`]; `Mwan3Status`
+//! with [`UbusService::answer_mwan3`]; the rest are facts.
+
+use mio::{Registry, Token};
+use mwan_core::config::Config;
+use mwan_proto::control::{InterfaceStatus, Response, Status};
+use mwan_ubus::agent::{self, Agent, AgentEvent, PendingCall};
+use mwan_ubus::luci::{self, InterfaceExtra};
+use mwan_ubus::netifd::InterfaceState;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The ubus connection's token (the daemon's fixed tokens are 0..=3 and
+/// per-connection tokens start at 16).
+pub const UBUS_TOKEN: Token = Token(4);
+
+/// How long a clean shutdown waits for procd to acknowledge the removal
+/// of the trackers.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct UbusService {
+    agent: Agent,
+    socket: PathBuf,
+    supervise: bool,
+    /// Last announced state per interface, to send events on changes only.
+    announced: BTreeMap<String, String>,
+    /// netifd's latest view per interface (for mwan3's `up`/`uptime`).
+    netifd: BTreeMap<String, InterfaceState>,
+}
+
+impl UbusService {
+    /// `supervise`: procd runs the trackers (mwand never spawns them).
+    pub fn new(socket: &Path, supervise: bool) -> Result<UbusService, String> {
+        let agent = Agent::new(socket, UBUS_TOKEN, supervise)
+            .map_err(|e| format!("ubus {}: {e}", socket.display()))?;
+        Ok(UbusService {
+            agent,
+            socket: socket.to_path_buf(),
+            supervise,
+            announced: BTreeMap::new(),
+            netifd: BTreeMap::new(),
+        })
+    }
+
+    pub fn supervises_trackers(&self) -> bool {
+        self.supervise
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.agent.is_connected()
+    }
+
+    /// netifd's latest status of `interface`, if it told us.
+    pub fn netifd_state(&self, interface: &str) -> Option<&InterfaceState> {
+        self.netifd.get(interface)
+    }
+
+    fn note(&mut self, events: Vec<AgentEvent>) -> Vec<AgentEvent> {
+        for e in &events {
+            match e {
+                AgentEvent::Interface(st) => {
+                    self.netifd.insert(st.name.clone(), st.clone());
+                }
+                // A new connection: announce every state afresh on the next pass.
+                AgentEvent::Connected => self.announced.clear(),
+                _ => {}
+            }
+        }
+        events
+    }
+
+    pub fn start(&mut self, registry: &Registry) -> Vec<AgentEvent> {
+        let events = self.agent.start(registry, Instant::now());
+        self.note(events)
+    }
+
+    /// Readiness on [`UBUS_TOKEN`].
+    pub fn ready(&mut self, registry: &Registry, event: &mio::event::Event) -> Vec<AgentEvent> {
+        let events = self.agent.ready(registry, event, Instant::now());
+        self.note(events)
+    }
+
+    /// When the loop must wake up for ubus (reconnect, request timeouts).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.agent.next_timeout(Instant::now())
+    }
+
+    /// Call after every poll (cheap when nothing is due).
+    pub fn on_timeout(&mut self, registry: &Registry) -> Vec<AgentEvent> {
+        let events = self.agent.on_timeout(registry, Instant::now());
+        self.note(events)
+    }
+
+    pub fn answer(&mut self, registry: &Registry, call: PendingCall, response: &Response) -> Vec<AgentEvent> {
+        let events = self.agent.reply(registry, call, response, Instant::now());
+        self.note(events)
+    }
+
+    /// Answers `mwan3 status` in mwan3's shape (docs/ubus.md).
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer_mwan3(
+        &mut self,
+        registry: &Registry,
+        call: PendingCall,
+        section: Option<String>,
+        interface: Option<String>,
+        status: &Status,
+        connected: &[String],
+        config: &Config,
+    ) -> Vec<AgentEvent> {
+        let extras: BTreeMap<String, InterfaceExtra> = config
+            .interfaces
+            .iter()
+            .map(|i| {
+                let netifd = self.netifd.get(&i.name);
+                let extra = InterfaceExtra {
+                    enabled: Some(i.enabled),
+                    netifd_up: netifd.map(|n| n.up),
+                    netifd_uptime_s: netifd.and_then(|n| n.uptime_s).map(u64::from),
+                    track_ips: i.track_ip.clone(),
+                };
+                (i.name.clone(), extra)
+            })
+            .collect();
+        let body = luci::status(status, connected, &extras, section.as_deref(), interface.as_deref());
+        let events = self.agent.reply_mwan3(registry, call, &body, Instant::now());
+        self.note(events)
+    }
+
+    /// Sends `mwan.interface` for every interface whose state differs from
+    /// the last one announced (call after each decision pass).
+    pub fn announce_changes(&mut self, registry: &Registry, interfaces: &[InterfaceStatus]) -> Vec<AgentEvent> {
+        if !self.agent.is_connected() {
+            return Vec::new();
+        }
+        for i in interfaces {
+            let old = self.announced.insert(i.name.clone(), i.state.clone());
+            match old {
+                Some(old) if old == i.state => {}
+                // First sight after (re)connect: an event with old = new would
+                // be noise for listeners; they get the state from `status`.
+                None => {}
+                Some(old) => self.agent.announce(&old, i),
+            }
+        }
+        self.announced.retain(|name, _| interfaces.iter().any(|i| &i.name == name));
+        let events = self.agent.flush(registry, Instant::now());
+        self.note(events)
+    }
+
+    /// Follows netifd's `interface.update` for every configured interface.
+    pub fn follow(&mut self, registry: &Registry, config: &Config) -> Vec<AgentEvent> {
+        self.agent
+            .follow_interfaces(config.interfaces.iter().map(|i| i.name.as_str()));
+        let events = self.agent.flush(registry, Instant::now());
+        self.note(events)
+    }
+
+    /// procd mode: the trackers procd should run, wan -> command line (the
+    /// same argv as the embedded supervisor). Unchanged ones keep running.
+    pub fn set_trackers(&mut self, registry: &Registry, wanted: &BTreeMap<String, Vec<String>>) -> Vec<AgentEvent> {
+        self.agent.set_trackers(wanted);
+        let events = self.agent.flush(registry, Instant::now());
+        self.note(events)
+    }
+
+    /// procd mode: restart one tracker alone (delete + add). False if it is not wanted.
+    pub fn restart_tracker(&mut self, registry: &Registry, wan: &str) -> bool {
+        let known = self.agent.restart_tracker(wan);
+        let events = self.agent.flush(registry, Instant::now());
+        for e in events {
+            log::debug!("ubus during restart: {e:?}");
+        }
+        known
+    }
+
+    /// Clean stop (SIGTERM): in procd mode, removes the trackers' service,
+    /// waiting briefly for procd. The init script's stop does the same, so
+    /// a failure here is logged, not fatal.
+    pub fn shutdown(&mut self) {
+        if !self.supervise {
+            return;
+        }
+        if let Err(e) = agent::stop_trackers_blocking(&self.socket, SHUTDOWN_TIMEOUT) {
+            log::warn!("could not remove the trackers' procd service: {e}");
+        }
+    }
+}
