@@ -147,7 +147,8 @@ fn silent_tracker_ages_to_unknown_and_history_continues() {
     h.on_probe(&reply(0, 0, 0, 20), 20);
     h.on_probe(&lost(0, 1, 10_000), 14_000);
     assert_eq!(h.state(), LinkState::Disconnecting);
-    // Silence.
+    // The tracker's connection drops and nothing more arrives.
+    h.tracker_lost();
     let deadline = h.next_deadline().expect("silence deadline");
     assert_eq!(deadline, 14_000 + limit);
     let t = h.tick(deadline);
@@ -183,4 +184,36 @@ fn tracker_restart_restarts_round_numbers_but_keeps_history() {
         LinkState::Offline,
         "round 0 again is a new round"
     );
+}
+
+/// Rounds the tracker should have sent but of which nothing came back fail
+/// at their expected deadline: a cut is detected at the effective timeout
+/// even when the tracker reports losses only at the configured one.
+#[test]
+fn expected_rounds_fail_when_nothing_comes_back() {
+    let mut i = iface(1);
+    i.down = 3;
+    i.interval = 200;
+    i.failure_interval = 200;
+    i.recovery_interval = 200;
+    i.timeout = 3000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    for r in 0..50 {
+        h.on_probe(&reply(0, r, r * 200, 20), r * 200 + 20);
+    }
+    assert_eq!(h.probe_timeout(), 200);
+    // Round 49 was sent at 9800; 50 is expected at 10000 and fails at
+    // 10000 + 200 + grace + slack (50).
+    let first = 10_000 + 200 + ROUND_GRACE_MS + 50;
+    assert_eq!(h.next_deadline(), Some(first));
+    assert!(h.tick(first - 1).is_empty());
+    h.tick(first);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    h.tick(first + 200);
+    h.tick(first + 400);
+    assert_eq!(h.state(), LinkState::Offline);
+    assert_eq!(h.counters().rounds_expired, 3);
+    // The tracker's own loss reports arrive later: nothing changes.
+    h.on_probe(&lost(0, 50, 10_000), 13_000);
+    assert_eq!(h.state(), LinkState::Offline);
 }

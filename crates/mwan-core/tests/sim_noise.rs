@@ -99,7 +99,7 @@ fn countable_settings() -> Vec<Setting> {
 
 /// Run `rounds` rounds and compare the number of Offline transitions with
 /// the chain's expectation; returns (observed, expected).
-fn false_downs(iface: &Interface, rounds: u64, seed: u64) -> (u64, f64) {
+fn false_downs(iface: &Interface, rounds: u64, seed: u64, lost_at_cap: bool) -> (u64, f64) {
     let settings = HealthSettings::from_interface(iface);
     let q = round_failure_probability(
         settings.targets as u32,
@@ -109,9 +109,19 @@ fn false_downs(iface: &Interface, rounds: u64, seed: u64) -> (u64, f64) {
     );
     let expected = false_down_rate_per_round(q, settings.down, settings.up) * rounds as f64;
     let mut sim = Sim::new(iface, seed);
+    sim.lost_at_cap = lost_at_cap;
     let mut link = NOISE;
     sim.run(&mut link, Millis::MAX, rounds);
     (sim.count_downs() as u64, expected)
+}
+
+/// How the simulated tracker reports losses.
+fn mode(lost_at_cap: bool) -> &'static str {
+    if lost_at_cap {
+        "losses reported at the configured timeout"
+    } else {
+        "losses reported at the effective timeout"
+    }
 }
 
 fn assert_matches(name: &str, observed: u64, expected: f64) {
@@ -128,8 +138,15 @@ fn assert_matches(name: &str, observed: u64, expected: f64) {
 #[test]
 fn false_down_rate_matches_chain_small() {
     for (n, s) in countable_settings().iter().enumerate() {
-        let (observed, expected) = false_downs(&s.iface, 200_000, 1000 + n as u64);
-        assert_matches(s.name, observed, expected);
+        for lost_at_cap in [false, true] {
+            let seed = 1000 + n as u64 + if lost_at_cap { 500 } else { 0 };
+            let (observed, expected) = false_downs(&s.iface, 200_000, seed, lost_at_cap);
+            assert_matches(
+                &format!("{} ({})", s.name, mode(lost_at_cap)),
+                observed,
+                expected,
+            );
+        }
     }
 }
 
@@ -138,12 +155,17 @@ fn false_down_rate_matches_chain_small() {
 fn false_down_rate_matches_chain_ten_million_rounds() {
     let rounds = 10_000_000;
     for (n, s) in countable_settings().iter().enumerate() {
-        let (observed, expected) = false_downs(&s.iface, rounds, 77 + n as u64);
-        assert_matches(s.name, observed, expected);
+        let lost_at_cap = n % 2 == 1;
+        let (observed, expected) = false_downs(&s.iface, rounds, 77 + n as u64, lost_at_cap);
+        assert_matches(
+            &format!("{} ({})", s.name, mode(lost_at_cap)),
+            observed,
+            expected,
+        );
     }
     // Our defaults: the chain predicts essentially none in 10^7 rounds.
     let ours = recommended_iface("wan");
-    let (observed, expected) = false_downs(&ours, rounds, 4242);
+    let (observed, expected) = false_downs(&ours, rounds, 4242, true);
     assert_matches("recommended defaults", observed, expected);
     assert!(expected < 0.01);
     assert_eq!(observed, 0);
@@ -175,6 +197,8 @@ fn recommended_defaults_detect_a_cut_within_a_second() {
 /// Time from a cut (every probe lost from `cut` on) to Offline.
 fn detection_time(iface: &Interface, seed: u64, cut: Millis) -> (Millis, Millis) {
     let mut sim = Sim::new(iface, seed);
+    // Odd seeds: a tracker that reports losses only at the configured timeout.
+    sim.lost_at_cap = seed % 2 == 1;
     let mut before = NOISE;
     before.loss = 0.0;
     sim.run(&mut before, cut, u64::MAX);

@@ -261,6 +261,19 @@ struct OpenRound {
     expired: bool,
 }
 
+/// A round the tracker is expected to send at `sent_at` (its schedule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Expectation {
+    round: u64,
+    sent_at: Millis,
+}
+
+/// Slack on the tracker's schedule before an expected round counts as
+/// missing: timer and scheduling delays, a quarter of the spacing.
+pub fn schedule_slack(spacing: Millis) -> Millis {
+    spacing / 4
+}
+
 /// RFC 6298 estimator in integer microseconds.
 #[derive(Debug, Clone, Copy, Default)]
 struct RttEstimator {
@@ -316,6 +329,11 @@ pub struct Health {
     highest_seen: Option<u64>,
     /// Rounds of the current run of failures while up (withdrawable).
     failed_run: Vec<OpenRound>,
+    /// The next round the tracker should be sending, and when.
+    expect: Option<Expectation>,
+    /// Interval in force before the last applied round (the tracker may
+    /// still be sleeping it when the interval changes).
+    prev_interval: Millis,
     last_heard: Option<Millis>,
     rtt: RttEstimator,
     counters: HealthCounters,
@@ -339,6 +357,8 @@ impl Health {
             last_applied: None,
             highest_seen: None,
             failed_run: Vec::new(),
+            expect: None,
+            prev_interval: 0,
             last_heard: None,
             rtt: RttEstimator::default(),
             counters: HealthCounters::default(),
@@ -452,10 +472,19 @@ impl Health {
             (false, Some(heard)) if self.tracking() => Some(heard + self.settings.silence_limit),
             _ => None,
         };
-        match (round, silence) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let expected = self.expect.map(|e| self.expectation_deadline(e));
+        [round, silence, expected].into_iter().flatten().min()
+    }
+
+    /// Spacing of the tracker's rounds: the interval in force, or the one
+    /// before it if longer (a tracker may still be sleeping the old one).
+    fn round_spacing(&self) -> Millis {
+        self.interval().1.max(self.prev_interval).max(1)
+    }
+
+    fn expectation_deadline(&self, e: Expectation) -> Millis {
+        let spacing = self.round_spacing();
+        e.sent_at + self.probe_timeout() + ROUND_GRACE_MS + schedule_slack(spacing)
     }
 
     /// Feed one probe result received at `now`.
@@ -465,6 +494,7 @@ impl Health {
             return out;
         }
         self.expire_rounds(now, &mut out);
+        self.expire_expected(now, &mut out);
         self.last_heard = Some(now);
         // The timeout this probe was sent under, before it teaches the estimator.
         let timeout = self.probe_timeout();
@@ -565,6 +595,7 @@ impl Health {
             return out;
         }
         self.expire_rounds(now, &mut out);
+        self.expire_expected(now, &mut out);
         if let Some(heard) = self.last_heard {
             if !self.aged && now >= heard + self.settings.silence_limit {
                 self.aged = true;
@@ -572,10 +603,56 @@ impl Health {
                 self.recycle_rounds();
                 // Rounds missed while silent are not failures.
                 self.highest_seen = None;
+                self.expect = None;
                 self.update_state(now, &mut out);
             }
         }
         out
+    }
+
+    /// Rounds the tracker should have sent by now but of which nothing
+    /// arrived: a silent cut sends nothing back, and a tracker that reports
+    /// losses only at the configured timeout would otherwise hold the
+    /// decision back by that long. They fail at `sent + effective timeout +
+    /// grace + schedule slack`. (A tracker that is gone is reported with
+    /// [`Health::tracker_lost`] and then ages to Unknown instead.)
+    fn expire_expected(&mut self, now: Millis, out: &mut Vec<Transition>) {
+        let mut budget = MAX_ROUND_GAP;
+        while let Some(e) = self.expect {
+            if now < self.expectation_deadline(e) {
+                break;
+            }
+            if budget == 0 {
+                self.expect = None;
+                break;
+            }
+            budget -= 1;
+            let known = self.last_applied.is_some_and(|last| e.round <= last)
+                || self.rounds.iter().any(|r| r.round == e.round);
+            if !known {
+                let timeout = self.probe_timeout();
+                let index = self.insert_round(e.round, timeout, now);
+                self.rounds[index].expired = true;
+                self.counters.rounds_expired += 1;
+                self.settle(index);
+                self.highest_seen = Some(self.highest_seen.map_or(e.round, |h| h.max(e.round)));
+            }
+            let spacing = self.round_spacing();
+            self.expect = Some(Expectation {
+                round: e.round + 1,
+                sent_at: e.sent_at + spacing,
+            });
+            self.release_rounds(now, out);
+        }
+    }
+
+    /// The tracker's connection is gone (crash, restart): stop expecting its
+    /// rounds and drop the open ones without failing them. The state ages to
+    /// Unknown if it stays silent; history is kept.
+    pub fn tracker_lost(&mut self) {
+        self.recycle_rounds();
+        self.highest_seen = None;
+        self.expect = None;
     }
 
     /// netifd ifup/ifdown (mwan3: ifdown -> disconnected + disabled; ifup ->
@@ -587,6 +664,7 @@ impl Health {
         }
         self.link_down = !up;
         self.recycle_rounds();
+        self.expect = None;
         self.last_applied = None;
         self.highest_seen = None;
         self.last_heard = None;
@@ -604,9 +682,8 @@ impl Health {
 
     /// The tracker restarted: its round numbers start again. History stays.
     pub fn tracker_restarted(&mut self) {
-        self.recycle_rounds();
+        self.tracker_lost();
         self.last_applied = None;
-        self.highest_seen = None;
     }
 
     fn tracking(&self) -> bool {
@@ -665,33 +742,47 @@ impl Health {
             _ => probe.round,
         };
         for round in first..=probe.round {
-            let mut tally = self.spare_tallies.pop().unwrap_or_default();
-            tally.clear();
-            tally.resize(self.settings.targets, TargetTally::default());
-            let open = OpenRound {
-                round,
-                timeout,
-                deadline,
-                tally,
-                verdict: None,
-                complete: false,
-                expired: false,
-            };
-            let at = self
-                .rounds
-                .iter()
-                .position(|r| r.round > round)
-                .unwrap_or(self.rounds.len());
-            self.rounds.insert(at, open);
+            self.insert_round(round, timeout, deadline);
         }
-        self.highest_seen = Some(
-            self.highest_seen
-                .map_or(probe.round, |h| h.max(probe.round)),
-        );
+        let newest = match self.highest_seen {
+            None => true,
+            Some(h) => probe.round > h,
+        };
+        if newest {
+            self.highest_seen = Some(probe.round);
+            let spacing = self.round_spacing();
+            self.expect = Some(Expectation {
+                round: probe.round + 1,
+                sent_at: probe.sent_at + spacing,
+            });
+        }
         self.rounds
             .iter()
             .position(|r| r.round == probe.round)
             .unwrap_or(0)
+    }
+
+    /// Open a round (in round order) and return its index.
+    fn insert_round(&mut self, round: u64, timeout: Millis, deadline: Millis) -> usize {
+        let mut tally = self.spare_tallies.pop().unwrap_or_default();
+        tally.clear();
+        tally.resize(self.settings.targets, TargetTally::default());
+        let open = OpenRound {
+            round,
+            timeout,
+            deadline,
+            tally,
+            verdict: None,
+            complete: false,
+            expired: false,
+        };
+        let at = self
+            .rounds
+            .iter()
+            .position(|r| r.round > round)
+            .unwrap_or(self.rounds.len());
+        self.rounds.insert(at, open);
+        at
     }
 
     /// Decide what can be decided about one round from its tally.
@@ -772,6 +863,7 @@ impl Health {
         now: Millis,
         out: &mut Vec<Transition>,
     ) {
+        self.prev_interval = self.interval().1;
         let s = &self.settings;
         if success {
             self.counters.rounds_ok += 1;
@@ -825,8 +917,16 @@ fn record(
     answered: Option<u32>,
 ) -> bool {
     match (outcome, answered) {
-        // A late answer to a probe already reported lost.
+        // A late answer to a probe already reported lost (as LateReply, or
+        // as a second Reply sample for the same probe).
         (ProbeOutcome::LateReply { .. }, Some(rtt_us)) if tally.replies < tally.results => {
+            tally.replies += 1;
+            tally.rtt_sum_us += u64::from(rtt_us);
+            true
+        }
+        (ProbeOutcome::Reply { .. }, Some(rtt_us))
+            if tally.results >= count && tally.replies < tally.results =>
+        {
             tally.replies += 1;
             tally.rtt_sum_us += u64::from(rtt_us);
             true

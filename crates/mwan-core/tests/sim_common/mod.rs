@@ -205,6 +205,9 @@ pub struct Sim {
     pub round: u64,
     pub rounds_sent: u64,
     pub late_replies: bool,
+    /// Report losses at the configured timeout instead of the effective one
+    /// (a tracker told only the cap); answers up to the cap count.
+    pub lost_at_cap: bool,
     pub transitions: Vec<Transition>,
     pub rng: Rng,
     targets: usize,
@@ -238,6 +241,7 @@ impl Sim {
             round: 0,
             rounds_sent: 0,
             late_replies: true,
+            lost_at_cap: false,
             transitions: Vec::new(),
             rng: Rng::new(seed),
             events: BinaryHeap::new(),
@@ -295,7 +299,10 @@ impl Sim {
                 );
                 self.transitions.extend(t);
             } else if sending && self.next_round_at == next {
-                let timing = self.health.tracker_timing();
+                let mut timing = self.health.tracker_timing();
+                if self.lost_at_cap {
+                    timing.timeout = self.cap;
+                }
                 for target in 0..self.targets {
                     for _ in 0..self.count {
                         let rtt = link.probe(next, target, &mut self.rng);
