@@ -208,21 +208,31 @@ fn track_ip_of_the_wrong_family_is_an_error() {
 fn stray_lines_warn_and_broken_commands_fail() {
     let text = "config interface 'wan'\nroot@GL-MT6000:~# \n\toption enabled '1\n\toption up\n";
     let r = parse("t", text).unwrap_err();
-    assert_eq!(r.warnings.len(), 1);
-    assert_eq!(r.warnings[0].line, 2);
-    assert!(
-        r.warnings[0].message.starts_with("not a UCI line"),
-        "{}",
-        r.warnings[0]
+    let w: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        [
+            "t:2: not a UCI line (starts with 'root@GL-MT6000:~'; expected config, option, list or package): ignored, as 'uci -S' does",
+            "t:4: section 'wan' (interface): option 'up': 'option up' has no value: the option is unset and its default applies (as uci does); expected 'option NAME VALUE'",
+        ]
     );
     let p: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
     assert_eq!(
         p,
-        [
-            "t:3: section 'wan' (interface): unterminated 'quoted' string: expected a closing ' on the same line",
-            "t:4: section 'wan' (interface): option 'up': 'option up' has no value: expected 'option NAME VALUE'",
-        ]
+        ["t:3: section 'wan' (interface): unterminated 'quoted' string: expected a closing ' on the same line"]
     );
+}
+
+#[test]
+fn empty_values_unset_like_uci() {
+    let l = parse(
+        "t",
+        "config interface 'wan'\n\toption up '2'\n\toption up ''\n\tlist track_ip ''\n",
+    )
+    .unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    assert_eq!(l.config.interfaces[0].up, 5);
+    assert!(l.config.interfaces[0].track_ip.is_empty());
 }
 
 #[test]

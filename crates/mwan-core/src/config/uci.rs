@@ -109,6 +109,12 @@ impl<'a> Lexer<'a> {
                     self.skip_to_eol();
                     break;
                 }
+                // libuci: an unquoted ';' ends a command; another may follow
+                // on the same line.
+                Some(';') => {
+                    self.chars.next();
+                    break;
+                }
                 Some('\\') if self.continuation() => continue,
                 Some(_) => match self.word() {
                     Ok((word, ends_line)) => {
@@ -167,6 +173,7 @@ impl<'a> Lexer<'a> {
                     return Ok((Word { text, line }, false))
                 }
                 Some('#') => return Ok((Word { text, line }, true)),
+                Some(';') => return Ok((Word { text, line }, false)),
                 Some('\\') => {
                     if self.continuation() {
                         continue;
@@ -399,21 +406,25 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                             d.option = Some(name.text.clone());
                             diags.push(d);
                         }
-                        (name, value)
+                        (name, (value.text.clone(), value.line))
                     }
                     [name] => {
+                        // libuci takes a missing value as empty: `option`
+                        // then unsets the option, `list` adds nothing.
+                        let effect = if is_list {
+                            "nothing is added"
+                        } else {
+                            "the option is unset and its default applies"
+                        };
                         let mut d = diag(
                             line,
                             Some(section),
-                            Severity::Error,
-                            format!(
-                                "'{what} {}' has no value: expected '{what} NAME VALUE'",
-                                name.text
-                            ),
+                            Severity::Warning,
+                            format!("'{what} {}' has no value: {effect} (as uci does); expected '{what} NAME VALUE'", name.text),
                         );
                         d.option = Some(name.text.clone());
                         diags.push(d);
-                        continue;
+                        (name, (String::new(), line))
                     }
                     [] => {
                         diags.push(diag(
@@ -437,7 +448,13 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     ));
                     continue;
                 }
-                let value = (value.text.clone(), value.line);
+                if value.0.is_empty() {
+                    // uci: an empty `option` deletes it, an empty `list` entry is dropped.
+                    if !is_list {
+                        section.options.retain(|o| o.name != name.text);
+                    }
+                    continue;
+                }
                 match section.options.iter_mut().find(|o| o.name == name.text) {
                     Some(existing) if is_list => {
                         existing.is_list = true;
@@ -562,7 +579,8 @@ mod tests {
             [
                 (2, Severity::Warning),
                 (3, Severity::Error),
-                (4, Severity::Error)
+                // A missing value unsets the option, as libuci does.
+                (4, Severity::Warning)
             ]
         );
     }
@@ -574,6 +592,17 @@ mod tests {
         assert_eq!(diags[0].line, 1);
         assert_eq!(doc.sections.len(), 1);
         assert_eq!(values(&doc, 0, "d"), ["4"]);
+    }
+
+    #[test]
+    fn semicolons_separate_commands_and_empty_values_unset() {
+        let (doc, diags) =
+            read_ok("config a 'x'; option p '1'; option q 2;option r 'a;b'\n\toption p ''\n");
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(doc.sections[0].option("p").is_none());
+        assert_eq!(values(&doc, 0, "q"), ["2"]);
+        assert_eq!(values(&doc, 0, "r"), ["a;b"]);
+        assert_eq!(doc.sections[0].option("q").unwrap().line, 1);
     }
 
     #[test]
