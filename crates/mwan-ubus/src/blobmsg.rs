@@ -84,6 +84,10 @@ pub enum BlobError {
     },
     /// Encoding would exceed the 24-bit blob length.
     TooLong(usize),
+    /// A string or name to encode contains a NUL byte (C readers would cut it there).
+    NulInString(String),
+    /// A name longer than the 16-bit name length allows.
+    NameTooLong(usize),
 }
 
 impl fmt::Display for BlobError {
@@ -113,6 +117,14 @@ impl fmt::Display for BlobError {
                 f,
                 "blobmsg element at offset {at} has unknown type {kind} (expected 0..=8)"
             ),
+            BlobError::NulInString(s) => write!(
+                f,
+                "cannot encode {s:?}: blobmsg strings and names must not contain NUL bytes"
+            ),
+            BlobError::NameTooLong(n) => write!(
+                f,
+                "cannot encode a blobmsg name of {n} bytes (at most 65535)"
+            ),
             BlobError::TooLong(n) => write!(
                 f,
                 "blob of {n} bytes exceeds the {MAX_BLOB_LEN} byte limit of the length field"
@@ -122,6 +134,15 @@ impl fmt::Display for BlobError {
 }
 
 impl std::error::Error for BlobError {}
+
+/// Strings go out NUL-terminated; one with a NUL inside would be cut short.
+pub(crate) fn check_c_string(s: &str) -> Result<(), BlobError> {
+    if s.as_bytes().contains(&0) {
+        Err(BlobError::NulInString(s.to_owned()))
+    } else {
+        Ok(())
+    }
+}
 
 pub(crate) fn align4(n: usize) -> usize {
     (n + 3) & !3
@@ -241,6 +262,10 @@ impl Value {
 
     /// Encodes one named element (name `""` for array members).
     pub fn encode_named(&self, name: &str, out: &mut Vec<u8>) -> Result<(), BlobError> {
+        check_c_string(name)?;
+        if name.len() > usize::from(u16::MAX) {
+            return Err(BlobError::NameTooLong(name.len()));
+        }
         let at = begin_attr(out, true, self.kind());
         out.extend_from_slice(&(name.len() as u16).to_be_bytes());
         out.extend_from_slice(name.as_bytes());
@@ -255,6 +280,7 @@ impl Value {
             }
             Value::Table(t) => t.encode_into(out)?,
             Value::String(s) => {
+                check_c_string(s)?;
                 out.extend_from_slice(s.as_bytes());
                 out.push(0);
             }

@@ -345,6 +345,7 @@ impl Message {
                     out.extend_from_slice(&v.to_be_bytes())
                 }
                 Attr::ObjPath(s) | Attr::Method(s) | Attr::User(s) | Attr::Group(s) => {
+                    blobmsg::check_c_string(s)?;
                     out.extend_from_slice(s.as_bytes());
                     out.push(0);
                 }
