@@ -198,6 +198,7 @@ fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
     );
     std::thread::sleep(Duration::from_millis(500));
     monitor.kill().expect("stop monitor");
+    monitor.wait().expect("reap monitor");
     let mut events = String::new();
     monitor
         .stdout

@@ -275,7 +275,7 @@ impl Mwand {
             };
             let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
             if args.first().is_some_and(|a| a.ends_with(b"mwan-track"))
-                && args.iter().any(|a| *a == sock.as_bytes())
+                && args.contains(&sock.as_bytes())
             {
                 pids.push(pid);
             }
