@@ -9,7 +9,7 @@
 
 use mwan_proto::frame::{self, FrameReader};
 use mwan_proto::track::{ControllerMessage, ProbeOutcome, TrackerMessage};
-use mwan_testbed::{find_binary, require_netns, Role, Testbed, TestbedOptions};
+use mwan_testbed::{find_binary, require_netns, Role, Testbed, TestbedOptions, WanInfo};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,11 +19,18 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 fn up(wans: usize) -> Testbed {
-    Testbed::up(TestbedOptions { wans, ..Default::default() }).expect("testbed up")
+    Testbed::up(TestbedOptions {
+        wans,
+        ..Default::default()
+    })
+    .expect("testbed up")
 }
 
 fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
@@ -35,17 +42,69 @@ fn monotonic_us() -> u64 {
 /// mark), so the WAN device gets loose mode, as the data plane sets it.
 fn route_tracker_mark(tb: &Testbed, wan: usize) -> String {
     let w = &tb.wans()[wan - 1];
-    tb.exec_ok(Role::Router, &["sysctl", "-qw", &format!("net.ipv4.conf.{}.rp_filter=2", w.device)])
-        .expect("sysctl rp_filter");
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{}.rp_filter=2", w.device),
+        ],
+    )
+    .expect("sysctl rp_filter");
     let mark = format!("{:#x}", 0x3e00 + wan);
     let table = (900 + wan).to_string();
-    for (fam, gw) in [("-4", w.gateway_v4.to_string()), ("-6", w.gateway_v6.to_string())] {
-        tb.exec_ok(Role::Router, &["ip", fam, "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50"])
-            .expect("ip rule");
-        tb.exec_ok(Role::Router, &["ip", fam, "route", "add", "default", "via", &gw, "dev", &w.device, "table", &table])
-            .expect("ip route");
+    for (fam, gw) in [
+        ("-4", w.gateway_v4.to_string()),
+        ("-6", w.gateway_v6.to_string()),
+    ] {
+        tb.exec_ok(
+            Role::Router,
+            &[
+                "ip", fam, "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50",
+            ],
+        )
+        .expect("ip rule");
+        tb.exec_ok(
+            Role::Router,
+            &[
+                "ip", fam, "route", "add", "default", "via", &gw, "dev", &w.device, "table", &table,
+            ],
+        )
+        .expect("ip route");
     }
     mark
+}
+
+/// Arguments of an ICMP tracker on `wan` (mark optional) probing `targets`.
+fn icmp_args(
+    w: &WanInfo,
+    mark: Option<&str>,
+    targets: &[&str],
+    interval: &str,
+    timeout: &str,
+) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--interface",
+        &w.name,
+        "--device",
+        &w.device,
+        "--method",
+        "ping",
+        "--interval",
+        interval,
+        "--timeout",
+        timeout,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(m) = mark {
+        a.extend(["--mark".to_string(), m.to_string()]);
+    }
+    for t in targets {
+        a.extend(["--target".to_string(), t.to_string()]);
+    }
+    a
 }
 
 /// A tracker started with --stdout; its samples arrive on a channel with
@@ -57,17 +116,17 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn start(tb: &Testbed, args: &[&str]) -> Tracker {
+    fn start<S: AsRef<str>>(tb: &Testbed, args: &[S]) -> Tracker {
         Self::start_as(tb, &[], args)
     }
 
     /// `prefix` wraps the tracker (e.g. setpriv to drop privileges).
-    fn start_as(tb: &Testbed, prefix: &[&str], args: &[&str]) -> Tracker {
+    fn start_as<S: AsRef<str>>(tb: &Testbed, prefix: &[&str], args: &[S]) -> Tracker {
         let bin = find_binary("mwan-track").expect("mwan-track built (cargo build -p mwan-track)");
         let bin = bin.to_str().expect("utf-8 path");
         let mut argv: Vec<&str> = prefix.to_vec();
         argv.push(bin);
-        argv.extend_from_slice(args);
+        argv.extend(args.iter().map(AsRef::as_ref));
         argv.push("--stdout");
         let mut child = tb
             .command(Role::Router, &argv)
@@ -82,7 +141,8 @@ impl Tracker {
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { return };
-                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
                 if tx.send((monotonic_us(), v)).is_err() {
                     return;
                 }
@@ -90,10 +150,16 @@ impl Tracker {
         });
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
+            if let Err(e) = err.read_to_string(&mut s) {
+                s.push_str(&format!("(reading stderr failed: {e})"));
+            }
             s
         });
-        Tracker { child, samples, stderr }
+        Tracker {
+            child,
+            samples,
+            stderr,
+        }
     }
 
     /// Samples read within `d`.
@@ -136,7 +202,9 @@ impl Tracker {
                 break s;
             }
             if Instant::now() > end {
-                let _ = self.child.kill();
+                if let Err(e) = self.child.kill() {
+                    eprintln!("kill mwan-track: {e}");
+                }
                 panic!("mwan-track did not exit within 5 s of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -150,11 +218,18 @@ fn outcome(v: &Value) -> &str {
 }
 
 fn count(samples: &[(u64, Value)], target: &str, what: &str) -> usize {
-    samples.iter().filter(|(_, v)| v["target"] == target && outcome(v) == what).count()
+    samples
+        .iter()
+        .filter(|(_, v)| v["target"] == target && outcome(v) == what)
+        .count()
 }
 
 fn summary(samples: &[(u64, Value)]) -> String {
-    samples.iter().map(|(_, v)| v.to_string()).collect::<Vec<_>>().join("\n")
+    samples
+        .iter()
+        .map(|(_, v)| v.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -175,15 +250,48 @@ fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
     let http = format!("http://{}/", t.http[0]);
     let dns = t.dns_server[0].to_string();
     let answer = t.dns_answer_v4.to_string();
-    let common = ["--interface", "wan2", "--device", &w.device, "--mark", &mark, "--interval", "200ms", "--timeout", "1s"];
+    let common = [
+        "--interface",
+        "wan2",
+        "--device",
+        &w.device,
+        "--mark",
+        &mark,
+        "--interval",
+        "200ms",
+        "--timeout",
+        "1s",
+    ];
     let runs: Vec<(&str, Vec<&str>, String, &str)> = vec![
         ("ping", vec!["--target", &v4], v4.clone(), "reply"),
         ("ping", vec!["--target", &v6], v6.clone(), "reply"),
-        ("arping", vec!["--target", "gateway"], "gateway".into(), "reply"),
+        (
+            "arping",
+            vec!["--target", "gateway"],
+            "gateway".into(),
+            "reply",
+        ),
         ("nping-tcp", vec!["--target", &tcp], tcp.clone(), "reply"),
         // nothing listens there: the host answers port unreachable
-        ("nping-udp", vec!["--target", &closed_udp], closed_udp.clone(), "refused"),
-        ("nslookup", vec!["--target", &dns, "--dns-name", &t.dns_name, "--dns-expect", &answer], dns.clone(), "reply"),
+        (
+            "nping-udp",
+            vec!["--target", &closed_udp],
+            closed_udp.clone(),
+            "refused",
+        ),
+        (
+            "nslookup",
+            vec![
+                "--target",
+                &dns,
+                "--dns-name",
+                &t.dns_name,
+                "--dns-expect",
+                &answer,
+            ],
+            dns.clone(),
+            "reply",
+        ),
         ("httping", vec!["--target", &http], http.clone(), "reply"),
     ];
     let gw = w.gateway_v4.to_string();
@@ -200,20 +308,47 @@ fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let caps = std::fs::read_to_string(format!("/proc/{}/status", trackers[0].pid())).expect("status");
-    let cap_eff = caps.lines().find(|l| l.starts_with("CapEff:")).expect("CapEff").to_string();
-    let cap_bnd = caps.lines().find(|l| l.starts_with("CapBnd:")).expect("CapBnd").to_string();
-    let collected: Vec<_> = trackers.iter().map(|t| t.collect(Duration::from_millis(1700))).collect();
-    for (((method, _, target, want), tracker), samples) in runs.iter().zip(trackers).zip(collected) {
+    let caps =
+        std::fs::read_to_string(format!("/proc/{}/status", trackers[0].pid())).expect("status");
+    let cap_eff = caps
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .expect("CapEff")
+        .to_string();
+    let cap_bnd = caps
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .expect("CapBnd")
+        .to_string();
+    let collected: Vec<_> = trackers
+        .iter()
+        .map(|t| t.collect(Duration::from_millis(1700)))
+        .collect();
+    for (((method, _, target, want), tracker), samples) in runs.iter().zip(trackers).zip(collected)
+    {
         let (code, stderr) = tracker.stop();
-        assert_eq!(code, Some(0), "{method}: exit status after SIGTERM; stderr:\n{stderr}");
+        assert_eq!(
+            code,
+            Some(0),
+            "{method}: exit status after SIGTERM; stderr:\n{stderr}"
+        );
         let good = count(&samples, target, want);
         assert!(good >= 4, "{method} {target}: want >= 4 '{want}' samples in 2 s, got {good}:\n{}\nstderr:\n{stderr}", summary(&samples));
         if *want == "reply" {
-            let bad = samples.iter().filter(|(_, v)| outcome(v) != "reply").count();
-            assert!(bad <= 1, "{method}: unexpected failures:\n{}", summary(&samples));
+            let bad = samples
+                .iter()
+                .filter(|(_, v)| outcome(v) != "reply")
+                .count();
+            assert!(
+                bad <= 1,
+                "{method}: unexpected failures:\n{}",
+                summary(&samples)
+            );
             let rtt = samples[0].1["rtt_us"].as_u64().expect("rtt_us");
-            assert!(rtt < 1_000_000, "{method}: rtt {rtt} us on an unimpaired link");
+            assert!(
+                rtt < 1_000_000,
+                "{method}: rtt {rtt} us on an unimpaired link"
+            );
         }
     }
     // ICMP with a mark keeps exactly CAP_NET_ADMIN and CAP_NET_RAW.
@@ -235,11 +370,15 @@ fn silent_cut_shows_as_lost_probes_within_one_timeout_and_other_wan_unaffected()
         let w = tb.wans()[wan - 1].clone();
         trackers.push(Tracker::start(
             &tb,
-            &["--interface", &w.name, "--device", &w.device, "--mark", &mark, "--method", "ping", "--target", &target, "--interval", "100ms", "--timeout", "500ms"],
+            &icmp_args(&w, Some(&mark), &[&target], "100ms", "500ms"),
         ));
     }
     for tr in &trackers {
-        assert!(tr.wait_for(Duration::from_secs(3), |v| outcome(v) == "reply").is_some(), "no reply before the cut");
+        assert!(
+            tr.wait_for(Duration::from_secs(3), |v| outcome(v) == "reply")
+                .is_some(),
+            "no reply before the cut"
+        );
     }
     let cut_at = monotonic_us();
     tb.cut("wan1").expect("cut wan1");
@@ -247,14 +386,30 @@ fn silent_cut_shows_as_lost_probes_within_one_timeout_and_other_wan_unaffected()
     let (seen_at, v) = lost.expect("wan1's tracker reports a lost probe after the cut");
     let after_ms = (seen_at - cut_at) / 1000;
     // Outcome limit only; the figure is printed by bench-track.
-    assert!(after_ms < 2000, "first lost probe reported {after_ms} ms after the cut (timeout 500 ms): {v}");
+    assert!(
+        after_ms < 2000,
+        "first lost probe reported {after_ms} ms after the cut (timeout 500 ms): {v}"
+    );
     let during = trackers[1].collect(Duration::from_secs(1));
     let replies = count(&during, &target, "reply");
-    assert!(replies >= 6 && replies == during.len(), "wan2 must be unaffected by wan1's cut:\n{}", summary(&during));
+    assert!(
+        replies >= 6 && replies == during.len(),
+        "wan2 must be unaffected by wan1's cut:\n{}",
+        summary(&during)
+    );
     let still = trackers[0].collect(Duration::from_millis(800));
-    assert!(still.iter().all(|(_, v)| outcome(v) == "timeout"), "cut wan1 must not see replies:\n{}", summary(&still));
+    assert!(
+        still.iter().all(|(_, v)| outcome(v) == "timeout"),
+        "cut wan1 must not see replies:\n{}",
+        summary(&still)
+    );
     tb.restore("wan1").expect("restore");
-    assert!(trackers[0].wait_for(Duration::from_secs(3), |v| outcome(v) == "reply").is_some(), "replies come back after restore");
+    assert!(
+        trackers[0]
+            .wait_for(Duration::from_secs(3), |v| outcome(v) == "reply")
+            .is_some(),
+        "replies come back after restore"
+    );
     for tr in trackers {
         assert_eq!(tr.stop().0, Some(0));
     }
@@ -271,25 +426,48 @@ fn two_trackers_on_one_router_never_take_each_others_replies() {
     let t = tb.targets().clone();
     let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
     // Same device, same targets, fast: every reply reaches both raw sockets.
-    let args = ["--interface", "wan1", "--device", &w.device, "--mark", &mark, "--method", "ping", "--target", &a, "--target", &b, "--interval", "50ms", "--timeout", "1s"];
+    let args = icmp_args(&w, Some(&mark), &[&a, &b], "50ms", "1s");
     let t1 = Tracker::start(&tb, &args);
     let t2 = Tracker::start(&tb, &args);
     let s1 = t1.collect(Duration::from_secs(2));
     let s2 = t2.collect(Duration::from_secs(2));
     for s in [&s1, &s2] {
         let replies = s.iter().filter(|(_, v)| outcome(v) == "reply").count();
-        assert!(replies >= 40, "want >= 40 replies each, got {replies}:\n{}", summary(s));
-        assert_eq!(replies, s.len(), "no probe may be lost or mismatched:\n{}", summary(s));
-        let rounds: BTreeSet<(u64, String)> = s.iter().map(|(_, v)| (v["round"].as_u64().unwrap(), v["target"].to_string())).collect();
-        assert_eq!(rounds.len(), s.len(), "each (round, target) answered exactly once");
+        assert!(
+            replies >= 40,
+            "want >= 40 replies each, got {replies}:\n{}",
+            summary(s)
+        );
+        assert_eq!(
+            replies,
+            s.len(),
+            "no probe may be lost or mismatched:\n{}",
+            summary(s)
+        );
+        let rounds: BTreeSet<(u64, String)> = s
+            .iter()
+            .map(|(_, v)| (v["round"].as_u64().unwrap(), v["target"].to_string()))
+            .collect();
+        assert_eq!(
+            rounds.len(),
+            s.len(),
+            "each (round, target) answered exactly once"
+        );
     }
     assert_eq!(t1.stop().0, Some(0));
     assert_eq!(t2.stop().0, Some(0));
 }
 
-fn read_messages(stream: &mut UnixStream, reader: &mut FrameReader, until: Instant, out: &mut Vec<TrackerMessage>) {
+fn read_messages(
+    stream: &mut UnixStream,
+    reader: &mut FrameReader,
+    until: Instant,
+    out: &mut Vec<TrackerMessage>,
+) {
     let mut buf = [0u8; 4096];
-    stream.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
     while Instant::now() < until {
         match stream.read(&mut buf) {
             Ok(0) => return,
@@ -299,7 +477,11 @@ fn read_messages(stream: &mut UnixStream, reader: &mut FrameReader, until: Insta
                     out.push(m);
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("read from tracker: {e}"),
         }
     }
@@ -308,7 +490,9 @@ fn read_messages(stream: &mut UnixStream, reader: &mut FrameReader, until: Insta
 fn sample_seqs(msgs: &[TrackerMessage]) -> Vec<(u64, u64)> {
     msgs.iter()
         .filter_map(|m| match m {
-            TrackerMessage::Samples(s) => Some(s.iter().map(|s| (s.seq, s.sent_at_us)).collect::<Vec<_>>()),
+            TrackerMessage::Samples(s) => {
+                Some(s.iter().map(|s| (s.seq, s.sent_at_us)).collect::<Vec<_>>())
+            }
             _ => None,
         })
         .flatten()
@@ -324,25 +508,34 @@ fn backlog_is_replayed_to_a_restarted_controller_and_intervals_are_obeyed() {
     let mark = route_tracker_mark(&tb, 1);
     let w = tb.wans()[0].clone();
     let target = tb.targets().icmp_v4[0].to_string();
-    let sock = tb.run_dir().join(format!("track-test-{}.sock", std::process::id()));
+    let sock = tb
+        .run_dir()
+        .join(format!("track-test-{}.sock", std::process::id()));
     let sock_s = sock.to_str().unwrap().to_string();
     let listener = UnixListener::bind(&sock).expect("bind controller socket");
-    let tr = Tracker::start(
-        &tb,
-        &["--interface", "wan1", "--device", &w.device, "--mark", &mark, "--method", "ping", "--target", &target, "--interval", "100ms", "--timeout", "1s", "--controller", &sock_s],
-    );
+    let mut args = icmp_args(&w, Some(&mark), &[&target], "100ms", "1s");
+    args.extend(["--controller".to_string(), sock_s.clone()]);
+    let tr = Tracker::start(&tb, &args);
     listener.set_nonblocking(false).unwrap();
     let (mut conn, _) = listener.accept().expect("tracker connects");
     let mut reader = FrameReader::new();
     let mut first = Vec::new();
-    read_messages(&mut conn, &mut reader, Instant::now() + Duration::from_millis(800), &mut first);
+    read_messages(
+        &mut conn,
+        &mut reader,
+        Instant::now() + Duration::from_millis(800),
+        &mut first,
+    );
     assert!(
         matches!(&first[0], TrackerMessage::Hello { interface, dropped_samples: 0, .. } if interface == "wan1"),
         "first message is Hello: {:?}",
         first.first()
     );
     let before = sample_seqs(&first);
-    assert!(before.len() >= 4, "samples flow to the controller: {first:?}");
+    assert!(
+        before.len() >= 4,
+        "samples flow to the controller: {first:?}"
+    );
     // Controller "restarts": gone for 2 s.
     drop(conn);
     drop(listener);
@@ -354,28 +547,74 @@ fn backlog_is_replayed_to_a_restarted_controller_and_intervals_are_obeyed() {
     let (mut conn, _) = listener.accept().expect("tracker reconnects");
     let mut reader = FrameReader::new();
     let mut second = Vec::new();
-    read_messages(&mut conn, &mut reader, Instant::now() + Duration::from_millis(600), &mut second);
-    assert!(matches!(second[0], TrackerMessage::Hello { .. }), "Hello again: {:?}", second[0]);
+    read_messages(
+        &mut conn,
+        &mut reader,
+        Instant::now() + Duration::from_millis(600),
+        &mut second,
+    );
+    assert!(
+        matches!(second[0], TrackerMessage::Hello { .. }),
+        "Hello again: {:?}",
+        second[0]
+    );
     let after = sample_seqs(&second);
-    let during = after.iter().filter(|(_, sent)| *sent > gone_at + 200_000 && *sent < back_at - 200_000).count();
-    assert!(during >= 10, "samples from the outage are replayed: {during} of {after:?}");
+    let during = after
+        .iter()
+        .filter(|(_, sent)| *sent > gone_at + 200_000 && *sent < back_at - 200_000)
+        .count();
+    assert!(
+        during >= 10,
+        "samples from the outage are replayed: {during} of {after:?}"
+    );
     let seqs: Vec<u64> = after.iter().map(|(s, _)| *s).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "replayed samples are contiguous: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "replayed samples are contiguous: {seqs:?}"
+    );
     let last_before = before.last().unwrap().0;
-    assert!(seqs[0] <= last_before + 3, "little or nothing lost across the restart: last before {last_before}, first after {}", seqs[0]);
+    assert!(
+        seqs[0] <= last_before + 3,
+        "little or nothing lost across the restart: last before {last_before}, first after {}",
+        seqs[0]
+    );
 
     // The controller slows the tracker down to 500 ms and a 2 s timeout.
     let mut out = Vec::new();
-    frame::encode_into(&ControllerMessage::SetInterval { interval_ms: 500 }, &mut out).unwrap();
-    frame::encode_into(&ControllerMessage::SetTimeout { timeout_ms: 2000 }, &mut out).unwrap();
+    frame::encode_into(
+        &ControllerMessage::SetInterval { interval_ms: 500 },
+        &mut out,
+    )
+    .unwrap();
+    frame::encode_into(
+        &ControllerMessage::SetTimeout { timeout_ms: 2000 },
+        &mut out,
+    )
+    .unwrap();
     conn.write_all(&out).expect("send to tracker");
     let mut third = Vec::new();
-    read_messages(&mut conn, &mut reader, Instant::now() + Duration::from_millis(2600), &mut third);
+    read_messages(
+        &mut conn,
+        &mut reader,
+        Instant::now() + Duration::from_millis(2600),
+        &mut third,
+    );
     let sent: Vec<u64> = sample_seqs(&third).iter().map(|(_, t)| *t).collect();
-    let gaps: Vec<u64> = sent.windows(2).map(|w| w[1].saturating_sub(w[0]) / 1000).collect();
-    assert!(gaps.len() >= 3 && gaps[gaps.len() - 3..].iter().all(|&g| (400..=600).contains(&g)), "probes 500 ms apart after SetInterval: {gaps:?}");
+    let gaps: Vec<u64> = sent
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]) / 1000)
+        .collect();
+    assert!(
+        gaps.len() >= 3
+            && gaps[gaps.len() - 3..]
+                .iter()
+                .all(|&g| (400..=600).contains(&g)),
+        "probes 500 ms apart after SetInterval: {gaps:?}"
+    );
     let ok = third.iter().all(|m| match m {
-        TrackerMessage::Samples(s) => s.iter().all(|s| matches!(s.outcome, ProbeOutcome::Reply { .. })),
+        TrackerMessage::Samples(s) => s
+            .iter()
+            .all(|s| matches!(s.outcome, ProbeOutcome::Reply { .. })),
         _ => true,
     });
     assert!(ok, "all replies: {third:?}");
@@ -391,19 +630,37 @@ fn unprivileged_tracker_uses_ping_sockets() {
     let w = tb.wans()[0].clone();
     let t = tb.targets().clone();
     let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
-    tb.exec_ok(Role::Router, &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"]).expect("sysctl");
+    tb.exec_ok(
+        Role::Router,
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
+    )
+    .expect("sysctl");
     // As nobody, without capabilities and so without --mark: wan1 is the
     // main table's default anyway.
     let tr = Tracker::start_as(
         &tb,
-        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"],
-        &["--interface", "wan1", "--device", &w.device, "--method", "ping", "--target", &a, "--target", &b, "--interval", "100ms", "--timeout", "1s"],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ],
+        &icmp_args(&w, None, &[&a, &b], "100ms", "1s"),
     );
     let s = tr.collect(Duration::from_millis(1500));
     let (code, stderr) = tr.stop();
-    assert!(stderr.contains("icmp sockets v4 datagram v6 datagram"), "{stderr}");
+    assert!(
+        stderr.contains("icmp sockets v4 datagram v6 datagram"),
+        "{stderr}"
+    );
     for target in [&a, &b] {
-        assert!(count(&s, target, "reply") >= 5, "{target}:\n{}\n{stderr}", summary(&s));
+        assert!(
+            count(&s, target, "reply") >= 5,
+            "{target}:\n{}\n{stderr}",
+            summary(&s)
+        );
     }
     assert_eq!(code, Some(0), "{stderr}");
 }
@@ -411,17 +668,34 @@ fn unprivileged_tracker_uses_ping_sockets() {
 #[test]
 fn bad_arguments_exit_2_with_a_clear_message() {
     let bin = find_binary("mwan-track").expect("mwan-track built (cargo build -p mwan-track)");
-    let cases: [(&[&str], &str); 5] = [
-        (&["--interface", "wan", "--device", "eth1", "--method", "ping", "--stdout"], "--target"),
-        (&["--interface", "wan", "--device", "eth1", "--method", "smoke", "--target", "192.0.2.1", "--stdout"], "--method"),
-        (&["--interface", "wan", "--device", "eth1", "--method", "httping", "--target", "https://192.0.2.1/", "--stdout"], "TLS"),
-        (&["--interface", "wan", "--device", "eth1", "--method", "ping", "--target", "192.0.2.1", "--interval", "soon", "--stdout"], "--interval"),
-        (&["--interface", "wan", "--device", "eth1", "--method", "ping", "--target", "192.0.2.1", "--frobnicate"], "--frobnicate"),
+    let base = "--interface wan --device eth1";
+    let cases = [
+        ("--method ping --stdout", "--target"),
+        ("--method smoke --target 192.0.2.1 --stdout", "--method"),
+        (
+            "--method httping --target https://192.0.2.1/ --stdout",
+            "TLS",
+        ),
+        (
+            "--method ping --target 192.0.2.1 --interval soon --stdout",
+            "--interval",
+        ),
+        (
+            "--method ping --target 192.0.2.1 --frobnicate",
+            "--frobnicate",
+        ),
     ];
-    for (args, needle) in cases {
-        let out = Command::new(&bin).args(args).output().expect("run mwan-track");
+    for (rest, needle) in cases {
+        let args: Vec<&str> = base.split(' ').chain(rest.split(' ')).collect();
+        let out = Command::new(&bin)
+            .args(&args)
+            .output()
+            .expect("run mwan-track");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle) && err.contains("error"), "{args:?}: message should name {needle}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("error"),
+            "{args:?}: message should name {needle}: {err}"
+        );
     }
 }
