@@ -864,11 +864,19 @@ fn fib_selectors(
     let mut out = Vec::new();
     for family in rule_families(rule) {
         let of_family = |list: &[IpNet]| -> Vec<IpNet> {
-            list.iter()
+            let nets: Vec<IpNet> = list
+                .iter()
                 .copied()
                 .filter(|n| family_of(n.addr) == family)
                 .map(normalize)
-                .collect()
+                .collect();
+            // The kernel stores `from 0.0.0.0/0` as no selector at all (and
+            // dumps it so): a /0 entry matches everything of its family.
+            if nets.iter().any(|n| n.prefix_len == 0) {
+                Vec::new()
+            } else {
+                nets
+            }
         };
         for src in options(&of_family(&rule.src_ip)) {
             for dst in options(&of_family(&rule.dest_ip)) {

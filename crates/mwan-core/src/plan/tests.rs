@@ -395,6 +395,23 @@ fn expansion_covers_families_protocols_and_ports() {
 }
 
 #[test]
+fn zero_length_prefixes_select_the_family_only() {
+    let mut w = World::new();
+    let mut r = rule("v4_default", "balanced");
+    r.dest_ip = vec![net("0.0.0.0", 0), net("198.51.100.0", 24)];
+    w.config.rules = vec![r];
+    let p = w.plan(&Allocation::default());
+    let ours: Vec<&FibRule> = p
+        .objects
+        .rules
+        .iter()
+        .filter(|r| r.priority == DEFAULT_RULE_BASE + prio::RULES)
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!((ours[0].family, ours[0].dst), (Family::Ipv4, None));
+}
+
+#[test]
 fn unknown_src_iface_is_skipped_with_a_warning() {
     let mut w = World::new();
     let mut r = rule("guest", "balanced");
