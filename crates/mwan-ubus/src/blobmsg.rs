@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+pub mod ser;
+
 /// blobmsg type codes (libubox `enum blobmsg_type`).
 pub mod kind {
     pub const UNSPEC: u8 = 0;
@@ -452,10 +454,10 @@ impl Table {
         }
     }
 
-    /// Serialises any serde value that maps to a JSON object.
+    /// Serialises any serde value that maps to a table (struct or map), in
+    /// field order, without a JSON detour (see [`ser`]).
     pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Table, JsonError> {
-        let json = serde_json::to_value(value).map_err(|e| JsonError(e.to_string()))?;
-        Table::from_json(&json)
+        ser::to_table(value).map_err(|e| JsonError(e.to_string()))
     }
 
     /// Deserialises the table through its JSON form.

@@ -102,14 +102,22 @@ pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
 }
 
 fn wrap<T: serde::Serialize>(key: &str, v: &T) -> Table {
-    let json = serde_json::json!({ key: v });
-    Table::from_json(&json).unwrap_or_default()
+    match crate::blobmsg::ser::to_value(v) {
+        Ok(v) => Table::new().with(key, v),
+        Err(e) => {
+            log::error!("ubus reply '{key}': {e}");
+            Table::new()
+        }
+    }
 }
 
 /// A control response as a ubus reply: (status, body).
 pub fn reply(response: &Response) -> (u32, Table) {
     let body = match response {
-        Response::Status(s) => Table::from_serialize(s).unwrap_or_default(),
+        Response::Status(s) => Table::from_serialize(s).unwrap_or_else(|e| {
+            log::error!("ubus status reply: {e}");
+            Table::new()
+        }),
         Response::Interfaces(v) => wrap("interfaces", v),
         Response::Policies(v) => wrap("policies", v),
         Response::Rules(v) => wrap("rules", v),
