@@ -32,6 +32,8 @@ pub enum HopRequest {
 pub struct DirectionStats {
     pub received: u64,
     pub forwarded: u64,
+    /// Ethernet bytes (header + payload, no FCS) of the forwarded frames.
+    pub forwarded_bytes: u64,
     pub lost: u64,
     pub cut: u64,
     pub queue_full: u64,
@@ -113,6 +115,9 @@ impl Port {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let one: libc::c_int = 1;
         setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &one)?;
+        // Kernel arrival stamps: a frame's delay counts from when it arrived,
+        // not from when this process got round to reading it.
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &one)?;
         let bufsize: libc::c_int = 4 << 20;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bufsize)?;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &bufsize)?;
@@ -142,26 +147,47 @@ impl Port {
         Ok(Port { fd })
     }
 
-    /// Next frame into `buf`, `None` when nothing is waiting.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
+    /// Next frame into `buf` with its kernel arrival time (CLOCK_REALTIME
+    /// ns, if the kernel gave one); `None` when nothing is waiting.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Option<u64>)>> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
         };
-        if n >= 0 {
-            return Ok(Some(n as usize));
+        let mut control = [0u64; 8];
+        // SAFETY: zeroed msghdr is valid; we point it at live buffers.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg describes valid buffers for the call's duration.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock {
+                Ok(None)
+            } else {
+                Err(e)
+            };
         }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            Ok(None)
-        } else {
-            Err(e)
+        let mut stamp = None;
+        // SAFETY: walking the control buffer the kernel filled, with the
+        // libc CMSG helpers.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let ts =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::timespec);
+                    stamp = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
         }
+        Ok(Some((n as usize, stamp)))
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
@@ -197,6 +223,12 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
         return Err(last_error(&format!("setsockopt {level}/{name}")));
     }
     Ok(())
+}
+
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A frame waiting for its departure time.
@@ -253,8 +285,8 @@ impl Hop {
     fn read_port(&mut self, from: usize, buf: &mut [u8]) {
         let out = 1 - from;
         for _ in 0..BURST {
-            let len = match self.ports[from].recv(buf) {
-                Ok(Some(len)) => len,
+            let (len, stamp) = match self.ports[from].recv(buf) {
+                Ok(Some(x)) => x,
                 Ok(None) => return,
                 Err(e) => {
                     // ENETDOWN while the link is down, reported once.
@@ -272,7 +304,11 @@ impl Hop {
                 continue;
             }
             let now = self.now();
-            match self.shapers[from].admit(now, len) {
+            let arrived = match stamp {
+                Some(stamp) => now.saturating_sub(realtime_ns().saturating_sub(stamp)),
+                None => now,
+            };
+            match self.shapers[from].admit(arrived, len) {
                 Verdict::Lost => self.stats[from].lost += 1,
                 Verdict::QueueFull => self.stats[from].queue_full += 1,
                 Verdict::Deliver(due) => {
@@ -290,7 +326,10 @@ impl Hop {
 
     fn send(&mut self, out: usize, from: usize, frame: &[u8]) {
         match self.ports[out].send(frame) {
-            Ok(()) => self.stats[from].forwarded += 1,
+            Ok(()) => {
+                self.stats[from].forwarded += 1;
+                self.stats[from].forwarded_bytes += frame.len() as u64;
+            }
             Err(e) => {
                 self.stats[from].send_errors += 1;
                 log::debug!("send on port {out}: {e}");
@@ -354,6 +393,17 @@ pub fn run(customer: &str, provider: &str, socket: &Path, seed: u64) -> io::Resu
     // Timer precision matters more than power here: 1 us slack.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
+    // On a loaded machine a normal-priority hop wakes late and adds delay
+    // and jitter of its own; a real-time class keeps it on time. The hop
+    // sleeps between frames, so it cannot starve the machine.
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_setscheduler on this process with a valid param.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        log::warn!(
+            "no real-time priority ({}); timing may suffer under load",
+            io::Error::last_os_error()
+        );
+    }
     let imp = Impairment::default();
     let mut hop = Hop {
         ports: [Port::open(customer)?, Port::open(provider)?],

@@ -49,6 +49,7 @@ pub fn run(targets: &Targets, ready: &Path) -> io::Result<()> {
         for addr in addrs.iter() {
             let mut l = TcpListener::bind(*addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("bind tcp {addr}: {e}")))?;
+            set_loss_based_congestion_control(&l);
             poll.registry()
                 .register(&mut l, Token(listeners.len()), Interest::READABLE)?;
             listeners.push((l, service));
@@ -94,6 +95,29 @@ pub fn run(targets: &Targets, ready: &Path) -> io::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// Most internet servers run a loss-based congestion control (CUBIC); one
+/// that fills a capped link's queue is what makes bufferbloat visible. The
+/// namespace default is whatever the host has (often BBR, which avoids
+/// filling queues) and a namespace may not change it, but a socket owner
+/// with CAP_NET_ADMIN may. Accepted sockets inherit it from the listener.
+fn set_loss_based_congestion_control(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let name = b"cubic";
+    // SAFETY: setsockopt with a valid buffer and length.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr() as *const libc::c_void,
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        eprintln!("TCP_CONGESTION cubic: {}", io::Error::last_os_error());
     }
 }
 
