@@ -365,3 +365,57 @@ fn kernel_errors_name_the_object_and_do_not_stop_the_batch() {
     })
     .unwrap();
 }
+
+#[test]
+fn objects_deleted_by_someone_else_are_announced_and_restored() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("rs").with_two_links();
+    // An address still in duplicate address detection (no nodad).
+    ns.ip("-6 addr add 2001:db8:7::2/64 dev d1");
+    let world = World::new();
+    in_netns(&ns.name, || {
+        let mut rtnl = Rtnl::open(DEFAULT_PROTOCOL).unwrap();
+        let mut events = Events::subscribe(DEFAULT_PROTOCOL).unwrap();
+        let snap = Snapshot::take(rtnl.socket(), DEFAULT_PROTOCOL).unwrap();
+        let tentative = snap
+            .wan_facts("d1")
+            .addresses
+            .into_iter()
+            .find(|a| a.addr == "2001:db8:7::2".parse::<std::net::IpAddr>().unwrap())
+            .expect("address listed");
+        assert!(tentative.tentative, "DAD flag not seen");
+        let plan = world.plan(&snap, &Allocation::default());
+        let observed = rtnl.observe().unwrap();
+        apply_all(&mut rtnl, &diff(&plan.objects, &observed));
+        events.read().unwrap(); // our own changes
+
+        // An admin (or a firewall reload) removes a rule and a route of ours.
+        common::run(&[
+            "ip", "netns", "exec", &ns.name, "ip", "rule", "del", "pref", "1300",
+        ]);
+        let table = plan.policy_tables["balanced"];
+        common::run(&[
+            "ip", "netns", "exec", &ns.name, "ip", "-6", "route", "flush", "table", &table.to_string(),
+        ]);
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            seen.extend(events.read().unwrap());
+            let rule_gone = seen.iter().any(|e| matches!(e, Event::Rule { ours: true, removed: true, .. }));
+            let route_gone = seen.iter().any(|e| matches!(e, Event::Route { ours: true, removed: true, table: t, .. } if *t == table));
+            if rule_gone && route_gone {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(seen.iter().any(|e| matches!(e, Event::Rule { ours: true, removed: true, .. })), "{seen:?}");
+        assert!(seen.iter().any(|e| matches!(e, Event::Route { ours: true, removed: true, .. })), "{seen:?}");
+        let ops = diff(&plan.objects, &rtnl.observe().unwrap());
+        assert_eq!(ops.len(), 2, "exactly the two missing objects: {ops:#?}");
+        apply_all(&mut rtnl, &ops);
+        assert_eq!(diff(&plan.objects, &rtnl.observe().unwrap()), vec![]);
+        rtnl.teardown().unwrap();
+    })
+    .unwrap();
+}
