@@ -49,7 +49,13 @@ proptest! {
     #[test]
     fn parser_never_panics_on_uci_like_text(text in uci_like_text()) {
         match parse("p", &text) {
-            Ok(l) => prop_assert!(l.warnings.iter().all(|w| w.severity == Severity::Warning)),
+            Ok(l) => {
+                prop_assert!(l.warnings.iter().all(|w| w.severity == Severity::Warning));
+                // Whatever was accepted renders to text that reads back the same.
+                let again = parse("p", &render(&l.config));
+                prop_assert_eq!(again.map(|a| a.config).ok(), Some(l.config.clone()));
+                prop_assert!(summary(&l.config).starts_with("p: "));
+            }
             Err(r) => {
                 prop_assert!(!r.problems.is_empty());
                 // Every problem points into the text.
@@ -550,6 +556,11 @@ proptest! {
     #[test]
     fn render_then_parse_is_identity(config in config()) {
         let text = render(&config);
+        let summary_text = summary(&config);
+        for i in &config.interfaces {
+            let line = format!("interface {}:", i.name);
+            prop_assert!(summary_text.contains(&line));
+        }
         match parse("gen", &text) {
             Ok(loaded) => prop_assert_eq!(loaded.config, config, "text:\n{}", text),
             Err(r) => prop_assert!(false, "rendered config rejected:\n{}\n--- text:\n{}", r, text),

@@ -67,7 +67,17 @@ pub(crate) fn addresses_text(nets: &[IpNet], masked: &[MaskedIp]) -> String {
 pub fn render(config: &Config) -> String {
     let mut out = Out(String::new());
     let g = &config.globals;
-    out.section("globals", "globals");
+    // mwan3 reads the section named 'globals'; if another section has taken
+    // that name, an anonymous one still reads back the same (with a warning).
+    let taken = config
+        .interfaces
+        .iter()
+        .map(|i| &i.name)
+        .chain(config.members.iter().map(|m| &m.name))
+        .chain(config.policies.iter().map(|p| &p.name))
+        .chain(config.rules.iter().map(|r| &r.name))
+        .any(|n| n == "globals");
+    out.section("globals", if taken { "@globals[0]" } else { "globals" });
     out.option("mmx_mask", format!("0x{:X}", g.mmx_mask));
     let tables: Vec<String> = g.rt_table_lookup.iter().map(u32::to_string).collect();
     out.list("rt_table_lookup", tables.iter().map(String::as_str));

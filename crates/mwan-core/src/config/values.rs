@@ -18,9 +18,12 @@ pub(crate) fn boolean(value: &str) -> Result<bool, String> {
 /// A whole number within `min..=max`.
 pub(crate) fn integer(value: &str, min: u64, max: u64) -> Result<u64, String> {
     let expected = || format!("expected a whole number from {min} to {max}");
-    let n: u64 = value
-        .parse()
-        .map_err(|_| format!("'{value}' is not a whole number: {}", expected()))?;
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    let n: u64 = match value.parse() {
+        Ok(n) => n,
+        Err(_) if digits => return Err(format!("{value} is out of range: {}", expected())),
+        Err(_) => return Err(format!("'{value}' is not a whole number: {}", expected())),
+    };
     if n < min || n > max {
         return Err(format!("{n} is out of range: {}", expected()));
     }
@@ -357,6 +360,21 @@ mod tests {
         assert_eq!(show_seconds(200), "0.2");
         assert_eq!(show_seconds(1250), "1.25");
         assert_eq!(show_seconds(4000), "4");
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(integer("7", 1, 10), Ok(7));
+        assert!(integer("99999999999999999999", 1, 10)
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(integer("11", 1, 10).unwrap_err().contains("out of range"));
+        assert!(integer("-1", 1, 10)
+            .unwrap_err()
+            .contains("not a whole number"));
+        assert!(integer("", 1, 10)
+            .unwrap_err()
+            .contains("not a whole number"));
     }
 
     #[test]
