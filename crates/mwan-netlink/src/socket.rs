@@ -408,6 +408,71 @@ impl Socket {
             .collect())
     }
 
+    /// Send `reqs` as ONE nfnetlink transaction: NFNL_MSG_BATCH_BEGIN
+    /// (res_id = `subsys`), the requests with NLM_F_ACK, NFNL_MSG_BATCH_END,
+    /// all in one sendmsg. The kernel applies all of it or nothing and
+    /// answers every request; the result is the first refusal, if any.
+    /// (Added by the nft helper for nf_tables; see `nft.rs`.)
+    pub fn transaction(&mut self, subsys: u16, reqs: &[Request]) -> Result<(), NetlinkError> {
+        const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+        const NFNL_MSG_BATCH_END: u16 = 0x11;
+        let marker = |ty: u16| {
+            let mut m = MsgBuilder::new(ty, NLM_F_REQUEST);
+            // nfgenmsg: family AF_UNSPEC, version 0, res_id (big endian).
+            m.bytes(&[0, 0, (subsys >> 8) as u8, subsys as u8]);
+            m
+        };
+        let begin_seq = self.next_seq();
+        let mut data = marker(NFNL_MSG_BATCH_BEGIN).finish(begin_seq, 0);
+        let mut seqs = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let seq = self.next_seq();
+            data.extend_from_slice(&r.msg.request_bytes(seq));
+            seqs.push(seq);
+        }
+        let end_seq = self.next_seq();
+        data.extend_from_slice(&marker(NFNL_MSG_BATCH_END).finish(end_seq, 0));
+        let what = reqs
+            .first()
+            .map(|r| r.what.as_str())
+            .unwrap_or("empty batch");
+        self.send_bytes(&data, what)?;
+        let mut pending = seqs.len();
+        let mut first_error: Option<KernelError> = None;
+        while pending > 0 {
+            for msg in self.recv()? {
+                if msg.pid != self.pid || msg.msg_type != NLMSG_ERROR {
+                    continue;
+                }
+                let error = parse_error(&msg);
+                if msg.seq == begin_seq || msg.seq == end_seq {
+                    // The batch itself was refused (no memory, bad framing).
+                    let (errno, ext_ack) = error.unwrap_or((libc::EPROTO, None));
+                    return Err(NetlinkError::Kernel(KernelError {
+                        errno,
+                        what: format!("nfnetlink batch starting with {what}"),
+                        ext_ack,
+                    }));
+                }
+                let Some(i) = seqs.iter().position(|s| *s == msg.seq) else {
+                    continue;
+                };
+                pending -= 1;
+                if let (Some((errno, ext_ack)), None) = (error, &first_error) {
+                    first_error = Some(KernelError {
+                        errno,
+                        what: reqs[i].what.clone(),
+                        ext_ack,
+                    });
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(NetlinkError::Kernel(e)),
+            None => Ok(()),
+        }
+    }
+
     /// Dump: send `msg` with NLM_F_DUMP and collect the replies until DONE.
     pub fn dump(&mut self, msg: &MsgBuilder, what: &str) -> Result<Vec<RawMsg>, NetlinkError> {
         let seq = self.next_seq();
