@@ -567,3 +567,12 @@ proptest! {
         }
     }
 }
+
+/// Found by `parser_never_panics_on_uci_like_text`: a section of another
+/// type named `globals` must not clash with the rendered globals section.
+#[test]
+fn a_section_named_globals_still_round_trips() {
+    let loaded = parse("p", "config interface globals\n").unwrap();
+    let again = parse("p", &render(&loaded.config)).unwrap();
+    assert_eq!(again.config, loaded.config);
+}
