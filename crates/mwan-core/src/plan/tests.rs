@@ -607,3 +607,26 @@ fn apply(objects: &KernelObjects, ops: &[Op]) -> KernelObjects {
     }
     KernelObjects::sorted(routes, rules)
 }
+
+proptest! {
+    #[test]
+    fn scaled_weights_fit_the_kernel_and_keep_ratios(
+        weights in proptest::collection::vec(1u32..=1000, 1..8),
+    ) {
+        let scaled = scale_weights(&weights);
+        prop_assert_eq!(scaled.len(), weights.len());
+        prop_assert!(scaled.iter().all(|w| (1..=KERNEL_MAX_WEIGHT).contains(w)));
+        let max_in = *weights.iter().max().unwrap() as f64;
+        let max_out = *scaled.iter().max().unwrap() as f64;
+        for (w, s) in weights.iter().zip(&scaled) {
+            let want = *w as f64 / max_in;
+            let got = *s as f64 / max_out;
+            // Exact when the reduced weights fit; otherwise half a step in
+            // 256, or the floor of 1 for members below one step.
+            prop_assert!(
+                (got - want).abs() <= 0.5 / 256.0 + 1e-9 || *s == 1,
+                "{:?} -> {:?}", weights, scaled
+            );
+        }
+    }
+}
