@@ -11,6 +11,7 @@ use crate::hooks::{Action, Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
 use crate::supervisor::{self, Supervisor, Wake};
 use crate::tracker_cmd::{self, TrackerFacts};
+use crate::ubus_service::{UbusService, UBUS_TOKEN};
 use crate::wan::Wan;
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
@@ -21,6 +22,7 @@ use mwan_proto::control::{
     InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus,
 };
 use mwan_proto::track::TrackerMessage;
+use mwan_ubus::agent::AgentEvent;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
@@ -109,6 +111,9 @@ pub struct Daemon {
     stop: bool,
     /// Something changed that may change policy decisions.
     dirty: bool,
+    ubus: Option<UbusService>,
+    /// ubus events produced while answering (handled at the loop's top).
+    pending_ubus: Vec<AgentEvent>,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -174,22 +179,29 @@ impl Daemon {
             .register(&mut track_listener, TRACK, Interest::READABLE)
             .map_err(|e| DaemonError::Io("register tracker socket", e))?;
 
-        let mode = match opts.supervisor {
-            SupervisorMode::Embedded => SupervisorMode::Embedded,
-            SupervisorMode::Procd => SupervisorMode::Procd,
-            // The procd path lives with the ubus service; without it (or
-            // without ubus) the embedded supervisor is the one that works.
-            SupervisorMode::Auto => {
-                if opts.ubus_socket.exists() {
-                    log::info!(
-                        "ubus socket {} present, but this build runs trackers itself (embedded)",
-                        opts.ubus_socket.display()
-                    );
-                }
-                SupervisorMode::Embedded
-            }
+        // ubus when the bus is there (OpenWrt): the `mwan`/`mwan3` objects,
+        // netifd, and procd for the trackers in procd mode. `auto` means
+        // procd whenever ubus is there; if procd turns out to be absent the
+        // embedded supervisor takes over (see on_ubus_events).
+        let procd = match opts.supervisor {
+            SupervisorMode::Embedded => false,
+            SupervisorMode::Procd => true,
+            SupervisorMode::Auto => opts.ubus_socket.exists(),
         };
-        let supervisor = Supervisor::new(tracker_binary(&opts), mode == SupervisorMode::Embedded);
+        let mut ubus = if procd || opts.ubus_socket.exists() {
+            match UbusService::new(&opts.ubus_socket, procd) {
+                Ok(u) => Some(u),
+                Err(e) if procd => return Err(DaemonError::Io("ubus", io::Error::other(e))),
+                Err(e) => {
+                    log::warn!("{e}; running without ubus");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
+        let supervisor = Supervisor::new(tracker_binary(&opts), !procd);
         let hook_paths = if opts.hooks.is_empty() {
             DEFAULT_HOOKS.iter().map(PathBuf::from).collect()
         } else {
@@ -221,6 +233,8 @@ impl Daemon {
             started_at: now,
             stop: false,
             dirty: true,
+            ubus,
+            pending_ubus: Vec::new(),
             opts,
         };
         log::info!(
@@ -229,11 +243,18 @@ impl Daemon {
             d.opts.run_dir.display(),
             d.config.interfaces.iter().filter(|i| i.enabled).count()
         );
+        d.on_ubus_events(ubus_events);
+        if let Some(u) = d.ubus.as_mut() {
+            let evs = u.follow(d.poll.registry(), &d.config);
+            d.on_ubus_events(evs);
+        }
         d.sync_wans(now);
         // The first plan adopts what a previous mwand left in the kernel and
         // gives the tracker marks the trackers' command lines carry.
         d.decide_and_apply(now);
-        d.adopt_running_trackers(now);
+        if d.supervisor.spawning {
+            d.adopt_running_trackers(now);
+        }
         d.sync_trackers(now);
         d.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
         Ok(d)
@@ -311,6 +332,10 @@ impl Daemon {
     /// Ensures each enabled, trackable WAN has its tracker with the right
     /// command line (same pid when nothing changed) and no other runs.
     fn sync_trackers(&mut self, now: Millis) {
+        if !self.supervisor.spawning {
+            self.sync_procd_trackers(now);
+            return;
+        }
         let mut wakes = Vec::new();
         for name in self.supervisor.supervised() {
             let wanted = self.wans.get(&name).and_then(|w| self.tracker_argv(w));
@@ -325,6 +350,123 @@ impl Daemon {
             }
         }
         self.arm_wakes(wakes);
+    }
+
+    /// procd mode: procd runs exactly the wanted trackers (same argv as the
+    /// embedded supervisor, program first); unchanged ones keep their pid.
+    fn sync_procd_trackers(&mut self, now: Millis) {
+        let mut wanted = BTreeMap::new();
+        for name in self.supervisor.supervised() {
+            if self
+                .wans
+                .get(&name)
+                .and_then(|w| self.tracker_argv(w))
+                .is_none()
+            {
+                self.supervisor.remove(&name);
+            }
+        }
+        let names: Vec<String> = self.wans.keys().cloned().collect();
+        for name in names {
+            if let Some(argv) = self.wans.get(&name).and_then(|w| self.tracker_argv(w)) {
+                let wakes = self.supervisor.ensure(&name, argv.clone(), now);
+                self.arm_wakes(wakes);
+                let mut full = vec![self.supervisor.binary().display().to_string()];
+                full.extend(argv);
+                wanted.insert(name, full);
+            }
+        }
+        if let Some(u) = self.ubus.as_mut() {
+            let evs = u.set_trackers(self.poll.registry(), &wanted);
+            self.on_ubus_events(evs);
+        }
+    }
+
+    fn on_ubus(&mut self, event: &mio::event::Event) {
+        let Some(u) = self.ubus.as_mut() else { return };
+        let evs = u.ready(self.poll.registry(), event);
+        self.on_ubus_events(evs);
+    }
+
+    fn on_ubus_events(&mut self, events: Vec<AgentEvent>) {
+        let now = now_ms();
+        for ev in events {
+            match ev {
+                AgentEvent::Call { call, request } => {
+                    let response = self.handle_request(request);
+                    if let Some(u) = self.ubus.as_mut() {
+                        let evs = u.answer(self.poll.registry(), call, &response);
+                        self.pending_ubus.extend(evs);
+                    }
+                }
+                AgentEvent::Mwan3Status {
+                    call,
+                    section,
+                    interface,
+                } => {
+                    let status = self.status(now);
+                    let connected = self.dataplane.connected();
+                    if let Some(u) = self.ubus.as_mut() {
+                        let evs = u.answer_mwan3(
+                            self.poll.registry(),
+                            call,
+                            section,
+                            interface,
+                            &status,
+                            &connected,
+                            &self.config,
+                        );
+                        self.pending_ubus.extend(evs);
+                    }
+                }
+                AgentEvent::Interface(state) => {
+                    let Some(wan) = self.wans.get_mut(&state.name) else {
+                        continue;
+                    };
+                    let device = state.l3_device.clone().or(state.device.clone());
+                    let moved = wan.set_netifd_device(device);
+                    self.dataplane.refresh();
+                    let facts = self.dataplane.facts(wan.device());
+                    if wan.learn_facts(facts) || moved {
+                        log::info!(
+                            "{}: netifd reports new device, addresses or routes",
+                            state.name
+                        );
+                        self.dirty = true;
+                        self.sync_trackers(now);
+                    }
+                }
+                AgentEvent::InterfaceAction(ev) => {
+                    let Some(wan) = self.wans.get_mut(&ev.interface) else {
+                        continue;
+                    };
+                    let action = if ev.up { Action::Ifup } else { Action::Ifdown };
+                    let device = wan.device().map(str::to_string);
+                    let changes = wan.on_carrier(ev.up, now);
+                    self.hooks.run(action, &ev.interface, device.as_deref());
+                    self.on_state_changes(&ev.interface, changes, now);
+                }
+                AgentEvent::TrackerPid { wan, pid } => self.supervisor.record_pid(&wan, pid, now),
+                AgentEvent::TrackerStarted(wan) => log::info!("{wan}: procd started its tracker"),
+                AgentEvent::TrackerStopped(wan) => {
+                    log::info!("{wan}: procd reports its tracker stopped")
+                }
+                AgentEvent::ProcdPresent(false) if !self.supervisor.spawning => {
+                    log::warn!("procd's service object is not on ubus: running the trackers here (embedded)");
+                    self.supervisor.spawning = true;
+                    self.adopt_running_trackers(now);
+                    self.sync_trackers(now);
+                }
+                AgentEvent::Connected => {
+                    log::info!("ubus connected");
+                    if !self.supervisor.spawning {
+                        self.sync_procd_trackers(now);
+                    }
+                }
+                AgentEvent::Disconnected => log::warn!("ubus connection lost; reconnecting"),
+                AgentEvent::ProcdPresent(_) => {}
+            }
+        }
     }
 
     /// Round deadlines decide a cut as soon as the probes are overdue, not
@@ -353,10 +495,15 @@ impl Daemon {
                 self.dirty = false;
                 self.decide_and_apply(now_ms());
             }
-            let timeout = self
+            let pending = std::mem::take(&mut self.pending_ubus);
+            self.on_ubus_events(pending);
+            let mut timeout = self
                 .timers
                 .next_deadline()
                 .map(|at| std::time::Duration::from_millis(at.saturating_sub(now_ms())));
+            if let Some(u) = self.ubus.as_ref().and_then(UbusService::timeout) {
+                timeout = Some(timeout.map_or(u, |t| t.min(u)));
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -369,12 +516,17 @@ impl Daemon {
                     CONTROL => self.accept(true),
                     TRACK => self.accept(false),
                     NETLINK => self.on_netlink(),
+                    UBUS_TOKEN => self.on_ubus(ev),
                     token => self.on_conn(token),
                 }
             }
             let now = now_ms();
             for t in self.timers.expired(now) {
                 self.on_timer(t, now);
+            }
+            if let Some(u) = self.ubus.as_mut() {
+                let evs = u.on_timeout(self.poll.registry());
+                self.on_ubus_events(evs);
             }
         }
         Ok(())
@@ -728,6 +880,13 @@ impl Daemon {
         }
         self.dataplane
             .apply(&self.config, &self.engine, &self.wans, now);
+        if self.ubus.is_some() {
+            let interfaces = self.interfaces(now);
+            if let Some(u) = self.ubus.as_mut() {
+                let evs = u.announce_changes(self.poll.registry(), &interfaces);
+                self.pending_ubus.extend(evs);
+            }
+        }
     }
 
     /// Validates the config file, then applies only what changed. On error
@@ -748,6 +907,10 @@ impl Daemon {
         }
         let before: Vec<String> = self.wans.keys().cloned().collect();
         self.config = loaded.config;
+        if let Some(u) = self.ubus.as_mut() {
+            let evs = u.follow(self.poll.registry(), &self.config);
+            self.pending_ubus.extend(evs);
+        }
         self.sync_wans(now);
         self.engine.retain_valid(&self.config);
         self.decide_and_apply(now);
@@ -808,6 +971,21 @@ impl Daemon {
                         message: format!(
                             "{interface} has no tracker (no track_ip, or its device is unknown)"
                         ),
+                    };
+                }
+                if !self.supervisor.spawning {
+                    let known = self
+                        .ubus
+                        .as_mut()
+                        .is_some_and(|u| u.restart_tracker(self.poll.registry(), &interface));
+                    return if known {
+                        Response::Done {
+                            message: format!("{interface}: procd restarts its tracker"),
+                        }
+                    } else {
+                        Response::Error {
+                            message: format!("{interface}: procd does not run a tracker for it"),
+                        }
                     };
                 }
                 let wakes = self.supervisor.restart(&interface, now);
@@ -920,7 +1098,11 @@ impl Daemon {
 
     fn shutdown(&mut self) {
         log::info!("stopping trackers and removing our routes, rules and nft table");
-        self.supervisor.stop_all();
+        if self.supervisor.spawning {
+            self.supervisor.stop_all();
+        } else if let Some(u) = self.ubus.as_mut() {
+            u.shutdown();
+        }
         self.dataplane.stop();
         for path in [
             self.opts.run_dir.join("control.sock"),

@@ -78,6 +78,12 @@ impl Dataplane {
         self.events.as_ref().map(AsRawFd::as_raw_fd)
     }
 
+    /// Re-reads links, addresses and main routes (netifd said something changed).
+    pub fn refresh(&mut self) {
+        self.refresh_snapshot();
+        self.reconcile_due = true;
+    }
+
     fn refresh_snapshot(&mut self) {
         let protocol = self.rtnl.protocol();
         match Snapshot::take(self.rtnl.socket(), protocol) {

@@ -11,6 +11,9 @@ mod hooks;
 mod signals;
 mod supervisor;
 mod tracker_cmd;
+// The ubus glue offers more than mwand uses yet (is_connected, netifd_state).
+#[allow(dead_code)]
+mod ubus_service;
 mod wan;
 
 use clap::{Parser, ValueEnum};

@@ -236,10 +236,14 @@ impl Supervisor {
         }
     }
 
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// Stops and immediately starts one tracker (mwanctl restart WAN).
     pub fn restart(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
         if let Some(t) = self.trackers.get_mut(interface) {
-            Self::terminate(t, &mut self.stopping);
+            Self::terminate(t, &mut self.stopping, self.spawning);
             t.restarts += 1;
             t.backoff_ms = BACKOFF_FIRST_MS;
         }
@@ -247,10 +251,13 @@ impl Supervisor {
     }
 
     /// Sends SIGTERM; the child, if ours, is kept to be reaped on SIGCHLD
-    /// rather than waited for here.
-    fn terminate(t: &mut Tracker, stopping: &mut Vec<Child>) {
+    /// rather than waited for here. Under procd nothing is signalled here:
+    /// procd stops its instances when told through ubus.
+    fn terminate(t: &mut Tracker, stopping: &mut Vec<Child>, spawning: bool) {
         if let Some(pid) = t.pid.take() {
-            signal(pid, libc::SIGTERM);
+            if spawning {
+                signal(pid, libc::SIGTERM);
+            }
         }
         if let Some(child) = t.child.take() {
             stopping.push(child);
@@ -262,7 +269,7 @@ impl Supervisor {
     pub fn remove(&mut self, interface: &str) {
         if let Some(mut t) = self.trackers.remove(interface) {
             log::info!("{interface}: stopping its tracker");
-            Self::terminate(&mut t, &mut self.stopping);
+            Self::terminate(&mut t, &mut self.stopping, self.spawning);
         }
     }
 
@@ -344,8 +351,11 @@ impl Supervisor {
 
     /// A tracker said Hello. Returns false if it is not the one we supervise
     /// for that interface (a duplicate or a stray), which the caller then
-    /// stops.
+    /// stops. Under procd, procd is the authority on which process runs:
+    /// any tracker of a wanted interface is taken, a new pid counted as a
+    /// restart.
     pub fn hello(&mut self, interface: &str, pid: u32, now: Millis) -> bool {
+        let spawning = self.spawning;
         let Some(t) = self.trackers.get_mut(interface) else {
             return false;
         };
@@ -354,14 +364,31 @@ impl Supervisor {
                 t.awaiting_hello = false;
                 true
             }
-            // Our spawn failed or is pending while an outside one runs
-            // (procd mode, or a manual start): take it.
-            None if !self.spawning => {
-                t.pid = Some(pid);
-                t.started_at = Some(now);
+            _ if !spawning => {
+                Self::record(t, Some(pid), now);
                 true
             }
             _ => false,
+        }
+    }
+
+    fn record(t: &mut Tracker, pid: Option<u32>, now: Millis) {
+        if pid.is_some() && pid != t.pid {
+            if t.pid.is_some() || t.started_at.is_some() {
+                t.restarts += 1;
+            }
+            t.started_at = Some(now);
+        }
+        t.pid = pid;
+        t.awaiting_hello = false;
+    }
+
+    /// procd reported the pid of a tracker it runs (None: not running).
+    pub fn record_pid(&mut self, interface: &str, pid: Option<u32>, now: Millis) {
+        if let Some(t) = self.trackers.get_mut(interface) {
+            if t.pid != pid {
+                Self::record(t, pid, now);
+            }
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Wan {
     health: Health,
     quality: Quality,
     tracker_connected: bool,
+    /// The layer-3 device netifd reports (OpenWrt), used when the config
+    /// names none.
+    netifd_device: Option<String>,
     /// CLOCK_MONOTONIC µs start time of the tracker last heard from: a new
     /// value means a new tracker process, whose round numbers start over.
     tracker_started_at_us: Option<u64>,
@@ -72,6 +75,7 @@ impl Wan {
             config,
             facts: WanFacts::default(),
             tracker_connected: false,
+            netifd_device: None,
             tracker_started_at_us: None,
             trouble: None,
         }
@@ -98,8 +102,20 @@ impl Wan {
         &self.config
     }
 
+    /// The kernel device: the config's `device` (hosts without netifd),
+    /// else what netifd reported.
     pub fn device(&self) -> Option<&str> {
-        self.config.device.as_deref()
+        self.config
+            .device
+            .as_deref()
+            .or(self.netifd_device.as_deref())
+    }
+
+    /// netifd's layer-3 device; true if the effective device changed.
+    pub fn set_netifd_device(&mut self, device: Option<String>) -> bool {
+        let before = self.device().map(str::to_string);
+        self.netifd_device = device;
+        before.as_deref() != self.device()
     }
 
     /// What the kernel says about the WAN's device, with the config's
@@ -220,8 +236,11 @@ impl Wan {
         self.tracker_started_at_us = Some(started_at_us);
     }
 
+    /// The tracker's connection is gone: its rounds in flight are dropped
+    /// without failing them; a silent WAN ages to unknown, not offline.
     pub fn tracker_disconnected(&mut self) {
         self.tracker_connected = false;
+        self.health.tracker_lost();
     }
 
     pub fn set_trouble(&mut self, trouble: Option<String>) {
@@ -251,7 +270,7 @@ impl Wan {
         let has_data = q.samples > 0;
         InterfaceStatus {
             name: self.config.name.clone(),
-            device: self.config.device.clone(),
+            device: self.device().map(str::to_string),
             state: self.state().as_str().to_string(),
             state_age_s: now.saturating_sub(self.health.since()) / 1000,
             latency_ms: q.latency_ms,
