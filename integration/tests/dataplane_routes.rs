@@ -375,3 +375,141 @@ fn rules_steer_by_source_destination_protocol_and_port() {
     }
     router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
 }
+
+/// HTTP GET from the router itself, with a socket mark and/or bound to a
+/// source address; returns the address the server saw.
+fn router_get(tb: &Testbed, mark: Option<u32>, bind: Option<IpAddr>) -> IpAddr {
+    let target: SocketAddr = *tb
+        .targets()
+        .http
+        .iter()
+        .find(|a| a.is_ipv4())
+        .expect("v4 http");
+    in_netns(tb.router_ns(), || {
+        use std::os::fd::AsRawFd;
+        // std has no connect-from-bound-socket; do it with libc.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        if let Some(m) = mark {
+            let rc = unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_MARK,
+                    (&m as *const u32).cast(),
+                    4,
+                )
+            };
+            assert_eq!(rc, 0, "SO_MARK: {}", std::io::Error::last_os_error());
+        }
+        let sockaddr = |a: SocketAddr| {
+            let SocketAddr::V4(a) = a else {
+                panic!("v4 only")
+            };
+            libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            }
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if let Some(src) = bind {
+            let sa = sockaddr(SocketAddr::new(src, 0));
+            let rc = unsafe {
+                libc::bind(
+                    stream.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    len,
+                )
+            };
+            assert_eq!(rc, 0, "bind {src}: {}", std::io::Error::last_os_error());
+        }
+        let sa = sockaddr(target);
+        let rc = unsafe {
+            libc::connect(
+                stream.as_raw_fd(),
+                (&sa as *const libc::sockaddr_in).cast(),
+                len,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "connect {target}: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut stream = stream;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        stream
+            .write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .expect("request");
+        let mut body = String::new();
+        stream.read_to_string(&mut body).expect("answer");
+        body.lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("address in answer")
+    })
+    .expect("router ns")
+}
+
+#[test]
+fn tracker_marks_and_bound_sources_follow_their_wan_whatever_the_policy() {
+    if !require_netns() {
+        return;
+    }
+    let tb = Testbed::up(TestbedOptions {
+        wans: 2,
+        ..Default::default()
+    })
+    .expect("testbed");
+    let mut driver = Driver::new(
+        &tb,
+        config(&[1, 1], vec![Rule::new("all", to("only_wan1"))]),
+    );
+    // wan2 is down for traffic: its tracker and source rules must still work.
+    driver.usable.insert("wan2".into(), false);
+    let plan = router(&tb, |rtnl| {
+        driver.sync(rtnl);
+        driver.plan(rtnl)
+    });
+    let wan2 = plan.wan("wan2").expect("wan2 planned");
+    let (a1, a2) = (
+        wan_addr(&tb, 1, Family::Ipv4),
+        wan_addr(&tb, 2, Family::Ipv4),
+    );
+    assert_eq!(
+        router_get(&tb, None, None),
+        a1,
+        "router traffic follows the policy"
+    );
+    assert_eq!(
+        router_get(&tb, Some(wan2.tracker_mark), None),
+        a2,
+        "tracker mark ignored"
+    );
+    // A mark with foreign bits outside mmx_mask still matches.
+    assert_eq!(
+        router_get(&tb, Some(wan2.tracker_mark | 0x1), None),
+        a2,
+        "foreign mark bits"
+    );
+    assert_eq!(
+        router_get(&tb, None, Some(a2)),
+        a2,
+        "bound to wan2's address"
+    );
+    // Pin mark of an unusable WAN: rule withdrawn, the policy decides.
+    assert_eq!(
+        router_get(&tb, Some(wan2.pin_mark), None),
+        a1,
+        "withdrawn pin still routes"
+    );
+    router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
+}
