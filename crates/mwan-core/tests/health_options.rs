@@ -448,3 +448,19 @@ fn results_for_unknown_targets_or_decided_rounds_are_ignored() {
     assert_eq!(h.counters().stale_results, 2);
     assert_eq!(h.counters().rounds_ok, 1);
 }
+
+#[test]
+fn mwan3_score_counter() {
+    let mut i = iface(1);
+    i.down = 2;
+    i.up = 3;
+    let mut d = RoundDriver::new(&i);
+    let mut got = vec![d.health.mwan3_score()];
+    for r in ["-", "-", "+", "+", "-", "+", "+", "+"] {
+        d.round(r);
+        got.push(d.health.mwan3_score());
+    }
+    // 5 = down+up online, 4 disconnecting, 0 offline, 1 and 2 connecting,
+    // back to 0, then 1, 2 and online (5).
+    assert_eq!(got, vec![5, 4, 0, 1, 2, 0, 1, 2, 5]);
+}

@@ -406,6 +406,17 @@ impl Health {
         self.aged
     }
 
+    /// mwan3's score counter (`/var/run/mwan3track/<iface>/SCORE`):
+    /// `down + up` when online, counting down while disconnecting, 0 when
+    /// offline, counting up while connecting.
+    pub fn mwan3_score(&self) -> u32 {
+        let s = &self.settings;
+        match self.phase {
+            Phase::Up { failed } => (s.down + s.up).saturating_sub(failed),
+            Phase::Down { succeeded } => succeeded,
+        }
+    }
+
     pub fn counters(&self) -> HealthCounters {
         self.counters
     }

@@ -333,6 +333,12 @@ impl Sim {
                 }
                 self.round += 1;
                 self.rounds_sent += 1;
+                if self.rounds_sent == stop_rounds && end == Millis::MAX {
+                    // The tracker stops here (its pending reports with it):
+                    // the core must not expect more rounds.
+                    self.health.tracker_lost();
+                    self.events.clear();
+                }
                 self.next_round_at = next + timing.interval.max(1);
             } else {
                 let t = self.health.tick(next);
