@@ -70,23 +70,84 @@ fn sockaddr_to_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
     }
 }
 
-/// recvfrom(2): bytes read and the peer's IP address (if IP).
-pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
-    // SAFETY: sockaddr_storage is plain old data.
+/// CLOCK_REALTIME in microseconds: only to pair with kernel receive
+/// timestamps (SO_TIMESTAMPNS), which use that clock.
+pub fn realtime_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// Asks the kernel to stamp every received packet (SO_TIMESTAMPNS).
+pub fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
+}
+
+/// A datagram read with recvmsg(2): its length, the peer's IP address (if
+/// IP) and the kernel's receive time (CLOCK_REALTIME us) if stamped.
+pub struct Received {
+    pub len: usize,
+    pub from: Option<IpAddr>,
+    pub rx_realtime_us: Option<u64>,
+}
+
+/// SO_TIMESTAMPNS_OLD / _NEW: 32-bit targets with a 64-bit time_t get the
+/// new one; both carry a timespec, told apart by length.
+const SCM_TIMESTAMPNS_OLD: libc::c_int = 35;
+const SCM_TIMESTAMPNS_NEW: libc::c_int = 64;
+
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: sockaddr_storage and msghdr are plain old data.
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: buffer and address out-pointers are valid for their lengths.
-    let n = cvt_size(unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-            &mut ss as *mut _ as *mut libc::sockaddr,
-            &mut len,
-        )
-    })?;
-    Ok((n, sockaddr_to_ip(&ss)))
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut ss as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of::<[u64; 8]>() as _;
+    // SAFETY: msg describes valid buffers for the call.
+    let len = cvt_size(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) })?;
+    let mut rx_realtime_us = None;
+    // SAFETY: walking the control buffer the kernel just filled, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::SOL_SOCKET
+                && matches!(h.cmsg_type, SCM_TIMESTAMPNS_OLD | SCM_TIMESTAMPNS_NEW)
+            {
+                let data = libc::CMSG_DATA(c);
+                let payload = h.cmsg_len as usize - (data as usize - c as usize);
+                let (sec, nsec) = if payload >= 16 {
+                    let d = data as *const i64;
+                    (d.read_unaligned(), d.add(1).read_unaligned())
+                } else {
+                    let d = data as *const i32;
+                    (
+                        i64::from(d.read_unaligned()),
+                        i64::from(d.add(1).read_unaligned()),
+                    )
+                };
+                rx_realtime_us = Some(sec as u64 * 1_000_000 + nsec as u64 / 1000);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Received {
+        len,
+        from: sockaddr_to_ip(&ss),
+        rx_realtime_us,
+    })
 }
 
 /// sendto(2) to an IP address (port 0 for ICMP).

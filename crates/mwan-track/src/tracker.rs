@@ -74,6 +74,8 @@ struct Slot {
     target: u16,
     seq: u16,
     sent_at_us: u64,
+    /// CLOCK_REALTIME at send, paired with kernel receive timestamps.
+    sent_realtime_us: u64,
     round: u64,
     conn: Option<Conn>,
 }
@@ -373,6 +375,7 @@ impl Tracker {
         } else {
             opt(sys::set_int_opt(fd, libc::SOL_IP, libc::IP_RECVERR, 1))?;
         }
+        opt(sys::enable_rx_timestamps(fd))?;
         opt(self.route_socket(&sock, v6, true))?;
         Ok(IcmpSock { sock, raw })
     }
@@ -566,7 +569,7 @@ impl Tracker {
         let si = usize::from(seq) % SLOTS;
         if self.slots[si].active {
             // More probes in flight than slots: the oldest gives up early.
-            self.finish(si, ProbeOutcome::Timeout, now);
+            self.finish(si, ProbeOutcome::Timeout);
         }
         let slot = &mut self.slots[si];
         slot.active = true;
@@ -575,10 +578,11 @@ impl Tracker {
         slot.round = self.round;
         let sent_at = sys::monotonic_us();
         slot.sent_at_us = sent_at;
+        slot.sent_realtime_us = sys::realtime_us();
         self.timers.arm(TIMER_PROBE + si, sent_at + self.timeout_us);
         if let Err(e) = self.transmit(si, target, seq) {
             let errno = errno_of(&e);
-            self.finish(si, ProbeOutcome::SendError { errno }, sent_at);
+            self.finish(si, ProbeOutcome::SendError { errno });
             if matches!(
                 errno,
                 libc::EADDRNOTAVAIL | libc::EINVAL | libc::ENODEV | libc::ENETDOWN
@@ -699,8 +703,33 @@ impl Tracker {
         }
     }
 
+    /// Ends a probe with an answer. The round-trip time comes from the
+    /// kernel's receive stamp when there is one (so a busy event loop does not
+    /// inflate it), else from the monotonic clock now; a stamp that disagrees
+    /// with the monotonic clock (CLOCK_REALTIME stepped) is ignored.
+    fn reply(&mut self, si: usize, now: u64, rx_realtime_us: Option<u64>) {
+        let slot = &self.slots[si];
+        let mono = now.saturating_sub(slot.sent_at_us);
+        let rtt = match rx_realtime_us.map(|rx| rx as i64 - slot.sent_realtime_us as i64) {
+            Some(r)
+                if r >= 0
+                    && r as u64 <= mono + 1000
+                    && mono - (r as u64).min(mono) <= 1_000_000 =>
+            {
+                r as u64
+            }
+            _ => mono,
+        };
+        self.finish(
+            si,
+            ProbeOutcome::Reply {
+                rtt_us: rtt.min(u64::from(u32::MAX)) as u32,
+            },
+        );
+    }
+
     /// Ends a probe: records the sample, frees the slot.
-    fn finish(&mut self, si: usize, outcome: ProbeOutcome, now: u64) {
+    fn finish(&mut self, si: usize, outcome: ProbeOutcome) {
         let slot = &mut self.slots[si];
         if !slot.active {
             return;
@@ -712,12 +741,6 @@ impl Tracker {
             }
         }
         self.timers.cancel(TIMER_PROBE + si);
-        let outcome = match outcome {
-            ProbeOutcome::Reply { .. } => ProbeOutcome::Reply {
-                rtt_us: now.saturating_sub(slot.sent_at_us).min(u64::from(u32::MAX)) as u32,
-            },
-            o => o,
-        };
         let rec = Record {
             seq: self.sample_seq,
             target: slot.target,
@@ -769,7 +792,6 @@ impl Tracker {
         if !raw {
             // Ping sockets report ICMP errors through the error queue.
             while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
-                let now = sys::monotonic_us();
                 let Some(seq) =
                     packet::parse_own_echo(&self.rx[..err.len.min(self.rx.len())], &self.cookie)
                 else {
@@ -784,18 +806,18 @@ impl Tracker {
                         },
                         None => ProbeOutcome::SendError { errno: err.errno },
                     };
-                    self.finish(si, outcome, now);
+                    self.finish(si, outcome);
                 }
             }
         }
         loop {
-            let (n, from) = match sys::recv_from(fd, &mut self.rx) {
+            let got = match sys::recv(fd, &mut self.rx) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
             let now = sys::monotonic_us();
-            let buf = &self.rx[..n];
+            let buf = &self.rx[..got.len];
             let ev = if v6 {
                 packet::parse_icmp6(buf, &self.cookie)
             } else {
@@ -803,8 +825,8 @@ impl Tracker {
             };
             match ev {
                 Some(IcmpEvent::Reply { id, seq }) if !raw || id == self.icmp_id => {
-                    if let Some(si) = from.and_then(|a| self.slot_for(seq, a)) {
-                        self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                    if let Some(si) = got.from.and_then(|a| self.slot_for(seq, a)) {
+                        self.reply(si, now, got.rx_realtime_us);
                     }
                 }
                 Some(IcmpEvent::Error {
@@ -821,7 +843,6 @@ impl Tracker {
                                 icmp_type,
                                 icmp_code,
                             },
-                            now,
                         );
                     }
                 }
@@ -835,16 +856,16 @@ impl Tracker {
             return;
         };
         let Some(us) = self.binding.src4 else {
-            while sys::recv_from(fd, &mut self.rx).is_ok() {}
+            while sys::recv(fd, &mut self.rx).is_ok() {}
             return;
         };
-        while let Ok((n, _)) = sys::recv_from(fd, &mut self.rx) {
+        while let Ok(got) = sys::recv(fd, &mut self.rx) {
             let now = sys::monotonic_us();
-            if let Some(from) = packet::parse_arp_reply(&self.rx[..n], us) {
+            if let Some(from) = packet::parse_arp_reply(&self.rx[..got.len], us) {
                 let from = IpAddr::V4(from);
                 if let Some(t) = self.target_addrs.iter().position(|&a| a == Some(from)) {
                     if let Some(si) = self.oldest_for(t) {
-                        self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                        self.reply(si, now, got.rx_realtime_us);
                     }
                 }
             }
@@ -858,7 +879,6 @@ impl Tracker {
         let dns = self.a.method == Method::Dns;
         let v6 = self.target_addrs[t].is_some_and(|a| a.is_ipv6());
         while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
-            let now = sys::monotonic_us();
             let quoted = &self.rx[..err.len.min(self.rx.len())];
             let seq = if dns {
                 quoted
@@ -888,7 +908,7 @@ impl Tracker {
                 },
                 None => ProbeOutcome::SendError { errno: err.errno },
             };
-            self.finish(si, outcome, now);
+            self.finish(si, outcome);
         }
         for _ in 0..64 {
             let n = match self.udp[t].as_ref().map(|s| s.recv(&mut self.rx)) {
@@ -915,8 +935,8 @@ impl Tracker {
                 );
                 match packet::check_dns_answer(&self.rx[..n], &self.tx[..qlen], self.a.dns_expect) {
                     DnsVerdict::NotOurs => {}
-                    DnsVerdict::Good => self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now),
-                    DnsVerdict::Bad => self.finish(si, ProbeOutcome::BadAnswer, now),
+                    DnsVerdict::Good => self.reply(si, now, None),
+                    DnsVerdict::Bad => self.finish(si, ProbeOutcome::BadAnswer),
                 }
             } else {
                 // An echo carries our cookie and sequence; any other answer
@@ -933,7 +953,7 @@ impl Tracker {
                     None => self.oldest_for(t),
                 };
                 if let Some(si) = si {
-                    self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                    self.reply(si, now, None);
                 }
             }
         }
@@ -969,12 +989,12 @@ impl Tracker {
                 e => Some(ProbeOutcome::SendError { errno: e }),
             };
             if let Some(o) = outcome {
-                self.finish(si, o, now);
+                self.finish(si, o);
                 return;
             }
             conn.connected = true;
             if !http {
-                self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                self.reply(si, now, None);
                 return;
             }
         }
@@ -993,7 +1013,6 @@ impl Tracker {
                         } else {
                             ProbeOutcome::SendError { errno }
                         },
-                        now,
                     );
                     return;
                 }
@@ -1001,12 +1020,12 @@ impl Tracker {
         }
         loop {
             if conn.head_len == conn.head.len() {
-                self.finish(si, ProbeOutcome::BadAnswer, now);
+                self.finish(si, ProbeOutcome::BadAnswer);
                 return;
             }
             match conn.stream.read(&mut conn.head[conn.head_len..]) {
                 Ok(0) => {
-                    self.finish(si, ProbeOutcome::BadAnswer, now);
+                    self.finish(si, ProbeOutcome::BadAnswer);
                     return;
                 }
                 Ok(n) => {
@@ -1014,11 +1033,11 @@ impl Tracker {
                     match packet::http_status(&conn.head[..conn.head_len]) {
                         None => {}
                         Some(Ok(code)) if (200..400).contains(&code) => {
-                            self.finish(si, ProbeOutcome::Reply { rtt_us: 0 }, now);
+                            self.reply(si, now, None);
                             return;
                         }
                         Some(_) => {
-                            self.finish(si, ProbeOutcome::BadAnswer, now);
+                            self.finish(si, ProbeOutcome::BadAnswer);
                             return;
                         }
                     }
@@ -1027,7 +1046,7 @@ impl Tracker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     let errno = errno_of(&e);
-                    self.finish(si, ProbeOutcome::SendError { errno }, now);
+                    self.finish(si, ProbeOutcome::SendError { errno });
                     return;
                 }
             }
@@ -1173,7 +1192,7 @@ impl Tracker {
                 TIMER_SEND => self.on_send_timer(now),
                 TIMER_RECONNECT => self.try_connect(now),
                 TIMER_REFRESH => self.on_refresh(now),
-                t => self.finish(t - TIMER_PROBE, ProbeOutcome::Timeout, now),
+                t => self.finish(t - TIMER_PROBE, ProbeOutcome::Timeout),
             }
         }
     }
