@@ -119,6 +119,8 @@ pub struct Interface {
     pub probe_budget: Option<ProbeBudget>,
 }
 
+/// A member whose interface is defined (members naming an undefined
+/// interface are dropped at load time, as mwan3 ignores them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
     pub name: String,
@@ -153,6 +155,8 @@ pub enum PolicyMode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub name: String,
+    /// Member names, each defined and with a defined interface (dangling
+    /// entries are dropped with a warning at load time).
     pub use_member: Vec<String>,
     pub last_resort: LastResort,
     pub mode: PolicyMode,
@@ -229,7 +233,10 @@ pub struct Rule {
     pub sticky: bool,
     /// Sticky timeout in seconds.
     pub timeout: u32,
+    /// Effective family: a family-any rule with addresses has theirs (mwan3
+    /// installs it only for that family).
     pub family: RuleFamily,
+    /// Log matches; mwan3 logs only when `Globals::logging` is on too.
     pub logging: bool,
     pub use_policy: PolicyTarget,
 }
