@@ -261,7 +261,8 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, ArgsError>
         source4: None,
         source6: None,
         gateway: None,
-        dns_name: String::from("www.example.com"),
+        // mwan3 runs `nslookup www.google.com TARGET`.
+        dns_name: String::from("www.google.com"),
         dns_expect: None,
         budget: None,
         controller: None,
