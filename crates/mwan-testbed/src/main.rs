@@ -100,6 +100,13 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Hop { .. } | Cmd::Serve { .. }) {
+        // Like other command-line tools: `status | head` ends quietly. The
+        // daemons keep Rust's SIGPIPE-ignored default (a control client
+        // that hangs up must not kill a hop).
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(cli) {
         Ok(code) => code,
