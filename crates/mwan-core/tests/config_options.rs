@@ -470,3 +470,20 @@ fn rule_values_rejected_with_what_was_expected() {
         assert!(d.message.contains(expected), "{lines}: {d}");
     }
 }
+
+#[test]
+fn the_globals_section_named_globals_wins() {
+    let text = "config globals\n\toption mmx_mask '0xF0'\nconfig globals 'globals'\n\toption mmx_mask '0xFF00'\n";
+    let l = parse("t", text).unwrap();
+    assert_eq!(l.config.globals.mmx_mask, 0xFF00);
+    assert_eq!(l.warnings.len(), 1);
+    assert_eq!(l.warnings[0].line, 1);
+    // Only an anonymous one: used, with a warning.
+    let l = parse("t", "config globals\n\toption mmx_mask '0xF0'\n").unwrap();
+    assert_eq!(l.config.globals.mmx_mask, 0xF0);
+    assert!(
+        l.warnings[0].message.contains("named 'globals'"),
+        "{}",
+        l.warnings[0]
+    );
+}

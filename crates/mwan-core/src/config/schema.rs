@@ -295,17 +295,25 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
     let mut member_sections = Vec::new();
     let mut policy_sections = Vec::new();
     let mut rule_sections = Vec::new();
-    let mut globals_seen: Option<&RawSection> = None;
+    // mwan3 reads the section named 'globals'; without one we take the
+    // first globals section (with a warning) rather than silently none.
+    let all_globals = || doc.sections.iter().filter(|s| s.kind == "globals");
+    let chosen_globals = all_globals()
+        .find(|s| s.name.as_deref() == Some("globals"))
+        .or_else(|| all_globals().next());
 
     for section in &doc.sections {
         match section.kind.as_str() {
             "globals" => {
-                if let Some(first) = globals_seen {
+                let Some(chosen) = chosen_globals else {
+                    continue;
+                };
+                if !std::ptr::eq(section, chosen) {
                     c.warn(
                         section.line,
                         section,
                         None,
-                        format!("second globals section ignored: expected one (the first is '{}' at line {})", first.label, first.line),
+                        format!("globals section ignored: mwan reads one, '{}' at line {}", chosen.label, chosen.line),
                     );
                     continue;
                 }
@@ -317,7 +325,6 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
                         "mwan3 reads only a globals section named 'globals' (config globals 'globals'); mwan uses this one".into(),
                     );
                 }
-                globals_seen = Some(section);
                 config.globals = globals(&mut c, section);
             }
             "interface" | "member" | "policy" if section.name.is_none() => c.error(
