@@ -9,15 +9,18 @@
 
 use crate::engine::Engine;
 use crate::wan::Wan;
-use mwan_core::config::{Config, PolicyTarget};
+use mwan_core::config::{Config, FlushEvent, PolicyTarget};
+use mwan_core::plan::nft::NftTable;
 use mwan_core::plan::{
     self, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, Route, WanFacts, WanInput,
 };
 use mwan_core::Millis;
+use mwan_netlink::conntrack::Conntrack;
+use mwan_netlink::nft::Nft;
 use mwan_netlink::sysctl::Saved;
 use mwan_netlink::{Event, Events, Rtnl, Snapshot};
 use mwan_proto::control::RuleStatus;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsRawFd, RawFd};
 
 /// Something happened to a device: carrier known when the link itself
@@ -38,6 +41,19 @@ pub struct Dataplane {
     last_error: Option<String>,
     /// Our objects were changed by someone else (or events were lost).
     reconcile_due: bool,
+    /// nft table `inet mwan` and conntrack (absent with --no-dataplane, or
+    /// when the kernel lacks nf_tables/ctnetlink: then routes still work,
+    /// without pinning).
+    nft: Option<Nft>,
+    conntrack: Option<Conntrack>,
+    /// The table last put in place; compared, not re-dumped, on each pass.
+    nft_installed: Option<NftTable>,
+    /// Re-check the kernel's table against ours on the next pass.
+    nft_verify: bool,
+    /// Per WAN: usable, and carrying some policy, at the last pass.
+    was_usable: BTreeMap<String, bool>,
+    /// (policy, WAN) pairs active at the last pass.
+    was_active: BTreeSet<(String, String)>,
 }
 
 impl Dataplane {
@@ -61,6 +77,19 @@ impl Dataplane {
                 log::warn!("sysctls: {e}");
             }
         }
+        let (nft, conntrack) = if apply_enabled {
+            let nft = Nft::open()
+                .map_err(|e| log::warn!("nf_tables unavailable ({e}): no connection pinning"))
+                .ok();
+            let ct = Conntrack::open()
+                .map_err(|e| {
+                    log::warn!("ctnetlink unavailable ({e}): pinned flows are not flushed")
+                })
+                .ok();
+            (nft, ct)
+        } else {
+            (None, None)
+        };
         Ok(Self {
             apply_enabled,
             rtnl,
@@ -71,6 +100,12 @@ impl Dataplane {
             allocation: Allocation::default(),
             last_error: None,
             reconcile_due: false,
+            nft,
+            conntrack,
+            nft_installed: None,
+            nft_verify: true,
+            was_usable: BTreeMap::new(),
+            was_active: BTreeSet::new(),
         })
     }
 
@@ -178,7 +213,9 @@ impl Dataplane {
     }
 
     pub fn needs_reconcile(&mut self) -> bool {
-        std::mem::take(&mut self.reconcile_due)
+        let due = std::mem::take(&mut self.reconcile_due);
+        self.nft_verify |= due;
+        due
     }
 
     /// Builds the plan and, unless disabled, brings the kernel to it with the
@@ -247,23 +284,152 @@ impl Dataplane {
         }
         self.allocation = plan.allocation.clone();
         if self.apply_enabled {
-            self.sync_kernel(&plan);
+            // Order matters when a WAN fails: routes and its pin rule first,
+            // then its sticky entries, then its pinned connections, so the
+            // clients reconnect through a live WAN at once.
+            let mut ok = self.sync_kernel(&plan);
+            ok &= self.sync_nft(&plan, config, &devices);
+            ok &= self.flush_moved(&plan, config, engine, wans);
+            if ok {
+                self.last_error = None;
+            }
         }
         self.plan = Some(plan);
     }
 
-    fn sync_kernel(&mut self, plan: &NetworkPlan) {
+    /// Puts table `inet mwan` in place when its content changed (reload)
+    /// or a reconcile asks to check it; failovers never touch it.
+    fn sync_nft(
+        &mut self,
+        plan: &NetworkPlan,
+        config: &Config,
+        devices: &BTreeMap<String, String>,
+    ) -> bool {
+        let Some(nft) = self.nft.as_mut() else {
+            return true;
+        };
+        let want = match plan::nft::build(plan, config, devices) {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(format!("cannot build nft table inet mwan: {e}"));
+                return false;
+            }
+        };
+        if self.nft_installed.as_ref() == Some(&want) && !self.nft_verify {
+            return true;
+        }
+        self.nft_verify = false;
+        match nft.ensure(&want) {
+            Ok(Some(r)) => {
+                log::info!(
+                    "nft table inet mwan replaced ({} rule(s), {} message(s), one transaction)",
+                    r.rules,
+                    r.messages
+                );
+                self.nft_installed = Some(want);
+                true
+            }
+            Ok(None) => {
+                self.nft_installed = Some(want);
+                true
+            }
+            Err(e) => {
+                self.nft_installed = None;
+                self.fail(format!("nft table inet mwan: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Connections pinned to a WAN that became unusable are deleted (with
+    /// its sticky entries); so are those of a WAN whose `flush_conntrack`
+    /// lists `connected` once a policy moved off it because another WAN
+    /// came (back) online: the metered-backup case (docs/mwand.md).
+    fn flush_moved(
+        &mut self,
+        plan: &NetworkPlan,
+        config: &Config,
+        engine: &Engine,
+        wans: &BTreeMap<String, Wan>,
+    ) -> bool {
+        let active: BTreeSet<(String, String)> = engine
+            .decisions()
+            .iter()
+            .flat_map(|d| {
+                d.active
+                    .iter()
+                    .map(|m| (d.policy.clone(), m.interface.clone()))
+            })
+            .collect();
+        let mut ok = true;
+        for (name, wan) in wans {
+            let usable = wan.usable();
+            let was_usable = self.was_usable.insert(name.clone(), usable);
+            let failed = was_usable == Some(true) && !usable;
+            let wants_flush_on_move = config
+                .interfaces
+                .iter()
+                .find(|i| &i.name == name)
+                .is_some_and(|i| i.flush_conntrack.contains(&FlushEvent::Connected));
+            // Some policy that used this WAN no longer does.
+            let moved_off = wants_flush_on_move
+                && usable
+                && self
+                    .was_active
+                    .iter()
+                    .any(|pw| &pw.1 == name && !active.contains(pw));
+            if !(failed || moved_off) {
+                continue;
+            }
+            let Some(w) = plan.wan(name) else { continue };
+            if failed {
+                if let (Some(nft), Some(table)) = (self.nft.as_mut(), self.nft_installed.as_ref()) {
+                    let sets = table.sticky_sets_of(name);
+                    if let Err(e) = nft.flush_sets(&sets) {
+                        log::warn!("{name}: emptying its sticky sets: {e}");
+                    }
+                }
+            }
+            let Some(ct) = self.conntrack.as_mut() else {
+                continue;
+            };
+            match ct.delete_by_mark(w.pin_mark, plan.layout.mask) {
+                Ok(r) => log::info!(
+                    "{name}: {} pinned connection(s) flushed ({}){}",
+                    r.deleted(),
+                    if failed {
+                        "unusable"
+                    } else {
+                        "flush_conntrack connected: traffic moved off it"
+                    },
+                    if r.remaining > 0 {
+                        format!(", {} left (offloaded or just opened)", r.remaining)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Err(e) => {
+                    log::warn!("{name}: flushing its pinned connections: {e}");
+                    ok = false;
+                }
+            }
+        }
+        self.was_usable.retain(|n, _| wans.contains_key(n));
+        self.was_active = active;
+        ok
+    }
+
+    fn sync_kernel(&mut self, plan: &NetworkPlan) -> bool {
         let observed = match self.rtnl.observe() {
             Ok(o) => o,
             Err(e) => {
                 self.fail(format!("reading our routes and rules: {e}"));
-                return;
+                return false;
             }
         };
         let ops = plan::diff(&kernel_form(&plan.objects), &observed);
         if ops.is_empty() {
-            self.last_error = None;
-            return;
+            return true;
         }
         for op in &ops {
             log::debug!("netlink: {op}");
@@ -271,7 +437,7 @@ impl Dataplane {
         match self.rtnl.apply(&ops) {
             Ok(report) if report.failed.is_empty() => {
                 log::info!("data plane: {} change(s) applied", report.applied);
-                self.last_error = None;
+                true
             }
             Ok(report) => {
                 let first = report
@@ -284,8 +450,12 @@ impl Dataplane {
                     report.failed.len(),
                     ops.len()
                 ));
+                false
             }
-            Err(e) => self.fail(format!("applying {} change(s): {e}", ops.len())),
+            Err(e) => {
+                self.fail(format!("applying {} change(s): {e}", ops.len()));
+                false
+            }
         }
     }
 
@@ -363,6 +533,12 @@ impl Dataplane {
                 r.failed.len()
             ),
             Err(e) => log::error!("teardown: {e}"),
+        }
+        if let Some(nft) = self.nft.as_mut() {
+            match nft.delete_table() {
+                Ok(()) => log::info!("removed nft table inet mwan"),
+                Err(e) => log::error!("removing nft table inet mwan: {e}"),
+            }
         }
         if let Err(e) = self.sysctls.restore() {
             log::error!("{e}");
