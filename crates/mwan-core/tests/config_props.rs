@@ -39,7 +39,7 @@ fn uci_like_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn parser_never_panics_on_arbitrary_text(text in "\\PC*") {
