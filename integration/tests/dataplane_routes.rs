@@ -107,22 +107,7 @@ impl<'a> Driver<'a> {
                 });
             }
         }
-        let decisions: Vec<PolicyRoutes> = self
-            .config
-            .policies
-            .iter()
-            .map(|p| PolicyRoutes {
-                policy: p.name.clone(),
-                active: p
-                    .use_member
-                    .iter()
-                    .filter_map(|m| self.config.members.iter().find(|cm| &cm.name == m))
-                    .filter(|m| self.usable[&m.interface])
-                    .map(|m| (m.interface.clone(), m.weight))
-                    .collect(),
-                last_resort: p.last_resort,
-            })
-            .collect();
+        let decisions = PolicyRoutes::all_members(&self.config, |i| self.usable[i]);
         let plan = build(&PlanInput {
             config: &self.config,
             settings: PlanSettings::from_config(&self.config),

@@ -93,17 +93,9 @@ fn plan(
             usable: *u,
         })
         .collect();
-    let active = wans
-        .iter()
-        .zip(&config.members)
-        .filter(|(w, _)| w.usable)
-        .map(|(w, m)| (w.interface.clone(), m.weight))
-        .collect();
-    let decisions = [PolicyRoutes {
-        policy: "balanced".into(),
-        active,
-        last_resort: config.policies[0].last_resort,
-    }];
+    let decisions = PolicyRoutes::all_members(config, |i| {
+        wans.iter().any(|w| w.interface == i && w.usable)
+    });
     build(&PlanInput {
         config,
         settings: PlanSettings::from_config(config),

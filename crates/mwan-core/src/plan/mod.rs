@@ -356,6 +356,29 @@ pub struct PolicyRoutes {
     pub last_resort: LastResort,
 }
 
+impl PolicyRoutes {
+    /// Every member of every policy whose interface `usable` accepts, all
+    /// metric tiers together: a stand-in for `policy::resolve` in tests and
+    /// benchmarks (mwand uses the resolver's decisions).
+    pub fn all_members(config: &Config, usable: impl Fn(&str) -> bool) -> Vec<PolicyRoutes> {
+        config
+            .policies
+            .iter()
+            .map(|p| PolicyRoutes {
+                policy: p.name.clone(),
+                active: p
+                    .use_member
+                    .iter()
+                    .filter_map(|m| config.members.iter().find(|cm| &cm.name == m))
+                    .filter(|m| usable(&m.interface))
+                    .map(|m| (m.interface.clone(), m.weight))
+                    .collect(),
+                last_resort: p.last_resort,
+            })
+            .collect()
+    }
+}
+
 /// Everything [`build`] needs.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {

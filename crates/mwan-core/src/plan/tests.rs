@@ -150,25 +150,9 @@ impl World {
 
     /// Decisions as the resolver would make them: usable members of each policy.
     fn decisions(&self) -> Vec<PolicyRoutes> {
-        self.config
-            .policies
-            .iter()
-            .map(|p| PolicyRoutes {
-                policy: p.name.clone(),
-                active: p
-                    .use_member
-                    .iter()
-                    .filter_map(|m| self.config.members.iter().find(|cm| &cm.name == m))
-                    .filter(|m| {
-                        self.wans
-                            .iter()
-                            .any(|w| w.interface == m.interface && w.usable)
-                    })
-                    .map(|m| (m.interface.clone(), m.weight))
-                    .collect(),
-                last_resort: p.last_resort,
-            })
-            .collect()
+        PolicyRoutes::all_members(&self.config, |i| {
+            self.wans.iter().any(|w| w.interface == i && w.usable)
+        })
     }
 
     fn plan(&self, previous: &Allocation) -> NetworkPlan {
