@@ -51,6 +51,9 @@ fn round_past_its_timeout_fails_without_waiting_for_stragglers() {
     let mut i = iface(2);
     i.down = 1;
     i.timeout = 1000;
+    i.interval = 1000;
+    i.failure_interval = 1000;
+    i.recovery_interval = 1000;
     let mut h = Health::new(HealthSettings::from_interface(&i), 0);
     // Warm the RTT estimator so the effective timeout is the 200 ms floor.
     for r in 0..20 {
@@ -62,7 +65,9 @@ fn round_past_its_timeout_fails_without_waiting_for_stragglers() {
     // Round 20: target 0 lost, target 1 never reported (tracker slow).
     h.on_probe(&lost(0, 20, 20_000), 20_200);
     let deadline = h.next_deadline().expect("round deadline");
-    assert_eq!(deadline, 20_000 + 200 + ROUND_GRACE_MS);
+    // Two probes spread over the 1 s interval: the second leaves 500 ms
+    // after the first, then its 200 ms timeout and the grace.
+    assert_eq!(deadline, 20_000 + 500 + 200 + ROUND_GRACE_MS);
     assert!(h.tick(deadline - 1).is_empty());
     let t = h.tick(deadline);
     assert_eq!(t.len(), 1);
@@ -203,8 +208,8 @@ fn expected_rounds_fail_when_nothing_comes_back() {
     }
     assert_eq!(h.probe_timeout(), 200);
     // Round 49 was sent at 9800; 50 is expected at 10000 and fails at
-    // 10000 + 200 + grace + slack (50).
-    let first = 10_000 + 200 + ROUND_GRACE_MS + 50;
+    // 10000 + 200 + grace + slack (200/8).
+    let first = 10_000 + 200 + ROUND_GRACE_MS + 25;
     assert_eq!(h.next_deadline(), Some(first));
     assert!(h.tick(first - 1).is_empty());
     h.tick(first);

@@ -3,7 +3,7 @@
 //! link takes to be declared down. docs/decisions.md uses these to justify
 //! [`super::RECOMMENDED_TRACKING`]; the seeded simulations check them.
 
-use super::{schedule_slack, HealthSettings, ROUND_GRACE_MS};
+use super::{round_span, schedule_slack, HealthSettings, ROUND_GRACE_MS};
 use crate::Millis;
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -139,16 +139,19 @@ pub fn false_downs_per_day(settings: &HealthSettings, probe_failure: f64) -> f64
 /// Longest time from a silent cut (every probe from then on lost) to the
 /// Offline transition for an Online link, given the probe timeout in force
 /// at the cut (the timeout does not back off while the link is up, and no
-/// RTT sample arrives during a cut). Up to one round spacing until the next
-/// round is sent, `down - 1` further rounds, then the last round's effective
-/// timeout plus the grace and schedule slack the core allows the tracker
-/// before it fails an expected round on its own. The spacing is the longest
-/// of interval and failure_interval: the tracker may still sleep the old
-/// interval when it changes.
+/// RTT sample arrives during a cut): up to one round spacing until the next
+/// round starts, `down - 1` further rounds, the spread of the last round's
+/// probes over its interval, that round's effective timeout, and the grace
+/// and schedule slack the core allows the tracker before it fails an
+/// expected round on its own. The spacing is the longer of interval and
+/// failure_interval: the tracker may still sleep the old interval when it
+/// changes. (Assumes the round before the cut had its first probe answered,
+/// which anchors the schedule; otherwise add up to one span.)
 pub fn detection_bound(settings: &HealthSettings, timeout: Millis) -> Millis {
     let spacing = settings.interval.max(settings.failure_interval);
-    spacing
-        + u64::from(settings.down.max(1) - 1) * spacing
+    let probes = settings.targets as u64 * u64::from(settings.count);
+    u64::from(settings.down.max(1)) * spacing
+        + round_span(spacing, probes)
         + timeout
         + ROUND_GRACE_MS
         + schedule_slack(spacing)

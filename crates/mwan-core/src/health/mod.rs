@@ -128,7 +128,7 @@ pub const DEFAULT_TIMEOUT_FLOOR_MS: Millis = 200;
 /// Slack on top of the longest legitimate silence before a tracker counts as stuck.
 const SILENCE_SLACK_MS: Millis = 500;
 /// How long past a probe's timeout the core waits for the tracker to report it.
-pub const ROUND_GRACE_MS: Millis = 100;
+pub const ROUND_GRACE_MS: Millis = 50;
 /// Larger jumps in round numbers are taken as a tracker restart, not as lost rounds.
 const MAX_ROUND_GAP: u64 = 64;
 /// At most 2^MAX_BACKOFF_SHIFT times the RTO after rounds without any reply.
@@ -269,9 +269,19 @@ struct Expectation {
 }
 
 /// Slack on the tracker's schedule before an expected round counts as
-/// missing: timer and scheduling delays, a quarter of the spacing.
+/// missing: timer and scheduling delays, an eighth of the spacing. A round
+/// failed too early by a late tracker is withdrawn when its answers arrive
+/// (while the link is up), so the slack can be small.
 pub fn schedule_slack(spacing: Millis) -> Millis {
-    spacing / 4
+    spacing / 8
+}
+
+/// How long after a round's first probe its last one may be sent: the
+/// tracker spreads a round's `targets × count` probes evenly over the
+/// interval (docs/tracker.md), so the last leaves (n-1)/n of it later.
+pub fn round_span(spacing: Millis, probes_per_round: u64) -> Millis {
+    let n = probes_per_round.max(1);
+    spacing * (n - 1) / n
 }
 
 /// RFC 6298 estimator in integer microseconds.
@@ -495,7 +505,13 @@ impl Health {
 
     fn expectation_deadline(&self, e: Expectation) -> Millis {
         let spacing = self.round_spacing();
-        e.sent_at + self.probe_timeout() + ROUND_GRACE_MS + schedule_slack(spacing)
+        e.sent_at + self.span() + self.probe_timeout() + ROUND_GRACE_MS + schedule_slack(spacing)
+    }
+
+    /// [`round_span`] at the current spacing.
+    fn span(&self) -> Millis {
+        let probes = self.settings.targets as u64 * u64::from(self.settings.count);
+        round_span(self.round_spacing(), probes)
     }
 
     /// Feed one probe result received at `now`.
@@ -537,12 +553,13 @@ impl Health {
             return out;
         }
         let index = self.open_round(probe, timeout, now);
+        let span = self.span();
         let count = self.settings.count;
         let recovering = matches!(self.phase, Phase::Down { .. });
         let round = &mut self.rounds[index];
         round.deadline = round
             .deadline
-            .min(probe.sent_at + round.timeout + ROUND_GRACE_MS);
+            .min(probe.sent_at + span + round.timeout + ROUND_GRACE_MS);
         if !record(
             &mut round.tally[probe.target],
             count,
@@ -744,10 +761,17 @@ impl Health {
     /// the loss report of round n): they are opened too, and fail at their
     /// deadline if nothing arrives.
     fn open_round(&mut self, probe: &ProbeResult, timeout: Millis, now: Millis) -> usize {
+        let spacing = self.round_spacing();
+        if let Some(e) = self.expect.as_mut() {
+            // An earlier-sent probe of the newest round anchors its successor better.
+            if e.round == probe.round + 1 {
+                e.sent_at = e.sent_at.min(probe.sent_at + spacing);
+            }
+        }
         if let Some(i) = self.rounds.iter().position(|r| r.round == probe.round) {
             return i;
         }
-        let deadline = probe.sent_at.min(now) + timeout + ROUND_GRACE_MS;
+        let deadline = probe.sent_at.min(now) + self.span() + timeout + ROUND_GRACE_MS;
         let first = match self.highest_seen {
             Some(h) if probe.round > h + 1 && probe.round - h - 1 <= MAX_ROUND_GAP => h + 1,
             _ => probe.round,

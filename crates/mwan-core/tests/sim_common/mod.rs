@@ -303,30 +303,27 @@ impl Sim {
                 if self.lost_at_cap {
                     timing.timeout = self.cap;
                 }
-                for target in 0..self.targets {
-                    for _ in 0..self.count {
-                        let rtt = link.probe(next, target, &mut self.rng);
-                        let round = self.round;
-                        let after = |ms: f64| next + ms.ceil() as Millis;
-                        let us = |ms: f64| (ms * 1000.0) as u32;
-                        match rtt {
-                            Some(ms) if ms <= timing.timeout as f64 => {
-                                self.push(after(ms), target, round, next, Outcome::Reply(us(ms)))
-                            }
-                            _ => {
-                                let at = next + timing.timeout;
-                                self.push(at, target, round, next, Outcome::Lost);
-                                if let Some(ms) =
-                                    rtt.filter(|&ms| self.late_replies && ms <= self.cap as f64)
-                                {
-                                    self.push(
-                                        after(ms),
-                                        target,
-                                        round,
-                                        next,
-                                        Outcome::Late(us(ms)),
-                                    );
-                                }
+                // Like mwan-track: the round's targets × count probes spread
+                // evenly over the interval, targets interleaved.
+                let n = self.targets * self.count as usize;
+                for index in 0..n {
+                    let target = index % self.targets;
+                    let sent = next + timing.interval * index as Millis / n as Millis;
+                    let rtt = link.probe(sent, target, &mut self.rng);
+                    let round = self.round;
+                    let after = |ms: f64| sent + ms.ceil() as Millis;
+                    let us = |ms: f64| (ms * 1000.0) as u32;
+                    match rtt {
+                        Some(ms) if ms <= timing.timeout as f64 => {
+                            self.push(after(ms), target, round, sent, Outcome::Reply(us(ms)))
+                        }
+                        _ => {
+                            let at = sent + timing.timeout;
+                            self.push(at, target, round, sent, Outcome::Lost);
+                            if let Some(ms) =
+                                rtt.filter(|&ms| self.late_replies && ms <= self.cap as f64)
+                            {
+                                self.push(after(ms), target, round, sent, Outcome::Late(us(ms)));
                             }
                         }
                     }
