@@ -374,15 +374,13 @@ fn down_leaves_no_namespace_device_process_table_or_run_dir() {
     let mut straggler = tb.spawn(Role::Router, &["sleep", "1000"]).expect("spawn");
     pids.push(straggler.id());
     assert!(pids.iter().all(|&p| alive(p)));
-    assert!(netns::list_namespaces().iter().any(|n| n.contains(&name)));
+    let ours = |n: &String| n.contains(&format!("-{name}-"));
+    assert!(netns::list_namespaces().iter().any(ours));
 
     let problems = tb.down();
     assert!(problems.is_empty(), "{problems:?}");
     straggler.wait().expect("reap straggler");
-    let left: Vec<String> = netns::list_namespaces()
-        .into_iter()
-        .filter(|n| n.contains(&name))
-        .collect();
+    let left: Vec<String> = netns::list_namespaces().into_iter().filter(ours).collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
     let alive_now: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
     assert!(alive_now.is_empty(), "processes left: {alive_now:?}");

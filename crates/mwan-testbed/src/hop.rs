@@ -263,6 +263,10 @@ const PROVIDER: usize = 1;
 /// Frames read per port per wake-up, so one busy direction cannot starve
 /// the other or the timer.
 const BURST: usize = 64;
+/// Frames the hop holds at most (delay x rate could otherwise grow without
+/// bound, e.g. seconds of delay on an uncapped bulk flow); beyond it frames
+/// count as `queue_full`.
+const MAX_PENDING: usize = 65_536;
 
 struct Hop {
     ports: [Port; 2],
@@ -311,6 +315,9 @@ impl Hop {
             match self.shapers[from].admit(arrived, len) {
                 Verdict::Lost => self.stats[from].lost += 1,
                 Verdict::QueueFull => self.stats[from].queue_full += 1,
+                Verdict::Deliver(_) if self.heap.len() >= MAX_PENDING => {
+                    self.stats[from].queue_full += 1
+                }
                 Verdict::Deliver(due) => {
                     self.seq += 1;
                     self.heap.push(Pending {

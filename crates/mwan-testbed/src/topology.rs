@@ -563,3 +563,19 @@ fn is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_role_suffix;
+
+    #[test]
+    fn only_exact_roles_belong_to_a_testbed() {
+        for role in ["router", "lan", "inet", "isp1", "isp32"] {
+            assert!(is_role_suffix(role), "{role}");
+        }
+        // "mwtb-a-b-router" is testbed "a-b", not testbed "a".
+        for other in ["b-router", "isp", "ispx", "routers", ""] {
+            assert!(!is_role_suffix(other), "{other}");
+        }
+    }
+}
