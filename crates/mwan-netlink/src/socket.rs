@@ -275,6 +275,11 @@ impl Socket {
             sock.set_recv_buffer_size(1 << 20)
                 .map_err(io_err("set SO_RCVBUF"))?;
         }
+        if groups.is_empty() {
+            // A request socket must never block mwand's loop for good, even
+            // if an answer got lost.
+            set_recv_timeout(&sock, REPLY_TIMEOUT).map_err(io_err("set SO_RCVTIMEO"))?;
+        }
         let pid = sock
             .pid()
             .map_err(io_err("getsockname on netlink socket"))?;
@@ -524,6 +529,31 @@ impl Socket {
 impl AsRawFd for Socket {
     fn as_raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+}
+
+/// Longest wait for the kernel's answer to a request or dump chunk.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn set_recv_timeout(sock: &NlSocket, timeout: std::time::Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: valid fd, pointer to a live timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
