@@ -71,3 +71,23 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
         reader.extend(&buf[..n]);
     }
 }
+
+/// The same request through ubus (`ubus call mwan <method>`), for an mwand
+/// reached that way on OpenWrt (docs/ubus.md).
+pub fn call_ubus(socket: &Path, request: &Request) -> Result<Response, String> {
+    use mwan_ubus::blocking::{self, CallError};
+    use mwan_ubus::message::status;
+    use mwan_ubus::mwan_object;
+    let (method, args) = mwan_object::call_for(request);
+    match blocking::call(socket, "mwan", method, args, REPLY_TIMEOUT) {
+        Ok(body) => mwan_object::response_from(method, status::OK, &body)
+            .map_err(|e| format!("mwand's ubus reply: {e}")),
+        Err(CallError::Status(code)) => Ok(Response::Error {
+            message: format!(
+                "ubus call mwan {method} failed with status {code} ({})",
+                status::name(code)
+            ),
+        }),
+        Err(e) => Err(format!("ubus {}: {e}", socket.display())),
+    }
+}

@@ -29,6 +29,9 @@ struct Cli {
     /// Directory holding mwand's sockets (mwand --run-dir).
     #[arg(long, global = true, default_value = "/var/run/mwan")]
     run_dir: PathBuf,
+    /// ubus socket, used when the control socket does not answer (OpenWrt).
+    #[arg(long, global = true, default_value = "/var/run/ubus/ubus.sock")]
+    ubus_socket: PathBuf,
     /// Print machine-readable JSON (read commands; schema in docs/status-json.md).
     #[arg(long, global = true)]
     json: bool,
@@ -105,6 +108,16 @@ fn main() -> ExitCode {
     let socket = cli.run_dir.join("control.sock");
     let response = match client::call(&socket, &request) {
         Ok(r) => r,
+        // No control socket, but a bus: mwand may be reached through ubus.
+        Err(e @ client::ClientError::Connect { .. }) if cli.ubus_socket.exists() => {
+            match client::call_ubus(&cli.ubus_socket, &request) {
+                Ok(r) => r,
+                Err(ue) => {
+                    eprintln!("mwanctl: {e}; {ue}");
+                    return ExitCode::from(EXIT_UNREACHABLE);
+                }
+            }
+        }
         Err(e) => {
             eprintln!("mwanctl: {e}");
             return ExitCode::from(EXIT_UNREACHABLE);
