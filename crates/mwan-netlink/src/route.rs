@@ -337,3 +337,111 @@ pub fn dump_routes(
         .filter(|r| filter.protocol.map_or(true, |p| r.protocol == p))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::split_messages;
+
+    fn round_trip(route: &Route) -> DumpedRoute {
+        let bytes = replace_msg(route, 77).finish(1, 0);
+        let msgs = split_messages(&bytes).unwrap();
+        parse_route(&msgs[0]).expect("parses")
+    }
+
+    fn net(s: &str, len: u8) -> IpNet {
+        IpNet {
+            addr: s.parse().unwrap(),
+            prefix_len: len,
+        }
+    }
+
+    #[test]
+    fn what_we_encode_parses_back_to_the_same_route() {
+        let hop = |i: u32, gw: &str, weight| Nexthop {
+            ifindex: i,
+            gateway: Some(gw.parse().unwrap()),
+            weight,
+        };
+        let base = Route {
+            family: Family::Ipv4,
+            table: 1003,
+            dst: net("0.0.0.0", 0),
+            metric: 0,
+            kind: RouteKind::Unicast(vec![hop(3, "192.0.2.1", 1)]),
+            prefsrc: None,
+            scope_link: false,
+        };
+        let cases = vec![
+            base.clone(),
+            Route {
+                kind: RouteKind::Unicast(vec![hop(3, "192.0.2.1", 3), hop(5, "198.51.100.1", 256)]),
+                ..base.clone()
+            },
+            Route {
+                dst: net("192.0.2.0", 30),
+                kind: RouteKind::Unicast(vec![Nexthop {
+                    ifindex: 3,
+                    gateway: None,
+                    weight: 1,
+                }]),
+                prefsrc: Some("192.0.2.2".parse().unwrap()),
+                scope_link: true,
+                ..base.clone()
+            },
+            Route {
+                table: 200,
+                kind: RouteKind::Blackhole,
+                ..base.clone()
+            },
+            Route {
+                family: Family::Ipv6,
+                dst: net("::", 0),
+                metric: 1024,
+                kind: RouteKind::Unicast(vec![hop(3, "fe80::1", 1), hop(4, "fe80::2", 2)]),
+                ..base.clone()
+            },
+            Route {
+                family: Family::Ipv6,
+                dst: net("::", 0),
+                metric: 1024,
+                kind: RouteKind::Unreachable,
+                ..base
+            },
+        ];
+        for route in cases {
+            let back = round_trip(&route);
+            assert_eq!(back.route, route);
+            assert_eq!(back.protocol, 77);
+        }
+    }
+
+    #[test]
+    fn delete_names_key_and_protocol_only() {
+        let route = Route {
+            family: Family::Ipv4,
+            table: 1003,
+            dst: net("0.0.0.0", 0),
+            metric: 0,
+            kind: RouteKind::Unicast(vec![Nexthop {
+                ifindex: 3,
+                gateway: None,
+                weight: 1,
+            }]),
+            prefsrc: None,
+            scope_link: true,
+        };
+        let bytes = delete_msg(&route, 77).finish(1, 0);
+        let msg = &split_messages(&bytes).unwrap()[0];
+        assert_eq!(msg.msg_type, RTM_DELROUTE);
+        assert_eq!(
+            (msg.payload[5], msg.payload[6], msg.payload[7]),
+            (77, RT_SCOPE_NOWHERE, 0)
+        );
+        let types: Vec<u16> = attrs(&msg.payload, RTMSG_LEN)
+            .iter()
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(types, vec![RTA_TABLE, RTA_PRIORITY]);
+    }
+}

@@ -201,3 +201,67 @@ pub fn dump_rules(sock: &mut Socket, family: Family) -> Result<Vec<(FibRule, u8)
         .filter_map(parse_rule)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::split_messages;
+
+    #[test]
+    fn what_we_encode_parses_back_to_the_same_rule() {
+        let mut steer = FibRule::new(
+            Family::Ipv6,
+            3000,
+            RuleAction::Lookup {
+                table: 1004,
+                suppress_prefixlen: None,
+            },
+        );
+        steer.src = Some(IpNet {
+            addr: "2001:db8:5::".parse().unwrap(),
+            prefix_len: 48,
+        });
+        steer.dst = Some(IpNet {
+            addr: "2001:db8:9::".parse().unwrap(),
+            prefix_len: 64,
+        });
+        steer.iif = Some("br-lan".into());
+        steer.ipproto = Some(17);
+        steer.sport = Some(PortRange {
+            first: 1000,
+            last: 2000,
+        });
+        steer.dport = Some(PortRange {
+            first: 53,
+            last: 53,
+        });
+        let mut mark = FibRule::new(
+            Family::Ipv4,
+            1001,
+            RuleAction::Lookup {
+                table: 1002,
+                suppress_prefixlen: None,
+            },
+        );
+        mark.fwmark = Some((0x100, 0x3f00));
+        let cases = [
+            steer,
+            mark,
+            FibRule::new(
+                Family::Ipv4,
+                1300,
+                RuleAction::Lookup {
+                    table: 254,
+                    suppress_prefixlen: Some(0),
+                },
+            ),
+            FibRule::new(Family::Ipv4, 3001, RuleAction::Unreachable),
+            FibRule::new(Family::Ipv6, 3002, RuleAction::Blackhole),
+        ];
+        for rule in cases {
+            let bytes = add_msg(&rule, 77).finish(1, 0);
+            let msg = &split_messages(&bytes).unwrap()[0];
+            assert_eq!(parse_rule(msg), Some((rule.clone(), 77)), "{rule}");
+        }
+    }
+}
