@@ -1,0 +1,924 @@
+//! The nft half of the data plane (table `inet mwan`, conntrack) on the real
+//! kernel: bytes equal to what `nft -f` sends, atomic replacement that keeps
+//! set elements next to fw4's table, connection pinning (flows keep their
+//! WAN when the nexthop set changes; a port forward and a router service on
+//! wan2 answer through wan2 while policy prefers wan1), conntrack deletion by
+//! mark, sticky sources.
+//!
+//! mwand is not involved: the test plays its part (plan, routes and rules via
+//! the routing adapter, then the nft table) with strict rp_filter on. Tests
+//! use `nft`, `strace` and `conntrack` to read state back (apt packages
+//! nftables, strace, conntrack).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mwan_core::config::{
+    Config, Family, Interface, Member, Policy, PolicyTarget, PortRange, Proto, Rule,
+};
+use mwan_core::plan::nft::{self as nftplan, NftTable};
+use mwan_core::plan::{
+    build, diff, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, WanAddress,
+    WanFacts, WanInput, DEFAULT_PROTOCOL,
+};
+use mwan_netlink::conntrack::Conntrack;
+use mwan_netlink::nft::{self, Drift, Nft};
+use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
+use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// wanN (IPv4) and wanN_6 (IPv6) per WAN; policies only_wanN and balanced.
+fn config(weights: &[u32], rules: Vec<Rule>) -> Config {
+    let mut c = Config {
+        source: "dataplane_nft".into(),
+        globals: Default::default(),
+        interfaces: vec![],
+        members: vec![],
+        policies: vec![],
+        rules,
+    };
+    let mut balanced = Policy::new("balanced");
+    for (i, w) in weights.iter().enumerate() {
+        let n = i + 1;
+        let mut only = Policy::new(&format!("only_wan{n}"));
+        for (suffix, family) in [("", Family::Ipv4), ("_6", Family::Ipv6)] {
+            let iface = format!("wan{n}{suffix}");
+            let member = format!("m{n}{suffix}");
+            c.interfaces.push(Interface {
+                enabled: true,
+                family,
+                ..Interface::new(&iface)
+            });
+            c.members.push(Member {
+                weight: *w,
+                ..Member::new(&member, &iface)
+            });
+            balanced.use_member.push(member.clone());
+            only.use_member.push(member);
+        }
+        c.policies.push(only);
+    }
+    c.policies.push(balanced);
+    c
+}
+
+fn to(policy: &str) -> PolicyTarget {
+    PolicyTarget::Named(policy.into())
+}
+
+fn decisions(config: &Config, usable: &BTreeMap<String, bool>) -> Vec<PolicyRoutes> {
+    config
+        .policies
+        .iter()
+        .map(|p| PolicyRoutes {
+            policy: p.name.clone(),
+            active: p
+                .use_member
+                .iter()
+                .filter_map(|m| config.members.iter().find(|cm| &cm.name == m))
+                .filter(|m| usable.get(&m.interface).copied().unwrap_or(true))
+                .map(|m| (m.interface.clone(), m.weight))
+                .collect(),
+            last_resort: p.last_resort,
+        })
+        .collect()
+}
+
+/// mwand's part: facts, plan, routes and rules, then the nft table.
+struct Driver<'a> {
+    tb: &'a Testbed,
+    config: Config,
+    usable: BTreeMap<String, bool>,
+    allocation: Allocation,
+    saved: sysctl::Saved,
+}
+
+impl<'a> Driver<'a> {
+    fn new(tb: &'a Testbed, config: Config) -> Self {
+        Driver {
+            tb,
+            config,
+            usable: BTreeMap::new(),
+            allocation: Allocation::default(),
+            saved: sysctl::Saved::default(),
+        }
+    }
+
+    /// Routes/rules synced and the nft table replaced (`with_nft`).
+    fn sync(&mut self, with_nft: bool) -> (NetworkPlan, NftTable) {
+        let tb = self.tb;
+        in_netns(tb.router_ns(), || {
+            if self.saved.is_empty() {
+                self.saved.apply_dataplane_defaults().expect("sysctls");
+            }
+            let mut rtnl = Rtnl::open(DEFAULT_PROTOCOL).expect("rtnetlink");
+            let snap = Snapshot::take(rtnl.socket(), DEFAULT_PROTOCOL).expect("snapshot");
+            let mut wans = Vec::new();
+            for w in tb.wans() {
+                let facts = snap.wan_facts(&w.device);
+                for (suffix, family) in [("", Family::Ipv4), ("_6", Family::Ipv6)] {
+                    let interface = format!("{}{suffix}", w.name);
+                    let usable = self.usable.get(&interface).copied().unwrap_or(true);
+                    wans.push(WanInput {
+                        interface,
+                        family,
+                        facts: facts.clone(),
+                        usable,
+                    });
+                }
+            }
+            let devices = BTreeMap::new();
+            let plan = build(&PlanInput {
+                config: &self.config,
+                settings: PlanSettings::from_config(&self.config),
+                wans: &wans,
+                policies: &decisions(&self.config, &self.usable),
+                devices: &devices,
+                main_defaults: &[],
+                previous: &self.allocation,
+            })
+            .expect("plan builds");
+            self.allocation = plan.allocation.clone();
+            let observed = rtnl.observe().expect("observe");
+            let report = rtnl
+                .apply(&diff(&plan.objects, &observed))
+                .expect("apply routes");
+            assert!(report.failed.is_empty(), "{:#?}", report.failed);
+            let table = nftplan::build(&plan, &self.config, &devices).expect("nft table");
+            if with_nft {
+                Nft::open()
+                    .expect("nf_tables socket")
+                    .replace(&table)
+                    .expect("replace inet mwan");
+            }
+            (plan, table)
+        })
+        .expect("enter router ns")
+    }
+
+    /// Stop: table, routes, rules, sysctls.
+    fn stop(&mut self) {
+        let saved = &mut self.saved;
+        in_netns(self.tb.router_ns(), || {
+            Nft::open().unwrap().delete_table().expect("delete table");
+            let r = Rtnl::open(DEFAULT_PROTOCOL)
+                .unwrap()
+                .teardown()
+                .expect("teardown");
+            assert!(r.failed.is_empty(), "{:?}", r.failed);
+            saved.restore().expect("restore sysctls");
+        })
+        .expect("enter router ns");
+    }
+}
+
+fn nft_json(tb: &Testbed, args: &[&str]) -> Value {
+    let mut argv = vec!["nft", "-j"];
+    argv.extend_from_slice(args);
+    let out = tb.exec_ok(Role::Router, &argv).expect("nft -j");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("nft -j {args:?}: {e}: {out}"))
+}
+
+/// Objects of one kind ("chain", "rule", "set", ...) in `nft -j list` output.
+fn objects<'v>(v: &'v Value, kind: &str) -> Vec<&'v Value> {
+    v["nftables"]
+        .as_array()
+        .expect("nftables array")
+        .iter()
+        .filter_map(|o| o.get(kind))
+        .collect()
+}
+
+fn set_elements(tb: &Testbed, set: &str) -> Vec<String> {
+    let v = nft_json(tb, &["list", "set", "inet", "mwan", set]);
+    let sets = objects(&v, "set");
+    let Some(elems) = sets[0].get("elem").and_then(|e| e.as_array()) else {
+        return Vec::new();
+    };
+    elems
+        .iter()
+        .map(|e| match e {
+            Value::String(s) => s.clone(),
+            // {"elem": {"val": "...", "timeout": .., "expires": ..}} or a prefix
+            other => other
+                .pointer("/elem/val")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| other.to_string()),
+        })
+        .map(|s| s.trim_matches('"').to_string())
+        .collect()
+}
+
+fn wan_v4(tb: &Testbed, n: usize) -> IpAddr {
+    IpAddr::V4(tb.wans()[n - 1].router_v4)
+}
+
+fn target(list: &[SocketAddr]) -> SocketAddr {
+    *list.iter().find(|a| a.is_ipv4()).expect("IPv4 target")
+}
+
+/// One HTTP request from the LAN; the address the server saw.
+fn http_from_lan(tb: &Testbed, count: usize) -> BTreeMap<IpAddr, usize> {
+    let addr = target(&tb.targets().http);
+    in_netns(tb.lan_ns(), || {
+        let mut seen = BTreeMap::new();
+        for _ in 0..count {
+            let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)
+                .unwrap_or_else(|e| panic!("connect {addr} from the LAN: {e}"));
+            s.set_read_timeout(Some(TIMEOUT)).unwrap();
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("send");
+            let mut body = String::new();
+            s.read_to_string(&mut body).expect("read");
+            let ip: IpAddr = body
+                .lines()
+                .last()
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no address in {body:?}"));
+            *seen.entry(ip).or_insert(0) += 1;
+        }
+        seen
+    })
+    .expect("enter LAN ns")
+}
+
+/// `count` open connections from the LAN to the TCP echo service.
+fn echo_connections(tb: &Testbed, count: usize) -> Vec<TcpStream> {
+    let addr = target(&tb.targets().tcp_echo);
+    in_netns(tb.lan_ns(), || {
+        (0..count)
+            .map(|i| {
+                let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)
+                    .unwrap_or_else(|e| panic!("connect {addr} from the LAN: {e}"));
+                s.set_read_timeout(Some(TIMEOUT)).unwrap();
+                assert!(echo(&mut s, i), "fresh connection {i} echoes");
+                s
+            })
+            .collect()
+    })
+    .expect("enter LAN ns")
+}
+
+/// Does the connection still carry data both ways?
+fn echo(s: &mut TcpStream, i: usize) -> bool {
+    let msg = format!("hello {i}\n");
+    if s.write_all(msg.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; msg.len()];
+    s.read_exact(&mut buf).is_ok() && buf == msg.as_bytes()
+}
+
+fn ct_count(tb: &Testbed, mark: u32, mask: u32) -> usize {
+    in_netns(tb.router_ns(), || {
+        Conntrack::open()
+            .expect("ctnetlink")
+            .count_by_mark(mark, mask)
+            .expect("count")
+    })
+    .expect("enter router ns")
+}
+
+/// The same count through conntrack-tools, when installed.
+fn ct_count_tool(tb: &Testbed, mark: u32, mask: u32) -> Option<usize> {
+    let out = tb
+        .exec(
+            Role::Router,
+            &["conntrack", "-L", "--mark", &format!("{mark}/{mask}")],
+        )
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("mark="))
+            .count(),
+    )
+}
+
+// ---------------------------------------------------------------- golden
+
+static NS_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A bare network namespace, removed on drop (also on panic).
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!(
+            "mwnft{}-{}",
+            std::process::id(),
+            NS_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip netns add {name}");
+        Netns(name)
+    }
+
+    fn run(&self, argv: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(argv)
+            .output()
+            .unwrap_or_else(|e| panic!("run {argv:?}: {e}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let ok = Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("could not remove netns {}", self.0);
+        }
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A tool tests need: missing is a loud failure under CI, a skip otherwise.
+fn need(tool: &str, package: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    let msg = format!("`{tool}` missing: apt-get install -y {package}");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    false
+}
+
+/// The hex dump strace prints for data sent with sendmsg, per call.
+fn strace_sendmsg_payloads(stderr: &str) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for line in stderr.lines() {
+        if line.starts_with("sendmsg(") {
+            out.push(Vec::new());
+            continue;
+        }
+        // " | 00000  14 00 00 00 10 00 01 00  00 00 00 00 00 00 00 00  ................ |"
+        let Some(rest) = line.trim_start().strip_prefix("| ") else {
+            continue;
+        };
+        let Some(cur) = out.last_mut() else { continue };
+        let hex = rest.get(7..56).unwrap_or("");
+        for tok in hex.split_whitespace() {
+            if let Ok(b) = u8::from_str_radix(tok, 16) {
+                cur.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// A table as the planner builds it for a config with every feature.
+fn feature_table() -> NftTable {
+    let mut sticky = Rule::new("sticky_web", to("balanced"));
+    sticky.proto = Proto::Tcp;
+    sticky.dest_port = vec![PortRange {
+        first: 80,
+        last: 80,
+    }];
+    sticky.sticky = true;
+    sticky.timeout = 120;
+    let mut video = Rule::new("video", to("only_wan2"));
+    video.ipset = Some("video".into());
+    let mut logged = Rule::new("logged", to("only_wan1"));
+    logged.logging = true;
+    logged.src_ip = vec![mwan_core::config::IpNet {
+        addr: "192.0.2.0".parse().unwrap(),
+        prefix_len: 25,
+    }];
+    let mut fib = Rule::new("https", to("only_wan2"));
+    fib.proto = Proto::Tcp;
+    fib.dest_port = vec![PortRange {
+        first: 443,
+        last: 443,
+    }];
+    let config = config(&[3, 1], vec![sticky, fib, video, logged]);
+    let facts = |dev: &str, n: u8| WanFacts {
+        device: dev.into(),
+        ifindex: u32::from(n) + 1,
+        up: true,
+        carrier: true,
+        addresses: vec![WanAddress {
+            addr: format!("198.51.100.{}", 8 * (n - 1) + 2).parse().unwrap(),
+            prefix_len: 29,
+            tentative: false,
+        }],
+        gateway_v4: Some(format!("198.51.100.{}", 8 * (n - 1) + 1).parse().unwrap()),
+        gateway_v6: Some("fe80::1".parse().unwrap()),
+        main_routes: vec![],
+    };
+    let mut wans = Vec::new();
+    for n in 1..=2u8 {
+        for (suffix, family) in [("", Family::Ipv4), ("_6", Family::Ipv6)] {
+            wans.push(WanInput {
+                interface: format!("wan{n}{suffix}"),
+                family,
+                facts: facts(&format!("eth{n}"), n),
+                usable: true,
+            });
+        }
+    }
+    let usable = BTreeMap::new();
+    let devices = BTreeMap::new();
+    let plan = build(&PlanInput {
+        config: &config,
+        settings: PlanSettings::from_config(&config),
+        wans: &wans,
+        policies: &decisions(&config, &usable),
+        devices: &devices,
+        main_defaults: &[],
+        previous: &Allocation::default(),
+    })
+    .expect("plan");
+    nftplan::build(&plan, &config, &devices).expect("nft table")
+}
+
+#[test]
+fn encoder_sends_what_nft_sends_and_the_kernel_lists_the_same_table() {
+    if !require_netns() || !need("nft", "nftables") || !need("strace", "strace") {
+        return;
+    }
+    let table = feature_table();
+    let text = table.to_string();
+    let dir = std::env::temp_dir().join(format!("mwan-nft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("table.nft");
+    std::fs::write(&file, &text).unwrap();
+
+    // nft -f in one namespace, captured.
+    let by_nft = Netns::new();
+    let out = by_nft.run(&[
+        "strace",
+        "-s0",
+        "-e",
+        "trace=sendmsg",
+        "-e",
+        "write=all",
+        "nft",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "nft -f failed: {out:?}\n{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let batch = strace_sendmsg_payloads(&stderr)
+        .into_iter()
+        .find(|p| p.len() > 20 && p[4] == 0x10)
+        .expect("a batch in nft's sendmsg calls");
+    let ours = nft::transaction_bytes(&nft::create_requests(&table));
+    let split = |b: &[u8]| mwan_netlink::socket::split_messages(b).expect("parses");
+    let (a, b) = (split(&ours), split(&batch));
+    assert_eq!(a.len(), b.len(), "message count");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "message {i} differs from nft's");
+    }
+
+    // Our encoder through our socket in another namespace: `nft list` of
+    // both tables is the same text.
+    let by_us = Netns::new();
+    in_netns(&by_us.0, || {
+        Nft::open().unwrap().replace(&table).expect("replace");
+    })
+    .unwrap();
+    let list = |ns: &Netns| {
+        let o = ns.run(&["nft", "list", "table", "inet", "mwan"]);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let listed = list(&by_us);
+    assert_eq!(listed, list(&by_nft));
+    for chain in ["prerouting", "output", "postrouting", "policy_rules"] {
+        assert!(listed.contains(&format!("chain {chain} {{")), "{listed}");
+    }
+    assert!(
+        listed.contains("type route hook output priority mangle"),
+        "{listed}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---------------------------------------------------------------- testbed
+
+fn testbed(wans: usize) -> Testbed {
+    Testbed::up(TestbedOptions {
+        wans,
+        ..Default::default()
+    })
+    .expect("testbed")
+}
+
+#[test]
+fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let tb = testbed(2);
+    let tables_before = tb
+        .exec_ok(Role::Router, &["nft", "list", "tables"])
+        .unwrap();
+    let fw4_before = tb
+        .exec_ok(Role::Router, &["nft", "list", "table", "inet", "fw4"])
+        .unwrap();
+    let mut sticky = Rule::new("sticky_web", to("balanced"));
+    sticky.proto = Proto::Tcp;
+    sticky.sticky = true;
+    let mut video = Rule::new("video", to("only_wan2"));
+    video.ipset = Some("video".into());
+    let mut driver = Driver::new(&tb, config(&[1, 1], vec![video.clone(), sticky.clone()]));
+    let (_, table) = driver.sync(true);
+
+    // Read back: every chain with its hook and rule count, every set.
+    let v = nft_json(&tb, &["list", "table", "inet", "mwan"]);
+    let chains = objects(&v, "chain");
+    assert_eq!(chains.len(), table.chains.len());
+    for c in &table.chains {
+        let k = chains
+            .iter()
+            .find(|k| k["name"] == c.name.as_str())
+            .unwrap_or_else(|| panic!("chain {} not listed", c.name));
+        if let Some(b) = &c.base {
+            assert_eq!(k["prio"], b.priority, "{k}");
+        }
+        let rules = objects(&v, "rule")
+            .into_iter()
+            .filter(|r| r["chain"] == c.name.as_str())
+            .count();
+        assert_eq!(rules, c.rules.len(), "rules of {}", c.name);
+    }
+    let output = chains.iter().find(|k| k["name"] == "output").unwrap();
+    assert_eq!(output["type"], "route");
+    let set_names: BTreeSet<String> = objects(&v, "set")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = table.sets.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(set_names, want);
+
+    // Fill the sets as dnsmasq and traffic would.
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "mwan",
+            "video",
+            "{ 203.0.113.80 }",
+        ],
+    )
+    .unwrap();
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "mwan",
+            "video_v6",
+            "{ 2001:db8:f::80 }",
+        ],
+    )
+    .unwrap();
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "mwan",
+            "sticky_balanced_wan1",
+            "{ 192.0.2.2 }",
+        ],
+    )
+    .unwrap();
+
+    // Config change: weights and rule order change, chains are replaced.
+    driver.config = config(
+        &[3, 1],
+        vec![sticky, Rule::new("rest", to("only_wan1")), video],
+    );
+    let (_, table2) = driver.sync(true);
+    assert_ne!(table.chain("policy_rules"), table2.chain("policy_rules"));
+    let v = nft_json(&tb, &["list", "table", "inet", "mwan"]);
+    let rules = objects(&v, "rule")
+        .into_iter()
+        .filter(|r| r["chain"] == "policy_rules")
+        .count();
+    assert_eq!(rules, table2.chain("policy_rules").unwrap().rules.len());
+    assert_eq!(set_elements(&tb, "video"), ["203.0.113.80"]);
+    assert_eq!(set_elements(&tb, "video_v6"), ["2001:db8:f::80"]);
+    assert_eq!(set_elements(&tb, "sticky_balanced_wan1"), ["192.0.2.2"]);
+    assert_eq!(
+        tb.exec_ok(Role::Router, &["nft", "list", "table", "inet", "fw4"])
+            .unwrap(),
+        fw4_before,
+        "fw4's table changed"
+    );
+
+    // A dead WAN's sticky sets are flushed; the others keep their entries.
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "mwan",
+            "sticky_balanced_wan2",
+            "{ 192.0.2.3 }",
+        ],
+    )
+    .unwrap();
+    in_netns(tb.router_ns(), || {
+        Nft::open()
+            .unwrap()
+            .flush_sets(&table2.sticky_sets_of("wan1"))
+            .expect("flush sets")
+    })
+    .unwrap();
+    assert!(set_elements(&tb, "sticky_balanced_wan1").is_empty());
+    assert_eq!(set_elements(&tb, "sticky_balanced_wan2"), ["192.0.2.3"]);
+
+    // Reconcile: someone deletes or empties our table; ensure() restores it.
+    let ensure = || {
+        in_netns(tb.router_ns(), || {
+            Nft::open().unwrap().ensure(&table2).expect("ensure")
+        })
+        .unwrap()
+    };
+    assert_eq!(ensure(), None, "no drift, no batch");
+    tb.exec_ok(
+        Role::Router,
+        &["nft", "flush", "chain", "inet", "mwan", "prerouting"],
+    )
+    .unwrap();
+    let observed = in_netns(tb.router_ns(), || Nft::open().unwrap().observe().unwrap()).unwrap();
+    assert!(matches!(
+        nft::drift(&table2, observed.as_ref()),
+        Drift::Changed(_)
+    ));
+    assert!(ensure().is_some(), "emptied chain restored");
+    tb.exec_ok(Role::Router, &["nft", "delete", "table", "inet", "mwan"])
+        .unwrap();
+    assert!(ensure().is_some(), "deleted table restored");
+    assert_eq!(ensure(), None);
+
+    // Stop leaves the tables as they were.
+    driver.stop();
+    assert_eq!(
+        tb.exec_ok(Role::Router, &["nft", "list", "tables"])
+            .unwrap(),
+        tables_before
+    );
+}
+
+#[test]
+fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let tb = testbed(2);
+    let mut driver = Driver::new(&tb, config(&[1, 1], vec![Rule::new("all", to("balanced"))]));
+    // wan2 down: every connection starts on wan1.
+    driver.usable.insert("wan2".into(), false);
+    let (plan, _) = driver.sync(true);
+    let mask = plan.layout.mask;
+    let pin1 = plan.wan("wan1").unwrap().pin_mark;
+    let pin2 = plan.wan("wan2").unwrap().pin_mark;
+    let mut old = echo_connections(&tb, 20);
+    assert!(
+        ct_count(&tb, pin1, mask) >= 20,
+        "connections pinned to wan1"
+    );
+    assert_eq!(ct_count(&tb, pin2, mask), 0);
+
+    // wan2 comes back: the balanced route becomes multipath (L4 hash). Without
+    // pins about half of the flows would now hash to wan2, where the ISP
+    // drops their wan1-NATed packets. With pins all keep working.
+    driver.usable.insert("wan2".into(), true);
+    driver.sync(true);
+    let broken: Vec<usize> = old
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, s)| (!echo(s, i)).then_some(i))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "pinned flows broke after wan2 returned: {broken:?}"
+    );
+
+    // New flows spread over both WANs and are pinned to the one they use.
+    let new = echo_connections(&tb, 30);
+    let on1 = ct_count(&tb, pin1, mask);
+    let on2 = ct_count(&tb, pin2, mask);
+    assert!(on2 > 0, "no new flow took wan2 (wan1 {on1})");
+    assert!(on1 >= 20, "wan1 lost pins: {on1}");
+    if let Some(n) = ct_count_tool(&tb, pin2, mask) {
+        assert_eq!(n, on2, "conntrack -L --mark agrees");
+    }
+
+    // wan2 fails: its pins go, wan1's stay.
+    let report = in_netns(tb.router_ns(), || {
+        Conntrack::open()
+            .unwrap()
+            .delete_by_mark(pin2, mask)
+            .expect("delete by mark")
+    })
+    .unwrap();
+    assert_eq!(report.before, on2);
+    assert_eq!(report.remaining, 0);
+    assert_eq!(ct_count(&tb, pin2, mask), 0);
+    assert_eq!(
+        ct_count(&tb, pin1, mask),
+        on1,
+        "other WAN's entries untouched"
+    );
+    drop(new);
+    drop(old);
+    driver.stop();
+}
+
+/// Accept connections on `listener` and echo, until the test ends.
+fn serve_echo(listener: TcpListener) {
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn connect_from_internet(tb: &Testbed, addr: SocketAddr) -> Result<String, String> {
+    in_netns(tb.internet_ns(), || {
+        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.write_all(b"ping\n").map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    })
+    .unwrap()
+}
+
+#[test]
+fn port_forward_and_router_service_on_wan2_answer_through_wan2() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let tb = testbed(2);
+    let lan = tb.lan().clone();
+    let wan2 = tb.wans()[1].clone();
+    // Port forward wan2:8080 -> LAN client:8080, as fw4 would set it up.
+    let rule = format!(
+        "iifname \"{}\" tcp dport 8080 dnat to {}:8080",
+        wan2.device, lan.client_v4
+    );
+    for cmd in [
+        "add table ip pf",
+        "add chain ip pf dstnat { type nat hook prerouting priority dstnat; }",
+        &format!("add rule ip pf dstnat {rule}"),
+    ] {
+        tb.exec_ok(Role::Router, &["nft", cmd]).unwrap();
+    }
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "nft", "insert", "rule", "inet", "fw4", "forward", "ct", "status", "dnat", "accept",
+        ],
+    )
+    .unwrap();
+    serve_echo(
+        in_netns(tb.lan_ns(), || {
+            TcpListener::bind("0.0.0.0:8080").expect("bind LAN")
+        })
+        .unwrap(),
+    );
+    serve_echo(
+        in_netns(tb.router_ns(), || {
+            TcpListener::bind("0.0.0.0:2222").expect("bind router")
+        })
+        .unwrap(),
+    );
+    let forward = SocketAddr::new(IpAddr::V4(wan2.router_v4), 8080);
+    let service = SocketAddr::new(IpAddr::V4(wan2.router_v4), 2222);
+
+    // Policy: everything through wan1.
+    let mut driver = Driver::new(
+        &tb,
+        config(&[1, 1], vec![Rule::new("all", to("only_wan1"))]),
+    );
+    // Control: routes and rules alone cannot do it (strict rp_filter drops
+    // wan2's inbound, or the answer leaves by wan1).
+    driver.sync(false);
+    assert!(
+        connect_from_internet(&tb, forward).is_err(),
+        "port forward worked without pinning: the test proves nothing"
+    );
+    let (plan, _) = driver.sync(true);
+    assert_eq!(connect_from_internet(&tb, forward).as_deref(), Ok("ping\n"));
+    assert_eq!(connect_from_internet(&tb, service).as_deref(), Ok("ping\n"));
+    let pin2 = plan.wan("wan2").unwrap().pin_mark;
+    assert!(
+        ct_count(&tb, pin2, plan.layout.mask) >= 2,
+        "inbound pinned to wan2"
+    );
+    // And LAN traffic still follows the policy.
+    let seen = http_from_lan(&tb, 5);
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        [&wan_v4(&tb, 1)],
+        "{seen:?}"
+    );
+    driver.stop();
+}
+
+#[test]
+fn sticky_keeps_a_client_on_one_wan_and_non_sticky_spreads() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let tb = testbed(2);
+    let mut web = Rule::new("web", to("balanced"));
+    web.proto = Proto::Tcp;
+    web.dest_port = vec![PortRange {
+        first: 80,
+        last: 80,
+    }];
+    web.sticky = true;
+    web.timeout = 300;
+    let mut driver = Driver::new(&tb, config(&[1, 1], vec![web.clone()]));
+    driver.sync(true);
+    let seen = http_from_lan(&tb, 50);
+    assert_eq!(seen.len(), 1, "sticky client split over WANs: {seen:?}");
+    let wan = (1..=2)
+        .find(|n| seen.contains_key(&wan_v4(&tb, *n)))
+        .unwrap();
+    let client = tb.lan().client_v4.to_string();
+    assert_eq!(
+        set_elements(&tb, &format!("sticky_balanced_wan{wan}")),
+        [client.clone()]
+    );
+
+    // The WAN it stuck to dies (its pin rule and sticky set go): the client
+    // moves, and sticks to the other one.
+    driver.usable.insert(format!("wan{wan}"), false);
+    let (_, table) = driver.sync(true);
+    in_netns(tb.router_ns(), || {
+        Nft::open()
+            .unwrap()
+            .flush_sets(&table.sticky_sets_of(&format!("wan{wan}")))
+            .unwrap()
+    })
+    .unwrap();
+    let other = 3 - wan;
+    let seen = http_from_lan(&tb, 10);
+    assert_eq!(seen.keys().collect::<Vec<_>>(), [&wan_v4(&tb, other)]);
+    driver.usable.insert(format!("wan{wan}"), true);
+    driver.sync(true);
+    let seen = http_from_lan(&tb, 20);
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        [&wan_v4(&tb, other)],
+        "stuck after return"
+    );
+
+    // Not sticky: 50 connections spread over both.
+    web.sticky = false;
+    driver.config = config(&[1, 1], vec![web]);
+    driver.sync(true);
+    let seen = http_from_lan(&tb, 50);
+    assert_eq!(seen.len(), 2, "non-sticky did not spread: {seen:?}");
+    driver.stop();
+}
