@@ -24,6 +24,9 @@ pub use socket::{Socket, Tolerate};
 pub struct Rtnl {
     sock: Socket,
     protocol: u8,
+    /// What the kernel holds of ours after the last fully successful
+    /// [`Rtnl::sync`]; None when unknown (start, after a failure).
+    applied: Option<KernelObjects>,
 }
 
 /// What an [`Rtnl::apply`] did.
@@ -40,6 +43,7 @@ impl Rtnl {
         Ok(Rtnl {
             sock: Socket::route()?,
             protocol,
+            applied: None,
         })
     }
 
@@ -102,6 +106,8 @@ impl Rtnl {
     /// rule that exists count as success; other refusals are reported with
     /// the object and errno, and the rest still go through.
     pub fn apply(&mut self, ops: &[Op]) -> Result<ApplyReport, NetlinkError> {
+        // Whoever applies ops by hand makes the sync cache stale.
+        self.applied = None;
         let reqs: Vec<(socket::Request, Tolerate)> = ops
             .iter()
             .map(|op| match op {
@@ -122,8 +128,32 @@ impl Rtnl {
         Ok(report)
     }
 
+    /// Bring the kernel to `desired` with the fewest messages. With
+    /// `reconcile` (start, a link/address event, one of ours deleted by
+    /// someone else, events lost) the kernel is dumped first; otherwise the
+    /// diff is against what the last successful sync left, so a failover
+    /// costs only its own messages. Any failure forgets that state, so the
+    /// next sync dumps again. Returns the ops sent and the report.
+    pub fn sync(
+        &mut self,
+        desired: &KernelObjects,
+        reconcile: bool,
+    ) -> Result<(Vec<Op>, ApplyReport), NetlinkError> {
+        let observed = match self.applied.take() {
+            Some(applied) if !reconcile => applied,
+            _ => self.observe()?,
+        };
+        let ops = mwan_core::plan::diff(desired, &observed);
+        let report = self.apply(&ops)?;
+        if report.failed.is_empty() {
+            self.applied = Some(desired.clone());
+        }
+        Ok((ops, report))
+    }
+
     /// Remove every route and rule of ours (stop, or cleanup after a crash).
     pub fn teardown(&mut self) -> Result<ApplyReport, NetlinkError> {
+        self.applied = None;
         let observed = self.observe()?;
         self.apply(&mwan_core::plan::teardown(&observed))
     }
