@@ -53,8 +53,8 @@ struct Script {
     notifies: Vec<(String, Table)>,
 }
 
-fn run2_script() -> Script {
-    let run = runs().pop().unwrap();
+fn procd_script(run_index: usize) -> Script {
+    let run = runs().swap_remove(run_index);
     let mut calls = Vec::new();
     let mut notifies = Vec::new();
     let mut open: HashMap<(u16, u32), usize> = HashMap::new();
@@ -90,10 +90,25 @@ fn run2_script() -> Script {
 }
 
 #[test]
-fn double_answers_and_notifies_like_captured_procd() {
+fn double_answers_and_notifies_like_captured_procd_run1() {
+    replay_procd(0, 8, 5);
+}
+
+#[test]
+fn double_answers_and_notifies_like_captured_procd_run2() {
+    replay_procd(1, 25, 15);
+}
+
+/// Replays one capture run's `service` calls against a fresh double.
+fn replay_procd(run_index: usize, min_calls: usize, min_notifies: usize) {
     let double = Double::start();
-    let script = run2_script();
-    assert!(script.calls.len() >= 25 && script.notifies.len() >= 15);
+    let script = procd_script(run_index);
+    assert!(
+        script.calls.len() >= min_calls && script.notifies.len() >= min_notifies,
+        "{} calls, {} notifies",
+        script.calls.len(),
+        script.notifies.len()
+    );
     let mut sub = Client::new();
     sub.subscribe("service").unwrap();
     let bus = BusThread::spawn(&double.socket, sub, |_, _| {});
