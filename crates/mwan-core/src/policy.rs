@@ -384,101 +384,87 @@ fn resolve_score(
             interface: c.interface.to_string(),
         });
     }
-    let scored: Vec<(&Candidate, f64)> = candidates
+    // (index into candidates, score) of usable members with a score.
+    let scored: Vec<(usize, f64)> = candidates
         .iter()
-        .filter(|c| c.usable())
-        .filter_map(|c| c.score().map(|s| (c, s)))
+        .enumerate()
+        .filter(|(_, c)| c.usable())
+        .filter_map(|(i, c)| c.score().map(|s| (i, s)))
         .collect();
-    let stable_at = |c: &Candidate| {
-        c.view
+    // When a member will have been usable for min_stable (None: unknown).
+    let stable_at = |i: usize| {
+        candidates[i]
+            .view
             .and_then(|v| v.usable_since)
             .map(|t| t + min_stable_ms)
     };
-    let is_stable = |c: &Candidate| stable_at(c).is_some_and(|t| t <= now);
+    let is_stable = |i: usize| stable_at(i).is_some_and(|t| t <= now);
     // Lowest score; ties go to the lower metric, then to config order.
-    let best_of = |pool: &mut dyn Iterator<Item = &(&Candidate, f64)>| -> Option<(usize, f64)> {
-        let mut best: Option<(usize, f64, u32)> = None;
-        for (c, s) in pool {
-            let idx = candidates
-                .iter()
-                .position(|x| std::ptr::eq(x, *c))
-                .unwrap_or(usize::MAX);
-            let better = match best {
-                None => true,
-                Some((_, bs, bm)) => *s < bs || (*s == bs && c.metric < bm),
-            };
-            if better {
-                best = Some((idx, *s, c.metric));
+    let best_of = |pool: &mut dyn Iterator<Item = (usize, f64)>| {
+        pool.fold(None::<(usize, f64)>, |best, (i, s)| match best {
+            Some((bi, bs))
+                if bs < s || (bs == s && candidates[bi].metric <= candidates[i].metric) =>
+            {
+                best
             }
-        }
-        best.map(|(i, s, _)| (i, s))
+            _ => Some((i, s)),
+        })
     };
     let current = slot.as_ref().and_then(|choice| {
         scored
             .iter()
-            .find(|(c, _)| c.interface == choice.interface)
-            .map(|(c, s)| (*c, *s, choice.since))
+            .find(|(i, _)| candidates[*i].interface == choice.interface)
+            .map(|&(i, s)| (i, s, choice.since))
     });
     let chosen: Option<(usize, f64)> = match current {
         None => {
             // First choice, or the current link was lost: prefer links that
             // have been usable for min_stable, else take any usable one.
-            let stable = best_of(&mut scored.iter().filter(|(c, _)| is_stable(c)));
-            let pick = stable.or_else(|| best_of(&mut scored.iter()));
-            if let Some((i, _)) = pick {
-                *slot = Some(Choice {
-                    interface: candidates[i].interface.to_string(),
-                    since: now,
-                });
-            } else {
-                *slot = None;
-            }
+            let stable = best_of(&mut scored.iter().copied().filter(|&(i, _)| is_stable(i)));
+            let pick = stable.or_else(|| best_of(&mut scored.iter().copied()));
+            *slot = pick.map(|(i, _)| Choice {
+                interface: candidates[i].interface.to_string(),
+                since: now,
+            });
             pick
         }
-        Some((cur, cur_score, since)) => {
-            let cur_index = candidates
-                .iter()
-                .position(|x| std::ptr::eq(x, cur))
-                .unwrap_or(0);
-            let best = best_of(&mut scored.iter());
-            match best {
-                Some((bi, bs)) if bi != cur_index && bs < cur_score => {
-                    let challenger = &candidates[bi];
-                    let hold = if bs + hysteresis >= cur_score {
-                        Some(Hold::Hysteresis { hysteresis })
-                    } else if !is_stable(challenger) {
-                        stable_at(challenger).map(|until| Hold::ChallengerNotStable { until })
-                    } else if since + min_stable_ms > now {
-                        Some(Hold::Dwell {
-                            until: since + min_stable_ms,
-                        })
-                    } else {
-                        None
-                    };
-                    match hold {
-                        Some(hold) => {
-                            why.push(Why::ScoreHeld {
-                                family,
-                                current: cur.interface.to_string(),
-                                challenger: challenger.interface.to_string(),
-                                current_score: cur_score,
-                                challenger_score: bs,
-                                hold,
-                            });
-                            Some((cur_index, cur_score))
-                        }
-                        None => {
-                            *slot = Some(Choice {
-                                interface: challenger.interface.to_string(),
-                                since: now,
-                            });
-                            Some((bi, bs))
-                        }
+        Some((cur, cur_score, since)) => match best_of(&mut scored.iter().copied()) {
+            Some((bi, bs)) if bi != cur && bs < cur_score => {
+                let hold = if bs + hysteresis >= cur_score {
+                    Some(Hold::Hysteresis { hysteresis })
+                } else if !is_stable(bi) {
+                    let until = stable_at(bi).unwrap_or(now + min_stable_ms);
+                    Some(Hold::ChallengerNotStable { until })
+                } else if since + min_stable_ms > now {
+                    Some(Hold::Dwell {
+                        until: since + min_stable_ms,
+                    })
+                } else {
+                    None
+                };
+                match hold {
+                    Some(hold) => {
+                        why.push(Why::ScoreHeld {
+                            family,
+                            current: candidates[cur].interface.to_string(),
+                            challenger: candidates[bi].interface.to_string(),
+                            current_score: cur_score,
+                            challenger_score: bs,
+                            hold,
+                        });
+                        Some((cur, cur_score))
+                    }
+                    None => {
+                        *slot = Some(Choice {
+                            interface: candidates[bi].interface.to_string(),
+                            since: now,
+                        });
+                        Some((bi, bs))
                     }
                 }
-                _ => Some((cur_index, cur_score)),
             }
-        }
+            _ => Some((cur, cur_score)),
+        },
     };
     if let Some((i, s)) = chosen {
         why.push(Why::ScoreBest {
