@@ -17,9 +17,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mwan_core::config::{
-    Config, Family, Interface, Member, Policy, PolicyTarget, PortRange, Proto, Rule,
-};
+use mwan_core::config::{Config, Family};
 use mwan_core::plan::nft::{self as nftplan, NftTable};
 use mwan_core::plan::{
     build, diff, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, WanAddress,
@@ -33,61 +31,41 @@ use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-/// wanN (IPv4) and wanN_6 (IPv6) per WAN; policies only_wanN and balanced.
-fn config(weights: &[u32], rules: Vec<Rule>) -> Config {
-    let mut c = Config {
-        source: "dataplane_nft".into(),
-        globals: Default::default(),
-        interfaces: vec![],
-        members: vec![],
-        policies: vec![],
-        rules,
-    };
-    let mut balanced = Policy::new("balanced");
+/// A config read by the real parser: wanN (IPv4) and wanN_6 (IPv6) per
+/// weight, members mN/mN_6, policies only_wanN and balanced, then `rules`.
+fn config(weights: &[u32], rules: &[String]) -> Config {
+    let mut text = String::new();
+    let mut balanced = String::new();
     for (i, w) in weights.iter().enumerate() {
         let n = i + 1;
-        let mut only = Policy::new(&format!("only_wan{n}"));
-        for (suffix, family) in [("", Family::Ipv4), ("_6", Family::Ipv6)] {
-            let iface = format!("wan{n}{suffix}");
-            let member = format!("m{n}{suffix}");
-            c.interfaces.push(Interface {
-                enabled: true,
-                family,
-                ..Interface::new(&iface)
-            });
-            c.members.push(Member {
-                weight: *w,
-                ..Member::new(&member, &iface)
-            });
-            balanced.use_member.push(member.clone());
-            only.use_member.push(member);
+        let mut only = format!("config policy 'only_wan{n}'\n");
+        for (suffix, family) in [("", "ipv4"), ("_6", "ipv6")] {
+            text += &format!(
+                "config interface 'wan{n}{suffix}'\n\toption enabled '1'\n\toption family '{family}'\n\
+                 config member 'm{n}{suffix}'\n\toption interface 'wan{n}{suffix}'\n\toption weight '{w}'\n"
+            );
+            let member = format!("\tlist use_member 'm{n}{suffix}'\n");
+            only += &member;
+            balanced += &member;
         }
-        c.policies.push(only);
+        text += &only;
     }
-    c.policies.push(balanced);
-    c
+    text += &format!("config policy 'balanced'\n{balanced}");
+    for r in rules {
+        text += r;
+    }
+    mwan_core::config::parse("dataplane_nft", &text)
+        .unwrap_or_else(|e| panic!("test config: {:?}\n{text}", e.problems))
+        .config
 }
 
-fn to(policy: &str) -> PolicyTarget {
-    PolicyTarget::Named(policy.into())
-}
-
-fn decisions(config: &Config, usable: &BTreeMap<String, bool>) -> Vec<PolicyRoutes> {
-    config
-        .policies
-        .iter()
-        .map(|p| PolicyRoutes {
-            policy: p.name.clone(),
-            active: p
-                .use_member
-                .iter()
-                .filter_map(|m| config.members.iter().find(|cm| &cm.name == m))
-                .filter(|m| usable.get(&m.interface).copied().unwrap_or(true))
-                .map(|m| (m.interface.clone(), m.weight))
-                .collect(),
-            last_resort: p.last_resort,
-        })
-        .collect()
+/// A `config rule` section sending matches to `policy`.
+fn rule(name: &str, policy: &str, options: &[(&str, &str)]) -> String {
+    let mut r = format!("config rule '{name}'\n\toption use_policy '{policy}'\n");
+    for (k, v) in options {
+        r += &format!("\toption {k} '{v}'\n");
+    }
+    r
 }
 
 /// mwand's part: facts, plan, routes and rules, then the nft table.
@@ -138,7 +116,9 @@ impl<'a> Driver<'a> {
                 config: &self.config,
                 settings: PlanSettings::from_config(&self.config),
                 wans: &wans,
-                policies: &decisions(&self.config, &self.usable),
+                policies: &PolicyRoutes::all_members(&self.config, |i| {
+                    self.usable.get(i).copied().unwrap_or(true)
+                }),
                 devices: &devices,
                 main_defaults: &[],
                 previous: &self.allocation,
@@ -213,6 +193,23 @@ fn set_elements(tb: &Testbed, set: &str) -> Vec<String> {
         })
         .map(|s| s.trim_matches('"').to_string())
         .collect()
+}
+
+/// What dnsmasq's nftset or a sticky decision would do.
+fn add_element(tb: &Testbed, set: &str, element: &str) {
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "nft",
+            "add",
+            "element",
+            "inet",
+            "mwan",
+            set,
+            &format!("{{ {element} }}"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("add {element} to {set}: {e}"));
 }
 
 fn wan_v4(tb: &Testbed, n: usize) -> IpAddr {
@@ -394,29 +391,30 @@ fn strace_sendmsg_payloads(stderr: &str) -> Vec<Vec<u8>> {
 
 /// A table as the planner builds it for a config with every feature.
 fn feature_table() -> NftTable {
-    let mut sticky = Rule::new("sticky_web", to("balanced"));
-    sticky.proto = Proto::Tcp;
-    sticky.dest_port = vec![PortRange {
-        first: 80,
-        last: 80,
-    }];
-    sticky.sticky = true;
-    sticky.timeout = 120;
-    let mut video = Rule::new("video", to("only_wan2"));
-    video.ipset = Some("video".into());
-    let mut logged = Rule::new("logged", to("only_wan1"));
-    logged.logging = true;
-    logged.src_ip = vec![mwan_core::config::IpNet {
-        addr: "192.0.2.0".parse().unwrap(),
-        prefix_len: 25,
-    }];
-    let mut fib = Rule::new("https", to("only_wan2"));
-    fib.proto = Proto::Tcp;
-    fib.dest_port = vec![PortRange {
-        first: 443,
-        last: 443,
-    }];
-    let config = config(&[3, 1], vec![sticky, fib, video, logged]);
+    let rules = [
+        rule(
+            "sticky_web",
+            "balanced",
+            &[
+                ("proto", "tcp"),
+                ("dest_port", "80"),
+                ("sticky", "1"),
+                ("timeout", "120"),
+            ],
+        ),
+        rule(
+            "https",
+            "only_wan2",
+            &[("proto", "tcp"), ("dest_port", "443")],
+        ),
+        rule("video", "only_wan2", &[("ipset", "video")]),
+        rule(
+            "logged",
+            "only_wan1",
+            &[("src_ip", "192.0.2.0/25"), ("logging", "1")],
+        ),
+    ];
+    let config = config(&[3, 1], &rules);
     let facts = |dev: &str, n: u8| WanFacts {
         device: dev.into(),
         ifindex: u32::from(n) + 1,
@@ -442,13 +440,12 @@ fn feature_table() -> NftTable {
             });
         }
     }
-    let usable = BTreeMap::new();
     let devices = BTreeMap::new();
     let plan = build(&PlanInput {
         config: &config,
         settings: PlanSettings::from_config(&config),
         wans: &wans,
-        policies: &decisions(&config, &usable),
+        policies: &PolicyRoutes::all_members(&config, |_| true),
         devices: &devices,
         main_defaults: &[],
         previous: &Allocation::default(),
@@ -542,12 +539,13 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
     let fw4_before = tb
         .exec_ok(Role::Router, &["nft", "list", "table", "inet", "fw4"])
         .unwrap();
-    let mut sticky = Rule::new("sticky_web", to("balanced"));
-    sticky.proto = Proto::Tcp;
-    sticky.sticky = true;
-    let mut video = Rule::new("video", to("only_wan2"));
-    video.ipset = Some("video".into());
-    let mut driver = Driver::new(&tb, config(&[1, 1], vec![video.clone(), sticky.clone()]));
+    let sticky = rule(
+        "sticky_web",
+        "balanced",
+        &[("proto", "tcp"), ("sticky", "1")],
+    );
+    let video = rule("video", "only_wan2", &[("ipset", "video")]);
+    let mut driver = Driver::new(&tb, config(&[1, 1], &[video.clone(), sticky.clone()]));
     let (_, table) = driver.sync(true);
 
     // Read back: every chain with its hook and rule count, every set.
@@ -578,51 +576,12 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
     assert_eq!(set_names, want);
 
     // Fill the sets as dnsmasq and traffic would.
-    tb.exec_ok(
-        Role::Router,
-        &[
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "mwan",
-            "video",
-            "{ 203.0.113.80 }",
-        ],
-    )
-    .unwrap();
-    tb.exec_ok(
-        Role::Router,
-        &[
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "mwan",
-            "video_v6",
-            "{ 2001:db8:f::80 }",
-        ],
-    )
-    .unwrap();
-    tb.exec_ok(
-        Role::Router,
-        &[
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "mwan",
-            "sticky_balanced_wan1",
-            "{ 192.0.2.2 }",
-        ],
-    )
-    .unwrap();
+    add_element(&tb, "video", "203.0.113.80");
+    add_element(&tb, "video_v6", "2001:db8:f::80");
+    add_element(&tb, "sticky_balanced_wan1", "192.0.2.2");
 
     // Config change: weights and rule order change, chains are replaced.
-    driver.config = config(
-        &[3, 1],
-        vec![sticky, Rule::new("rest", to("only_wan1")), video],
-    );
+    driver.config = config(&[3, 1], &[sticky, rule("rest", "only_wan1", &[]), video]);
     let (_, table2) = driver.sync(true);
     assert_ne!(table.chain("policy_rules"), table2.chain("policy_rules"));
     let v = nft_json(&tb, &["list", "table", "inet", "mwan"]);
@@ -642,19 +601,7 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
     );
 
     // A dead WAN's sticky sets are flushed; the others keep their entries.
-    tb.exec_ok(
-        Role::Router,
-        &[
-            "nft",
-            "add",
-            "element",
-            "inet",
-            "mwan",
-            "sticky_balanced_wan2",
-            "{ 192.0.2.3 }",
-        ],
-    )
-    .unwrap();
+    add_element(&tb, "sticky_balanced_wan2", "192.0.2.3");
     in_netns(tb.router_ns(), || {
         Nft::open()
             .unwrap()
@@ -704,7 +651,7 @@ fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
         return;
     }
     let tb = testbed(2);
-    let mut driver = Driver::new(&tb, config(&[1, 1], vec![Rule::new("all", to("balanced"))]));
+    let mut driver = Driver::new(&tb, config(&[1, 1], &[rule("all", "balanced", &[])]));
     // wan2 down: every connection starts on wan1.
     driver.usable.insert("wan2".into(), false);
     let (plan, _) = driver.sync(true);
@@ -801,14 +748,14 @@ fn port_forward_and_router_service_on_wan2_answer_through_wan2() {
     let lan = tb.lan().clone();
     let wan2 = tb.wans()[1].clone();
     // Port forward wan2:8080 -> LAN client:8080, as fw4 would set it up.
-    let rule = format!(
+    let dnat = format!(
         "iifname \"{}\" tcp dport 8080 dnat to {}:8080",
         wan2.device, lan.client_v4
     );
     for cmd in [
         "add table ip pf",
         "add chain ip pf dstnat { type nat hook prerouting priority dstnat; }",
-        &format!("add rule ip pf dstnat {rule}"),
+        &format!("add rule ip pf dstnat {dnat}"),
     ] {
         tb.exec_ok(Role::Router, &["nft", cmd]).unwrap();
     }
@@ -835,10 +782,7 @@ fn port_forward_and_router_service_on_wan2_answer_through_wan2() {
     let service = SocketAddr::new(IpAddr::V4(wan2.router_v4), 2222);
 
     // Policy: everything through wan1.
-    let mut driver = Driver::new(
-        &tb,
-        config(&[1, 1], vec![Rule::new("all", to("only_wan1"))]),
-    );
+    let mut driver = Driver::new(&tb, config(&[1, 1], &[rule("all", "only_wan1", &[])]));
     // Control: routes and rules alone cannot do it (strict rp_filter drops
     // wan2's inbound, or the answer leaves by wan1).
     driver.sync(false);
@@ -870,15 +814,19 @@ fn sticky_keeps_a_client_on_one_wan_and_non_sticky_spreads() {
         return;
     }
     let tb = testbed(2);
-    let mut web = Rule::new("web", to("balanced"));
-    web.proto = Proto::Tcp;
-    web.dest_port = vec![PortRange {
-        first: 80,
-        last: 80,
-    }];
-    web.sticky = true;
-    web.timeout = 300;
-    let mut driver = Driver::new(&tb, config(&[1, 1], vec![web.clone()]));
+    let web = |sticky: &str| {
+        rule(
+            "web",
+            "balanced",
+            &[
+                ("proto", "tcp"),
+                ("dest_port", "80"),
+                ("sticky", sticky),
+                ("timeout", "300"),
+            ],
+        )
+    };
+    let mut driver = Driver::new(&tb, config(&[1, 1], &[web("1")]));
     driver.sync(true);
     let seen = http_from_lan(&tb, 50);
     assert_eq!(seen.len(), 1, "sticky client split over WANs: {seen:?}");
@@ -888,7 +836,7 @@ fn sticky_keeps_a_client_on_one_wan_and_non_sticky_spreads() {
     let client = tb.lan().client_v4.to_string();
     assert_eq!(
         set_elements(&tb, &format!("sticky_balanced_wan{wan}")),
-        [client.clone()]
+        [client]
     );
 
     // The WAN it stuck to dies (its pin rule and sticky set go): the client
@@ -915,8 +863,7 @@ fn sticky_keeps_a_client_on_one_wan_and_non_sticky_spreads() {
     );
 
     // Not sticky: 50 connections spread over both.
-    web.sticky = false;
-    driver.config = config(&[1, 1], vec![web]);
+    driver.config = config(&[1, 1], &[web("0")]);
     driver.sync(true);
     let seen = http_from_lan(&tb, 50);
     assert_eq!(seen.len(), 2, "non-sticky did not spread: {seen:?}");
