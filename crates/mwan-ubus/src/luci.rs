@@ -53,6 +53,17 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
     } else {
         "down"
     };
+    // mwan3's words: an enabled interface without track IPs is "notracking"
+    // (LuCI then shows netifd's uptime); a disabled one "disabled".
+    let status = if !enabled {
+        "disabled"
+    } else if extra.enabled.is_some() && extra.track_ips.is_empty() {
+        "notracking"
+    } else if state.is_empty() {
+        "unknown"
+    } else {
+        state
+    };
     let online_s = if state == "online" { i.state_age_s } else { 0 };
     let offline_s = if state == "offline" { i.state_age_s } else { 0 };
     let ip_status = if state == "online" { "up" } else { "down" };
@@ -76,7 +87,7 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
         "score": round(i.score),
         "lost": 0,
         "turn": 0,
-        "status": if state.is_empty() { "unknown" } else { state },
+        "status": status,
         "enabled": enabled,
         "running": tracking == "active",
         "tracking": tracking,

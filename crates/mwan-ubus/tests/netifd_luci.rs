@@ -362,3 +362,30 @@ fn mwanctl_over_ubus_round_trips_requests_and_responses() {
         );
     }
 }
+
+#[test]
+fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(true),
+            netifd_up: Some(true),
+            netifd_uptime_s: Some(77),
+            track_ips: vec![],
+        },
+    );
+    extras.insert(
+        "wanb".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(false),
+            ..luci::InterfaceExtra::default()
+        },
+    );
+    let v = luci::status(&sample_status(), &[], &extras, None, None);
+    // LuCI's overview: "notracking" shows netifd's uptime; anything unknown shows as Disabled.
+    assert_eq!(v["interfaces"]["wan"]["status"], "notracking");
+    assert_eq!(v["interfaces"]["wan"]["uptime"], 77);
+    assert_eq!(v["interfaces"]["wanb"]["status"], "disabled");
+    assert_eq!(v["interfaces"]["wanb"]["enabled"], false);
+}

@@ -63,7 +63,12 @@ fn shell_files_pass_shellcheck() {
         return;
     }
     let dir = package_dir().join("files");
-    let files = ["mwan.init", "mwan.uci-defaults", "mwan.user"];
+    let files = [
+        "mwan.init",
+        "mwan.uci-defaults",
+        "mwan.user",
+        "mwan3.compat",
+    ];
     let out = Command::new("shellcheck")
         .args(["-s", "sh", "-S", "style"])
         .args(files.iter().map(|f| dir.join(f)))
