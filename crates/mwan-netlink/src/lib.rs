@@ -47,6 +47,11 @@ impl Rtnl {
         })
     }
 
+    /// Port id of the request socket (see [`Events::ignore_changes_by`]).
+    pub fn pid(&self) -> u32 {
+        self.sock.pid()
+    }
+
     pub fn protocol(&self) -> u8 {
         self.protocol
     }

@@ -252,6 +252,9 @@ pub enum Event {
 pub struct Events {
     sock: Socket,
     our_protocol: u8,
+    /// Route/rule notifications caused by this port id (our own request
+    /// socket) are dropped: they echo what we just did.
+    ignore_pid: Option<u32>,
 }
 
 impl Events {
@@ -267,7 +270,19 @@ impl Events {
         ];
         let sock = Socket::open(NlFamily::Route, &groups)?;
         sock.set_nonblocking()?;
-        Ok(Events { sock, our_protocol })
+        Ok(Events {
+            sock,
+            our_protocol,
+            ignore_pid: None,
+        })
+    }
+
+    /// Drop route and rule notifications of changes made through the socket
+    /// with this port id ([`crate::Rtnl::pid`]): the kernel stamps each
+    /// notification with the requester's port id, so our own failovers do
+    /// not come back as "someone changed our objects".
+    pub fn ignore_changes_by(&mut self, pid: u32) {
+        self.ignore_pid = Some(pid);
     }
 
     /// Drain everything queued; returns at once when nothing is.
@@ -288,7 +303,13 @@ impl Events {
     }
 
     fn event(&self, m: &RawMsg) -> Option<Event> {
+        let ours_echo = self.ignore_pid.is_some_and(|p| p == m.pid && p != 0);
         match m.msg_type {
+            route::RTM_NEWROUTE | route::RTM_DELROUTE | rule::RTM_NEWRULE | rule::RTM_DELRULE
+                if ours_echo =>
+            {
+                None
+            }
             RTM_NEWLINK | RTM_DELLINK => Some(Event::Link {
                 link: parse_link(m)?,
                 removed: m.msg_type == RTM_DELLINK,

@@ -291,6 +291,12 @@ impl Socket {
         })
     }
 
+    /// Our port id: the kernel puts it in the notifications of changes we
+    /// requested.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn set_nonblocking(&self) -> Result<(), NetlinkError> {
         self.sock.nonblock().map_err(|e| NetlinkError::Io {
             context: "set netlink socket non-blocking".into(),

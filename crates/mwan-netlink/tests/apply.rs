@@ -299,6 +299,15 @@ fn leftovers_are_adopted_and_link_loss_is_reconciled() {
     assert!(!rules.contains("proto 77"), "{rules}");
 }
 
+fn world_with_wan2_down(world: &World) -> World {
+    let mut usable = world.usable.clone();
+    usable.insert("wan2".into(), false);
+    World {
+        config: world.config.clone(),
+        usable,
+    }
+}
+
 fn ns_route(ns: &Netns, table: u32) -> String {
     ns.ip(&format!("-4 route show table {table}"))
 }
@@ -374,7 +383,23 @@ fn objects_deleted_by_someone_else_are_announced_and_restored() {
         let plan = world.plan(&snap, &Allocation::default());
         let observed = rtnl.observe().unwrap();
         apply_all(&mut rtnl, &diff(&plan.objects, &observed));
-        events.read().unwrap(); // our own changes
+        events.ignore_changes_by(rtnl.pid());
+        let observed = rtnl.observe().unwrap();
+        let (ops, _) = rtnl.sync(&plan.objects, true).unwrap();
+        assert!(ops.is_empty(), "already applied");
+        // Our own changes (a failover) do not come back as events.
+        let failed_over = world_with_wan2_down(&world).plan(&snap, &plan.allocation);
+        rtnl.sync(&failed_over.objects, false).unwrap();
+        rtnl.sync(&plan.objects, false).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let echoes: Vec<Event> = events
+            .read()
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e, Event::Route { .. } | Event::Rule { .. }))
+            .collect();
+        assert!(echoes.is_empty(), "own changes echoed: {echoes:?}");
+        assert_eq!(diff(&plan.objects, &observed), vec![]);
 
         // An admin (or a firewall reload) removes a rule and a route of ours.
         common::run(&[
