@@ -14,6 +14,9 @@ use std::fmt;
 /// Caller's handle for a request, echoed in its reply event.
 pub type Tag = u64;
 
+/// Requests made while disconnected wait for the connection, up to this many.
+pub const MAX_DEFERRED: usize = 64;
+
 /// Requests older than this many [`Client::tick`]s fail with TIMEOUT.
 pub const DEFAULT_TIMEOUT_TICKS: u32 = 30;
 
@@ -141,6 +144,8 @@ pub enum ClientError {
     Encode(MessageError),
     /// [`Client::notify`] for an object we did not register or that is not registered yet.
     NoSuchObject(String),
+    /// Not connected, and [`MAX_DEFERRED`] requests already wait for the connection.
+    NotConnected,
 }
 
 impl fmt::Display for ClientError {
@@ -150,6 +155,10 @@ impl fmt::Display for ClientError {
             ClientError::NoSuchObject(p) => {
                 write!(f, "ubus object '{p}' is not registered (yet)")
             }
+            ClientError::NotConnected => write!(
+                f,
+                "not connected to ubus and {MAX_DEFERRED} requests already wait for it"
+            ),
         }
     }
 }
@@ -440,6 +449,14 @@ impl Client {
         events
     }
 
+    fn defer(&mut self, d: Deferred) -> Result<(), ClientError> {
+        if self.deferred.len() >= MAX_DEFERRED {
+            return Err(ClientError::NotConnected);
+        }
+        self.deferred.push(d);
+        Ok(())
+    }
+
     fn alloc_seq(&mut self) -> u16 {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
@@ -576,9 +593,7 @@ impl Client {
     /// LOOKUP of one path, or of everything with `None`.
     pub fn lookup(&mut self, path: Option<&str>, tag: Tag) -> Result<(), ClientError> {
         if !self.is_ready() {
-            self.deferred
-                .push(Deferred::Lookup(path.map(str::to_owned), tag));
-            return Ok(());
+            return self.defer(Deferred::Lookup(path.map(str::to_owned), tag));
         }
         self.request(
             |seq| Message::lookup(seq, path),
@@ -598,13 +613,12 @@ impl Client {
         tag: Tag,
     ) -> Result<(), ClientError> {
         if !self.is_ready() {
-            self.deferred.push(Deferred::Call {
+            return self.defer(Deferred::Call {
                 path: path.to_owned(),
                 method: method.to_owned(),
                 data,
                 tag,
             });
-            return Ok(());
         }
         self.request(
             |seq| Message::lookup(seq, Some(path)),
@@ -628,13 +642,12 @@ impl Client {
         tag: Tag,
     ) -> Result<(), ClientError> {
         if !self.is_ready() {
-            self.deferred.push(Deferred::Invoke {
+            return self.defer(Deferred::Invoke {
                 obj,
                 method: method.to_owned(),
                 data,
                 tag,
             });
-            return Ok(());
         }
         self.request(
             |seq| Message::invoke(seq, obj, method, data),
@@ -649,11 +662,10 @@ impl Client {
     /// lost first (events announce state, and a reconnect brings fresh state).
     pub fn send_event(&mut self, id: &str, data: Table) -> Result<(), ClientError> {
         if !self.is_ready() {
-            self.deferred.push(Deferred::SendEvent {
+            return self.defer(Deferred::SendEvent {
                 id: id.to_owned(),
                 data,
             });
-            return Ok(());
         }
         let what = format!("event '{id}'");
         self.request(

@@ -131,3 +131,29 @@ fn a_peer_sending_garbage_is_dropped_and_the_session_reconnects() {
     server.join().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn requests_while_disconnected_are_bounded_and_failed_on_loss() {
+    let mut c = Client::new();
+    for tag in 0..mwan_ubus::client::MAX_DEFERRED as u64 {
+        c.call("service", "list", Table::new(), tag).unwrap();
+    }
+    assert!(matches!(
+        c.call("service", "list", Table::new(), 999),
+        Err(mwan_ubus::client::ClientError::NotConnected)
+    ));
+    let events = c.connection_lost();
+    let failed = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Reply {
+                    status: mwan_ubus::message::status::CONNECTION_FAILED,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(failed, mwan_ubus::client::MAX_DEFERRED);
+}
