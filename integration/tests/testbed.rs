@@ -439,3 +439,51 @@ fn cli_down_removes_a_crashed_run() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(!alive(hop_pid), "hop {hop_pid} survived down");
 }
+
+#[test]
+fn rate_cap_bounds_throughput() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    tb.impair(
+        "wan1",
+        Impairment {
+            rate_kbit: 2_000,
+            ..Default::default()
+        },
+    )
+    .expect("impair");
+    let source = tb.targets().tcp_source[0];
+    let received = netns::in_netns(tb.router_ns(), move || {
+        let mut s = TcpStream::connect_timeout(&source, Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let start = std::time::Instant::now();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        while start.elapsed() < Duration::from_secs(2) {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    })
+    .expect("download");
+    // The serialiser lets through at most 2 Mbit/s = 250 kB/s of frames.
+    assert!(
+        received > 20_000,
+        "only {received} bytes through a 2 Mbit/s cap"
+    );
+    assert!(
+        received < 2 * 250_000 + 20_000,
+        "{received} bytes in 2 s through a 2 Mbit/s cap"
+    );
+    let status = tb.hop_status("wan1").expect("status");
+    assert!(
+        status.downstream.forwarded_bytes > received as u64,
+        "{status:?}"
+    );
+}
