@@ -666,6 +666,80 @@ fn unprivileged_tracker_uses_ping_sockets() {
 }
 
 #[test]
+fn icmp_errors_carry_type_and_code_on_raw_ping_and_udp_sockets() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let w = tb.wans()[0].clone();
+    let t = tb.targets().clone();
+    let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
+    let udp = format!("{}:40125", t.icmp_v4[0]);
+    tb.exec_ok(
+        Role::Router,
+        &["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"],
+    )
+    .expect("sysctl");
+    // A hop limit of 1 expires at the ISP's gateway: time exceeded (v4 11/0, v6 3/0).
+    let mut raw_args = icmp_args(&w, None, &[&a, &b], "100ms", "1s");
+    raw_args.extend(["--max-ttl".to_string(), "1".to_string()]);
+    let raw = Tracker::start(&tb, &raw_args);
+    let ping = Tracker::start_as(
+        &tb,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ],
+        &raw_args,
+    );
+    let udp_tr = Tracker::start(
+        &tb,
+        &[
+            "--interface",
+            "wan1",
+            "--device",
+            &w.device,
+            "--method",
+            "nping-udp",
+            "--target",
+            &udp,
+            "--interval",
+            "100ms",
+            "--max-ttl",
+            "1",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    for (name, tr, target, want) in [
+        ("raw", raw, &a, (11, 0)),
+        ("ping socket", ping, &b, (3, 0)),
+        ("udp", udp_tr, &udp, (11, 0)),
+    ] {
+        let s = tr.collect(Duration::from_millis(100));
+        let (code, stderr) = tr.stop();
+        // Routers rate-limit ICMP errors (Linux: a burst of 6, then 1/s per
+        // peer), so only a few are asked for.
+        let hits = s
+            .iter()
+            .filter(|(_, v)| v["target"] == target.as_str() && outcome(v) == "unreachable")
+            .filter(|(_, v)| {
+                (v["icmp_type"].as_u64(), v["icmp_code"].as_u64()) == (Some(want.0), Some(want.1))
+            })
+            .count();
+        assert!(
+            hits >= 2,
+            "{name} {target}: want time exceeded {want:?}:\n{}\n{stderr}",
+            summary(&s)
+        );
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+}
+
+#[test]
 fn bad_arguments_exit_2_with_a_clear_message() {
     let bin = find_binary("mwan-track").expect("mwan-track built (cargo build -p mwan-track)");
     let base = "--interface wan --device eth1";

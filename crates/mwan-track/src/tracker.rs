@@ -783,6 +783,28 @@ impl Tracker {
             .then_some(si)
     }
 
+    /// Ping sockets report ICMP errors through the error queue.
+    fn drain_ping_errors(&mut self, fd: i32) {
+        while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
+            let Some(seq) =
+                packet::parse_own_echo(&self.rx[..err.len.min(self.rx.len())], &self.cookie)
+            else {
+                continue;
+            };
+            let si = usize::from(seq) % SLOTS;
+            if self.slots[si].active && self.slots[si].seq == seq {
+                let outcome = match err.icmp {
+                    Some((icmp_type, icmp_code)) => ProbeOutcome::Unreachable {
+                        icmp_type,
+                        icmp_code,
+                    },
+                    None => ProbeOutcome::SendError { errno: err.errno },
+                };
+                self.finish(si, outcome);
+            }
+        }
+    }
+
     fn on_icmp(&mut self, v6: bool) {
         let Some(sock) = (if v6 { &self.icmp6 } else { &self.icmp4 }) else {
             return;
@@ -790,30 +812,23 @@ impl Tracker {
         let fd = sock.sock.as_raw_fd();
         let raw = sock.raw;
         if !raw {
-            // Ping sockets report ICMP errors through the error queue.
-            while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
-                let Some(seq) =
-                    packet::parse_own_echo(&self.rx[..err.len.min(self.rx.len())], &self.cookie)
-                else {
-                    continue;
-                };
-                let si = usize::from(seq) % SLOTS;
-                if self.slots[si].active && self.slots[si].seq == seq {
-                    let outcome = match err.icmp {
-                        Some((icmp_type, icmp_code)) => ProbeOutcome::Unreachable {
-                            icmp_type,
-                            icmp_code,
-                        },
-                        None => ProbeOutcome::SendError { errno: err.errno },
-                    };
-                    self.finish(si, outcome);
-                }
-            }
+            self.drain_ping_errors(fd);
         }
+        // Edge-triggered: read until WouldBlock. A pending socket error is
+        // returned once by recv (ping sockets: its details are in the error
+        // queue), so errors are skipped, a bounded number of times.
+        let mut errors = 0;
         loop {
             let got = match sys::recv(fd, &mut self.rx) {
                 Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) if errors < 64 => {
+                    errors += 1;
+                    if !raw {
+                        self.drain_ping_errors(fd);
+                    }
+                    continue;
+                }
                 Err(_) => return,
             };
             let now = sys::monotonic_us();
@@ -910,12 +925,18 @@ impl Tracker {
             };
             self.finish(si, outcome);
         }
-        for _ in 0..64 {
+        // Edge-triggered: read until WouldBlock; a pending error is returned
+        // once by recv (its details were taken from the error queue above).
+        let mut errors = 0;
+        loop {
             let n = match self.udp[t].as_ref().map(|s| s.recv(&mut self.rx)) {
                 Some(Ok(n)) => n,
                 Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Some(Err(_)) => continue, // error already taken from the error queue
-                None => return,
+                Some(Err(_)) if errors < 64 => {
+                    errors += 1;
+                    continue;
+                }
+                Some(Err(_)) | None => return,
             };
             let now = sys::monotonic_us();
             if dns {
