@@ -691,7 +691,7 @@ impl NetworkPlan {
             .collect()
     }
 
-    /// Route ops for a table set, e.g. after a link event (re-dump those).
+    /// The planned WAN of a config interface.
     pub fn wan(&self, interface: &str) -> Option<&WanPlan> {
         self.wans.iter().find(|w| w.interface == interface)
     }
