@@ -2,7 +2,8 @@
 //! from the LAN client through the router's NAT (strict rp_filter on):
 //! weighted balancing, failover rewriting only the affected routes, rules
 //! steering by source, destination, protocol and port (IPv4 and IPv6),
-//! adoption without a flap, and a stop that leaves no trace.
+//! adoption without a flap, crash leftovers removed, and a stop that leaves
+//! no trace.
 //!
 //! mwand is not involved: the test plays its part (plan, diff, apply) so the
 //! routing layer is checked on its own. The nft table (pinning, sticky) is
@@ -289,6 +290,24 @@ fn weighted_balance_failover_adoption_and_clean_stop() {
     // A restart (new socket, same plan) adopts everything: no op at all.
     let ops = router(&tb, |rtnl| driver.sync(rtnl));
     assert_eq!(ops, vec![], "restart caused a flap");
+
+    // Leftovers of a crashed run with another config: only they go.
+    let dev = tb.wans()[1].device.clone();
+    let gw = tb.wans()[1].gateway_v4.to_string();
+    for cmd in [
+        "ip rule add pref 1999 fwmark 0x3f00/0x3f00 lookup 1060 proto 77".to_string(),
+        format!("ip route add default via {gw} dev {dev} table 1060 proto 77"),
+    ] {
+        let argv: Vec<&str> = cmd.split_whitespace().collect();
+        tb.exec_ok(Role::Router, &argv).expect("plant leftovers");
+    }
+    let ops = router(&tb, |rtnl| driver.sync(rtnl));
+    assert_eq!(ops.len(), 2, "{ops:#?}");
+    assert!(
+        ops.iter()
+            .all(|op| matches!(op, Op::DelRule(_) | Op::DelRoute(_))),
+        "{ops:#?}"
+    );
 
     // Stop: everything ours goes, sysctls come back.
     router(&tb, |rtnl| {
