@@ -614,3 +614,81 @@ proptest! {
         }
     }
 }
+
+fn arb_route() -> impl Strategy<Value = Route> {
+    (0u32..3, 0u8..3, 0u32..2, 0u8..4, 1u32..4).prop_map(|(table, dst, metric, kind, weight)| {
+        Route {
+            family: Family::Ipv4,
+            table: 1000 + table,
+            dst: net(
+                &format!("198.51.100.{}", dst * 64),
+                if dst == 0 { 0 } else { 26 },
+            ),
+            metric,
+            kind: match kind {
+                0 => RouteKind::Unreachable,
+                1 => RouteKind::Blackhole,
+                2 => RouteKind::Unicast(vec![Nexthop {
+                    ifindex: 3,
+                    gateway: None,
+                    weight: 1,
+                }]),
+                _ => RouteKind::Unicast(vec![
+                    Nexthop {
+                        ifindex: 3,
+                        gateway: Some("192.0.2.1".parse().unwrap()),
+                        weight,
+                    },
+                    Nexthop {
+                        ifindex: 4,
+                        gateway: Some("192.0.2.5".parse().unwrap()),
+                        weight: 1,
+                    },
+                ]),
+            },
+            prefsrc: None,
+            scope_link: kind == 2,
+        }
+    })
+}
+
+fn arb_rule() -> impl Strategy<Value = FibRule> {
+    (0u32..4, 0u32..3, any::<bool>()).prop_map(|(prio, mark, v6)| {
+        let family = if v6 { Family::Ipv6 } else { Family::Ipv4 };
+        let mut r = FibRule::new(
+            family,
+            1000 + prio,
+            RuleAction::Lookup {
+                table: 1000 + mark,
+                suppress_prefixlen: None,
+            },
+        );
+        if mark > 0 {
+            r.fwmark = Some((mark << 8, 0x3F00));
+        }
+        r
+    })
+}
+
+proptest! {
+    #[test]
+    fn diff_reaches_the_desired_state_and_leaves_equal_objects_alone(
+        desired_routes in proptest::collection::vec(arb_route(), 0..6),
+        observed_routes in proptest::collection::vec(arb_route(), 0..6),
+        desired_rules in proptest::collection::vec(arb_rule(), 0..6),
+        observed_rules in proptest::collection::vec(arb_rule(), 0..6),
+    ) {
+        let desired = KernelObjects::sorted(desired_routes, desired_rules);
+        let observed = KernelObjects::sorted(observed_routes, observed_rules);
+        let ops = diff(&desired, &observed);
+        prop_assert_eq!(apply(&observed, &ops), desired.clone());
+        for op in &ops {
+            match op {
+                Op::AddRoute(r) => prop_assert!(!observed.routes.contains(r), "{} already there", op),
+                Op::AddRule(r) => prop_assert!(!observed.rules.contains(r), "{} already there", op),
+                Op::DelRoute(r) => prop_assert!(!desired.routes.iter().any(|d| d.key() == r.key()), "{}", op),
+                Op::DelRule(r) => prop_assert!(!desired.rules.contains(r), "{}", op),
+            }
+        }
+    }
+}
