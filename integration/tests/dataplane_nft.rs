@@ -708,6 +708,30 @@ fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
     );
     drop(new);
     drop(old);
+
+    // Control: routes and rules alone (no table), the same change breaks
+    // flows, so the assertion above could fail.
+    in_netns(tb.router_ns(), || {
+        Nft::open().unwrap().delete_table().unwrap()
+    })
+    .unwrap();
+    driver.usable.insert("wan2".into(), false);
+    driver.sync(false);
+    let mut control = echo_connections(&tb, 20);
+    driver.usable.insert("wan2".into(), true);
+    driver.sync(false);
+    let broken = control
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            (!echo(s, i)).then_some(i)
+        })
+        .count();
+    assert!(
+        broken > 0,
+        "no flow moved without pins: the test proves nothing"
+    );
     driver.stop();
 }
 

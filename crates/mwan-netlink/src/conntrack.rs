@@ -7,13 +7,13 @@
 //! kernel flushes only entries whose `ct mark & mask == mark`, in both
 //! families. The whole table is never flushed.
 //!
-//! Offloaded flows (fw4's `flow_offloading`): they keep their ct entry and
-//! its mark, but ctnetlink's flush skips entries with IPS_OFFLOAD set. Their
-//! cached route died with the WAN's routes (which change first), so the
-//! flowtable tears them down on their next packet or its next GC run (about
-//! once a second) and they become ordinary entries. [`Conntrack::delete_by_mark`]
-//! reports what is left; call it again a little later (mwand does after
-//! 2 s) to catch those. See docs/dataplane-nft.md.
+//! Offloaded flows (fw4's `flow_offloading`) keep their entry and its mark.
+//! Since Linux 6.4 ctnetlink deletes them like others and the flowtable's GC
+//! drops the flow; older kernels skip `IPS_OFFLOAD` entries in a flush, and
+//! the flowtable tears such a flow down once its cached route is stale (the
+//! WAN's routes change first). [`Conntrack::delete_by_mark`] reports what is
+//! left; call it again a couple of seconds later while that is not 0. See
+//! docs/dataplane-nft.md.
 
 use neli::consts::socket::NlFamily;
 
