@@ -243,73 +243,74 @@ fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
     let mark = route_tracker_mark(&tb, 2);
     let w = tb.wans()[1].clone();
     let t = tb.targets().clone();
-    let v4 = t.icmp_v4[0].to_string();
-    let v6 = t.icmp_v6[0].to_string();
-    let tcp = t.tcp_echo[0].to_string();
-    let closed_udp = format!("{}:40125", t.icmp_v4[0]);
-    let http = format!("http://{}/", t.http[0]);
-    let dns = t.dns_server[0].to_string();
-    let answer = t.dns_answer_v4.to_string();
-    let common = [
-        "--interface",
-        "wan2",
-        "--device",
-        &w.device,
-        "--mark",
-        &mark,
-        "--interval",
-        "200ms",
-        "--timeout",
-        "1s",
-    ];
-    let runs: Vec<(&str, Vec<&str>, String, &str)> = vec![
-        ("ping", vec!["--target", &v4], v4.clone(), "reply"),
-        ("ping", vec!["--target", &v6], v6.clone(), "reply"),
-        (
-            "arping",
-            vec!["--target", "gateway"],
-            "gateway".into(),
-            "reply",
-        ),
-        ("nping-tcp", vec!["--target", &tcp], tcp.clone(), "reply"),
-        // nothing listens there: the host answers port unreachable
-        (
-            "nping-udp",
-            vec!["--target", &closed_udp],
-            closed_udp.clone(),
-            "refused",
-        ),
-        (
-            "nslookup",
-            vec![
-                "--target",
-                &dns,
-                "--dns-name",
-                &t.dns_name,
-                "--dns-expect",
-                &answer,
-            ],
-            dns.clone(),
-            "reply",
-        ),
-        ("httping", vec!["--target", &http], http.clone(), "reply"),
-    ];
-    let gw = w.gateway_v4.to_string();
+    // (method, target, more arguments, outcome wanted); targets v4 and v6.
+    let mut runs: Vec<(&str, String, String, &str)> = vec![(
+        "arping",
+        "gateway".into(),
+        format!("--gateway {}", w.gateway_v4),
+        "reply",
+    )];
+    for i in 0..2 {
+        let icmp = if i == 0 {
+            t.icmp_v4[0].to_string()
+        } else {
+            t.icmp_v6[0].to_string()
+        };
+        let host = if i == 0 {
+            t.icmp_v4[0].to_string()
+        } else {
+            format!("[{}]", t.icmp_v6[0])
+        };
+        let answer = if i == 0 {
+            t.dns_answer_v4.to_string()
+        } else {
+            t.dns_answer_v6.to_string()
+        };
+        runs.extend([
+            ("ping", icmp, String::new(), "reply"),
+            (
+                "nping-tcp",
+                t.tcp_echo[i].to_string(),
+                String::new(),
+                "reply",
+            ),
+            // nothing listens there: the host answers port unreachable
+            (
+                "nping-udp",
+                format!("{host}:40125"),
+                String::new(),
+                "refused",
+            ),
+            (
+                "nslookup",
+                t.dns_server[i].to_string(),
+                format!("--dns-name {} --dns-expect {answer}", t.dns_name),
+                "reply",
+            ),
+            (
+                "httping",
+                format!("http://{}/", t.http[i]),
+                String::new(),
+                "reply",
+            ),
+        ]);
+    }
+    let common = format!(
+        "--interface wan2 --device {} --mark {mark} --interval 200ms --timeout 1s",
+        w.device
+    );
     let trackers: Vec<Tracker> = runs
         .iter()
-        .map(|(method, extra, _, _)| {
-            let mut args: Vec<&str> = common.to_vec();
-            args.extend_from_slice(&["--method", method]);
-            args.extend_from_slice(extra);
-            if *method == "arping" {
-                args.extend_from_slice(&["--gateway", &gw]);
-            }
+        .map(|(method, target, extra, _)| {
+            let mut args: Vec<&str> = common.split(' ').collect();
+            args.extend_from_slice(&["--method", method, "--target", target]);
+            args.extend(extra.split(' ').filter(|s| !s.is_empty()));
             Tracker::start(&tb, &args)
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let caps =
-        std::fs::read_to_string(format!("/proc/{}/status", trackers[0].pid())).expect("status");
+        std::fs::read_to_string(format!("/proc/{}/status", trackers[1].pid())).expect("status");
     let cap_eff = caps
         .lines()
         .find(|l| l.starts_with("CapEff:"))
@@ -324,7 +325,7 @@ fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
         .iter()
         .map(|t| t.collect(Duration::from_millis(1700)))
         .collect();
-    for (((method, _, target, want), tracker), samples) in runs.iter().zip(trackers).zip(collected)
+    for (((method, target, _, want), tracker), samples) in runs.iter().zip(trackers).zip(collected)
     {
         let (code, stderr) = tracker.stop();
         assert_eq!(

@@ -150,6 +150,22 @@ fn bytes_per_probe(m: Method, size: usize, v6: bool) -> u64 {
     }) as u64
 }
 
+/// The round interval a probe budget allows: never shorter than asked, long
+/// enough that `probes_per_round` per round stay within the budget.
+fn budgeted_interval_us(
+    interval_us: u64,
+    probes_per_round: u64,
+    budget: Option<Budget>,
+    bytes_per_probe: u64,
+) -> u64 {
+    let ppm = match budget {
+        None => return interval_us,
+        Some(Budget::ProbesPerMinute(p)) => u64::from(p),
+        Some(Budget::BytesPerDay(b)) => (b / (bytes_per_probe * 1440)).max(1),
+    };
+    interval_us.max(probes_per_round * 60_000_000 / ppm.max(1))
+}
+
 impl Tracker {
     pub fn new(a: Args) -> Result<Tracker, StartError> {
         let sock_err = |what| move |err| StartError::Socket { what, err };
@@ -243,6 +259,7 @@ impl Tracker {
             })?;
         }
         t.binding = t.learn_binding();
+        t.set_trouble(t.trouble_with(&t.binding));
         t.open_sockets()
             .map_err(|(what, err)| StartError::Socket { what, err })?;
         t.timers.arm(TIMER_SEND, now);
@@ -523,15 +540,13 @@ impl Tracker {
 
     fn effective_interval_us(&self) -> u64 {
         let n = (self.a.targets.len() as u64) * u64::from(self.a.count);
-        let ppm = match self.a.budget {
-            None => return self.interval_us,
-            Some(Budget::ProbesPerMinute(p)) => u64::from(p),
-            Some(Budget::BytesPerDay(b)) => {
-                let v6 = self.target_addrs.iter().flatten().any(|a| a.is_ipv6());
-                (b / (bytes_per_probe(self.a.method, self.a.size, v6) * 1440)).max(1)
-            }
-        };
-        self.interval_us.max(n * 60_000_000 / ppm)
+        let v6 = self.target_addrs.iter().flatten().any(|a| a.is_ipv6());
+        budgeted_interval_us(
+            self.interval_us,
+            n,
+            self.a.budget,
+            bytes_per_probe(self.a.method, self.a.size, v6),
+        )
     }
 
     /// Sends one probe of the round and arms the probe clock for the next:
@@ -1074,10 +1089,9 @@ impl Tracker {
         }
     }
 
-    fn on_refresh(&mut self, now: u64) {
-        self.timers.arm(TIMER_REFRESH, now + REFRESH_US);
-        let b = self.learn_binding();
-        let trouble = if b.ifindex.is_none() {
+    /// What keeps the tracker from probing with binding `b`, if anything.
+    fn trouble_with(&self, b: &Binding) -> Option<&'static str> {
+        if b.ifindex.is_none() {
             Some("device is missing")
         } else if self.has_family(false) && b.src4.is_none() && self.a.method != Method::Arp
             || self.a.method == Method::Arp && b.src4.is_none()
@@ -1087,7 +1101,11 @@ impl Tracker {
             Some("device has no usable global IPv6 address")
         } else {
             None
-        };
+        }
+    }
+
+    /// Logs a change of trouble and tells the controller.
+    fn set_trouble(&mut self, trouble: Option<&'static str>) {
         if trouble != self.trouble {
             self.trouble = trouble;
             if let Some(m) = trouble {
@@ -1097,6 +1115,12 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    fn on_refresh(&mut self, now: u64) {
+        self.timers.arm(TIMER_REFRESH, now + REFRESH_US);
+        let b = self.learn_binding();
+        self.set_trouble(self.trouble_with(&b));
         let missing = match self.a.method {
             Method::Icmp => {
                 (self.has_family(false) && self.icmp4.is_none())
@@ -1260,5 +1284,32 @@ impl Tracker {
                 return Ok(sig);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_stretches_the_interval_never_shrinks_it() {
+        let ppm = |p| Some(Budget::ProbesPerMinute(p));
+        // 4 probes per 1 s round = 240/min; a 60/min budget makes rounds 4 s.
+        assert_eq!(budgeted_interval_us(1_000_000, 4, ppm(60), 0), 4_000_000);
+        assert_eq!(budgeted_interval_us(10_000_000, 4, ppm(60), 0), 10_000_000);
+        assert_eq!(budgeted_interval_us(1_000_000, 4, None, 0), 1_000_000);
+        // ICMP v4, 56 bytes: 2 x (20 + 8 + 56) = 168 bytes a probe; 10 MB a
+        // day = 41 probes a minute; one target -> a round every 1.46 s.
+        let b = bytes_per_probe(Method::Icmp, 56, false);
+        assert_eq!(b, 168);
+        assert_eq!(
+            budgeted_interval_us(500_000, 1, Some(Budget::BytesPerDay(10_000_000)), b),
+            60_000_000 / 41
+        );
+        // A budget too small for one probe a minute still allows one.
+        assert_eq!(
+            budgeted_interval_us(1_000, 1, Some(Budget::BytesPerDay(1000)), b),
+            60_000_000
+        );
     }
 }
