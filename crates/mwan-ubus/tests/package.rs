@@ -147,3 +147,149 @@ fn rpcd_acl_grants_luci_read_and_the_three_writes() {
         );
     }
 }
+
+/// A scratch dir with stub `ubus` and `logger` commands that log their
+/// arguments; `ubus` exits with $UBUS_RC.
+struct ShellRig {
+    dir: PathBuf,
+}
+
+impl ShellRig {
+    fn new(tag: &str) -> ShellRig {
+        let dir = std::env::temp_dir().join(format!("mwan-pkg-{tag}-{}", std::process::id()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in [
+            (
+                "ubus",
+                "echo \"ubus $*\" >> \"$RIG/log\"; exit \"${UBUS_RC:-0}\"\n",
+            ),
+            ("logger", "echo \"logger $*\" >> \"$RIG/log\"\n"),
+        ] {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+            Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+        }
+        ShellRig { dir }
+    }
+
+    fn run(&self, script: &str, ubus_rc: u8) -> (bool, String) {
+        let log = self.dir.join("log");
+        if log.exists() {
+            std::fs::remove_file(&log).unwrap();
+        }
+        let path = format!(
+            "{}:{}",
+            self.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", path)
+            .env("RIG", &self.dir)
+            .env("UBUS_RC", ubus_rc.to_string())
+            .current_dir(package_dir().join("files"))
+            .status()
+            .unwrap();
+        (
+            status.success(),
+            std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for ShellRig {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("cleanup {}: {e}", self.dir.display());
+        }
+    }
+}
+
+#[test]
+fn init_script_functions_do_what_procd_needs_even_with_mwand_dead() {
+    let rig = ShellRig::new("init");
+    // rc.common's procd helpers, stubbed to log their calls.
+    let prelude = r#"
+        procd_open_instance() { echo "open $*" >> "$RIG/log"; }
+        procd_set_param() { echo "param $*" >> "$RIG/log"; }
+        procd_close_instance() { echo "close" >> "$RIG/log"; }
+        procd_add_reload_trigger() { echo "trigger $*" >> "$RIG/log"; }
+        start() { echo "start" >> "$RIG/log"; }
+        . ./mwan.init
+    "#;
+    let (ok, log) = rig.run(&format!("{prelude} start_service && service_triggers"), 0);
+    assert!(ok, "{log}");
+    let expected = [
+        "open mwand",
+        "param command /usr/sbin/mwand --supervisor procd --ubus-socket /var/run/ubus/ubus.sock",
+        "param respawn 3600 5 0",
+        "param stdout 1",
+        "param stderr 1",
+        "param term_timeout 10",
+        "close",
+        "trigger mwan mwan3",
+    ];
+    assert_eq!(log.lines().collect::<Vec<_>>(), expected);
+
+    // Stop removes the trackers' service by name, whether or not ubus/mwand answer.
+    for rc in [0, 4] {
+        let (ok, log) = rig.run(&format!("{prelude} stop_service && service_stopped"), rc);
+        assert!(ok, "stop failed with ubus rc {rc}: {log}");
+        let delete = "ubus -t 5 call service delete {\"name\":\"mwan-track\"}";
+        assert_eq!(log.lines().filter(|l| *l == delete).count(), 2, "{log}");
+    }
+
+    // Reload is `ubus call mwan reload`; only if that fails (mwand not running) start.
+    let (ok, log) = rig.run(&format!("{prelude} reload_service"), 0);
+    assert!(ok);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["ubus -t 10 call mwan reload"]
+    );
+    let (ok, log) = rig.run(&format!("{prelude} reload_service"), 4);
+    assert!(ok);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["ubus -t 10 call mwan reload", "start"]
+    );
+}
+
+#[test]
+fn migration_copies_mwan3_once_and_respects_an_edited_config() {
+    let rig = ShellRig::new("migrate");
+    let root = rig.dir.join("root");
+    let etc = root.join("etc/config");
+    std::fs::create_dir_all(&etc).unwrap();
+    let default_cfg = read("files/mwan.config");
+    let mwan3_cfg = "config globals 'globals'\n\toption mmx_mask '0x3F00'\n";
+    let script = format!("IPKG_INSTROOT={} sh ./mwan.uci-defaults", root.display());
+    let mwan = etc.join("mwan");
+    let mwan3 = etc.join("mwan3");
+
+    // No mwan3: nothing happens.
+    std::fs::write(&mwan, &default_cfg).unwrap();
+    let (ok, _) = rig.run(&script, 0);
+    assert!(ok);
+    assert_eq!(std::fs::read_to_string(&mwan).unwrap(), default_cfg);
+
+    // Package default + mwan3: migrated, default kept aside.
+    std::fs::write(&mwan3, mwan3_cfg).unwrap();
+    let (ok, log) = rig.run(&script, 0);
+    assert!(ok);
+    assert_eq!(std::fs::read_to_string(&mwan).unwrap(), mwan3_cfg);
+    assert_eq!(
+        std::fs::read_to_string(etc.join("mwan.pkg-default")).unwrap(),
+        default_cfg
+    );
+    assert!(log.contains("migrated"), "{log}");
+
+    // An edited /etc/config/mwan is never overwritten.
+    let edited = "config globals 'globals'\n\toption logging '1'\n";
+    std::fs::write(&mwan, edited).unwrap();
+    let (ok, log) = rig.run(&script, 0);
+    assert!(ok);
+    assert_eq!(std::fs::read_to_string(&mwan).unwrap(), edited);
+    assert!(log.contains("keeping"), "{log}");
+}
