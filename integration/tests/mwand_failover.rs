@@ -7,24 +7,16 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{require_netns, Impairment, Role, Testbed, TestbedOptions};
+use mwan_testbed::{require_netns, Impairment, Role};
 use mwand_harness::*;
 use std::time::{Duration, Instant};
-
-fn up(wans: usize) -> Testbed {
-    Testbed::up(TestbedOptions {
-        wans,
-        ..Default::default()
-    })
-    .expect("testbed up")
-}
 
 #[test]
 fn silent_cut_fails_over_and_back_with_lan_traffic() {
     if !require_netns() {
         return;
     }
-    let tb = up(2);
+    let tb = testbed(2, 1);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     m.wait(20, "both WANs online", all_online);
     let answer = lan_http(&tb, 5).expect("LAN fetch before the cut");
@@ -58,7 +50,7 @@ fn all_wans_cut_falls_to_last_resort_then_one_return_resumes_traffic() {
     if !require_netns() {
         return;
     }
-    let tb = up(2);
+    let tb = testbed(2, 1);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     m.wait(20, "both WANs online", all_online);
 
@@ -100,7 +92,7 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
     if !require_netns() {
         return;
     }
-    let tb = up(2);
+    let tb = testbed(2, 1);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     m.wait(20, "both WANs online", all_online);
     // A 2 Mbit/s uplink with a deep buffer: a bulk transfer fills it and the

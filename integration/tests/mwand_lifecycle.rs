@@ -7,21 +7,17 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
+use mwan_testbed::{require_netns, Role};
 use mwand_harness::*;
 use std::io::{Read, Write};
 use std::time::Duration;
-
-fn up() -> Testbed {
-    Testbed::up(TestbedOptions::default()).expect("testbed up")
-}
 
 #[test]
 fn reload_touches_only_what_changed_and_rejects_bad_configs() {
     if !require_netns() {
         return;
     }
-    let tb = up();
+    let tb = testbed(2, 1);
     let text = config(tb.wans(), &ours);
     let m = Mwand::start(&tb, &text);
     let before = m.wait(20, "both WANs online", all_online);
@@ -103,7 +99,7 @@ fn restart_of_one_wan_leaves_the_others_alone() {
     if !require_netns() {
         return;
     }
-    let tb = up();
+    let tb = testbed(2, 1);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     let s = m.wait(20, "both WANs online", all_online);
     let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
@@ -139,7 +135,7 @@ fn killed_tracker_is_respawned_and_its_wan_is_not_failed() {
     if !require_netns() {
         return;
     }
-    let tb = up();
+    let tb = testbed(2, 1);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     let s = m.wait(20, "both WANs online", all_online);
     let pid1 = tracker_pid(&s, "wan1").expect("pid");
@@ -162,7 +158,7 @@ fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
     if !require_netns() {
         return;
     }
-    let tb = up();
+    let tb = testbed(2, 1);
     let mut m = Mwand::start(&tb, &config(tb.wans(), &ours));
     let s = m.wait(20, "both WANs online", all_online);
     let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
@@ -238,7 +234,7 @@ fn control_socket_answers_garbage_with_an_error_and_keeps_serving() {
     if !require_netns() {
         return;
     }
-    let tb = up();
+    let tb = testbed(2, 1);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     let sock = m.run_dir.join("control.sock");
     let mode = std::fs::metadata(&sock).expect("socket").permissions();

@@ -9,7 +9,7 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
+use mwan_testbed::{require_netns, Role, Testbed};
 use mwand_harness::*;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ fn still_running(c: &mut Child, for_: Duration) -> bool {
 }
 
 fn outage_then_failback(flush_on_connected: bool) -> (bool, String) {
-    let tb = Testbed::up(TestbedOptions::default()).expect("testbed up");
+    let tb = testbed(2, 1);
     let mut text = config(tb.wans(), &ours);
     if flush_on_connected {
         text = text.replacen(

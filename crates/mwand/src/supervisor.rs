@@ -416,3 +416,47 @@ impl Supervisor {
 pub fn stop_stray(pid: u32) {
     signal(pid, libc::SIGTERM);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_is_alive_and_a_free_pid_is_not() {
+        assert!(is_alive(std::process::id()));
+        assert!(!is_alive(u32::MAX / 2));
+    }
+
+    #[test]
+    fn procd_mode_takes_any_tracker_of_a_wanted_interface_and_counts_restarts() {
+        let mut s = Supervisor::new(PathBuf::from("/nonexistent/mwan-track"), false);
+        assert!(s
+            .ensure("wan1", vec!["--interface".into(), "wan1".into()], 0)
+            .is_empty());
+        assert_eq!(s.pid("wan1"), None, "procd mode never spawns");
+        assert!(s.hello("wan1", 100, 10));
+        assert_eq!((s.pid("wan1"), s.restarts("wan1")), (Some(100), 0));
+        assert!(s.hello("wan1", 200, 20), "procd restarted it");
+        assert_eq!((s.pid("wan1"), s.restarts("wan1")), (Some(200), 1));
+        assert!(!s.hello("wan9", 300, 30), "not a wanted interface");
+    }
+
+    #[test]
+    fn embedded_mode_refuses_a_second_tracker_and_backs_off_failed_spawns() {
+        let mut s = Supervisor::new(PathBuf::from("/nonexistent/mwan-track"), true);
+        let wakes = s.ensure("wan1", vec![], 1_000);
+        assert_eq!(wakes, vec![Wake::SpawnAt("wan1".into(), 1_500)]);
+        let wakes = s.spawn_due("wan1", 1_500);
+        assert_eq!(
+            wakes,
+            vec![Wake::SpawnAt("wan1".into(), 2_500)],
+            "backoff doubles"
+        );
+        assert!(!s.hello("wan1", 4242, 2_000), "not the process we run");
+    }
+
+    #[test]
+    fn scan_finds_nothing_for_a_socket_nobody_uses() {
+        assert!(scan_running(Path::new("/nonexistent/run/track.sock")).is_empty());
+    }
+}

@@ -80,3 +80,72 @@ pub fn argv(
     push("--controller", controller.display().to_string());
     Some(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface() -> Interface {
+        let mut i = Interface::new("wan2");
+        i.enabled = true;
+        i.track_ip = vec!["203.0.113.1".into(), "203.0.113.2".into()];
+        i.interval = 200;
+        i.timeout = 3000;
+        i.count = 2;
+        i
+    }
+
+    fn facts() -> TrackerFacts {
+        TrackerFacts {
+            device: Some("eth2".into()),
+            mark: Some(0x300),
+            source: Some("198.51.100.10".parse().unwrap()),
+            gateway: Some("198.51.100.9".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn command_line_follows_docs_tracker_md() {
+        let a = argv(
+            &iface(),
+            &facts(),
+            Path::new("/run/mwan/track.sock"),
+            200,
+            3000,
+        )
+        .unwrap();
+        let line = a.join(" ");
+        assert_eq!(
+            line,
+            "--interface wan2 --device eth2 --method ping --target 203.0.113.1 \
+             --target 203.0.113.2 --count 2 --size 56 --max-ttl 60 --interval 200ms \
+             --timeout 3000ms --mark 0x300 --source 198.51.100.10 --gateway 198.51.100.9 \
+             --controller /run/mwan/track.sock"
+        );
+    }
+
+    #[test]
+    fn no_tracker_without_device_or_targets() {
+        let sock = Path::new("/run/mwan/track.sock");
+        let no_dev = TrackerFacts {
+            device: None,
+            ..facts()
+        };
+        assert_eq!(argv(&iface(), &no_dev, sock, 200, 3000), None);
+        let mut untracked = iface();
+        untracked.track_ip.clear();
+        assert_eq!(argv(&untracked, &facts(), sock, 200, 3000), None);
+    }
+
+    #[test]
+    fn budget_and_method_names_pass_through() {
+        let mut i = iface();
+        i.track_method = TrackMethod::NpingTcp;
+        i.probe_budget = Some(ProbeBudget::ProbesPerMinute(30));
+        let a = argv(&i, &facts(), Path::new("/s"), 200, 3000)
+            .unwrap()
+            .join(" ");
+        assert!(a.contains("--method nping-tcp"), "{a}");
+        assert!(a.contains("--budget-ppm 30"), "{a}");
+    }
+}

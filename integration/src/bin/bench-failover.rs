@@ -16,7 +16,7 @@
 #[path = "../../tests/mwand_harness/mod.rs"]
 mod mwand_harness;
 
-use mwan_testbed::{find_binary, require_netns, Impairment, Testbed, TestbedOptions};
+use mwan_testbed::{find_binary, require_netns, Impairment};
 use mwand_harness::*;
 use std::net::SocketAddrV4;
 use std::os::fd::AsRawFd;
@@ -177,13 +177,9 @@ impl Drop for Client {
     }
 }
 
-fn up(wans: usize, seed: u64) -> Testbed {
-    Testbed::up(TestbedOptions { wans, seed }).expect("testbed up")
-}
-
 /// Cut-to-traffic times over `cuts` cuts with `tracking` on every WAN.
 fn cut_to_traffic(label: &str, tracking: Tracking, cuts: usize) -> Vec<Duration> {
-    let tb = up(2, 7);
+    let tb = testbed(2, 7);
     let m = Mwand::start(&tb, &config(tb.wans(), &|_| tracking.clone()));
     // mwan3's 10 s interval needs a few rounds before anything is known.
     let limit = 60 + 20 * u64::from(tracking.down);
@@ -254,7 +250,7 @@ fn proc_kb(pid: u32, key: &str) -> u64 {
 /// False failovers of a noisy but working wan1 over `minutes`, and the
 /// footprint of mwand and its trackers meanwhile.
 fn noisy_link(minutes: f64) -> (usize, usize, Vec<Footprint>) {
-    let tb = up(2, 11);
+    let tb = testbed(2, 11);
     let m = Mwand::start(&tb, &config(tb.wans(), &ours));
     m.wait(30, "both WANs online", all_online);
     tb.impair(

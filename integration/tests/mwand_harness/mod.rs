@@ -88,6 +88,11 @@ pub fn config(wans: &[WanInfo], per_wan: &dyn Fn(&WanInfo) -> Tracking) -> Strin
     c
 }
 
+/// A testbed with `wans` uplinks (hop seed `seed`).
+pub fn testbed(wans: usize, seed: u64) -> Testbed {
+    Testbed::up(mwan_testbed::TestbedOptions { wans, seed }).expect("testbed up")
+}
+
 pub fn ours(_: &WanInfo) -> Tracking {
     OURS
 }
