@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mwan_core::config::{Config, Family};
+use mwan_core::config::{Config, Family, PortRange};
 use mwan_core::plan::nft::{self as nftplan, NftTable};
 use mwan_core::plan::{
     build, diff, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, WanAddress,
@@ -892,4 +892,68 @@ fn sticky_keeps_a_client_on_one_wan_and_non_sticky_spreads() {
     let seen = http_from_lan(&tb, 50);
     assert_eq!(seen.len(), 2, "non-sticky did not spread: {seen:?}");
     driver.stop();
+}
+
+/// `n` rules in policy_rules (a big config), plus what `table` has.
+fn with_many_rules(table: &NftTable, n: usize) -> NftTable {
+    let mut t = table.clone();
+    let rules = &mut t
+        .chains
+        .iter_mut()
+        .find(|c| c.name == nftplan::CHAIN_RULES)
+        .expect("policy_rules")
+        .rules;
+    for i in 0..n {
+        let mut r = rules[0].clone();
+        r.matches.push(nftplan::Match::Port {
+            dir: nftplan::Dir::Src,
+            range: PortRange {
+                first: 1000 + i as u16,
+                last: 1000 + i as u16,
+            },
+        });
+        rules.push(r);
+    }
+    t
+}
+
+#[test]
+fn big_tables_apply_in_one_batch_and_a_refused_batch_changes_nothing() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let ns = Netns::new();
+    let small = feature_table();
+    let big = with_many_rules(&small, 1000);
+    let count_rules = || {
+        let o = ns.run(&["nft", "-j", "list", "table", "inet", "mwan"]);
+        assert!(o.status.success(), "{o:?}");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        objects(&v, "rule").len()
+    };
+    in_netns(&ns.0, || {
+        let mut nft = Nft::open().unwrap();
+        nft.replace(&small).expect("small table");
+        let report = nft.replace(&big).expect("1000 more rules in one batch");
+        assert_eq!(report.rules, big.rule_count());
+    })
+    .unwrap();
+    assert_eq!(count_rules(), big.rule_count());
+
+    // A batch the kernel refuses half way (a jump to a chain that does not
+    // exist) leaves the table exactly as it was, and says which rule.
+    let mut broken = small.clone();
+    broken.chains[0].rules.push(nftplan::NftRule {
+        matches: vec![],
+        actions: vec![],
+        verdict: Some(nftplan::Verdict::Jump("no_such_chain".into())),
+    });
+    let err = in_netns(&ns.0, || Nft::open().unwrap().replace(&broken).unwrap_err()).unwrap();
+    let text = err.to_string();
+    assert!(text.contains("jump no_such_chain"), "{text}");
+    assert_eq!(
+        count_rules(),
+        big.rule_count(),
+        "refused batch changed the table"
+    );
 }

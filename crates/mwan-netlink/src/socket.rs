@@ -420,10 +420,13 @@ impl Socket {
     }
 
     /// Send `reqs` as ONE nfnetlink transaction: NFNL_MSG_BATCH_BEGIN
-    /// (res_id = `subsys`), the requests with NLM_F_ACK, NFNL_MSG_BATCH_END,
-    /// all in one sendmsg. The kernel applies all of it or nothing and
-    /// answers every request; the result is the first refusal, if any.
-    /// (Added by the nft helper for nf_tables; see `nft.rs`.)
+    /// (res_id = `subsys`), the requests, NFNL_MSG_BATCH_END, all in one
+    /// sendmsg (the send buffer is raised to fit). The kernel applies all of
+    /// it or nothing. It reports every refused request, and the last request
+    /// asks for an ACK: after the batch it delivers those answers together,
+    /// so the last one's answer ends the wait. ACKs for every request of a
+    /// big batch would overflow the receive buffer. The result is the first
+    /// refusal, if any. (Added by the nft helper for nf_tables; see `nft.rs`.)
     pub fn transaction(&mut self, subsys: u16, reqs: &[Request]) -> Result<(), NetlinkError> {
         const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
         const NFNL_MSG_BATCH_END: u16 = 0x11;
@@ -436,9 +439,14 @@ impl Socket {
         let begin_seq = self.next_seq();
         let mut data = marker(NFNL_MSG_BATCH_BEGIN).finish(begin_seq, 0);
         let mut seqs = Vec::with_capacity(reqs.len());
-        for r in reqs {
+        for (i, r) in reqs.iter().enumerate() {
             let seq = self.next_seq();
-            data.extend_from_slice(&r.msg.request_bytes(seq));
+            let mut bytes = r.msg.request_bytes(seq);
+            if i + 1 < reqs.len() {
+                let flags = u16::from_ne_bytes([bytes[6], bytes[7]]) & !NLM_F_ACK;
+                bytes[6..8].copy_from_slice(&flags.to_ne_bytes());
+            }
+            data.extend_from_slice(&bytes);
             seqs.push(seq);
         }
         let end_seq = self.next_seq();
@@ -447,10 +455,14 @@ impl Socket {
             .first()
             .map(|r| r.what.as_str())
             .unwrap_or("empty batch");
+        if data.len() > BATCH_BYTES {
+            self.grow_send_buffer(data.len())?;
+        }
         self.send_bytes(&data, what)?;
-        let mut pending = seqs.len();
+        let last_seq = seqs.last().copied();
         let mut first_error: Option<KernelError> = None;
-        while pending > 0 {
+        let mut done = last_seq.is_none();
+        while !done {
             for msg in self.recv()? {
                 if msg.pid != self.pid || msg.msg_type != NLMSG_ERROR {
                     continue;
@@ -468,7 +480,7 @@ impl Socket {
                 let Some(i) = seqs.iter().position(|s| *s == msg.seq) else {
                     continue;
                 };
-                pending -= 1;
+                done |= Some(msg.seq) == last_seq;
                 if let (Some((errno, ext_ack)), None) = (error, &first_error) {
                     first_error = Some(KernelError {
                         errno,
@@ -481,6 +493,34 @@ impl Socket {
         match first_error {
             Some(e) => Err(NetlinkError::Kernel(e)),
             None => Ok(()),
+        }
+    }
+
+    /// Make room for one datagram of `len` bytes: SO_SNDBUFFORCE (mwand has
+    /// CAP_NET_ADMIN), else SO_SNDBUF (capped by net.core.wmem_max).
+    fn grow_send_buffer(&self, len: usize) -> Result<(), NetlinkError> {
+        // The kernel doubles the value and needs some room for the skb.
+        let size = (len + 64 * 1024).min(i32::MAX as usize / 2) as libc::c_int;
+        let fd = self.sock.as_raw_fd();
+        let set = |opt: libc::c_int| {
+            // SAFETY: setsockopt with a valid fd and a c_int option value.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(libc::SO_SNDBUFFORCE) == 0 || set(libc::SO_SNDBUF) == 0 {
+            Ok(())
+        } else {
+            Err(NetlinkError::Io {
+                context: format!("raise the netlink send buffer to {len} bytes"),
+                source: io::Error::last_os_error(),
+            })
         }
     }
 
