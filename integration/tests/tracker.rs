@@ -213,6 +213,15 @@ impl Tracker {
     }
 }
 
+/// The debug build's count of heap allocations after its first two rounds,
+/// printed at exit.
+fn allocations_after_warmup(stderr: &str) -> Option<u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("heap allocations after warm-up"))?;
+    line.rsplit(": ").next()?.trim().parse().ok()
+}
+
 fn outcome(v: &Value) -> &str {
     v["outcome"].as_str().unwrap_or("?")
 }
@@ -332,6 +341,11 @@ fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
             code,
             Some(0),
             "{method}: exit status after SIGTERM; stderr:\n{stderr}"
+        );
+        assert_eq!(
+            allocations_after_warmup(&stderr),
+            Some(0),
+            "{method} {target}: no heap allocation per probe once running:\n{stderr}"
         );
         let good = count(&samples, target, want);
         assert!(good >= 4, "{method} {target}: want >= 4 '{want}' samples in 2 s, got {good}:\n{}\nstderr:\n{stderr}", summary(&samples));
@@ -455,8 +469,11 @@ fn two_trackers_on_one_router_never_take_each_others_replies() {
             "each (round, target) answered exactly once"
         );
     }
-    assert_eq!(t1.stop().0, Some(0));
-    assert_eq!(t2.stop().0, Some(0));
+    for t in [t1, t2] {
+        let (code, stderr) = t.stop();
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(allocations_after_warmup(&stderr), Some(0), "{stderr}");
+    }
 }
 
 fn read_messages(

@@ -1245,7 +1245,15 @@ impl Tracker {
     /// Runs until SIGTERM/SIGINT/SIGHUP. Returns the signal number.
     pub fn run(&mut self) -> io::Result<u32> {
         let mut events = Events::with_capacity(64);
+        // Debug builds: heap allocations once two rounds are done (buffers
+        // have their sizes by then), printed at exit for the tests.
+        #[cfg(debug_assertions)]
+        let mut warm_allocs: Option<u64> = None;
         loop {
+            #[cfg(debug_assertions)]
+            if warm_allocs.is_none() && self.round >= 2 {
+                warm_allocs = Some(crate::alloc_count::allocations());
+            }
             let now = sys::monotonic_us();
             self.fire_timers(now);
             self.flush_controller();
@@ -1281,6 +1289,16 @@ impl Tracker {
             }
             if let Some(sig) = signal.or(self.stop.then_some(0)) {
                 self.flush_controller();
+                #[cfg(debug_assertions)]
+                if let Some(warm) = warm_allocs {
+                    eprintln!(
+                        "mwan-track: heap allocations after warm-up (round {} .. {}, {} samples): {}",
+                        2,
+                        self.round,
+                        self.sample_seq,
+                        crate::alloc_count::allocations() - warm
+                    );
+                }
                 return Ok(sig);
             }
         }
