@@ -94,6 +94,15 @@ fn countable_settings() -> Vec<Setting> {
             name: "3 targets rel 2, down 2, up 3, 200 ms",
             iface: with(3, 2, 2, 3, 200),
         },
+        Setting {
+            name: "2 targets rel 2, down 2, up 2, 1 s / failure 300 ms / recovery 500 ms",
+            iface: {
+                let mut i = with(2, 2, 2, 2, 1000);
+                i.failure_interval = 300;
+                i.recovery_interval = 500;
+                i
+            },
+        },
     ]
 }
 
