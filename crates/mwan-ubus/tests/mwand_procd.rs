@@ -10,10 +10,11 @@
 
 mod common;
 
-use common::Double;
+use common::{BusThread, Double};
 use mwan_proto::control::Status;
 use mwan_ubus::blobmsg::{Table, Value};
 use mwan_ubus::blocking::BlockingClient;
+use mwan_ubus::client::{Client, Event};
 use mwan_ubus::procd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -28,14 +29,18 @@ config interface 'wan1'
 	option device 'lo'
 	option family 'ipv4'
 	list track_ip '192.0.2.1'
-	option interval '1'
+	option interval '0.5'
+	option timeout '1'
+	option down '2'
 
 config interface 'wan2'
 	option enabled '1'
 	option device 'lo'
 	option family 'ipv4'
 	list track_ip '192.0.2.2'
-	option interval '1'
+	option interval '0.5'
+	option timeout '1'
+	option down '2'
 
 config member 'wan1_m1'
 	option interface 'wan1'
@@ -179,6 +184,10 @@ fn mwand_under_procd_restarts_one_tracker_adopts_after_crash_and_stops_cleanly()
         track.display().to_string(),
         "--no-dataplane".into(),
     ];
+    // Listens for mwand's mwan.interface events from the start.
+    let mut listener = Client::new();
+    listener.listen("mwan.interface").unwrap();
+    let events = BusThread::spawn(&double.socket, listener, |_, _| {});
     let mut d = Mwand::spawn(&mwand, &args);
     let mut cli = double.client();
 
@@ -200,6 +209,23 @@ fn mwand_under_procd_restarts_one_tracker_adopts_after_crash_and_stops_cleanly()
     assert_eq!(names, ["wan1", "wan2"]);
     let mwan3 = cli.call("mwan3", "status", Table::new()).unwrap().to_json();
     assert!(mwan3["interfaces"]["wan2"]["status"].is_string(), "{mwan3}");
+
+    // The probes to 192.0.2.x on lo go unanswered: each WAN leaves its
+    // initial state, and mwand announces it with the metrics it has.
+    let seen = events.wait_for("mwan.interface event", |e| {
+        matches!(e, Event::Event { name, data } if name == "mwan.interface"
+            && data.get_str("interface") == Some("wan1"))
+    });
+    let Some(Event::Event { data, .. }) = seen.last() else {
+        unreachable!()
+    };
+    assert_ne!(
+        data.get_str("old_state"),
+        data.get_str("state"),
+        "{:?}",
+        data.to_json()
+    );
+    assert_eq!(data.get_str("device"), Some("lo"), "{:?}", data.to_json());
 
     // Per-WAN restart: only track_wan2 gets a new process.
     let args = Table::new().with("interface", Value::string("wan2"));
