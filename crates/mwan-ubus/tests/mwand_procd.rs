@@ -243,6 +243,78 @@ fn mwand_under_procd_restarts_one_tracker_adopts_after_crash_and_stops_cleanly()
     });
     assert_eq!(tracker_pids(&mut cli), (Some(w1), Some(new_w2)));
 
+    // A reload that changes only wan2 restarts only track_wan2.
+    std::fs::write(
+        &config,
+        CONFIG.replace(
+            "list track_ip '192.0.2.2'\n\toption interval '0.5'",
+            "list track_ip '192.0.2.2'\n\toption interval '0.6'",
+        ),
+    )
+    .unwrap();
+    cli.call("mwan", "reload", Table::new())
+        .expect("mwan reload");
+    let new_w2 = wait_until("track_wan2 restarted by reload", || {
+        match tracker_pids(&mut cli) {
+            (Some(a), Some(b)) if b != new_w2 => {
+                assert_eq!(
+                    a, w1,
+                    "track_wan1 must keep its pid across a reload that does not touch it"
+                );
+                Some(b)
+            }
+            _ => None,
+        }
+    });
+
+    // mwanctl: restart through the control socket, status through ubus.
+    let w1 = match workspace_bin("mwanctl") {
+        Some(ctl) => {
+            let run_dir = dir.join("run");
+            let out = Command::new(&ctl)
+                .arg("--run-dir")
+                .arg(&run_dir)
+                .args(["restart", "wan1"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "mwanctl restart: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let new_w1 = wait_until("track_wan1 restarted by mwanctl", || {
+                match tracker_pids(&mut cli) {
+                    (Some(a), Some(b)) if a != w1 => {
+                        assert_eq!(b, new_w2, "track_wan2 must keep its pid");
+                        Some(a)
+                    }
+                    _ => None,
+                }
+            });
+            let out = Command::new(&ctl)
+                .arg("--run-dir")
+                .arg(dir.join("no-such-dir"))
+                .arg("--ubus-socket")
+                .arg(&double.socket)
+                .args(["--json", "status"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "mwanctl over ubus: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let status: Status =
+                serde_json::from_slice(&out.stdout).expect("mwanctl --json status");
+            assert_eq!(status.interfaces.len(), 2);
+            new_w1
+        }
+        None => {
+            eprintln!("mwanctl not built: its part of this test is skipped");
+            w1
+        }
+    };
+
     // mwand crashes; procd keeps the trackers; the next mwand adopts them.
     d.signal(libc::SIGKILL);
     d.restart();
