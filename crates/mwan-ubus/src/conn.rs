@@ -118,23 +118,26 @@ impl Connection {
     }
 
     /// Reads until WouldBlock and returns every complete frame received.
-    /// EOF after the complete frames is reported as [`ConnError::Closed`]
-    /// on the next call, so no frame is lost.
+    /// Frames are taken out after each chunk, so the buffer never holds
+    /// more than one partial frame plus a chunk. EOF after the complete
+    /// frames is reported as [`ConnError::Closed`] once they are returned.
     pub fn read_messages(&mut self, out: &mut Vec<Message>) -> Result<(), ConnError> {
         let mut chunk = [0u8; READ_CHUNK];
-        let mut closed = false;
         loop {
             match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    closed = true;
-                    break;
+                Ok(0) => return Err(ConnError::Closed),
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&chunk[..n]);
+                    self.take_frames(out)?;
                 }
-                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    fn take_frames(&mut self, out: &mut Vec<Message>) -> Result<(), ConnError> {
         let mut pos = 0;
         while let Some(len) = frame_len(&self.rbuf[pos..]).map_err(ConnError::Protocol)? {
             if self.rbuf.len() - pos < len {
@@ -144,9 +147,6 @@ impl Connection {
             pos += len;
         }
         self.rbuf.drain(..pos);
-        if closed {
-            return Err(ConnError::Closed);
-        }
         Ok(())
     }
 }

@@ -157,3 +157,31 @@ fn requests_while_disconnected_are_bounded_and_failed_on_loss() {
         .count();
     assert_eq!(failed, mwan_ubus::client::MAX_DEFERRED);
 }
+
+#[test]
+fn frames_split_across_reads_are_reassembled() {
+    let (a, mut b) = mio::net::UnixStream::pair().unwrap();
+    let mut conn = mwan_ubus::Connection::from_stream(a);
+    let frame = Message::invoke(3, 7, "status", Table::new().with("x", Value::string("y")))
+        .encode()
+        .unwrap();
+    let two: Vec<u8> = frame.iter().chain(frame.iter()).copied().collect();
+    let mut got = Vec::new();
+    // One byte short of the first frame, then the rest and the whole second one.
+    b.write_all(&two[..frame.len() - 1]).unwrap();
+    conn.read_messages(&mut got).unwrap();
+    assert!(got.is_empty());
+    b.write_all(&two[frame.len() - 1..]).unwrap();
+    conn.read_messages(&mut got).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].method(), Some("status"));
+    // EOF after a complete frame: the frame first, then Closed.
+    b.write_all(&frame).unwrap();
+    drop(b);
+    let mut last = Vec::new();
+    assert!(matches!(
+        conn.read_messages(&mut last),
+        Err(mwan_ubus::conn::ConnError::Closed)
+    ));
+    assert_eq!(last.len(), 1);
+}
