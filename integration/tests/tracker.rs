@@ -758,6 +758,62 @@ fn icmp_errors_carry_type_and_code_on_raw_ping_and_udp_sockets() {
 }
 
 #[test]
+fn follows_the_wan_address_away_and_back() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    let mark = route_tracker_mark(&tb, 1);
+    let w = tb.wans()[0].clone();
+    let target = tb.targets().icmp_v4[0].to_string();
+    let tr = Tracker::start(
+        &tb,
+        &icmp_args(&w, Some(&mark), &[&target], "100ms", "500ms"),
+    );
+    let first = tr.wait_for(Duration::from_secs(3), |v| outcome(v) == "reply");
+    assert!(first.is_some(), "replies at first");
+    let addr = format!("{}/{}", w.router_v4, w.v4_prefix);
+    tb.exec_ok(
+        Role::Router,
+        &["ip", "addr", "del", &addr, "dev", &w.device],
+    )
+    .expect("del address");
+    let failed = tr.wait_for(Duration::from_secs(3), |v| outcome(v) == "send_error");
+    assert!(
+        failed.is_some(),
+        "probes fail while the device has no address"
+    );
+    // Long enough for the tracker to look (200 ms after a failed send).
+    std::thread::sleep(Duration::from_millis(600));
+    tb.exec_ok(
+        Role::Router,
+        &["ip", "addr", "add", &addr, "dev", &w.device],
+    )
+    .expect("add address");
+    // The kernel dropped the routes through the device with its address;
+    // put back what netifd and the data plane would.
+    let gw = w.gateway_v4.to_string();
+    for table in ["main", "901"] {
+        let route = [
+            "ip", "route", "replace", "default", "via", &gw, "dev", &w.device, "table", table,
+        ];
+        tb.exec_ok(Role::Router, &route).expect("restore routes");
+    }
+    // The tracker re-reads the device every 5 s at the latest.
+    let back = tr.wait_for(Duration::from_secs(8), |v| outcome(v) == "reply");
+    let (code, stderr) = tr.stop();
+    assert!(
+        back.is_some(),
+        "replies again once the address is back:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("no IPv4 address"),
+        "the trouble is logged:\n{stderr}"
+    );
+    assert_eq!(code, Some(0));
+}
+
+#[test]
 fn bad_arguments_exit_2_with_a_clear_message() {
     let bin = find_binary("mwan-track").expect("mwan-track built (cargo build -p mwan-track)");
     let base = "--interface wan --device eth1";

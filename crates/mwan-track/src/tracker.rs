@@ -598,11 +598,19 @@ impl Tracker {
         if let Err(e) = self.transmit(si, target, seq) {
             let errno = errno_of(&e);
             self.finish(si, ProbeOutcome::SendError { errno });
+            // The device or its address may have changed: look soon, but
+            // do not keep pushing the look back while every probe fails.
+            let soon = now + 200_000;
             if matches!(
                 errno,
-                libc::EADDRNOTAVAIL | libc::EINVAL | libc::ENODEV | libc::ENETDOWN
-            ) {
-                self.timers.arm(TIMER_REFRESH, now + 200_000);
+                libc::EADDRNOTAVAIL
+                    | libc::EINVAL
+                    | libc::ENODEV
+                    | libc::ENETDOWN
+                    | libc::ENETUNREACH
+            ) && !matches!(self.timers.get(TIMER_REFRESH), Some(t) if t <= soon)
+            {
+                self.timers.arm(TIMER_REFRESH, soon);
             }
         }
     }
