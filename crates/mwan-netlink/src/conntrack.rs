@@ -11,8 +11,8 @@
 //! Since Linux 6.4 ctnetlink deletes them like others and the flowtable's GC
 //! drops the flow; older kernels skip `IPS_OFFLOAD` entries in a flush, and
 //! the flowtable tears such a flow down once its cached route is stale (the
-//! WAN's routes change first). [`Conntrack::delete_by_mark`] reports what is
-//! left; call it again a couple of seconds later while that is not 0. See
+//! WAN's routes change first). [`Conntrack::delete_by_mark_counted`] reports
+//! what is left; call it again a couple of seconds later while that is not 0. See
 //! docs/dataplane-nft.md.
 
 use neli::consts::socket::NlFamily;
@@ -77,8 +77,10 @@ impl Conntrack {
         Ok(msgs.len())
     }
 
-    /// Delete the entries with `ct mark & mask == mark` (one WAN's pins).
-    pub fn delete_by_mark(&mut self, mark: u32, mask: u32) -> Result<FlushReport, NetlinkError> {
+    /// Delete the entries with `ct mark & mask == mark` (one WAN's pins):
+    /// one message. The kernel walks the whole conntrack hash for it (a few
+    /// ms on a large table).
+    pub fn delete_by_mark(&mut self, mark: u32, mask: u32) -> Result<(), NetlinkError> {
         if mark & !mask != 0 || mark == 0 {
             // mark 0 would flush every connection without a pin: never.
             return Err(NetlinkError::Malformed(format!(
@@ -86,20 +88,24 @@ impl Conntrack {
                  expected a non-zero mark inside the mask"
             )));
         }
+        self.sock.request(
+            &delete_request(mark, mask),
+            &format!("delete conntrack entries with mark {mark:#x}/{mask:#x}"),
+            // Nothing matched.
+            Tolerate::Missing,
+        )
+    }
+
+    /// [`Conntrack::delete_by_mark`] with a count before and after (two
+    /// more walks of the table), for logs, status and tests.
+    pub fn delete_by_mark_counted(
+        &mut self,
+        mark: u32,
+        mask: u32,
+    ) -> Result<FlushReport, NetlinkError> {
         let before = self.count_by_mark(mark, mask)?;
-        if before > 0 {
-            self.sock.request(
-                &delete_request(mark, mask),
-                &format!("delete conntrack entries with mark {mark:#x}/{mask:#x}"),
-                // Nothing matched between the count and the delete.
-                Tolerate::Missing,
-            )?;
-        }
-        let remaining = if before > 0 {
-            self.count_by_mark(mark, mask)?
-        } else {
-            0
-        };
+        self.delete_by_mark(mark, mask)?;
+        let remaining = self.count_by_mark(mark, mask)?;
         Ok(FlushReport { before, remaining })
     }
 }
