@@ -218,7 +218,9 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, MessageError> {
     if total > MAX_MSG_LEN + HEADER_LEN {
         return Err(MessageError::TooLarge(total));
     }
-    Ok(Some(align4(total)))
+    // Exactly header + blob, as libubus and ubusd read it (libubox always
+    // produces lengths that are multiples of 4, so no padding follows).
+    Ok(Some(total))
 }
 
 fn u32_of(id: u8, v: &[u8]) -> Result<u32, MessageError> {
