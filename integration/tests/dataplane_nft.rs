@@ -694,7 +694,7 @@ fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
     let report = in_netns(tb.router_ns(), || {
         Conntrack::open()
             .unwrap()
-            .delete_by_mark_counted(pin2, mask)
+            .delete_by_mark(pin2, mask)
             .expect("delete by mark")
     })
     .unwrap();

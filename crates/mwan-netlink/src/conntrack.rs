@@ -11,7 +11,7 @@
 //! Since Linux 6.4 ctnetlink deletes them like others and the flowtable's GC
 //! drops the flow; older kernels skip `IPS_OFFLOAD` entries in a flush, and
 //! the flowtable tears such a flow down once its cached route is stale (the
-//! WAN's routes change first). [`Conntrack::delete_by_mark_counted`] reports
+//! WAN's routes change first). [`Conntrack::delete_by_mark`] reports
 //! what is left; call it again a couple of seconds later while that is not 0. See
 //! docs/dataplane-nft.md.
 
@@ -80,7 +80,7 @@ impl Conntrack {
     /// Delete the entries with `ct mark & mask == mark` (one WAN's pins):
     /// one message. The kernel walks the whole conntrack hash for it (a few
     /// ms on a large table).
-    pub fn delete_by_mark(&mut self, mark: u32, mask: u32) -> Result<(), NetlinkError> {
+    pub fn delete_by_mark_uncounted(&mut self, mark: u32, mask: u32) -> Result<(), NetlinkError> {
         if mark & !mask != 0 || mark == 0 {
             // mark 0 would flush every connection without a pin: never.
             return Err(NetlinkError::Malformed(format!(
@@ -96,15 +96,11 @@ impl Conntrack {
         )
     }
 
-    /// [`Conntrack::delete_by_mark`] with a count before and after (two
+    /// [`Conntrack::delete_by_mark_uncounted`] with a count before and after (two
     /// more walks of the table), for logs, status and tests.
-    pub fn delete_by_mark_counted(
-        &mut self,
-        mark: u32,
-        mask: u32,
-    ) -> Result<FlushReport, NetlinkError> {
+    pub fn delete_by_mark(&mut self, mark: u32, mask: u32) -> Result<FlushReport, NetlinkError> {
         let before = self.count_by_mark(mark, mask)?;
-        self.delete_by_mark(mark, mask)?;
+        self.delete_by_mark_uncounted(mark, mask)?;
         let remaining = self.count_by_mark(mark, mask)?;
         Ok(FlushReport { before, remaining })
     }
@@ -129,7 +125,7 @@ mod tests {
     fn zero_or_foreign_marks_are_refused_before_any_io() {
         // No socket needed: the check comes first. Build one only if we can.
         if let Ok(mut ct) = Conntrack::open() {
-            assert!(ct.delete_by_mark(0, 0x3f00).is_err());
+            assert!(ct.delete_by_mark_uncounted(0, 0x3f00).is_err());
             assert!(ct.delete_by_mark(0x1, 0x3f00).is_err());
         }
     }
