@@ -40,7 +40,7 @@ release:
 # dir, and cargo builds other packages' binaries only when asked: build first.
 test: deps build
 	$(CARGO) test --workspace --no-fail-fast
-	$(CARGO) test --release -p mwan-core -- --ignored
+	$(CARGO) test --release -p mwan-core --test sim_noise --test sim_swaps -- --include-ignored
 	shellcheck -x openwrt-package/files/etc/init.d/* openwrt-package/files/etc/uci-defaults/* integration/*.sh
 
 ## demo: two simulated WANs, mwand failing over live, cleaned up after.

@@ -256,20 +256,25 @@ impl Default for Globals {
 }
 
 impl Default for QualitySettings {
+    /// The values whose swap rate between equally noisy links the core's
+    /// simulations bound (docs/decisions.md); one source of truth.
     fn default() -> Self {
+        let r = crate::health::RECOMMENDED_TRACKING;
         QualitySettings {
-            bias_ms: 0.0,
-            loss_divisor: 1.0,
-            loss_limit_pct: 50.0,
-            smoothing: 0.2,
+            bias_ms: r.bias_ms,
+            loss_divisor: r.loss_divisor,
+            loss_limit_pct: r.loss_limit_pct,
+            smoothing: r.smoothing,
         }
     }
 }
 
-/// Score mode defaults: a challenger must be 20 points (ms) better, and a
-/// link must have been usable for 30 s before traffic fails back to it.
-pub const DEFAULT_SCORE_HYSTERESIS: f64 = 20.0;
-pub const DEFAULT_SCORE_MIN_STABLE_MS: DurationMs = 30_000;
+/// Score mode defaults: a challenger must be this many points (ms) better,
+/// and a link must have been usable this long before traffic fails back to
+/// it. Taken from the core's analysed recommendation (docs/decisions.md).
+pub const DEFAULT_SCORE_HYSTERESIS: f64 = crate::health::RECOMMENDED_TRACKING.hysteresis;
+pub const DEFAULT_SCORE_MIN_STABLE_MS: DurationMs =
+    crate::health::RECOMMENDED_TRACKING.min_stable_ms;
 
 impl Interface {
     /// An interface with every option at mwan3's default.
