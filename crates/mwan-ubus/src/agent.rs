@@ -30,7 +30,8 @@ pub struct PendingCall(Invocation);
 pub enum AgentEvent {
     Connected,
     Disconnected,
-    /// Whether procd's `service` object is on the bus (for `--supervisor auto`).
+    /// Whether procd's `service` object is on the bus (for `--supervisor
+    /// auto`). Sent once, after the first successful connection.
     ProcdPresent(bool),
     /// `ubus call mwan <method>`: answer with [`Agent::reply`].
     Call {
@@ -95,6 +96,10 @@ pub struct Agent {
     followed: Vec<String>,
     next_tag: Tag,
     purposes: HashMap<Tag, Purpose>,
+    /// procd's presence is reported once, from the first connection: after
+    /// a ubusd restart procd re-registers `service` a moment after we are
+    /// back, and a "not present" then would be wrong.
+    procd_probed: bool,
 }
 
 impl Agent {
@@ -118,6 +123,7 @@ impl Agent {
             followed: Vec::new(),
             next_tag: 1,
             purposes: HashMap::new(),
+            procd_probed: false,
         })
     }
 
@@ -346,12 +352,14 @@ impl Agent {
     // ---- Incoming.
 
     fn on_connected(&mut self) {
-        self.call(
-            procd::SERVICE_OBJECT,
-            "list",
-            procd::list(Some("")),
-            Purpose::ProcdProbe,
-        );
+        if !self.procd_probed {
+            self.call(
+                procd::SERVICE_OBJECT,
+                "list",
+                procd::list(Some("")),
+                Purpose::ProcdProbe,
+            );
+        }
         self.request_dump();
         if self.supervise {
             // Everything, idempotently: after an mwand or ubusd restart procd
@@ -477,7 +485,10 @@ impl Agent {
         };
         let body = data.into_iter().next().unwrap_or_default();
         match purpose {
-            Purpose::ProcdProbe => out.push(AgentEvent::ProcdPresent(code == status::OK)),
+            Purpose::ProcdProbe => {
+                self.procd_probed = true;
+                out.push(AgentEvent::ProcdPresent(code == status::OK));
+            }
             Purpose::Dump if code == status::OK => {
                 out.extend(
                     netifd::parse_dump(&body)

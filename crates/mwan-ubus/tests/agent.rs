@@ -59,6 +59,8 @@ struct Loop {
     events: mio::Events,
     agent: Agent,
     seen: Vec<AgentEvent>,
+    /// Every event ever returned, for counting.
+    history: Vec<AgentEvent>,
 }
 
 impl Loop {
@@ -71,6 +73,7 @@ impl Loop {
             events: mio::Events::with_capacity(32),
             agent,
             seen: Vec::new(),
+            history: Vec::new(),
         };
         l.handle(first);
         l
@@ -122,6 +125,7 @@ impl Loop {
                 }
                 _ => {}
             }
+            self.history.push(e.clone());
             self.seen.push(e);
         }
     }
@@ -430,4 +434,12 @@ fn follows_netifd_across_a_ubusd_restart() {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+    // procd's presence is probed once, not again after the ubusd restart
+    // (when procd may not have re-registered yet).
+    let probes = l
+        .history
+        .iter()
+        .filter(|e| matches!(e, AgentEvent::ProcdPresent(_)))
+        .count();
+    assert_eq!(probes, 1);
 }
