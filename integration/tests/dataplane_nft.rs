@@ -613,28 +613,64 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
     assert_eq!(set_elements(&tb, "sticky_balanced_wan2"), ["192.0.2.3"]);
 
     // Reconcile: someone deletes or empties our table; ensure() restores it.
-    let ensure = || {
-        in_netns(tb.router_ns(), || {
-            Nft::open().unwrap().ensure(&table2).expect("ensure")
-        })
-        .unwrap()
-    };
-    assert_eq!(ensure(), None, "no drift, no batch");
+    let mut nft = in_netns(tb.router_ns(), || Nft::open().unwrap()).unwrap();
+    assert!(
+        nft.ensure(&table2).unwrap().is_some(),
+        "a new socket installs once"
+    );
+    assert_eq!(nft.ensure(&table2).unwrap(), None, "no drift, no batch");
     tb.exec_ok(
         Role::Router,
         &["nft", "flush", "chain", "inet", "mwan", "prerouting"],
     )
     .unwrap();
-    let observed = in_netns(tb.router_ns(), || Nft::open().unwrap().observe().unwrap()).unwrap();
     assert!(matches!(
-        nft::drift(&table2, observed.as_ref()),
+        nft::drift(&table2, nft.observe().unwrap().as_ref()),
         Drift::Changed(_)
     ));
-    assert!(ensure().is_some(), "emptied chain restored");
+    assert!(
+        nft.ensure(&table2).unwrap().is_some(),
+        "emptied chain restored"
+    );
     tb.exec_ok(Role::Router, &["nft", "delete", "table", "inet", "mwan"])
         .unwrap();
-    assert!(ensure().is_some(), "deleted table restored");
-    assert_eq!(ensure(), None);
+    assert!(
+        nft.ensure(&table2).unwrap().is_some(),
+        "deleted table restored"
+    );
+    assert_eq!(nft.ensure(&table2).unwrap(), None);
+    // A config change of the same shape (same chains, sets, rule counts) is
+    // still applied: ensure() compares with what it installed.
+    let mut table3 = table2.clone();
+    for c in &mut table3.chains {
+        for r in &mut c.rules {
+            for m in &mut r.matches {
+                if *m == nftplan::Match::L4Proto(6) {
+                    *m = nftplan::Match::L4Proto(17);
+                }
+            }
+        }
+    }
+    assert_ne!(table3, table2);
+    assert_eq!(
+        nft::drift(&table3, nft.observe().unwrap().as_ref()),
+        Drift::None
+    );
+    assert!(
+        nft.ensure(&table3).unwrap().is_some(),
+        "same-shape change applied"
+    );
+    let listed = tb
+        .exec_ok(
+            Role::Router,
+            &["nft", "list", "chain", "inet", "mwan", "policy_rules"],
+        )
+        .unwrap();
+    assert!(
+        listed.contains("udp") && !listed.contains("tcp"),
+        "{listed}"
+    );
+    drop(nft);
 
     // Stop leaves the tables as they were.
     driver.stop();

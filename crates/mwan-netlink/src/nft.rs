@@ -680,6 +680,10 @@ pub fn transaction_bytes(reqs: &[Request]) -> Vec<u8> {
 /// The nf_tables side of mwand: one NETLINK_NETFILTER socket.
 pub struct Nft {
     sock: Socket,
+    /// The table this socket last installed: [`Nft::ensure`] replaces when
+    /// the wanted table differs from it (a config change of the same shape
+    /// has the same chains, sets and rule counts, which a dump compares).
+    applied: Option<NftTable>,
 }
 
 /// Did a replacement happen, and with how many messages?
@@ -693,6 +697,7 @@ impl Nft {
     pub fn open() -> Result<Self, NetlinkError> {
         Ok(Nft {
             sock: Socket::open(NlFamily::Netfilter, &[])?,
+            applied: None,
         })
     }
 
@@ -781,26 +786,33 @@ impl Nft {
     /// nothing. Sets that keep their definition keep their elements.
     pub fn replace(&mut self, want: &NftTable) -> Result<ReplaceReport, NetlinkError> {
         let observed = self.observe()?;
-        let reqs = replace_requests(want, observed.as_ref());
+        self.replace_observed(want, observed.as_ref())
+    }
+
+    fn replace_observed(
+        &mut self,
+        want: &NftTable,
+        observed: Option<&Observed>,
+    ) -> Result<ReplaceReport, NetlinkError> {
+        let reqs = replace_requests(want, observed);
+        self.applied = None;
         self.sock.transaction(NFNL_SUBSYS_NFTABLES, &reqs)?;
+        self.applied = Some(want.clone());
         Ok(ReplaceReport {
             messages: reqs.len(),
             rules: want.rule_count(),
         })
     }
 
-    /// Reconcile: replace only if the kernel's table drifted from `want`.
+    /// Reconcile: replace if `want` is not what this socket installed last
+    /// (first call, config change) or if the kernel's table drifted from it
+    /// (deleted, chains flushed, sets redefined); otherwise send nothing.
     pub fn ensure(&mut self, want: &NftTable) -> Result<Option<ReplaceReport>, NetlinkError> {
         let observed = self.observe()?;
-        if drift(want, observed.as_ref()) == Drift::None {
+        if self.applied.as_ref() == Some(want) && drift(want, observed.as_ref()) == Drift::None {
             return Ok(None);
         }
-        let reqs = replace_requests(want, observed.as_ref());
-        self.sock.transaction(NFNL_SUBSYS_NFTABLES, &reqs)?;
-        Ok(Some(ReplaceReport {
-            messages: reqs.len(),
-            rules: want.rule_count(),
-        }))
+        self.replace_observed(want, observed.as_ref()).map(Some)
     }
 
     /// Empty sets (a dead WAN's sticky sets), in one transaction. A set that
@@ -815,6 +827,7 @@ impl Nft {
 
     /// Remove table `inet mwan` (stop). Absent already is success.
     pub fn delete_table(&mut self) -> Result<(), NetlinkError> {
+        self.applied = None;
         match self
             .sock
             .transaction(NFNL_SUBSYS_NFTABLES, &[delete_table_request()])
