@@ -361,26 +361,30 @@ impl Agent {
             );
         }
         self.request_dump();
-        if self.supervise {
-            // Everything, idempotently: after an mwand or ubusd restart procd
-            // keeps unchanged trackers running (their pids stay).
-            let all: Vec<(String, InstanceSpec)> = self
-                .trackers
-                .iter()
-                .map(|(w, s)| (procd::tracker_instance(w), s.clone()))
-                .collect();
-            if !all.is_empty() {
-                let data = procd::add(procd::TRACKER_SERVICE, &all);
-                self.call(
-                    procd::SERVICE_OBJECT,
-                    "add",
-                    data,
-                    Purpose::Log("start trackers".into()),
-                );
-            }
-            // Leftover instances (a WAN removed while mwand was down) go in the list reply.
-            self.refresh_tracker_pids();
+        // Trackers are synced once procd's `service` object is subscribed
+        // (see translate): right after connecting, or when procd comes back
+        // after a ubusd restart.
+    }
+
+    /// Asks procd for every wanted tracker (idempotent: unchanged ones keep
+    /// their process) and lists them for the pids and leftovers.
+    fn sync_all_trackers(&mut self) {
+        let all: Vec<(String, InstanceSpec)> = self
+            .trackers
+            .iter()
+            .map(|(w, s)| (procd::tracker_instance(w), s.clone()))
+            .collect();
+        if !all.is_empty() {
+            let data = procd::add(procd::TRACKER_SERVICE, &all);
+            self.call(
+                procd::SERVICE_OBJECT,
+                "add",
+                data,
+                Purpose::Log("start trackers".into()),
+            );
         }
+        // Leftover instances (a WAN removed while mwand was down) go in the list reply.
+        self.refresh_tracker_pids();
     }
 
     fn translate(
@@ -430,7 +434,12 @@ impl Agent {
                 Event::ObjectRegistered { path, .. } => {
                     log::debug!("ubus: object {path} registered")
                 }
-                Event::Subscribed { path, .. } => log::debug!("ubus: following {path}"),
+                Event::Subscribed { path, .. } => {
+                    log::debug!("ubus: following {path}");
+                    if self.supervise && path == procd::SERVICE_OBJECT {
+                        self.sync_all_trackers();
+                    }
+                }
                 Event::SubscriptionLost { path } => {
                     log::info!("ubus: {path} went away; waiting for it")
                 }
@@ -531,15 +540,9 @@ impl Agent {
                     });
                 }
             }
-            // The service does not exist (yet): no tracker runs.
-            Purpose::TrackerList => {
-                for wan in self.trackers.keys() {
-                    out.push(AgentEvent::TrackerPid {
-                        wan: wan.clone(),
-                        pid: None,
-                    });
-                }
-            }
+            // procd's object is not there (ubusd restarted, procd not back
+            // yet): say nothing; the sync runs again when it reappears.
+            Purpose::TrackerList => log::debug!("ubus: service list: {}", status::name(code)),
             Purpose::Log(what) if code != status::OK => {
                 log::warn!("ubus: {what}: {}", status::name(code));
             }

@@ -443,3 +443,28 @@ fn follows_netifd_across_a_ubusd_restart() {
         .count();
     assert_eq!(probes, 1);
 }
+
+#[test]
+fn trackers_are_asked_for_again_when_procd_is_back_after_a_ubusd_restart() {
+    // The double is ubusd and procd in one process: restarting it loses the
+    // trackers, like a procd restart would; the agent must ask again once
+    // the `service` object is back.
+    let mut double = Double::start();
+    let wanted: BTreeMap<String, Vec<String>> = [(
+        "wan1".to_owned(),
+        vec!["/bin/sleep".to_owned(), "3201".to_owned()],
+    )]
+    .into();
+    let mut l = Loop::new(&double, true);
+    l.agent.set_trackers(&wanted);
+    let before = pid_of(&mut l, "wan1");
+    double.stop();
+    l.until("disconnected", |e| matches!(e, AgentEvent::Disconnected));
+    double.spawn();
+    l.until("reconnected", |e| matches!(e, AgentEvent::Connected));
+    let after = pid_of(&mut l, "wan1");
+    assert_ne!(
+        before, after,
+        "a new tracker process after procd lost the old one"
+    );
+}
