@@ -945,11 +945,21 @@ fn sticky_keeps_a_client_on_one_wan_and_non_sticky_spreads() {
         "stuck after return"
     );
 
-    // Not sticky: 50 connections spread over both.
+    // IPv6 has its own sticky sets (sticky_balanced_wanN_6).
+    let lan = tb.lan_ns().to_string();
+    let wan6 = only_wan(&tb, &http_from(&tb, &lan, Family::Ipv6, 50));
+    assert_eq!(
+        set_elements(&tb, &format!("sticky_balanced_wan{wan6}_6")),
+        [tb.lan().client_v6.to_string()]
+    );
+
+    // Not sticky: 50 connections spread over both, in both families.
     driver.config = config(&[1, 1], &[web("0")]);
     driver.sync(true);
     let seen = http_from_lan(&tb, 50);
     assert_eq!(seen.len(), 2, "non-sticky did not spread: {seen:?}");
+    let seen = http_from(&tb, &lan, Family::Ipv6, 50);
+    assert_eq!(seen.len(), 2, "non-sticky IPv6 did not spread: {seen:?}");
     driver.stop();
 }
 

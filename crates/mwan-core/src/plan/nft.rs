@@ -1096,6 +1096,158 @@ config rule 'default_rule'
         ));
     }
 
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn net() -> impl Strategy<Value = IpNet> {
+            prop_oneof![
+                (any::<u32>(), 0u8..=32).prop_map(|(a, l)| IpNet {
+                    addr: IpAddr::V4(a.into()),
+                    prefix_len: l
+                }),
+                (any::<u128>(), 0u8..=128).prop_map(|(a, l)| IpNet {
+                    addr: IpAddr::V6(a.into()),
+                    prefix_len: l
+                }),
+            ]
+        }
+
+        fn ports() -> impl Strategy<Value = Vec<PortRange>> {
+            prop::collection::vec(
+                (1u16..=65535, 0u16..100).prop_map(|(f, d)| PortRange {
+                    first: f,
+                    last: f.saturating_add(d),
+                }),
+                0..3,
+            )
+        }
+
+        fn proto() -> impl Strategy<Value = Proto> {
+            prop_oneof![
+                Just(Proto::All),
+                Just(Proto::Tcp),
+                Just(Proto::Udp),
+                Just(Proto::Icmp),
+                (0u8..=255).prop_map(Proto::Number),
+            ]
+        }
+
+        fn a_rule() -> impl Strategy<Value = Rule> {
+            (
+                prop::collection::vec(net(), 0..3),
+                prop::collection::vec(net(), 0..3),
+                proto(),
+                ports(),
+                ports(),
+                prop_oneof![
+                    Just(RuleFamily::Any),
+                    Just(RuleFamily::Ipv4),
+                    Just(RuleFamily::Ipv6)
+                ],
+            )
+                .prop_map(|(src, dst, proto, sp, dp, family)| {
+                    let mut r = Rule::new("r", crate::config::PolicyTarget::Default);
+                    r.src_ip = src;
+                    r.dest_ip = dst;
+                    r.proto = proto;
+                    r.src_port = sp;
+                    r.dest_port = dp;
+                    r.family = family;
+                    r
+                })
+        }
+
+        proptest! {
+            /// Every alternative is well formed: family first, addresses of
+            /// that family, ports only after a transport protocol, and the
+            /// count is the cross product of the rule's lists.
+            #[test]
+            fn expansion_is_well_formed(r in a_rule()) {
+                let alternatives = expand(&r, &BTreeMap::new());
+                let mut expected = 0usize;
+                for family in rule_families(&r) {
+                    let of = |l: &[IpNet]| {
+                        let n = l.iter().filter(|n| family_of(n.addr) == family).count();
+                        if l.is_empty() { 1 } else { n }
+                    };
+                    let protos = if r.proto == Proto::All
+                        && (!r.src_port.is_empty() || !r.dest_port.is_empty())
+                    {
+                        2
+                    } else {
+                        1
+                    };
+                    expected += of(&r.src_ip)
+                        * of(&r.dest_ip)
+                        * protos
+                        * r.src_port.len().max(1)
+                        * r.dest_port.len().max(1);
+                }
+                prop_assert_eq!(alternatives.len(), expected);
+                for m in &alternatives {
+                    let Some(Match::NfProto(family)) = m.first() else {
+                        return Err(TestCaseError::fail(format!("no family first: {m:?}")));
+                    };
+                    let mut l4 = false;
+                    for x in m {
+                        match x {
+                            Match::Prefix { net, .. } => {
+                                prop_assert_eq!(family_of(net.addr), *family);
+                                prop_assert!(net.prefix_len > 0);
+                            }
+                            Match::L4Proto(_) => l4 = true,
+                            Match::Port { .. } => prop_assert!(l4, "port before protocol: {:?}", m),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+
+            /// Whatever the mask (at least 2 bits), the built table only
+            /// ever writes bits inside it and keeps the others.
+            #[test]
+            fn marks_stay_inside_any_mask(mask in any::<u32>().prop_filter("2+ bits", |m| m.count_ones() >= 2)) {
+                let (mut config, _) = fixture();
+                config.globals.mmx_mask = mask;
+                let wans = vec![
+                    wan("wan1", Family::Ipv4, "eth1", 11),
+                    wan("wan2", Family::Ipv4, "eth2", 12),
+                    wan("wan6", Family::Ipv6, "eth1", 11),
+                ];
+                let Ok(plan) = build_plan(&PlanInput {
+                    config: &config,
+                    settings: PlanSettings::from_config(&config),
+                    wans: &wans,
+                    policies: &[],
+                    devices: &BTreeMap::new(),
+                    main_defaults: &[],
+                    previous: &Allocation::default(),
+                }) else {
+                    // Too few mark values for this config: a config error.
+                    return Ok(());
+                };
+                let t = build(&plan, &config, &BTreeMap::new()).unwrap();
+                for c in &t.chains {
+                    for r in &c.rules {
+                        for a in &r.actions {
+                            if let Action::SetMetaMark { keep, value } | Action::SetCtMark { keep, value } = a {
+                                prop_assert_eq!(*keep, !mask);
+                                prop_assert_eq!(value & !mask, 0);
+                            }
+                        }
+                        for m in &r.matches {
+                            if let Match::MetaMark { mask: k, value, .. } | Match::CtMark { mask: k, value, .. } = m {
+                                prop_assert_eq!(*k, mask);
+                                prop_assert_eq!(value & !mask, 0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn masked_addresses_and_src_iface() {
         let mut r = Rule::new("odd", crate::config::PolicyTarget::Default);
