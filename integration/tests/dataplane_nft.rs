@@ -304,23 +304,16 @@ fn ct_count(tb: &Testbed, mark: u32, mask: u32) -> usize {
     .expect("enter router ns")
 }
 
-/// The same count through conntrack-tools, when installed.
-fn ct_count_tool(tb: &Testbed, mark: u32, mask: u32) -> Option<usize> {
-    let out = tb
-        .exec(
-            Role::Router,
-            &["conntrack", "-L", "--mark", &format!("{mark}/{mask}")],
-        )
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("mark="))
-            .count(),
+/// The same count through conntrack-tools.
+fn ct_count_tool(tb: &Testbed, mark: u32, mask: u32) -> usize {
+    tb.exec_ok(
+        Role::Router,
+        &["conntrack", "-L", "--mark", &format!("{mark}/{mask}")],
     )
+    .expect("conntrack -L")
+    .lines()
+    .filter(|l| l.contains("mark="))
+    .count()
 }
 
 // ---------------------------------------------------------------- golden
@@ -706,7 +699,7 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
 
 #[test]
 fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
-    if !require_netns() || !need("nft", "nftables") {
+    if !require_netns() || !need("nft", "nftables") || !need("conntrack", "conntrack") {
         return;
     }
     let tb = testbed(2);
@@ -745,9 +738,16 @@ fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
     let on2 = ct_count(&tb, pin2, mask);
     assert!(on2 > 0, "no new flow took wan2 (wan1 {on1})");
     assert!(on1 >= 20, "wan1 lost pins: {on1}");
-    if let Some(n) = ct_count_tool(&tb, pin2, mask) {
-        assert_eq!(n, on2, "conntrack -L --mark agrees");
-    }
+    assert_eq!(
+        ct_count_tool(&tb, pin2, mask),
+        on2,
+        "conntrack -L --mark agrees"
+    );
+    assert_eq!(
+        ct_count_tool(&tb, pin1, mask),
+        on1,
+        "conntrack -L --mark agrees"
+    );
 
     // wan2 fails: its pins go, wan1's stay.
     let report = in_netns(tb.router_ns(), || {
@@ -760,6 +760,7 @@ fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
     assert_eq!(report.before, on2);
     assert_eq!(report.remaining, 0);
     assert_eq!(ct_count(&tb, pin2, mask), 0);
+    assert_eq!(ct_count_tool(&tb, pin2, mask), 0);
     assert_eq!(
         ct_count(&tb, pin1, mask),
         on1,
