@@ -123,6 +123,10 @@ pub struct Controller {
     samples_in_out: u64,
     reader: FrameReader,
     backoff_ms: u64,
+    /// Writable interest is asked for only while a write is pending: a unix
+    /// socket signals writable again each time the peer reads, which would
+    /// otherwise wake the loop once per sample.
+    wants_writable: bool,
     pub connects: u64,
 }
 
@@ -137,8 +141,26 @@ impl Controller {
             samples_in_out: 0,
             reader: FrameReader::new(),
             backoff_ms: BACKOFF_MIN_MS,
+            wants_writable: false,
             connects: 0,
         }
+    }
+
+    fn interest(&mut self, registry: &Registry, writable: bool) -> io::Result<()> {
+        if writable == self.wants_writable {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let interest = if writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        registry.reregister(stream, self.token, interest)?;
+        self.wants_writable = writable;
+        Ok(())
     }
 
     /// Tries to connect; on failure returns the delay before the next try.
@@ -149,12 +171,13 @@ impl Controller {
         backlog: &Backlog,
     ) -> Result<(), u64> {
         let attempt = UnixStream::connect(&self.path).and_then(|mut s| {
-            registry.register(&mut s, self.token, Interest::READABLE | Interest::WRITABLE)?;
+            registry.register(&mut s, self.token, Interest::READABLE)?;
             Ok(s)
         });
         match attempt {
             Ok(s) => {
                 self.stream = Some(s);
+                self.wants_writable = false;
                 self.connects += 1;
                 self.out.clear();
                 self.written = 0;
@@ -213,13 +236,22 @@ impl Controller {
         loop {
             let stream = self.stream.as_mut()?;
             if self.written < self.out.len() {
-                match stream.write(&self.out[self.written..]) {
-                    Ok(0) => {}
+                let result = match stream.write(&self.out[self.written..]) {
+                    Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    other => other,
+                };
+                match result {
                     Ok(n) => {
                         self.written += n;
                         continue;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(e) = self.interest(registry, true) {
+                            self.disconnect(registry, backlog);
+                            return Some(format!("epoll: {e}"));
+                        }
+                        return None;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         self.disconnect(registry, backlog);
@@ -231,6 +263,10 @@ impl Controller {
             self.written = 0;
             self.samples_in_out = 0;
             if backlog.ring.is_empty() {
+                if let Err(e) = self.interest(registry, false) {
+                    self.disconnect(registry, backlog);
+                    return Some(format!("epoll: {e}"));
+                }
                 return None;
             }
             let n = backlog.ring.len().min(BATCH);

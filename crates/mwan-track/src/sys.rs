@@ -87,8 +87,9 @@ pub fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
     set_int_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
 }
 
-/// A datagram read with recvmsg(2): its length, the peer's IP address (if
+/// A datagram read with recvmmsg(2): its length, the peer's IP address (if
 /// IP) and the kernel's receive time (CLOCK_REALTIME us) if stamped.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Received {
     pub len: usize,
     pub from: Option<IpAddr>,
@@ -100,27 +101,64 @@ pub struct Received {
 const SCM_TIMESTAMPNS_OLD: libc::c_int = 35;
 const SCM_TIMESTAMPNS_NEW: libc::c_int = 64;
 
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
-    // SAFETY: sockaddr_storage and msghdr are plain old data.
-    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = (&mut ss as *mut libc::sockaddr_storage).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of::<[u64; 8]>() as _;
-    // SAFETY: msg describes valid buffers for the call.
-    let len = cvt_size(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) })?;
-    let mut rx_realtime_us = None;
+/// Datagrams read per recvmmsg(2) call.
+pub const RECV_BATCH: usize = 4;
+
+/// Reads up to [`RECV_BATCH`] datagrams in one recvmmsg(2), datagram `i`
+/// into `buf[i * slot..][..slot]`. Fewer than `RECV_BATCH` means the queue
+/// is empty now, so an edge-triggered loop needs no extra call to see
+/// `EAGAIN` (saves a syscall per reply).
+pub fn recv_batch(
+    fd: RawFd,
+    buf: &mut [u8],
+    slot: usize,
+    out: &mut [Received; RECV_BATCH],
+) -> io::Result<usize> {
+    // SAFETY: all of these are plain old data, filled in below.
+    let mut names: [libc::sockaddr_storage; RECV_BATCH] = unsafe { zeroed() };
+    let mut controls = [[0u64; 8]; RECV_BATCH];
+    let mut iovs: [libc::iovec; RECV_BATCH] = unsafe { zeroed() };
+    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { zeroed() };
+    let slots = (buf.len() / slot).min(RECV_BATCH);
+    for i in 0..slots {
+        iovs[i] = libc::iovec {
+            iov_base: buf[i * slot..].as_mut_ptr().cast(),
+            iov_len: slot,
+        };
+        let m = &mut msgs[i].msg_hdr;
+        m.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        m.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        m.msg_iov = &mut iovs[i];
+        m.msg_iovlen = 1;
+        m.msg_control = controls[i].as_mut_ptr().cast();
+        m.msg_controllen = size_of::<[u64; 8]>() as _;
+    }
+    // SAFETY: every header describes live buffers of the stated sizes.
+    let n = cvt(unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            slots as _,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    })? as usize;
+    for i in 0..n {
+        out[i] = Received {
+            len: msgs[i].msg_len as usize,
+            from: sockaddr_to_ip(&names[i]),
+            rx_realtime_us: rx_timestamp(&msgs[i].msg_hdr),
+        };
+    }
+    Ok(n)
+}
+
+/// The SO_TIMESTAMPNS stamp in a received message's control data.
+fn rx_timestamp(msg: &libc::msghdr) -> Option<u64> {
+    let mut stamp = None;
     // SAFETY: walking the control buffer the kernel just filled, with the libc macros.
     unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             let h = &*c;
             if h.cmsg_level == libc::SOL_SOCKET
@@ -138,16 +176,12 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                         i64::from(d.add(1).read_unaligned()),
                     )
                 };
-                rx_realtime_us = Some(sec as u64 * 1_000_000 + nsec as u64 / 1000);
+                stamp = Some(sec as u64 * 1_000_000 + nsec as u64 / 1000);
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
+            c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    Ok(Received {
-        len,
-        from: sockaddr_to_ip(&ss),
-        rx_realtime_us,
-    })
+    stamp
 }
 
 /// sendto(2) to an IP address (port 0 for ICMP).

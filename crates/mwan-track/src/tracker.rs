@@ -4,7 +4,7 @@
 use crate::args::{Args, Budget, Method};
 use crate::packet::{self, DnsVerdict, IcmpEvent, COOKIE_LEN};
 use crate::report::{self, Backlog, Controller, Hello, Record};
-use crate::sys;
+use crate::sys::{self, RECV_BATCH};
 use crate::timers::Deadlines;
 use mio::net::{TcpStream, UdpSocket};
 use mio::unix::SourceFd;
@@ -32,6 +32,10 @@ const TOKEN_ICMP6: Token = Token(3);
 const TOKEN_ARP: Token = Token(4);
 const TOKEN_SLOT: usize = 1000;
 const TOKEN_TARGET: usize = 2000;
+
+/// Receive buffer per datagram (probe answers are small; an ICMP error
+/// quotes at most 576 bytes on IPv4, 1280 on IPv6).
+const RX_SLOT: usize = 2048;
 
 /// How often the device's address and ifindex are re-read.
 const REFRESH_US: u64 = 5_000_000;
@@ -244,7 +248,7 @@ impl Tracker {
             started_at_us: now,
             line: Vec::with_capacity(256),
             tx: vec![0; a.size.max(COOKIE_LEN) + 64 + a.dns_name.len()],
-            rx: vec![0; 2048],
+            rx: vec![0; RX_SLOT * RECV_BATCH],
             trouble: None,
             signal,
             stop: false,
@@ -828,63 +832,84 @@ impl Tracker {
         }
     }
 
-    fn on_icmp(&mut self, v6: bool) {
+    /// Reads the next batch from `fd` into `self.rx` (datagram i at
+    /// `i * RX_SLOT`). `None` when drained, or after too many errors. A
+    /// pending socket error is returned once by recv (for ping sockets its
+    /// details are in the error queue, read by `on_error`), so errors are
+    /// skipped a bounded number of times.
+    fn next_batch(
+        &mut self,
+        fd: i32,
+        got: &mut [sys::Received; RECV_BATCH],
+        errors: &mut u32,
+        mut on_error: impl FnMut(&mut Self),
+    ) -> Option<usize> {
+        loop {
+            match sys::recv_batch(fd, &mut self.rx, RX_SLOT, got) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(_) if *errors < 64 => {
+                    *errors += 1;
+                    on_error(self);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn on_icmp(&mut self, v6: bool, errored: bool) {
         let Some(sock) = (if v6 { &self.icmp6 } else { &self.icmp4 }) else {
             return;
         };
         let fd = sock.sock.as_raw_fd();
         let raw = sock.raw;
-        if !raw {
+        if !raw && errored {
             self.drain_ping_errors(fd);
         }
-        // Edge-triggered: read until WouldBlock. A pending socket error is
-        // returned once by recv (ping sockets: its details are in the error
-        // queue), so errors are skipped, a bounded number of times.
+        let mut got = [sys::Received::default(); RECV_BATCH];
         let mut errors = 0;
-        loop {
-            let got = match sys::recv(fd, &mut self.rx) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) if errors < 64 => {
-                    errors += 1;
-                    if !raw {
-                        self.drain_ping_errors(fd);
-                    }
-                    continue;
-                }
-                Err(_) => return,
-            };
+        // Edge-triggered: read until a batch comes back short (drained).
+        while let Some(n) = self.next_batch(fd, &mut got, &mut errors, |t| {
+            if !raw {
+                t.drain_ping_errors(fd)
+            }
+        }) {
             let now = sys::monotonic_us();
-            let buf = &self.rx[..got.len];
-            let ev = if v6 {
-                packet::parse_icmp6(buf, &self.cookie)
-            } else {
-                packet::parse_icmp4(buf, raw, &self.cookie)
-            };
-            match ev {
-                Some(IcmpEvent::Reply { id, seq }) if !raw || id == self.icmp_id => {
-                    if let Some(si) = got.from.and_then(|a| self.slot_for(seq, a)) {
-                        self.reply(si, now, got.rx_realtime_us);
+            for (i, g) in got[..n].iter().enumerate() {
+                let buf = &self.rx[i * RX_SLOT..][..g.len.min(RX_SLOT)];
+                let ev = if v6 {
+                    packet::parse_icmp6(buf, &self.cookie)
+                } else {
+                    packet::parse_icmp4(buf, raw, &self.cookie)
+                };
+                match ev {
+                    Some(IcmpEvent::Reply { id, seq }) if !raw || id == self.icmp_id => {
+                        if let Some(si) = g.from.and_then(|a| self.slot_for(seq, a)) {
+                            self.reply(si, now, g.rx_realtime_us);
+                        }
                     }
-                }
-                Some(IcmpEvent::Error {
-                    icmp_type,
-                    icmp_code,
-                    dst,
-                    id,
-                    seq,
-                }) if !raw || id == self.icmp_id => {
-                    if let Some(si) = self.slot_for(seq, dst) {
-                        self.finish(
-                            si,
-                            ProbeOutcome::Unreachable {
-                                icmp_type,
-                                icmp_code,
-                            },
-                        );
+                    Some(IcmpEvent::Error {
+                        icmp_type,
+                        icmp_code,
+                        dst,
+                        id,
+                        seq,
+                    }) if !raw || id == self.icmp_id => {
+                        if let Some(si) = self.slot_for(seq, dst) {
+                            self.finish(
+                                si,
+                                ProbeOutcome::Unreachable {
+                                    icmp_type,
+                                    icmp_code,
+                                },
+                            );
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
+            }
+            if n < RECV_BATCH {
+                return;
             }
         }
     }
@@ -893,30 +918,44 @@ impl Tracker {
         let Some(fd) = self.arp.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
-        let Some(us) = self.binding.src4 else {
-            while sys::recv(fd, &mut self.rx).is_ok() {}
-            return;
-        };
-        while let Ok(got) = sys::recv(fd, &mut self.rx) {
+        let mut got = [sys::Received::default(); RECV_BATCH];
+        let mut errors = 0;
+        // A packet socket reports ENETDOWN once when the link goes: skipped.
+        while let Some(n) = self.next_batch(fd, &mut got, &mut errors, |_| {}) {
             let now = sys::monotonic_us();
-            if let Some(from) = packet::parse_arp_reply(&self.rx[..got.len], us) {
+            for (i, g) in got[..n].iter().enumerate() {
+                let Some(us) = self.binding.src4 else {
+                    continue;
+                };
+                let Some(from) =
+                    packet::parse_arp_reply(&self.rx[i * RX_SLOT..][..g.len.min(RX_SLOT)], us)
+                else {
+                    continue;
+                };
                 let from = IpAddr::V4(from);
                 if let Some(t) = self.target_addrs.iter().position(|&a| a == Some(from)) {
                     if let Some(si) = self.oldest_for(t) {
-                        self.reply(si, now, got.rx_realtime_us);
+                        self.reply(si, now, g.rx_realtime_us);
                     }
                 }
+            }
+            if n < RECV_BATCH {
+                return;
             }
         }
     }
 
-    fn on_udp(&mut self, t: usize) {
+    fn on_udp(&mut self, t: usize, errored: bool) {
         let Some(fd) = self.udp[t].as_ref().map(|s| s.as_raw_fd()) else {
             return;
         };
         let dns = self.a.method == Method::Dns;
         let v6 = self.target_addrs[t].is_some_and(|a| a.is_ipv6());
-        while let Ok(err) = sys::recv_errqueue(fd, &mut self.rx) {
+        // ICMP errors wait in the error queue (IP_RECVERR), signalled by EPOLLERR.
+        while let Some(err) = errored
+            .then(|| sys::recv_errqueue(fd, &mut self.rx).ok())
+            .flatten()
+        {
             let quoted = &self.rx[..err.len.min(self.rx.len())];
             let seq = if dns {
                 quoted
@@ -1283,14 +1322,14 @@ impl Tracker {
                             self.on_controller_readable();
                         }
                     }
-                    TOKEN_ICMP4 => self.on_icmp(false),
-                    TOKEN_ICMP6 => self.on_icmp(true),
+                    TOKEN_ICMP4 => self.on_icmp(false, ev.is_error()),
+                    TOKEN_ICMP6 => self.on_icmp(true, ev.is_error()),
                     TOKEN_ARP => self.on_arp(),
                     Token(t) if (TOKEN_SLOT..TOKEN_SLOT + SLOTS).contains(&t) => {
                         self.on_conn(t - TOKEN_SLOT)
                     }
                     Token(t) if t >= TOKEN_TARGET && t - TOKEN_TARGET < self.udp.len() => {
-                        self.on_udp(t - TOKEN_TARGET)
+                        self.on_udp(t - TOKEN_TARGET, ev.is_error())
                     }
                     Token(_) => {}
                 }
