@@ -24,7 +24,7 @@ use mwan_core::plan::{
     WanFacts, WanInput, DEFAULT_PROTOCOL,
 };
 use mwan_netlink::conntrack::Conntrack;
-use mwan_netlink::nft::{self, Drift, Nft};
+use mwan_netlink::nft::{self, Drift, Nft, NftWatch};
 use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
 use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
 use serde_json::Value;
@@ -628,18 +628,28 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
     assert!(set_elements(&tb, "sticky_balanced_wan1").is_empty());
     assert_eq!(set_elements(&tb, "sticky_balanced_wan2"), ["192.0.2.3"]);
 
-    // Reconcile: someone deletes or empties our table; ensure() restores it.
-    let mut nft = in_netns(tb.router_ns(), || Nft::open().unwrap()).unwrap();
+    // Reconcile: someone deletes or empties our table; the watch says so at
+    // once (but not for our own changes) and ensure() restores it.
+    let (mut nft, mut watch) = in_netns(tb.router_ns(), || {
+        (Nft::open().unwrap(), NftWatch::subscribe().unwrap())
+    })
+    .unwrap();
+    watch.ignore_changes_by(nft.pid());
     assert!(
         nft.ensure(&table2).unwrap().is_some(),
         "a new socket installs once"
     );
     assert_eq!(nft.ensure(&table2).unwrap(), None, "no drift, no batch");
+    assert!(!watch.read().unwrap(), "our own replacement is not news");
+    tb.exec_ok(Role::Router, &["nft", "add", "table", "inet", "other"])
+        .unwrap();
+    assert!(!watch.read().unwrap(), "another table is not ours");
     tb.exec_ok(
         Role::Router,
         &["nft", "flush", "chain", "inet", "mwan", "prerouting"],
     )
     .unwrap();
+    assert!(watch.read().unwrap(), "flush of our chain noticed");
     assert!(matches!(
         nft::drift(&table2, nft.observe().unwrap().as_ref()),
         Drift::Changed(_)
@@ -649,6 +659,9 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
         "emptied chain restored"
     );
     tb.exec_ok(Role::Router, &["nft", "delete", "table", "inet", "mwan"])
+        .unwrap();
+    assert!(watch.read().unwrap(), "deleted table noticed");
+    tb.exec_ok(Role::Router, &["nft", "delete", "table", "inet", "other"])
         .unwrap();
     assert!(
         nft.ensure(&table2).unwrap().is_some(),
