@@ -86,6 +86,8 @@ impl FrameReader {
 
     /// The next whole message, `Ok(None)` if more bytes are needed. After an
     /// error the connection should be dropped: framing is lost.
+    // Not an Iterator: generic over the message type per call, and fallible.
+    #[allow(clippy::should_implement_trait)]
     pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
