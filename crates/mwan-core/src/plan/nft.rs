@@ -426,7 +426,7 @@ pub fn build(
         let mut actions = Vec::new();
         if r.rule.logging {
             actions.push(Action::Log {
-                prefix: format!("mwan({}) ", r.rule.name),
+                prefix: log_prefix(&r.rule.name),
             });
         }
         let verdict = match (&r.steering, r.sticky_timeout, &r.target) {
@@ -516,6 +516,23 @@ pub fn build(
         check_name(&c.name, "chain")?;
     }
     Ok(table)
+}
+
+/// Longest log prefix the kernel takes (NF_LOG_PREFIXLEN 128 with the NUL).
+pub const MAX_LOG_PREFIX: usize = 127;
+
+/// `mwan(<rule>) `, cut to what the kernel accepts (on a char boundary).
+fn log_prefix(rule: &str) -> String {
+    let mut p = format!("mwan({rule}) ");
+    if p.len() > MAX_LOG_PREFIX {
+        let mut end = MAX_LOG_PREFIX - 2;
+        while !p.is_char_boundary(end) {
+            end -= 1;
+        }
+        p.truncate(end);
+        p.push_str(") ");
+    }
+    p
 }
 
 fn check_name(name: &str, what: &'static str) -> Result<(), NftPlanError> {
@@ -1090,6 +1107,12 @@ config rule 'default_rule'
         let b = build(&plan, &config, &BTreeMap::new()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_string(), b.to_string());
+        assert_eq!(log_prefix("r1"), "mwan(r1) ");
+        let long = log_prefix(&"é".repeat(100));
+        assert!(
+            long.len() <= MAX_LOG_PREFIX && long.ends_with(") "),
+            "{long}"
+        );
         assert!(matches!(
             check_name(&"x".repeat(300), "set"),
             Err(NftPlanError::NameTooLong { .. })
