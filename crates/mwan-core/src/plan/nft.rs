@@ -351,7 +351,10 @@ pub fn build(
     let skip_marked = rule(vec![no_mark_of_ours()], vec![], Some(Verdict::Return));
     let mut prerouting = vec![skip_marked.clone()];
     prerouting.extend(restore.iter().cloned());
-    for w in &plan.wans {
+    // A WAN whose device is not known yet has no device rules (an empty
+    // name would never match anyway); its restore rule stays.
+    let with_device = || plan.wans.iter().filter(|w| !w.device.is_empty());
+    for w in with_device() {
         prerouting.push(rule(
             vec![Match::NfProto(w.family), Match::IifName(w.device.clone())],
             vec![ct_mark_rule(mask, w.pin_mark), mark_rule(mask, w.pin_mark)],
@@ -374,7 +377,10 @@ pub fn build(
     // postrouting: record sticky choices, pin new connections to their WAN.
     let mut postrouting = Vec::new();
     for (policy, (policy_mark, _)) in &sticky {
-        for w in policy_wans(config, plan, policy) {
+        for w in policy_wans(config, plan, policy)
+            .into_iter()
+            .filter(|w| !w.device.is_empty())
+        {
             postrouting.push(rule(
                 vec![
                     Match::CtMark {
@@ -401,7 +407,7 @@ pub fn build(
     let unpinned: Vec<u32> = std::iter::once(0)
         .chain(sticky.values().map(|(m, _)| *m))
         .collect();
-    for w in &plan.wans {
+    for w in with_device() {
         for value in &unpinned {
             postrouting.push(rule(
                 vec![
@@ -1098,6 +1104,17 @@ config rule 'default_rule'
             post.rules[0].to_string(),
             format!("ct mark & 0x3f00 == {balanced:#x} meta nfproto ipv4 oifname \"eth1\" update @sticky_balanced_wan1 {{ ip saddr }} ct mark set ct mark & 0xffffc0ff | {wan1:#x} return")
         );
+    }
+
+    #[test]
+    fn a_wan_without_device_gets_no_device_rules() {
+        let (config, mut plan) = fixture();
+        plan.wans[1].device.clear();
+        let t = build(&plan, &config, &BTreeMap::new()).unwrap();
+        let text = t.to_string();
+        assert!(!text.contains("ifname \"\""), "{text}");
+        let restore = format!("ct mark & 0x3f00 == {:#x}", plan.wans[1].pin_mark);
+        assert!(text.contains(&restore), "restore rule kept");
     }
 
     #[test]
