@@ -80,11 +80,17 @@ const BATCH: usize = 256;
 const BACKOFF_MIN_MS: u64 = 100;
 const BACKOFF_MAX_MS: u64 = 5000;
 
-/// Bounded backlog of samples not yet handed to the controller's socket.
+/// Bounded backlog of samples not yet written whole to the controller's
+/// socket. The leading `in_flight` samples are encoded in the write buffer:
+/// they leave the ring only once their frame is written, so a connection that
+/// dies first loses none of them (they are replayed).
 pub struct Backlog {
     ring: VecDeque<Record>,
     cap: usize,
-    /// Samples lost to overflow or to a connection that died mid-frame.
+    in_flight: usize,
+    /// In-flight samples pushed out by overflow: lost if their write fails.
+    evicted_in_flight: u64,
+    /// Samples lost to overflow.
     pub dropped: u64,
 }
 
@@ -93,6 +99,8 @@ impl Backlog {
         Self {
             ring: VecDeque::with_capacity(cap),
             cap,
+            in_flight: 0,
+            evicted_in_flight: 0,
             dropped: 0,
         }
     }
@@ -100,9 +108,41 @@ impl Backlog {
     pub fn push(&mut self, r: Record) {
         if self.ring.len() == self.cap {
             self.ring.pop_front();
-            self.dropped += 1;
+            if self.in_flight > 0 {
+                self.in_flight -= 1;
+                self.evicted_in_flight += 1;
+            } else {
+                self.dropped += 1;
+            }
         }
         self.ring.push_back(r);
+    }
+
+    /// The oldest samples not in flight, at most `max`; they are in flight now.
+    fn next_batch(&mut self, max: usize) -> (&[Record], &[Record]) {
+        let n = (self.ring.len() - self.in_flight).min(max);
+        let start = self.in_flight;
+        self.in_flight += n;
+        let (a, b) = self.ring.as_slices();
+        if start + n <= a.len() {
+            (&a[start..start + n], &b[..0])
+        } else if start >= a.len() {
+            (&b[start - a.len()..start - a.len() + n], &b[..0])
+        } else {
+            (&a[start..], &b[..start + n - a.len()])
+        }
+    }
+
+    fn delivered(&mut self) {
+        self.ring.drain(..self.in_flight);
+        self.in_flight = 0;
+        self.evicted_in_flight = 0;
+    }
+
+    fn undelivered(&mut self) {
+        self.in_flight = 0;
+        self.dropped += self.evicted_in_flight;
+        self.evicted_in_flight = 0;
     }
 
     #[cfg(test)]
@@ -112,15 +152,15 @@ impl Backlog {
 }
 
 /// The controller connection. Owns its write buffer; samples leave the
-/// backlog only when encoded into it, and a frame not fully written when the
-/// connection dies is counted as dropped.
+/// backlog only when the frame holding them is written whole.
 pub struct Controller {
     path: PathBuf,
     token: Token,
     stream: Option<UnixStream>,
     out: Vec<u8>,
     written: usize,
-    samples_in_out: u64,
+    /// End of the samples frame in `out` (0: none).
+    samples_end: usize,
     reader: FrameReader,
     backoff_ms: u64,
     /// Writable interest is asked for only while a write is pending: a unix
@@ -138,7 +178,7 @@ impl Controller {
             stream: None,
             out: Vec::with_capacity(16 * 1024),
             written: 0,
-            samples_in_out: 0,
+            samples_end: 0,
             reader: FrameReader::new(),
             backoff_ms: BACKOFF_MIN_MS,
             wants_writable: false,
@@ -181,7 +221,7 @@ impl Controller {
                 self.connects += 1;
                 self.out.clear();
                 self.written = 0;
-                self.samples_in_out = 0;
+                self.samples_end = 0;
                 self.reader = FrameReader::new();
                 self.backoff_ms = BACKOFF_MIN_MS;
                 let msg = WireMessage::Hello {
@@ -207,12 +247,15 @@ impl Controller {
                 eprintln!("mwan-track: deregistering the controller socket: {e}");
             }
         }
-        if self.written < self.out.len() {
-            backlog.dropped += self.samples_in_out;
+        if self.samples_end > 0 && self.written >= self.samples_end {
+            backlog.delivered();
+        } else {
+            // Replayed after the next Hello.
+            backlog.undelivered();
         }
         self.out.clear();
         self.written = 0;
-        self.samples_in_out = 0;
+        self.samples_end = 0;
     }
 
     /// Queues a Trouble message (best effort; only while connected).
@@ -261,7 +304,10 @@ impl Controller {
             }
             self.out.clear();
             self.written = 0;
-            self.samples_in_out = 0;
+            if self.samples_end > 0 {
+                backlog.delivered();
+                self.samples_end = 0;
+            }
             if backlog.ring.is_empty() {
                 if let Err(e) = self.interest(registry, false) {
                     self.disconnect(registry, backlog);
@@ -269,13 +315,8 @@ impl Controller {
                 }
                 return None;
             }
-            let n = backlog.ring.len().min(BATCH);
-            let (a, b) = backlog.ring.as_slices();
-            let records = if a.len() >= n {
-                (&a[..n], &b[..0])
-            } else {
-                (a, &b[..n - a.len()])
-            };
+            let records = backlog.next_batch(BATCH);
+            let n = records.0.len() + records.1.len();
             let msg = WireMessage::Samples(Batch {
                 records,
                 targets,
@@ -283,11 +324,12 @@ impl Controller {
             });
             if let Err(e) = frame::encode_into(&msg, &mut self.out) {
                 eprintln!("mwan-track: dropping {n} samples that cannot be encoded: {e}");
+                backlog.delivered();
                 backlog.dropped += n as u64;
+                self.out.clear();
             } else {
-                self.samples_in_out = n as u64;
+                self.samples_end = self.out.len();
             }
-            backlog.ring.drain(..n);
         }
     }
 
@@ -508,6 +550,42 @@ mod tests {
         assert_eq!(b.len(), 3);
         assert_eq!(b.dropped, 2);
         assert_eq!(b.ring.front().unwrap().seq, 2);
+    }
+
+    #[test]
+    fn in_flight_samples_stay_until_delivered() {
+        let mut b = Backlog::new(4);
+        for i in 0..3 {
+            b.push(rec(i, ProbeOutcome::Timeout));
+        }
+        let (x, y) = b.next_batch(2);
+        assert_eq!(x.len() + y.len(), 2);
+        b.undelivered();
+        assert_eq!(b.len(), 3, "a failed write keeps its samples");
+        let (x, _) = b.next_batch(10);
+        assert_eq!(x.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![0, 1, 2]);
+        // overflow evicts in-flight samples: lost only if that write fails
+        b.push(rec(3, ProbeOutcome::Timeout));
+        b.push(rec(4, ProbeOutcome::Timeout));
+        b.push(rec(5, ProbeOutcome::Timeout));
+        assert_eq!(b.dropped, 0);
+        b.undelivered();
+        assert_eq!(b.dropped, 2);
+        let (x, y) = b.next_batch(10);
+        let seqs: Vec<u64> = x.iter().chain(y).map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![2, 3, 4, 5]);
+        b.delivered();
+        assert_eq!(b.len(), 0);
+        // a wrapped ring hands out the right records after a partial batch
+        for i in 6..10 {
+            b.push(rec(i, ProbeOutcome::Timeout));
+        }
+        let _ = b.next_batch(3);
+        let (x, y) = b.next_batch(3);
+        assert_eq!(
+            x.iter().chain(y).map(|r| r.seq).collect::<Vec<_>>(),
+            vec![9]
+        );
     }
 
     #[test]
