@@ -1088,14 +1088,10 @@ fn nft_marked_rules_steer_lan_traffic_ipv4_and_ipv6() {
 }
 
 /// The router's own connections are marked in the `type route` output
-/// chain and rerouted; but the first route lookup already picked wan1's
-/// address as source, and the FIB rule `from <wan1 address>` (priority
-/// 1000 + 400 + slot) sits above the policy-mark rules (2000 + slot), so the
-/// reroute lands on wan1 again. Moving the `from` rules below the policy
-/// marks (e.g. offset 1400, still above config rules at 2000) makes this
-/// pass (checked by deleting them by hand). Owner: plan's FIB rule order.
+/// chain and rerouted; the first route lookup already picked wan1's address
+/// as source, so this holds only because the FIB `from <WAN address>` rules
+/// sit below the policy-mark rules (plan::prio::FROM_ADDRESS).
 #[test]
-#[ignore = "needs the FIB `from <WAN address>` rules below the policy-mark rules (plan::prio)"]
 fn nft_marked_rules_steer_router_traffic_ipv4_and_ipv6() {
     if !require_netns() || !need("nft", "nftables") {
         return;

@@ -64,8 +64,14 @@ pub mod prio {
     pub const CONNECTED: u32 = 300;
     /// `lookup <rt_table_lookup[i]> suppress_prefixlength 0`, + i.
     pub const TABLE_LOOKUP: u32 = 301;
-    /// `from <WAN address> lookup <wan table>` + pin slot.
-    pub const FROM_ADDRESS: u32 = 400;
+    /// `from <WAN address> lookup <wan table>` + pin slot. Below the policy
+    /// marks: router-originated traffic gets some WAN's source address from
+    /// its first route lookup, and when the nft table then marks it for a
+    /// policy the reroute must follow the mark (masquerade fixes the
+    /// source). Above the config rules, and unconditional on the mark, so
+    /// replies to a WAN whose pin rule is withdrawn (its tracker's probes,
+    /// inbound connections) still pass strict rp_filter.
+    pub const FROM_ADDRESS: u32 = 1400;
     /// `fwmark <pin mark>/mask lookup <wan table>` + pin slot; present only
     /// while the WAN is usable.
     pub const PIN: u32 = 700;

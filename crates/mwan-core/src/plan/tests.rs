@@ -288,7 +288,7 @@ fn plan_has_tables_rules_and_weighted_multipath() {
     has("-4 pref 1001 fwmark 0x100/0x3f00 lookup 1002");
     has("-4 pref 1300 lookup 254 suppress_prefixlength 0");
     has("-6 pref 1300 lookup 254 suppress_prefixlength 0");
-    has("-4 pref 1402 from 192.0.2.6/32 lookup 1002");
+    has("-4 pref 2402 from 192.0.2.6/32 lookup 1002");
     has("-4 pref 1702 fwmark 0x200/0x3f00 lookup 1002");
     has(&format!(
         "-4 pref 3000 ipproto 6 dport 443-443 lookup {}",
