@@ -29,6 +29,7 @@ fn iface(lines: &str) -> Interface {
 fn interface_options_parse_and_default() {
     type Get = fn(&Interface) -> String;
     let cases: &[(&str, Get, &str)] = &[
+        // WAN sets enabled '1'; the default is tested below.
         ("", |i| i.enabled.to_string(), "true"),
         ("option enabled '0'", |i| i.enabled.to_string(), "false"),
         ("", |i| format!("{:?}", i.initial_state), "Online"),
@@ -83,6 +84,14 @@ fn interface_options_parse_and_default() {
         let i = iface(lines);
         assert_eq!(get(&i), *expected, "with {lines:?}");
     }
+}
+
+#[test]
+fn interface_is_disabled_unless_enabled() {
+    // mwan3: `config_get_bool enabled $1 enabled 0`.
+    let text = "config interface 'wan'\n\tlist track_ip '192.0.2.1'\n";
+    let i = load_ok(text).config.interfaces.remove(0);
+    assert!(!i.enabled, "an interface without 'enabled' must be off");
 }
 
 #[test]
