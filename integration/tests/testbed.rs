@@ -88,6 +88,38 @@ fn lan_client_reaches_internet_through_nat_on_v4_and_v6() {
     );
 }
 
+/// A DNS AAAA query for `name` to `server` (UDP), sent from the current
+/// namespace; the raw reply.
+fn dns_aaaa(server: SocketAddr, name: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let bind = if server.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let u = UdpSocket::bind(bind)?;
+    u.set_read_timeout(Some(timeout))?;
+    let mut q = vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 28, 0, 1]);
+    u.send_to(&q, server)?;
+    let mut r = [0u8; 512];
+    let n = u.recv(&mut r)?;
+    Ok(r[..n].to_vec())
+}
+
+/// Sends `msg` to a TCP echo service and reads it back.
+fn tcp_echo(addr: SocketAddr, msg: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(msg)?;
+    let mut buf = vec![0u8; msg.len()];
+    s.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
 #[test]
 fn internet_services_answer() {
     if !require_netns() {
@@ -102,24 +134,10 @@ fn internet_services_answer() {
         t.dns_answer_v6,
     );
     let (echoed, reply) = netns::in_netns(tb.router_ns(), move || {
-        let mut s = TcpStream::connect_timeout(&echo, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(b"hello mwan")?;
-        let mut buf = [0u8; 10];
-        s.read_exact(&mut buf)?;
+        let echoed = tcp_echo(echo, b"hello mwan", Duration::from_secs(5))?;
         // AAAA query over IPv6.
-        let u = UdpSocket::bind("[::]:0")?;
-        u.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut q = vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in name.split('.') {
-            q.push(label.len() as u8);
-            q.extend_from_slice(label.as_bytes());
-        }
-        q.extend_from_slice(&[0, 0, 28, 0, 1]);
-        u.send_to(&q, dns)?;
-        let mut r = [0u8; 512];
-        let n = u.recv(&mut r)?;
-        Ok((buf, r[..n].to_vec()))
+        let reply = dns_aaaa(dns, &name, Duration::from_secs(5))?;
+        Ok((echoed, reply))
     })
     .expect("talk to services");
     assert_eq!(&echoed, b"hello mwan");
@@ -165,10 +183,44 @@ fn cut_loses_everything_while_link_stays_up_and_restore_brings_it_back() {
         flags.contains("LOWER_UP") && flags.contains("state UP"),
         "link must stay up: {flags}"
     );
+    // ICMPv6, TCP (v4 and v6) and UDP (DNS over v6) vanish too: the hop
+    // drops every frame, not only ICMP.
+    let target_v6 = tb.targets().icmp_v6[0].to_string();
+    let (sent, received, _) = ping(
+        &tb,
+        Role::Router,
+        &["-c", "10", "-i", "0.05", "-W", "1", &target_v6],
+    );
+    assert_eq!(
+        (sent, received),
+        (10, 0),
+        "a cut WAN must lose 100 % (to {target_v6})"
+    );
+    let t = tb.targets().clone();
+    let short = Duration::from_millis(700);
+    let (tcp_v4, tcp_v6, udp_v6) = netns::in_netns(tb.router_ns(), move || {
+        Ok((
+            tcp_echo(t.tcp_echo[0], b"cut", short).is_ok(),
+            tcp_echo(t.tcp_echo[1], b"cut", short).is_ok(),
+            dns_aaaa(t.dns_server[1], &t.dns_name, short).is_ok(),
+        ))
+    })
+    .expect("talk through the cut");
+    assert_eq!(
+        (tcp_v4, tcp_v6, udp_v6),
+        (false, false, false),
+        "TCP v4, TCP v6 and UDP must not get through a cut"
+    );
     let status = tb.hop_status("wan1").expect("hop status");
     assert!(status.cut && status.upstream.cut >= 40, "{status:?}");
 
     tb.restore("wan1").expect("restore");
+    let t = tb.targets().clone();
+    let echoed = netns::in_netns(tb.router_ns(), move || {
+        tcp_echo(t.tcp_echo[1], b"back", Duration::from_secs(5))
+    })
+    .expect("TCP v6 after restore");
+    assert_eq!(echoed, b"back");
     let (_, received, _) = ping(
         &tb,
         Role::Router,
@@ -346,6 +398,20 @@ fn host_nft_tables() -> String {
         .unwrap_or_default()
 }
 
+/// No host device names the testbed, and the host's nft tables are as before.
+fn assert_host_untouched(name: &str, tables_before: &str) {
+    let links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains(name),
+        "host devices refer to the testbed: {links}"
+    );
+    assert_eq!(host_nft_tables(), tables_before, "host nft tables changed");
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
@@ -384,16 +450,7 @@ fn down_leaves_no_namespace_device_process_table_or_run_dir() {
     assert!(left.is_empty(), "namespaces left: {left:?}");
     let alive_now: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
     assert!(alive_now.is_empty(), "processes left: {alive_now:?}");
-    let links = Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .expect("ip link");
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(
-        !links.contains(&name),
-        "host devices refer to the testbed: {links}"
-    );
-    assert_eq!(host_nft_tables(), tables_before, "host nft tables changed");
+    assert_host_untouched(&name, &tables_before);
     assert!(!run_dir.exists(), "run dir {} left", run_dir.display());
 }
 
@@ -403,6 +460,7 @@ fn cli_down_removes_a_crashed_run() {
         return;
     }
     let exe = mwan_testbed::find_binary("mwan-testbed").expect("mwan-testbed binary");
+    let tables_before = host_nft_tables();
     let name = format!("crash{}", std::process::id());
     let cli = |args: &[&str]| {
         Command::new(&exe)
@@ -421,7 +479,11 @@ fn cli_down_removes_a_crashed_run() {
     let out = cli(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     let hop_pid = status["wans"][0]["hop_pid"].as_u64().expect("hop pid") as u32;
-    // The crash: state and sockets gone, processes and namespaces still there.
+    let server_pid = status["server_pid"].as_u64().expect("server pid") as u32;
+    // The crash: the servers killed with SIGKILL, state and sockets gone;
+    // the hops and namespaces still there.
+    // SAFETY: kill(2) on a pid this test just read from the testbed's state.
+    assert_eq!(unsafe { libc::kill(server_pid as i32, libc::SIGKILL) }, 0);
     std::fs::remove_dir_all(format!("/run/mwan-testbed/{name}")).expect("remove run dir");
     assert!(alive(hop_pid));
     let out = cli(&["down"]);
@@ -438,6 +500,8 @@ fn cli_down_removes_a_crashed_run() {
     // Killed; it was the CLI's child, so it may linger as a zombie of init's.
     std::thread::sleep(Duration::from_millis(100));
     assert!(!alive(hop_pid), "hop {hop_pid} survived down");
+    assert!(!alive(server_pid), "server {server_pid} survived down");
+    assert_host_untouched(&name, &tables_before);
 }
 
 #[test]

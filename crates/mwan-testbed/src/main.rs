@@ -233,6 +233,7 @@ fn print_status(state: &State, json: bool) -> Result<(), Box<dyn std::error::Err
         let doc = serde_json::json!({
             "name": plan.name,
             "run_dir": state.run_dir,
+            "server_pid": state.server_pid,
             "router_ns": plan.router_ns,
             "lan_ns": plan.lan_ns,
             "internet_ns": plan.internet_ns,
