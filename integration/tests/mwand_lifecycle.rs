@@ -302,3 +302,65 @@ fn control_socket_answers_garbage_with_an_error_and_keeps_serving() {
         "unreachable daemon must exit 3"
     );
 }
+
+#[test]
+fn a_new_address_on_a_wan_is_followed_without_a_restart() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let s = m.wait(20, "both WANs online", all_online);
+    let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
+    let w2 = tb.wan("wan2").expect("wan2").clone();
+    // A DHCP renew that hands out another address in the same subnet.
+    let old = format!("{}/{}", w2.router_v4, w2.v4_prefix);
+    let new_ip = std::net::Ipv4Addr::from(u32::from(w2.router_v4) + 1);
+    let new = format!("{new_ip}/{}", w2.v4_prefix);
+    // As a DHCP client does: the old lease goes (with its routes), the new
+    // one comes (deleting a primary address after adding another in the
+    // same subnet would take the new one with it).
+    tb.exec_ok(
+        Role::Router,
+        &["ip", "addr", "del", &old, "dev", &w2.device],
+    )
+    .expect("del address");
+    tb.exec_ok(
+        Role::Router,
+        &["ip", "addr", "add", &new, "dev", &w2.device],
+    )
+    .expect("add address");
+    let gw = w2.gateway_v4.to_string();
+    tb.exec(
+        Role::Router,
+        &[
+            "ip", "route", "replace", "default", "via", &gw, "dev", &w2.device, "metric", "2",
+        ],
+    )
+    .expect("route");
+    let want_rule = format!("from {new_ip} lookup");
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rules = tb
+            .exec_ok(Role::Router, &["ip", "-4", "rule"])
+            .expect("rules");
+        if rules.contains(&want_rule) && !rules.contains(&format!("from {} lookup", w2.router_v4)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the source rule did not follow the new address:\n{rules}\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // wan2's tracker probes from the new address now; wan1's is untouched.
+    let s = m.wait(10, "wan2's tracker restarted with the new source", |s| {
+        tracker_pid(s, "wan2") != pid2 && tracker_connected(s, "wan2")
+    });
+    assert_eq!(tracker_pid(&s, "wan1"), pid1);
+    let pid = tracker_pid(&s, "wan2").expect("pid");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains(&format!("--source {new_ip}")), "{cmdline}");
+}

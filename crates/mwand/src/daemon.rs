@@ -715,7 +715,10 @@ impl Daemon {
                 },
                 None,
             ) => {
-                if !self.wans.contains_key(&name) || !self.supervisor.hello(&name, pid, now) {
+                if !self.wans.contains_key(&name) || !self
+                        .supervisor
+                        .hello(&name, pid, (started_at_us / 1000).min(now))
+                {
                     log::warn!(
                         "tracker pid {pid} for '{name}' is not one this mwand runs; stopping it"
                     );

@@ -354,7 +354,10 @@ impl Supervisor {
     /// stops. Under procd, procd is the authority on which process runs:
     /// any tracker of a wanted interface is taken, a new pid counted as a
     /// restart.
-    pub fn hello(&mut self, interface: &str, pid: u32, now: Millis) -> bool {
+    ///
+    /// `started_at` is the tracker's own start time (its Hello, same
+    /// monotonic clock): an adopted tracker's uptime counts from there.
+    pub fn hello(&mut self, interface: &str, pid: u32, started_at: Millis) -> bool {
         let spawning = self.spawning;
         let Some(t) = self.trackers.get_mut(interface) else {
             return false;
@@ -362,10 +365,11 @@ impl Supervisor {
         match t.pid {
             Some(p) if p == pid => {
                 t.awaiting_hello = false;
+                t.started_at = Some(started_at);
                 true
             }
             _ if !spawning => {
-                Self::record(t, Some(pid), now);
+                Self::record(t, Some(pid), started_at);
                 true
             }
             _ => false,

@@ -352,11 +352,11 @@ fn main() {
 
     println!("cut of the active WAN -> first new TCP connection through the backup (client connects every 50 ms)");
     println!(
-        "  {:<42} {:>10} {:>10} {:>6}",
+        "  {:<52} {:>10} {:>10} {:>6}",
         "settings", "median", "max", "cuts"
     );
     println!(
-        "  {:<42} {:>10} {:>10} {:>6}",
+        "  {:<52} {:>10} {:>10} {:>6}",
         "ours (0.2 s interval, down 3, adaptive timeout)",
         ms(median(&ours_t)),
         ms(ours_t.iter().max().copied()),
@@ -364,7 +364,7 @@ fn main() {
     );
     if let Some(t) = &mwan3_t {
         println!(
-            "  {:<42} {:>10} {:>10} {:>6}",
+            "  {:<52} {:>10} {:>10} {:>6}",
             "mwan3 defaults (10 s interval, 4 s timeout, down 5)",
             ms(median(t)),
             ms(t.iter().max().copied()),
