@@ -145,6 +145,102 @@ fn internet_services_answer() {
     assert_eq!(&reply[reply.len() - 16..], &answer.octets());
 }
 
+/// What OpenWrt's firewall and defaults would set up in the router: strict
+/// rp_filter on every interface, ICMP datagram sockets allowed, masquerade on
+/// every WAN (checked by fetching through wan2, v4 and v6, with its replies
+/// passing the strict rp_filter).
+#[test]
+fn router_has_strict_rp_filter_ping_sockets_and_masquerade_on_every_wan() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(2);
+    let mut ifaces = vec!["all", "default", tb.lan().router_device.as_str()];
+    ifaces.extend(tb.wans().iter().map(|w| w.device.as_str()));
+    for i in ifaces {
+        let key = format!("net.ipv4.conf.{i}.rp_filter");
+        let v = tb
+            .exec_ok(Role::Router, &["sysctl", "-n", &key])
+            .expect("sysctl");
+        assert_eq!(v.trim(), "1", "{key}");
+    }
+    let icmp_socket = netns::in_netns(tb.router_ns(), || {
+        // SAFETY: plain socket(2); the fd is closed right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by socket(2) and is ours.
+        unsafe { libc::close(fd) };
+        Ok(())
+    });
+    assert!(icmp_socket.is_ok(), "ICMP datagram socket: {icmp_socket:?}");
+
+    // Send the HTTP server's addresses through wan2 only.
+    let w2 = tb.wans()[1].clone();
+    let t = tb.targets().clone();
+    let (gw4, gw6) = (w2.gateway_v4.to_string(), w2.gateway_v6.to_string());
+    let (http4, http6) = (
+        format!("{}/32", t.http[0].ip()),
+        format!("{}/128", t.http[1].ip()),
+    );
+    for argv in [
+        [
+            "ip", "-4", "route", "add", &http4, "via", &gw4, "dev", &w2.device,
+        ],
+        [
+            "ip", "-6", "route", "add", &http6, "via", &gw6, "dev", &w2.device,
+        ],
+    ] {
+        tb.exec_ok(Role::Router, &argv).expect("route via wan2");
+    }
+    let body_v4 = http_get(tb.lan_ns(), t.http[0]);
+    assert!(
+        body_v4.ends_with(&format!("\n{}\n", w2.router_v4)),
+        "not masqueraded to wan2's address: {body_v4}"
+    );
+    let body_v6 = http_get(tb.lan_ns(), t.http[1]);
+    assert!(
+        body_v6.ends_with(&format!("\n{}\n", w2.router_v6)),
+        "not masqueraded to wan2's address: {body_v6}"
+    );
+}
+
+/// A test that panics still leaves nothing behind: Drop tears down.
+#[test]
+fn a_panicking_test_still_tears_down() {
+    if !require_netns() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::panic::catch_unwind(move || {
+        let tb = up(2);
+        let mut pids: Vec<u32> = tb
+            .wans()
+            .iter()
+            .map(|w| tb.hop_pid(&w.name).expect("hop pid"))
+            .collect();
+        pids.push(tb.state().server_pid);
+        tx.send((tb.name().to_string(), tb.run_dir().to_path_buf(), pids))
+            .expect("send");
+        panic!("deliberate panic with a testbed up");
+    });
+    assert!(result.is_err(), "the closure was meant to panic");
+    let (name, run_dir, pids) = rx.recv().expect("testbed facts");
+    let left: Vec<String> = netns::list_namespaces()
+        .into_iter()
+        .filter(|n| n.contains(&format!("-{name}-")))
+        .collect();
+    assert!(left.is_empty(), "namespaces left after a panic: {left:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let alive_now: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
+    assert!(
+        alive_now.is_empty(),
+        "processes left after a panic: {alive_now:?}"
+    );
+    assert!(!run_dir.exists(), "run dir {} left", run_dir.display());
+}
+
 fn link_flags(tb: &Testbed, dev: &str) -> String {
     tb.exec_ok(Role::Router, &["ip", "-o", "link", "show", "dev", dev])
         .expect("ip link show")
