@@ -5,7 +5,7 @@
 //! Needs root and `cargo build -p mwan-testbed --bins` first (the harness
 //! starts the `mwan-testbed` binary for hops and servers).
 
-use mwan_testbed::{netns, require_netns, Impairment, Role, Testbed, TestbedOptions};
+use mwan_testbed::{netns, require_netns, Impairment, Role, Testbed, TestbedOptions, WanInfo};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::Command;
@@ -57,6 +57,24 @@ fn http_get(ns: &str, addr: SocketAddr) -> String {
     .expect("http get")
 }
 
+/// The HTTP server answers with the source it saw: a LAN client's fetch
+/// (v4 and v6) must arrive from `wan`'s router address, i.e. masqueraded.
+fn assert_lan_seen_as(tb: &Testbed, wan: &WanInfo) {
+    let http = &tb.targets().http;
+    for (addr, expected) in [
+        (http[0], wan.router_v4.to_string()),
+        (http[1], wan.router_v6.to_string()),
+    ] {
+        let body = http_get(tb.lan_ns(), addr);
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(
+            body.ends_with(&format!("\n{expected}\n")),
+            "{addr} did not see the LAN client as {} ({expected}): {body}",
+            wan.name
+        );
+    }
+}
+
 #[test]
 fn lan_client_reaches_internet_through_nat_on_v4_and_v6() {
     if !require_netns() {
@@ -75,17 +93,7 @@ fn lan_client_reaches_internet_through_nat_on_v4_and_v6() {
     }
     // The HTTP server answers with the source it saw: the router's WAN
     // address, so the LAN address was masqueraded.
-    let body_v4 = http_get(tb.lan_ns(), t.http[0]);
-    assert!(body_v4.starts_with("HTTP/1.1 200 OK"), "{body_v4}");
-    assert!(
-        body_v4.ends_with(&format!("\n{}\n", wan1.router_v4)),
-        "{body_v4}"
-    );
-    let body_v6 = http_get(tb.lan_ns(), t.http[1]);
-    assert!(
-        body_v6.ends_with(&format!("\n{}\n", wan1.router_v6)),
-        "{body_v6}"
-    );
+    assert_lan_seen_as(&tb, &wan1);
 }
 
 /// A DNS AAAA query for `name` to `server` (UDP), sent from the current
@@ -194,16 +202,7 @@ fn router_has_strict_rp_filter_ping_sockets_and_masquerade_on_every_wan() {
     ] {
         tb.exec_ok(Role::Router, &argv).expect("route via wan2");
     }
-    let body_v4 = http_get(tb.lan_ns(), t.http[0]);
-    assert!(
-        body_v4.ends_with(&format!("\n{}\n", w2.router_v4)),
-        "not masqueraded to wan2's address: {body_v4}"
-    );
-    let body_v6 = http_get(tb.lan_ns(), t.http[1]);
-    assert!(
-        body_v6.ends_with(&format!("\n{}\n", w2.router_v6)),
-        "not masqueraded to wan2's address: {body_v6}"
-    );
+    assert_lan_seen_as(&tb, &w2);
 }
 
 /// A test that panics still leaves nothing behind: Drop tears down.
