@@ -164,3 +164,29 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
     assert!(bytes > 1_000_000, "download moved only {bytes} bytes");
     eprintln!("saturated wan1: states {seen_states:?}, smoothed latency up to {max_latency:.0} ms, {bytes} bytes down");
 }
+
+#[test]
+fn carrier_loss_fails_over_at_once_and_its_return_fails_back() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    m.wait(20, "both WANs online", all_online);
+    tb.link("wan1", false).expect("carrier down");
+    let s = m.wait(5, "failover on carrier loss", |s| {
+        active(s, "failover") == ["wan2"]
+    });
+    // "disabled" (the link event), not "offline": no probe verdict was
+    // waited for.
+    assert_eq!(state(&s, "wan1"), "disabled", "{s:#}");
+    let answer = lan_http(&tb, 5).expect("LAN fetch while wan1 has no carrier");
+    assert_eq!(wan_of_answer(&tb, &answer), Some("wan2"), "{answer}");
+    tb.link("wan1", true).expect("carrier up");
+    m.wait(30, "fail-back after carrier returns", |s| {
+        active(s, "failover") == ["wan1"] && state(s, "wan1") == "online"
+    });
+    let hooks = m.hooks_text();
+    assert!(hooks.contains("ifdown wan1 eth1"), "hooks: {hooks}");
+    assert!(hooks.contains("ifup wan1 eth1"), "hooks: {hooks}");
+}

@@ -279,6 +279,12 @@ impl Daemon {
                 None => {
                     let mut wan = Wan::new(iface, now);
                     wan.learn_facts(self.dataplane.facts(wan.device()));
+                    // A WAN whose device is missing or without carrier at
+                    // start is down now, not after its probes fail.
+                    if wan.device().is_some() && !wan.facts().carrier {
+                        log::info!("{}: no carrier on its device at start", wan.config().name);
+                        wan.on_carrier(false, now);
+                    }
                     self.wans.insert(wan.config().name.clone(), wan);
                 }
             }
@@ -715,7 +721,8 @@ impl Daemon {
                 },
                 None,
             ) => {
-                if !self.wans.contains_key(&name) || !self
+                if !self.wans.contains_key(&name)
+                    || !self
                         .supervisor
                         .hello(&name, pid, (started_at_us / 1000).min(now))
                 {
@@ -781,10 +788,8 @@ impl Daemon {
                 true
             }
             (TrackerMessage::Trouble { message }, Some(name)) => {
+                // Its rounds fail on their own; the reason goes to the log.
                 log::warn!("{name}: tracker reports: {message}");
-                if let Some(wan) = self.wans.get_mut(name) {
-                    wan.set_trouble(Some(message));
-                }
                 true
             }
         }

@@ -46,7 +46,6 @@ pub struct Wan {
     /// CLOCK_MONOTONIC µs start time of the tracker last heard from: a new
     /// value means a new tracker process, whose round numbers start over.
     tracker_started_at_us: Option<u64>,
-    trouble: Option<String>,
 }
 
 fn to_core(s: &Sample, iface: &Interface) -> Option<ProbeResult> {
@@ -77,7 +76,6 @@ impl Wan {
             tracker_connected: false,
             netifd_device: None,
             tracker_started_at_us: None,
-            trouble: None,
         }
     }
 
@@ -194,7 +192,6 @@ impl Wan {
     }
 
     pub fn on_samples(&mut self, samples: &[Sample], now: Millis) -> Vec<Change> {
-        self.trouble = None;
         let mut out = Vec::new();
         for s in samples {
             let Some(p) = to_core(s, &self.config) else {
@@ -241,10 +238,6 @@ impl Wan {
     pub fn tracker_disconnected(&mut self) {
         self.tracker_connected = false;
         self.health.tracker_lost();
-    }
-
-    pub fn set_trouble(&mut self, trouble: Option<String>) {
-        self.trouble = trouble;
     }
 
     /// Interval and timeout the tracker should use now. The tracker waits
