@@ -169,11 +169,7 @@ fn check(path: Option<PathBuf>, json: bool) -> ExitCode {
                 for p in &rejected.problems {
                     eprintln!("{p}");
                 }
-                eprintln!(
-                    "{}: {} problem(s); nothing was applied",
-                    path.display(),
-                    rejected.problems.len()
-                );
+                eprintln!("{}: {} problem(s)", path.display(), rejected.problems.len());
             }
             ExitCode::from(EXIT_FAILED)
         }
