@@ -18,16 +18,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mwan_core::config::{Config, Family, PortRange};
+use mwan_core::health::LinkState;
 use mwan_core::plan::nft::{self as nftplan, NftTable};
 use mwan_core::plan::{
     build, diff, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, WanAddress,
     WanFacts, WanInput, DEFAULT_PROTOCOL,
 };
+use mwan_core::policy::{self, Overrides, PolicyMemory, WanView};
 use mwan_netlink::conntrack::Conntrack;
 use mwan_netlink::nft::{self, Drift, Nft, NftWatch};
 use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
 use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
 use serde_json::Value;
+
+mod dataplane_common;
+use dataplane_common::router_state;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -66,6 +71,35 @@ fn rule(name: &str, policy: &str, options: &[(&str, &str)]) -> String {
         r += &format!("\toption {k} '{v}'\n");
     }
     r
+}
+
+/// The real resolver's decisions with each WAN up or down as `usable` says
+/// (absent = up): lowest usable metric tier, weights, last resort.
+fn decisions(config: &Config, usable: &BTreeMap<String, bool>) -> Vec<PolicyRoutes> {
+    let views: Vec<WanView> = config
+        .interfaces
+        .iter()
+        .map(|i| {
+            let up = usable.get(&i.name).copied().unwrap_or(true);
+            WanView {
+                interface: i.name.clone(),
+                state: if up {
+                    LinkState::Online
+                } else {
+                    LinkState::Offline
+                },
+                since: 0,
+                usable: up,
+                usable_since: up.then_some(0),
+                score: None,
+            }
+        })
+        .collect();
+    let mut memory = PolicyMemory::default();
+    policy::resolve(config, &views, &Overrides::default(), &mut memory, 0)
+        .iter()
+        .map(PolicyRoutes::from)
+        .collect()
 }
 
 /// mwand's part: facts, plan, routes and rules, then the nft table.
@@ -116,9 +150,7 @@ impl<'a> Driver<'a> {
                 config: &self.config,
                 settings: PlanSettings::from_config(&self.config),
                 wans: &wans,
-                policies: &PolicyRoutes::all_members(&self.config, |i| {
-                    self.usable.get(i).copied().unwrap_or(true)
-                }),
+                policies: &decisions(&self.config, &self.usable),
                 devices: &devices,
                 main_defaults: &[],
                 previous: &self.allocation,
@@ -806,6 +838,162 @@ fn pinned_flows_keep_their_wan_and_flush_by_mark_is_per_wan() {
         "no flow moved without pins: the test proves nothing"
     );
     driver.stop();
+}
+
+/// Which of `conns` still carry data both ways (1 s per dead one).
+fn working(conns: &mut [TcpStream]) -> usize {
+    let mut alive = 0;
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        if echo(s, i) {
+            alive += 1;
+        }
+    }
+    alive
+}
+
+/// A failover policy (wan1 metric 1, wan2 metric 2, both families) and a
+/// rule sending everything to `policy`.
+fn failover_config(policy: &str) -> Config {
+    let mut sections = String::new();
+    for (n, metric) in [(1, 1), (2, 2)] {
+        for suffix in ["", "_6"] {
+            sections += &format!(
+                "config member 'f{n}{suffix}'\n\toption interface 'wan{n}{suffix}'\n\toption metric '{metric}'\n"
+            );
+        }
+    }
+    sections += "config policy 'failover'\n";
+    for m in ["f1", "f1_6", "f2", "f2_6"] {
+        sections += &format!("\tlist use_member '{m}'\n");
+    }
+    config(&[1, 1], &[sections, rule("all", policy, &[])])
+}
+
+/// mwand's order when a WAN becomes unusable: routes and its pin rule
+/// (sync), its sticky sets, then its conntrack entries.
+fn wan_fails(driver: &mut Driver, n: usize) -> (NetworkPlan, mwan_netlink::conntrack::FlushReport) {
+    driver.usable.insert(format!("wan{n}"), false);
+    driver.usable.insert(format!("wan{n}_6"), false);
+    let (plan, table) = driver.sync(true);
+    let pin = plan.wan(&format!("wan{n}")).unwrap().pin_mark;
+    let mask = plan.layout.mask;
+    let report = in_netns(driver.tb.router_ns(), || {
+        let sets = table.sticky_sets_of(&format!("wan{n}"));
+        if !sets.is_empty() {
+            Nft::open()
+                .unwrap()
+                .flush_sets(&sets)
+                .expect("flush sticky sets");
+        }
+        Conntrack::open()
+            .unwrap()
+            .delete_by_mark(pin, mask)
+            .expect("delete by mark")
+    })
+    .unwrap();
+    (plan, report)
+}
+
+#[test]
+fn wan_down_flushes_only_its_pins_and_fail_back_keeps_backup_flows_then_no_trace() {
+    if !require_netns() || !need("nft", "nftables") || !need("conntrack", "conntrack") {
+        return;
+    }
+    let tb = testbed(2);
+    let before = router_state(&tb);
+
+    // A WAN goes down (balanced 1:1): new flows use the other at once, its
+    // pinned entries are deleted, the other's are untouched.
+    let mut driver = Driver::new(&tb, failover_config("balanced"));
+    let (plan, _) = driver.sync(true);
+    let mask = plan.layout.mask;
+    let pin1 = plan.wan("wan1").unwrap().pin_mark;
+    let pin2 = plan.wan("wan2").unwrap().pin_mark;
+    let mut conns = echo_connections(&tb, 20);
+    let (on1, on2) = (ct_count(&tb, pin1, mask), ct_count(&tb, pin2, mask));
+    assert_eq!(
+        on1 + on2,
+        20,
+        "every connection pinned: wan1 {on1}, wan2 {on2}"
+    );
+    assert!(
+        on1 > 0 && on2 > 0,
+        "1:1 did not spread: wan1 {on1}, wan2 {on2}"
+    );
+    tb.cut("wan2").expect("cut wan2");
+    let (_, report) = wan_fails(&mut driver, 2);
+    assert_eq!((report.before, report.remaining), (on2, 0), "{report:?}");
+    assert_eq!(
+        ct_count_tool(&tb, pin2, mask),
+        0,
+        "conntrack -L --mark agrees"
+    );
+    assert_eq!(ct_count(&tb, pin1, mask), on1, "wan1's entries untouched");
+    assert_eq!(working(&mut conns), on1, "wan1's connections keep working");
+    assert_eq!(
+        only_wan(&tb, &http_from_lan(&tb, 20)),
+        1,
+        "new flows avoid wan2"
+    );
+    drop(conns);
+    tb.restore("wan2").expect("restore wan2");
+
+    // Fail-back with a failover policy: connections opened while the
+    // primary was cut stay on the backup after it returns; new ones take
+    // the primary.
+    driver.usable.clear();
+    driver.config = failover_config("failover");
+    driver.sync(true);
+    assert_eq!(only_wan(&tb, &http_from_lan(&tb, 5)), 1, "primary first");
+    tb.cut("wan1").expect("cut wan1");
+    let (_, report) = wan_fails(&mut driver, 1);
+    assert_eq!(report.remaining, 0, "{report:?}");
+    let on2_before = ct_count(&tb, pin2, mask);
+    let mut backup = echo_connections(&tb, 20);
+    assert_eq!(
+        ct_count(&tb, pin2, mask),
+        on2_before + 20,
+        "opened on the backup"
+    );
+    assert_eq!(ct_count(&tb, pin1, mask), 0);
+    tb.restore("wan1").expect("restore wan1");
+    driver.usable.clear();
+    driver.sync(true);
+    assert_eq!(working(&mut backup), 20, "backup flows broke on fail-back");
+    assert_eq!(
+        ct_count(&tb, pin2, mask),
+        on2_before + 20,
+        "still on the backup"
+    );
+    assert_eq!(
+        only_wan(&tb, &http_from_lan(&tb, 10)),
+        1,
+        "new flows take the primary"
+    );
+    drop(backup);
+
+    // Control: without the table the same fail-back breaks them, so the
+    // assertion above could fail.
+    in_netns(tb.router_ns(), || {
+        Nft::open().unwrap().delete_table().unwrap()
+    })
+    .unwrap();
+    driver.usable.insert("wan1".into(), false);
+    driver.sync(false);
+    let mut control = echo_connections(&tb, 5);
+    driver.usable.clear();
+    driver.sync(false);
+    assert!(
+        working(&mut control) < 5,
+        "fail-back without pins kept flows: proves nothing"
+    );
+    drop(control);
+
+    // Stop: routes, rules, every table of every routing family, the
+    // sysctls and the nft ruleset are as before.
+    driver.stop();
+    assert_eq!(router_state(&tb), before, "stop left a trace");
 }
 
 /// Accept connections on `listener` and echo, until the test ends.

@@ -24,6 +24,9 @@ use mwan_core::plan::{
 use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
 use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
 
+mod dataplane_common;
+use dataplane_common::router_state;
+
 /// wanN (IPv4) and wanN_6 (IPv6) per testbed WAN; members mN/mN_6 with the
 /// given weights; one policy per WAN (`only_wanN`) and `balanced`.
 fn config(weights: &[u32], rules: Vec<Rule>) -> Config {
@@ -208,21 +211,6 @@ fn only_wan(tb: &Testbed, family: Family, count: usize) -> usize {
         .unwrap_or_else(|| panic!("{addr} is no WAN address"))
 }
 
-fn kernel_state(tb: &Testbed) -> String {
-    let mut s = String::new();
-    for args in [
-        "ip -4 rule",
-        "ip -6 rule",
-        "ip -4 route show table all",
-        "ip -6 route show table all",
-        "sysctl -n net.ipv4.fib_multipath_hash_policy net.ipv6.fib_multipath_hash_policy net.ipv4.conf.all.src_valid_mark",
-    ] {
-        let argv: Vec<&str> = args.split_whitespace().collect();
-        s += &tb.exec_ok(Role::Router, &argv).expect("dump router state");
-    }
-    s
-}
-
 #[test]
 fn weighted_balance_failover_adoption_and_clean_stop() {
     if !require_netns() {
@@ -233,7 +221,7 @@ fn weighted_balance_failover_adoption_and_clean_stop() {
         ..Default::default()
     })
     .expect("testbed");
-    let before = kernel_state(&tb);
+    let before = router_state(&tb);
     let mut driver = Driver::new(&tb, config(&[3, 1], vec![Rule::new("all", to("balanced"))]));
     let mut saved = router(&tb, |rtnl| {
         let mut saved = sysctl::Saved::default();
@@ -315,7 +303,7 @@ fn weighted_balance_failover_adoption_and_clean_stop() {
         assert!(report.failed.is_empty(), "{:?}", report.failed);
         saved.restore().expect("restore sysctls");
     });
-    assert_eq!(kernel_state(&tb), before, "stop left a trace");
+    assert_eq!(router_state(&tb), before, "stop left a trace");
 }
 
 #[test]

@@ -385,6 +385,23 @@ impl PolicyRoutes {
     }
 }
 
+/// The planner's view of a resolver decision: the active members with
+/// their weights, and the configured last resort (a family with no active
+/// member falls back to it).
+impl From<&crate::policy::PolicyDecision> for PolicyRoutes {
+    fn from(d: &crate::policy::PolicyDecision) -> Self {
+        PolicyRoutes {
+            policy: d.policy.clone(),
+            active: d
+                .active
+                .iter()
+                .map(|m| (m.interface.clone(), m.weight))
+                .collect(),
+            last_resort: d.configured_last_resort,
+        }
+    }
+}
+
 /// Everything [`build`] needs.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
