@@ -75,3 +75,51 @@ fn print_summaries() {
         }
     }
 }
+
+/// The warnings docs/configuration.md ("Real configs") names for each file
+/// are really produced: (file number, words one of its warnings contains).
+#[test]
+fn the_documented_warnings_of_real_configs_are_given() {
+    let expected: &[(&str, &str)] = &[
+        ("04", "netmask 0.0.0.1 is not a prefix"),
+        ("08", "netmask 0.0.0.1 is not a prefix"),
+        ("16", "netmask 0.0.0.1 is not a prefix"),
+        ("05", "name longer than 15 characters"),
+        ("20", "name longer than 15 characters"),
+        ("06", "interface 'wan' is not defined"),
+        ("24", "interface 'wan2' is not defined"),
+        ("32", "interface 'wan1' is not defined"),
+        ("35", "interface 'wan' is not defined"),
+        ("08", "only 2 track_ip are configured"),
+        ("26", "only 1 track_ip is configured"),
+        ("11", "'0.0.0.0' is this host"),
+        ("23", "'0.0.0.0' is this host"),
+        ("11", "has no ipv6 member"),
+        ("33", "has no ipv6 member"),
+        ("18", "unknown section type 'condition'"),
+        ("19", "not a UCI line"),
+        ("32", "option 'local_source': ignored"),
+        ("18", "option 'rtmon_interval': ignored"),
+    ];
+    let files = fixtures();
+    for (number, words) in expected {
+        let path = files
+            .iter()
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{number}-")))
+            })
+            .unwrap_or_else(|| panic!("no fixture {number}-*.uci"));
+        let warnings: Vec<String> = load_fixture(path)
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            warnings.iter().any(|w| w.contains(words)),
+            "{}: no warning with '{words}'; got:\n{}",
+            path.display(),
+            warnings.join("\n")
+        );
+    }
+}
