@@ -211,16 +211,23 @@ fn only_wan(tb: &Testbed, family: Family, count: usize) -> usize {
         .unwrap_or_else(|| panic!("{addr} is no WAN address"))
 }
 
+/// A two-WAN testbed, or None when namespaces are not available (outside CI).
+fn testbed() -> Option<Testbed> {
+    if !require_netns() {
+        return None;
+    }
+    Some(
+        Testbed::up(TestbedOptions {
+            wans: 2,
+            ..Default::default()
+        })
+        .expect("testbed"),
+    )
+}
+
 #[test]
 fn weighted_balance_failover_adoption_and_clean_stop() {
-    if !require_netns() {
-        return;
-    }
-    let tb = Testbed::up(TestbedOptions {
-        wans: 2,
-        ..Default::default()
-    })
-    .expect("testbed");
+    let Some(tb) = testbed() else { return };
     let before = router_state(&tb);
     let mut driver = Driver::new(&tb, config(&[3, 1], vec![Rule::new("all", to("balanced"))]));
     let mut saved = router(&tb, |rtnl| {
@@ -308,14 +315,7 @@ fn weighted_balance_failover_adoption_and_clean_stop() {
 
 #[test]
 fn rules_steer_by_source_destination_protocol_and_port() {
-    if !require_netns() {
-        return;
-    }
-    let tb = Testbed::up(TestbedOptions {
-        wans: 2,
-        ..Default::default()
-    })
-    .expect("testbed");
+    let Some(tb) = testbed() else { return };
     let lan = tb.lan().clone();
     let http: Vec<SocketAddr> = tb.targets().http.clone();
     let host = |a: &SocketAddr| IpNet {
@@ -453,14 +453,7 @@ fn router_get(tb: &Testbed, mark: Option<u32>, bind: Option<IpAddr>) -> IpAddr {
 
 #[test]
 fn tracker_marks_and_bound_sources_follow_their_wan_whatever_the_policy() {
-    if !require_netns() {
-        return;
-    }
-    let tb = Testbed::up(TestbedOptions {
-        wans: 2,
-        ..Default::default()
-    })
-    .expect("testbed");
+    let Some(tb) = testbed() else { return };
     let mut driver = Driver::new(
         &tb,
         config(&[1, 1], vec![Rule::new("all", to("only_wan1"))]),
@@ -502,6 +495,87 @@ fn tracker_marks_and_bound_sources_follow_their_wan_whatever_the_policy() {
         router_get(&tb, Some(wan2.pin_mark), None),
         a1,
         "withdrawn pin still routes"
+    );
+    router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
+}
+
+/// netifd installs an IPv6 WAN's default route source-specific (`from` the
+/// WAN's prefix) and usually via the ISP router's link-local address. The
+/// snapshot must read that gateway, and policy routes through it must carry
+/// real traffic (NDP resolves the link-local next hop).
+#[test]
+fn ipv6_source_specific_default_via_link_local_gateway_as_netifd_installs_it() {
+    let Some(tb) = testbed() else { return };
+    let w2 = tb.wans()[1].clone();
+    // The ISP's link-local address on its link to the router.
+    let isp = Role::Isp(2);
+    let gw = format!("{}/128", w2.gateway_v6);
+    let line = tb
+        .exec_ok(isp, &["ip", "-6", "-o", "addr", "show", "to", &gw])
+        .expect("ISP address");
+    let isp_dev = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no ISP device with {gw}: {line:?}"))
+        .to_string();
+    let ll = tb
+        .exec_ok(
+            isp,
+            &[
+                "ip", "-6", "-o", "addr", "show", "dev", &isp_dev, "scope", "link",
+            ],
+        )
+        .expect("ISP link-local");
+    let ll: std::net::Ipv6Addr = ll
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no link-local address on the ISP side: {ll:?}"));
+    let metric = (w2.metric + 1024).to_string();
+    for cmd in [
+        format!("ip -6 route del default dev {}", w2.device),
+        format!(
+            "ip -6 route add default from {} via {ll} dev {} metric {metric}",
+            w2.subnet_v6(),
+            w2.device
+        ),
+    ] {
+        let argv: Vec<&str> = cmd.split_whitespace().collect();
+        tb.exec_ok(Role::Router, &argv)
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    }
+    let facts = router(&tb, |rtnl| {
+        Snapshot::take(rtnl.socket(), DEFAULT_PROTOCOL)
+            .expect("snapshot")
+            .wan_facts(&w2.device)
+    });
+    assert_eq!(facts.gateway_v6, Some(ll), "{facts:?}");
+
+    let mut driver = Driver::new(
+        &tb,
+        config(&[1, 1], vec![Rule::new("all", to("only_wan2"))]),
+    );
+    let plan = router(&tb, |rtnl| {
+        driver.sync(rtnl);
+        driver.plan(rtnl)
+    });
+    let table = plan.policy_tables["only_wan2"].to_string();
+    let shown = tb
+        .exec_ok(
+            Role::Router,
+            &["ip", "-6", "route", "show", "table", &table],
+        )
+        .expect("policy table");
+    assert!(
+        shown.contains(&format!("via {ll} dev {}", w2.device)),
+        "{shown}"
+    );
+    assert_eq!(
+        only_wan(&tb, Family::Ipv6, 10),
+        2,
+        "IPv6 via the link-local gateway"
     );
     router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
 }
