@@ -18,8 +18,8 @@ use mwan_core::config::{
     Config, Family, Interface, IpNet, Member, Policy, PolicyTarget, PortRange, Proto, Rule,
 };
 use mwan_core::plan::{
-    build, diff, Allocation, NetworkPlan, Op, PlanInput, PlanSettings, PolicyRoutes, WanInput,
-    DEFAULT_PROTOCOL,
+    build, diff, Allocation, NetworkPlan, Op, PlanInput, PlanSettings, PolicyRoutes, RouteKind,
+    WanInput, DEFAULT_PROTOCOL,
 };
 use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
 use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
@@ -576,6 +576,73 @@ fn ipv6_source_specific_default_via_link_local_gateway_as_netifd_installs_it() {
         only_wan(&tb, Family::Ipv6, 10),
         2,
         "IPv6 via the link-local gateway"
+    );
+    router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
+}
+
+/// A refused op is reported with the object, errno and meaning; the policy
+/// it concerns keeps its previous route (routes are replaced in one message,
+/// multipath included), and the next sync dumps again instead of trusting
+/// its cache, so it also puts back what vanished meanwhile.
+#[test]
+fn a_refused_op_is_named_leaves_the_policy_whole_and_the_next_sync_repairs() {
+    let Some(tb) = testbed() else { return };
+    let mut driver = Driver::new(&tb, config(&[1, 1], vec![Rule::new("all", to("balanced"))]));
+    let plan = router(&tb, |rtnl| {
+        driver.sync(rtnl);
+        driver.plan(rtnl)
+    });
+    let balanced = plan.policy_tables["balanced"];
+    let show = || {
+        tb.exec_ok(
+            Role::Router,
+            &["ip", "-4", "route", "show", "table", &balanced.to_string()],
+        )
+        .expect("policy table")
+    };
+    let before = show();
+    assert!(before.contains("nexthop"), "multipath expected: {before}");
+    // wan2 "fails" in a plan whose wan1 route names a gateway that is on no
+    // connected network: the kernel refuses that one message.
+    let mut bad = plan.objects.clone();
+    for r in bad.routes.iter_mut().filter(|r| r.table == balanced) {
+        if let RouteKind::Unicast(hops) = &mut r.kind {
+            if r.family == Family::Ipv4 {
+                hops.truncate(1);
+                hops[0].gateway = Some("203.0.113.254".parse().unwrap());
+                hops[0].weight = 1;
+            }
+        }
+    }
+    let failed = router(&tb, |rtnl| {
+        rtnl.sync(&plan.objects, true).expect("sync");
+        let (_, report) = rtnl.sync(&bad, false).expect("sync");
+        report.failed
+    });
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let text = failed[0].to_string();
+    assert!(
+        text.contains(&format!("table {balanced}")) && text.contains("errno"),
+        "error names object and errno: {text}"
+    );
+    assert_eq!(show(), before, "policy half-changed");
+    // Meanwhile someone deletes one of our rules; the next sync without a
+    // reconcile request still finds it, because the failure dropped the cache.
+    tb.exec_ok(Role::Router, &["ip", "-4", "rule", "del", "pref", "1300"])
+        .expect("delete our rule");
+    let ops = router(&tb, |rtnl| {
+        let (ops, report) = rtnl.sync(&plan.objects, false).expect("sync");
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(
+            diff(&plan.objects, &rtnl.observe().expect("observe")),
+            vec![]
+        );
+        ops
+    });
+    assert!(
+        ops.iter()
+            .any(|op| matches!(op, Op::AddRule(r) if r.priority == 1300)),
+        "deleted rule not restored: {ops:#?}"
     );
     router(&tb, |rtnl| rtnl.teardown().expect("teardown"));
 }
