@@ -996,6 +996,52 @@ fn wan_down_flushes_only_its_pins_and_fail_back_keeps_backup_flows_then_no_trace
     assert_eq!(router_state(&tb), before, "stop left a trace");
 }
 
+/// qosify, pbr and others own the mark bits outside mmx_mask: what they set
+/// there, in packet and conntrack marks, survives our table's writes.
+#[test]
+fn foreign_mark_bits_survive_our_table() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let tb = testbed(2);
+    // Another tool sets bit 0x1 before us (after conntrack, so the ct mark
+    // sticks) and counts after us.
+    for cmd in [
+        "add table inet qos",
+        "add chain inet qos pre { type filter hook prerouting priority -180; }",
+        "add rule inet qos pre meta mark set meta mark | 0x1 ct mark set ct mark | 0x1",
+        "add chain inet qos post { type filter hook postrouting priority 300; }",
+        "add counter inet qos both",
+        "add rule inet qos post meta mark & 0x1 == 0x1 meta mark & 0x3f00 != 0x0 counter name both",
+    ] {
+        tb.exec_ok(Role::Router, &["nft", cmd])
+            .unwrap_or_else(|e| panic!("nft {cmd}: {e}"));
+    }
+    let mut driver = Driver::new(&tb, config(&[1, 1], &[rule("all", "balanced", &[])]));
+    let (plan, _) = driver.sync(true);
+    let seen = http_from_lan(&tb, 20);
+    assert_eq!(seen.values().sum::<usize>(), 20);
+    let v = nft_json(&tb, &["list", "counter", "inet", "qos", "both"]);
+    let packets = objects(&v, "counter")[0]["packets"]
+        .as_u64()
+        .expect("packets");
+    assert!(
+        packets > 0,
+        "no packet carried both its foreign bit and our pin"
+    );
+    let mask = plan.layout.mask;
+    for w in ["wan1", "wan2"] {
+        let pin = plan.wan(w).unwrap().pin_mark;
+        let ours = ct_count(&tb, pin, mask);
+        let both = ct_count(&tb, pin | 0x1, mask | 0x1);
+        assert!(ours > 0, "{w}: no pinned entries");
+        assert_eq!(both, ours, "{w}: our ct mark write cleared the foreign bit");
+    }
+    driver.stop();
+    tb.exec_ok(Role::Router, &["nft", "delete", "table", "inet", "qos"])
+        .expect("delete qos table");
+}
+
 /// Accept connections on `listener` and echo, until the test ends.
 fn serve_echo(listener: TcpListener) {
     std::thread::spawn(move || {
