@@ -557,6 +557,20 @@ fn cli_down_removes_a_crashed_run() {
     let exe = mwan_testbed::find_binary("mwan-testbed").expect("mwan-testbed binary");
     let tables_before = host_nft_tables();
     let name = format!("crash{}", std::process::id());
+    // A CLI testbed has no harness Drop: if an assertion below fails, this
+    // still runs `down` (a second `down` after the test's own finds nothing).
+    struct DownOnDrop(std::path::PathBuf, String);
+    impl Drop for DownOnDrop {
+        fn drop(&mut self) {
+            let down = Command::new(&self.0)
+                .args(["--name", &self.1, "down"])
+                .status();
+            if !down.as_ref().is_ok_and(|s| s.success()) {
+                eprintln!("cleanup: mwan-testbed --name {} down: {down:?}", self.1);
+            }
+        }
+    }
+    let _cleanup = DownOnDrop(exe.clone(), name.clone());
     let cli = |args: &[&str]| {
         Command::new(&exe)
             .arg("--name")
