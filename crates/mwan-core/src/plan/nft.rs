@@ -1117,6 +1117,41 @@ config rule 'default_rule'
         assert!(text.contains(&restore), "restore rule kept");
     }
 
+    /// Failovers never replace the table: health changes the routes and
+    /// pin rules of the plan, not one byte of the nft table.
+    #[test]
+    fn health_changes_leave_the_table_unchanged() {
+        let config = parse("test", CONFIG).expect("config parses").config;
+        let tables: Vec<NftTable> = [[true, true], [false, true], [true, false]]
+            .iter()
+            .map(|usable| {
+                let mut wans = vec![
+                    wan("wan1", Family::Ipv4, "eth1", 11),
+                    wan("wan2", Family::Ipv4, "eth2", 12),
+                    wan("wan6", Family::Ipv6, "eth1", 11),
+                ];
+                wans[0].usable = usable[0];
+                wans[1].usable = usable[1];
+                let policies = PolicyRoutes::all_members(&config, |i| {
+                    wans.iter().any(|w| w.interface == i && w.usable)
+                });
+                let plan = build_plan(&PlanInput {
+                    config: &config,
+                    settings: PlanSettings::from_config(&config),
+                    wans: &wans,
+                    policies: &policies,
+                    devices: &BTreeMap::new(),
+                    main_defaults: &[],
+                    previous: &Allocation::default(),
+                })
+                .expect("plan builds");
+                build(&plan, &config, &BTreeMap::new()).expect("table builds")
+            })
+            .collect();
+        assert_eq!(tables[0], tables[1]);
+        assert_eq!(tables[0], tables[2]);
+    }
+
     #[test]
     fn same_plan_same_table_and_names_are_checked() {
         let (config, plan) = fixture();
