@@ -105,12 +105,20 @@ pub struct Mwand {
     pub log: PathBuf,
     child: Option<Child>,
     router_ns: String,
+    /// How trackers are run: `--supervisor embedded` unless a test says.
+    supervisor_args: Vec<String>,
 }
 
 impl Mwand {
     /// Writes `config_text` and starts mwand; returns once its control
     /// socket answers.
     pub fn start(tb: &Testbed, config_text: &str) -> Mwand {
+        Self::start_with(tb, config_text, &["--supervisor", "embedded"])
+    }
+
+    /// Like [`Mwand::start`] with other supervisor flags (e.g. procd mode:
+    /// `--supervisor procd --ubus-socket PATH`).
+    pub fn start_with(tb: &Testbed, config_text: &str, supervisor_args: &[&str]) -> Mwand {
         let dir = PathBuf::from(format!(
             "/tmp/mwand-test-{}-{}",
             std::process::id(),
@@ -126,6 +134,7 @@ impl Mwand {
             dir,
             child: None,
             router_ns: tb.router_ns().to_string(),
+            supervisor_args: supervisor_args.iter().map(|a| a.to_string()).collect(),
         };
         m.spawn(tb);
         m
@@ -155,15 +164,17 @@ impl Mwand {
             self.config.display().to_string(),
             "--run-dir".into(),
             self.run_dir.display().to_string(),
-            "--supervisor".into(),
-            "embedded".into(),
             "--tracker-bin".into(),
             track.display().to_string(),
             "--hook".into(),
             hook.display().to_string(),
             "-v".into(),
         ];
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let argv: Vec<&str> = argv
+            .iter()
+            .chain(&self.supervisor_args)
+            .map(String::as_str)
+            .collect();
         let child = tb
             .command(Role::Router, &argv)
             .expect("command")

@@ -1,0 +1,138 @@
+//! mwand under procd semantics, on the testbed: the ubus+procd test double
+//! (`mwan-ubus-double`, checked against captures of the real ones by the
+//! ubus crate's tests) runs the trackers; mwand asks for them over ubus.
+//! Per-WAN restart leaves the other tracker alone, a crashed mwand finds
+//! procd's trackers on restart, a clean stop removes them.
+//!
+//! Needs root and `cargo build --workspace --bins` first.
+
+mod mwand_harness;
+
+use mwan_testbed::{find_binary, require_netns, Role, Testbed};
+use mwand_harness::*;
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// ubusd + procd double in the router namespace; stopped on drop (its
+/// instances die with it).
+struct Double {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Double {
+    fn start(tb: &Testbed) -> Double {
+        let dir = PathBuf::from(format!("/tmp/mwand-procd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let socket = dir.join("ubus.sock");
+        let bin = find_binary("mwan-ubus-double").expect("mwan-ubus-double built");
+        let child = tb
+            .spawn(
+                Role::Router,
+                &[path_str(&bin), "--socket", path_str(&socket)],
+            )
+            .expect("start the ubus double");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < end,
+                "the ubus double did not create its socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Double { child, socket }
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().ok();
+        if let Some(dir) = self.socket.parent() {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
+
+fn parent_of(pid: u64) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn procd_runs_the_trackers_and_restarts_one_alone() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let double = Double::start(&tb);
+    let mut m = Mwand::start_with(
+        &tb,
+        &config(tb.wans(), &ours),
+        &[
+            "--supervisor",
+            "procd",
+            "--ubus-socket",
+            path_str(&double.socket),
+        ],
+    );
+    let s = m.wait(20, "both WANs online with procd's trackers", all_online);
+    let (pid1, pid2) = (
+        tracker_pid(&s, "wan1").expect("wan1 pid"),
+        tracker_pid(&s, "wan2").expect("wan2 pid"),
+    );
+    assert_eq!(
+        parent_of(pid1),
+        Some(double.child.id()),
+        "wan1's tracker is not procd's"
+    );
+    assert_eq!(
+        parent_of(pid2),
+        Some(double.child.id()),
+        "wan2's tracker is not procd's"
+    );
+
+    let out = m.ctl(&["restart", "wan2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = m.wait(20, "procd restarted wan2's tracker", |s| {
+        tracker_pid(s, "wan2").is_some_and(|p| p != pid2) && tracker_connected(s, "wan2")
+    });
+    assert_eq!(
+        tracker_pid(&s, "wan1"),
+        Some(pid1),
+        "wan1's tracker was restarted too"
+    );
+    let pid2 = tracker_pid(&s, "wan2").expect("pid");
+
+    // A crashed mwand: procd keeps the trackers, the new mwand uses them.
+    m.kill9();
+    m.spawn(&tb);
+    let s = m.wait(20, "trackers reconnected to the new mwand", |s| {
+        all_online(s) && tracker_connected(s, "wan1") && tracker_connected(s, "wan2")
+    });
+    assert_eq!(tracker_pid(&s, "wan1"), Some(pid1));
+    assert_eq!(tracker_pid(&s, "wan2"), Some(pid2));
+
+    // A clean stop removes procd's tracker service.
+    assert!(m.stop(), "mwand did not stop on SIGTERM");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !m.tracker_pids().is_empty() {
+        assert!(
+            Instant::now() < end,
+            "trackers still running after a clean stop: {:?}",
+            m.tracker_pids()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
