@@ -25,7 +25,10 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
-	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found; install the Rust toolchain (rustup) first" >&2; exit 1; }
+	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found: install Rust 1.85 or newer with rustup (Debian 12's cargo is too old)" >&2; exit 1; }
+	@v=$$(rustc --version | awk '{print $$2}'); \
+	if [ "$$(printf '%s\n1.85.0\n' "$$v" | sort -V | head -n1)" != 1.85.0 ]; then \
+	  echo "make: rustc $$v is older than 1.85: install a newer toolchain with rustup" >&2; exit 1; fi
 
 ## build: debug binaries of the whole workspace.
 build:

@@ -9,20 +9,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// Whether we can create network namespaces. Under CI=true a missing
 /// capability fails loudly; elsewhere the test prints why and skips.
 pub fn require_netns() -> bool {
-    let ok = unsafe { libc::geteuid() } == 0
-        && Command::new("ip")
-            .arg("-V")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but no root/iproute2 for network namespaces"
-        );
-        eprintln!("SKIPPED: needs root and iproute2 to create network namespaces");
-    }
-    ok
+    // One definition of "can we make namespaces, and what if not" for the
+    // whole project: it panics under CI=true and prints skips uncaptured.
+    mwan_testbed::require_netns()
 }
 
 /// A network namespace with two veth WAN-side devices, deleted on drop.
