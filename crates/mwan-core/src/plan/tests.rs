@@ -692,3 +692,42 @@ proptest! {
         }
     }
 }
+
+/// mwan3's `rt_table_lookup`: each listed table is consulted like main
+/// (without its default routes), after main and above pins and policies,
+/// in both families.
+#[test]
+fn rt_table_lookup_tables_come_right_after_main() {
+    let mut w = World::new();
+    w.config.globals.rt_table_lookup = vec![100, 200];
+    let p = w.plan(&Allocation::default());
+    let texts: Vec<String> = p.objects.rules.iter().map(|r| r.to_string()).collect();
+    for family in ["-4", "-6"] {
+        for (pref, table) in [(1301, 100), (1302, 200)] {
+            let want = format!("{family} pref {pref} lookup {table} suppress_prefixlength 0");
+            assert!(texts.contains(&want), "missing {want:?} in {texts:#?}");
+        }
+    }
+    let lookup_prefs: Vec<u32> = p
+        .objects
+        .rules
+        .iter()
+        .filter(|r| {
+            matches!(r.action, RuleAction::Lookup { table, suppress_prefixlen: Some(0) } if table != MAIN_TABLE)
+        })
+        .map(|r| r.priority)
+        .collect();
+    let pins: Vec<&FibRule> = p
+        .objects
+        .rules
+        .iter()
+        .filter(|r| {
+            r.fwmark
+                .is_some_and(|(m, _)| p.wans.iter().any(|w| w.pin_mark == m))
+        })
+        .collect();
+    assert!(!pins.is_empty(), "no pin rules planned");
+    for pin in pins {
+        assert!(lookup_prefs.iter().all(|l| *l < pin.priority), "{pin}");
+    }
+}
