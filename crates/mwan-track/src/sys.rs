@@ -276,46 +276,61 @@ fn ifreq_for(name: &str) -> libc::ifreq {
     ifr
 }
 
-fn ioctl_ifreq(name: &str, req: libc::Ioctl) -> io::Result<libc::ifreq> {
-    // SAFETY: a throwaway datagram socket for the ioctl.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fd is ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut ifr = ifreq_for(name);
-    // SAFETY: ifr is a valid ifreq for these requests.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), req, &mut ifr) })?;
-    Ok(ifr)
+/// Device facts through interface ioctls, on one datagram socket kept open
+/// (the tracker asks every few seconds; no socket per question).
+pub struct DeviceQuery {
+    fd: OwnedFd,
 }
 
-/// The device's ifindex, or `None` when it does not exist (now).
-pub fn ifindex(name: &str) -> Option<u32> {
-    let ifr = ioctl_ifreq(name, libc::SIOCGIFINDEX).ok()?;
-    // SAFETY: SIOCGIFINDEX fills the ifindex member.
-    Some(unsafe { ifr.ifr_ifru.ifru_ifindex } as u32)
-}
-
-/// Ethernet address, `None` if the device has none (PPP, tun, wireguard).
-pub fn hw_addr(name: &str) -> Option<[u8; 6]> {
-    let ifr = ioctl_ifreq(name, libc::SIOCGIFHWADDR).ok()?;
-    // SAFETY: SIOCGIFHWADDR fills the hwaddr member.
-    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
-    if sa.sa_family != libc::ARPHRD_ETHER {
-        return None;
+impl DeviceQuery {
+    pub fn new() -> io::Result<DeviceQuery> {
+        // SAFETY: plain socket(2) call.
+        let fd =
+            cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: fd was just created and is owned here.
+        Ok(DeviceQuery {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
-    let mut mac = [0u8; 6];
-    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
-    }
-    Some(mac)
-}
 
-/// The device's primary IPv4 address.
-pub fn device_ipv4(name: &str) -> Option<Ipv4Addr> {
-    let ifr = ioctl_ifreq(name, libc::SIOCGIFADDR).ok()?;
-    // SAFETY: SIOCGIFADDR fills ifru_addr with a sockaddr_in.
-    let sin =
-        unsafe { *(&ifr.ifr_ifru.ifru_addr as *const libc::sockaddr as *const libc::sockaddr_in) };
-    Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+    fn ifreq(&self, name: &str, req: libc::Ioctl) -> io::Result<libc::ifreq> {
+        let mut ifr = ifreq_for(name);
+        // SAFETY: ifr is a valid ifreq for these requests.
+        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), req, &mut ifr) })?;
+        Ok(ifr)
+    }
+
+    /// The device's ifindex, or `None` when it does not exist (now).
+    pub fn ifindex(&self, name: &str) -> Option<u32> {
+        let ifr = self.ifreq(name, libc::SIOCGIFINDEX).ok()?;
+        // SAFETY: SIOCGIFINDEX fills the ifindex member.
+        Some(unsafe { ifr.ifr_ifru.ifru_ifindex } as u32)
+    }
+
+    /// Ethernet address, `None` if the device has none (PPP, tun, wireguard).
+    pub fn hw_addr(&self, name: &str) -> Option<[u8; 6]> {
+        let ifr = self.ifreq(name, libc::SIOCGIFHWADDR).ok()?;
+        // SAFETY: SIOCGIFHWADDR fills the hwaddr member.
+        let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+        if sa.sa_family != libc::ARPHRD_ETHER {
+            return None;
+        }
+        let mut mac = [0u8; 6];
+        for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+            *d = *s as u8;
+        }
+        Some(mac)
+    }
+
+    /// The device's primary IPv4 address.
+    pub fn ipv4(&self, name: &str) -> Option<Ipv4Addr> {
+        let ifr = self.ifreq(name, libc::SIOCGIFADDR).ok()?;
+        // SAFETY: SIOCGIFADDR fills ifru_addr with a sockaddr_in.
+        let sin = unsafe {
+            *(&ifr.ifr_ifru.ifru_addr as *const libc::sockaddr as *const libc::sockaddr_in)
+        };
+        Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+    }
 }
 
 /// Calls `line` for every line of a small /proc file, reading through a

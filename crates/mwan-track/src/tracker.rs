@@ -113,6 +113,7 @@ pub struct Tracker {
     mac: [u8; 6],
     udp: Vec<Option<UdpSocket>>,
     binding: Binding,
+    device_query: sys::DeviceQuery,
     icmp_id: u16,
     cookie: [u8; COOKIE_LEN],
     dns_key: u16,
@@ -232,6 +233,7 @@ impl Tracker {
             mac: [0; 6],
             udp: (0..a.targets.len()).map(|_| None).collect(),
             binding: Binding::default(),
+            device_query: sys::DeviceQuery::new().map_err(sock_err("the device query socket"))?,
             icmp_id: u16::from_le_bytes([rand[8], rand[9]]),
             cookie,
             dns_key: u16::from_le_bytes([rand[10], rand[11]]),
@@ -255,7 +257,7 @@ impl Tracker {
             a,
         };
         if t.a.method == Method::Arp {
-            t.mac = sys::hw_addr(&t.a.device).ok_or_else(|| {
+            t.mac = t.device_query.hw_addr(&t.a.device).ok_or_else(|| {
                 StartError::Device(format!(
                     "ARP needs an Ethernet device; {} is missing or has no Ethernet address",
                     t.a.device
@@ -308,11 +310,27 @@ impl Tracker {
         )
     }
 
+    /// Reads the device's ifindex and the addresses the targets' families
+    /// need (an IPv6 lookup reads /proc/net/if_inet6, so only when used).
     fn learn_binding(&self) -> Binding {
+        let dev = &self.a.device;
+        let v4 = self.has_family(false) || self.a.method == Method::Arp;
         Binding {
-            ifindex: sys::ifindex(&self.a.device),
-            src4: self.a.source4.or_else(|| sys::device_ipv4(&self.a.device)),
-            src6: self.a.source6.or_else(|| sys::device_ipv6(&self.a.device)),
+            ifindex: self.device_query.ifindex(dev),
+            src4: self.a.source4.or_else(|| {
+                if v4 {
+                    self.device_query.ipv4(dev)
+                } else {
+                    None
+                }
+            }),
+            src6: self.a.source6.or_else(|| {
+                if self.has_family(true) {
+                    sys::device_ipv6(dev)
+                } else {
+                    None
+                }
+            }),
         }
     }
 
