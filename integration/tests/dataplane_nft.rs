@@ -1321,6 +1321,44 @@ fn nft_marked_rules_steer_lan_traffic_ipv4_and_ipv6() {
     driver.stop();
 }
 
+/// mwan3 configs write "all high ports" as `1024:65535`, a range the
+/// kernel's FIB rules refuse (EINVAL): the rule is steered by an nft mark
+/// and still sends the LAN's connections (ephemeral source ports) to wan2.
+#[test]
+fn port_range_up_to_65535_steers_through_nft() {
+    if !require_netns() || !need("nft", "nftables") {
+        return;
+    }
+    let tb = testbed(2);
+    let rules = [
+        rule(
+            "high",
+            "only_wan2",
+            &[("proto", "tcp"), ("src_port", "1024:65535")],
+        ),
+        rule("rest", "only_wan1", &[]),
+    ];
+    let mut driver = Driver::new(&tb, config(&[1, 1], &rules));
+    let (plan, _) = driver.sync(true);
+    assert!(
+        matches!(
+            plan.rules[0].steering,
+            mwan_core::plan::Steering::NftMark { .. }
+        ),
+        "{:?}",
+        plan.rules[0].steering
+    );
+    let lan = tb.lan_ns().to_string();
+    for family in [Family::Ipv4, Family::Ipv6] {
+        assert_eq!(
+            only_wan(&tb, &http_from(&tb, &lan, family, 5)),
+            2,
+            "{family:?}"
+        );
+    }
+    driver.stop();
+}
+
 /// The router's own connections are marked in the `type route` output
 /// chain and rerouted; the first route lookup already picked wan1's address
 /// as source, so this holds only because the FIB `from <WAN address>` rules

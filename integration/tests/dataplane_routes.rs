@@ -117,7 +117,7 @@ impl<'a> Driver<'a> {
             settings: PlanSettings::from_config(&self.config),
             wans: &wans,
             policies: &decisions,
-            devices: &BTreeMap::new(),
+            devices: &BTreeMap::from([("lan".to_string(), self.tb.lan().router_device.clone())]),
             main_defaults: &[],
             previous: &self.allocation,
         })
@@ -349,6 +349,36 @@ fn rules_steer_by_source_destination_protocol_and_port() {
     let mut dst = Rule::new("server", to("only_wan2"));
     dst.dest_ip = http.iter().map(host).collect();
     cases.push(("dest_ip server", dst, 2));
+    let mut sport = Rule::new("ephemeral_sport", to("only_wan2"));
+    sport.proto = Proto::Tcp;
+    sport.src_port = vec![PortRange {
+        first: 1024,
+        last: 65534,
+    }];
+    cases.push(("tcp sport 1024-65534", sport, 2));
+    // The kernel refuses FIB port ranges ending at 65535; every port is no
+    // port match at all (1024:65535 goes to nft: dataplane_nft).
+    let mut any_sport = Rule::new("any_sport", to("only_wan2"));
+    any_sport.proto = Proto::Tcp;
+    any_sport.src_port = vec![PortRange {
+        first: 1,
+        last: 65535,
+    }];
+    cases.push(("tcp sport 1-65535", any_sport, 2));
+    let mut low_sport = Rule::new("low_sport", to("only_wan2"));
+    low_sport.proto = Proto::Tcp;
+    low_sport.src_port = vec![PortRange {
+        first: 1,
+        last: 1023,
+    }];
+    cases.push((
+        "tcp sport 1-1023 (clients use ephemeral ports)",
+        low_sport,
+        1,
+    ));
+    let mut iface = Rule::new("from_lan", to("only_wan2"));
+    iface.src_iface = Some("lan".into());
+    cases.push(("src_iface lan", iface, 2));
     let mut other_port = Rule::new("https", to("only_wan2"));
     other_port.proto = Proto::Tcp;
     other_port.dest_port = vec![PortRange {

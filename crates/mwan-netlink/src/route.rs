@@ -333,8 +333,8 @@ pub fn dump_routes(
         .iter()
         .filter(|m| m.msg_type == RTM_NEWROUTE)
         .filter_map(parse_route)
-        .filter(|r| filter.table.map_or(true, |t| r.route.table == t))
-        .filter(|r| filter.protocol.map_or(true, |p| r.protocol == p))
+        .filter(|r| filter.table.is_none_or(|t| r.route.table == t))
+        .filter(|r| filter.protocol.is_none_or(|p| r.protocol == p))
         .collect())
 }
 

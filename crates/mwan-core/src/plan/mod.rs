@@ -875,6 +875,19 @@ fn options<T: Copy>(list: &[T]) -> Vec<Option<T>> {
     }
 }
 
+/// A port list as FIB rule selectors (None = any port), or None when the
+/// kernel cannot hold it: `fib_rule_port_range_valid()` refuses a range
+/// starting at 0 or ending at 65535. A range covering 1..=65535 is any port.
+fn fib_ports(list: &[PortRange]) -> Option<Vec<Option<PortRange>>> {
+    if list.iter().any(|p| p.first <= 1 && p.last == u16::MAX) {
+        return Some(vec![None]);
+    }
+    if list.iter().any(|p| p.first == 0 || p.last == u16::MAX) {
+        return None;
+    }
+    Some(options(list))
+}
+
 /// The FIB rules equivalent to a config rule (without priority/action), or
 /// why none can express it.
 fn fib_selectors(
@@ -894,6 +907,14 @@ fn fib_selectors(
     if !rule.src_ip_masked.is_empty() || !rule.dest_ip_masked.is_empty() {
         reasons.push("non-prefix netmask");
     }
+    let sports = fib_ports(&rule.src_port);
+    let dports = fib_ports(&rule.dest_port);
+    if sports.is_none() || dports.is_none() {
+        reasons.push("port range with 0 or 65535 (FIB rules refuse those)");
+    }
+    let (Some(sports), Some(dports)) = (sports, dports) else {
+        return Err(reasons);
+    };
     if !reasons.is_empty() {
         return Err(reasons);
     }
@@ -927,15 +948,15 @@ fn fib_selectors(
         for src in options(&of_family(&rule.src_ip)) {
             for dst in options(&of_family(&rule.dest_ip)) {
                 for proto in &protos {
-                    for sport in options(&rule.src_port) {
-                        for dport in options(&rule.dest_port) {
+                    for sport in &sports {
+                        for dport in &dports {
                             let mut r = FibRule::new(family, 0, RuleAction::Blackhole);
                             r.src = src;
                             r.dst = dst;
                             r.iif = iif.clone();
                             r.ipproto = proto_number(*proto, family);
-                            r.sport = sport;
-                            r.dport = dport;
+                            r.sport = *sport;
+                            r.dport = *dport;
                             out.push(r);
                             if out.len() > MAX_FIB_EXPANSION {
                                 return Err(vec!["more address/protocol/port combinations than FIB rules are worth"]);

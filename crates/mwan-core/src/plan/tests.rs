@@ -731,3 +731,44 @@ fn rt_table_lookup_tables_come_right_after_main() {
         assert!(lookup_prefs.iter().all(|l| *l < pin.priority), "{pin}");
     }
 }
+
+/// The kernel refuses FIB port ranges ending at 65535 (EINVAL "Invalid
+/// sport range"), which mwan3 configs write as `1024:65535`: such a rule is
+/// steered by an nft mark; a range covering every port needs no port match.
+#[test]
+fn port_ranges_the_kernel_refuses_go_to_nft_and_all_ports_is_no_match() {
+    let mut w = World::new();
+    let ports = |first, last| vec![PortRange { first, last }];
+    let mut high = rule("high", "balanced");
+    high.proto = Proto::Tcp;
+    high.src_port = ports(1024, 65535);
+    let mut any = rule("any", "balanced");
+    any.proto = Proto::Udp;
+    any.dest_port = ports(1, 65535);
+    let mut ok = rule("ok", "balanced");
+    ok.proto = Proto::Tcp;
+    ok.dest_port = ports(1024, 65534);
+    w.config.rules = vec![high, any, ok];
+    let p = w.plan(&Allocation::default());
+    let Steering::NftMark { reasons, .. } = &p.rules[0].steering else {
+        panic!("1024:65535 as a FIB rule: {:?}", p.rules[0].steering)
+    };
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("65535"), "{reasons:?}");
+    assert_eq!(p.rules[1].steering, Steering::Fib);
+    assert_eq!(p.rules[2].steering, Steering::Fib);
+    let config_rules: Vec<&FibRule> = p
+        .objects
+        .rules
+        .iter()
+        .filter(|r| r.priority >= DEFAULT_RULE_BASE + prio::RULES)
+        .collect();
+    assert!(config_rules
+        .iter()
+        .all(|r| r.sport.is_none_or(|s| s.last < 65535) && r.dport.is_none_or(|d| d.last < 65535)));
+    assert!(config_rules
+        .iter()
+        .any(|r| r.priority == DEFAULT_RULE_BASE + prio::RULES + 1
+            && r.ipproto == Some(17)
+            && r.dport.is_none()));
+}
