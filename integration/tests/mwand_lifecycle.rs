@@ -364,3 +364,36 @@ fn a_new_address_on_a_wan_is_followed_without_a_restart() {
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(cmdline.contains(&format!("--source {new_ip}")), "{cmdline}");
 }
+
+#[test]
+fn a_hung_tracker_is_replaced_and_its_wan_recovers() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let s = m.wait(20, "both WANs online", all_online);
+    let pid1 = tracker_pid(&s, "wan1").expect("pid");
+    // Stopped, not dead: its connection stays open and says nothing. Its
+    // rounds fail like a silent cut's would (mwand cannot tell the two
+    // apart before the tracker's timeout); past the silence limit mwand
+    // replaces it.
+    // SAFETY: a tracker of this test's mwand, by pid.
+    unsafe { libc::kill(pid1 as i32, libc::SIGSTOP) };
+    let s = m.wait(30, "wan1 online again with a new tracker", |s| {
+        tracker_pid(s, "wan1").is_some_and(|p| p != pid1)
+            && tracker_connected(s, "wan1")
+            && state(s, "wan1") == "online"
+    });
+    assert!(iface(&s, "wan1")["tracker"]["restarts"].as_u64() >= Some(1));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid1}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid1}/stat"))
+                .is_ok_and(|st| st.contains(") Z")),
+        "the hung tracker was left running"
+    );
+    assert!(m.log_text().contains("silent past its silence limit"));
+    m.wait(30, "wan1 carries the failover policy again", |s| {
+        active(s, "failover") == ["wan1"]
+    });
+}

@@ -87,6 +87,8 @@ enum Peer {
     Tracker {
         conn: Conn,
         interface: Option<String>,
+        /// When it last sent anything (hung-tracker watchdog).
+        heard_at: Millis,
     },
 }
 
@@ -602,6 +604,7 @@ impl Daemon {
                 Peer::Tracker {
                     conn,
                     interface: None,
+                    heard_at: now_ms(),
                 }
             };
             self.conns.insert(token, peer);
@@ -631,14 +634,20 @@ impl Daemon {
         };
         let keep = match &mut peer {
             Peer::Control(conn) => self.serve_control(conn),
-            Peer::Tracker { conn, interface } => self.serve_tracker(conn, interface),
+            Peer::Tracker {
+                conn,
+                interface,
+                heard_at,
+            } => self.serve_tracker(conn, interface, heard_at),
         };
         if keep {
             self.conns.insert(token, peer);
         } else {
             let (mut conn, iface) = match peer {
                 Peer::Control(c) => (c, None),
-                Peer::Tracker { conn, interface } => (conn, interface),
+                Peer::Tracker {
+                    conn, interface, ..
+                } => (conn, interface),
             };
             if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
                 log::debug!("deregister: {e}");
@@ -681,12 +690,18 @@ impl Daemon {
         alive && !(conn.closing && conn.drained()) && !matches!(outcome, ReadOutcome::Gone)
     }
 
-    fn serve_tracker(&mut self, conn: &mut Conn, interface: &mut Option<String>) -> bool {
+    fn serve_tracker(
+        &mut self,
+        conn: &mut Conn,
+        interface: &mut Option<String>,
+        heard_at: &mut Millis,
+    ) -> bool {
         let outcome = conn.fill();
         let now = now_ms();
         loop {
             match conn.next::<TrackerMessage>() {
                 Ok(Some(msg)) => {
+                    *heard_at = now;
                     if !self.on_tracker_message(conn, interface, msg, now) {
                         return false;
                     }
@@ -846,6 +861,7 @@ impl Daemon {
         match t {
             Timer::Housekeeping => {
                 self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
+                self.replace_hung_trackers(now);
                 let wakes = self.supervisor.check_adopted(now);
                 self.arm_wakes(wakes);
                 let names: Vec<String> = self.wans.keys().cloned().collect();
@@ -875,6 +891,44 @@ impl Daemon {
                 };
                 self.on_state_changes(&name, changes, now);
                 self.arm_health(&name);
+            }
+        }
+    }
+
+    /// A connected tracker reports every probe within its timeout, lost or
+    /// not; one that has said nothing for longer than its WAN's silence
+    /// limit is hung (stopped, stuck): it is replaced. Its WAN's rounds
+    /// failed meanwhile, as for a silent cut: from mwand's side the two
+    /// look alike until the tracker's timeout has passed.
+    fn replace_hung_trackers(&mut self, now: Millis) {
+        let hung: Vec<String> = self
+            .conns
+            .values()
+            .filter_map(|p| match p {
+                Peer::Tracker {
+                    interface: Some(name),
+                    heard_at,
+                    ..
+                } => {
+                    let limit = self.wans.get(name)?.silence_limit();
+                    (now.saturating_sub(*heard_at) > limit).then(|| name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in hung {
+            log::warn!("{name}: tracker silent past its silence limit; replacing it");
+            self.conns.retain(
+                |_, p| !matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name),
+            );
+            if let Some(wan) = self.wans.get_mut(&name) {
+                wan.tracker_disconnected();
+            }
+            if self.supervisor.spawning {
+                let wakes = self.supervisor.replace_hung(&name, now);
+                self.arm_wakes(wakes);
+            } else if let Some(u) = self.ubus.as_mut() {
+                u.restart_tracker(self.poll.registry(), &name);
             }
         }
     }

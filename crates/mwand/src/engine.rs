@@ -192,7 +192,7 @@ impl Engine {
         Ok(self
             .decisions
             .iter()
-            .filter(|d| policy.map_or(true, |n| n == d.policy))
+            .filter(|d| policy.is_none_or(|n| n == d.policy))
             .map(|d| PolicyExplanation {
                 policy: d.policy.clone(),
                 lines: policy::explain(d, now)

@@ -242,8 +242,17 @@ impl Supervisor {
 
     /// Stops and immediately starts one tracker (mwanctl restart WAN).
     pub fn restart(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
+        self.restart_with(interface, libc::SIGTERM, now)
+    }
+
+    /// Replaces a hung tracker: SIGKILL, which also ends a stopped process.
+    pub fn replace_hung(&mut self, interface: &str, now: Millis) -> Vec<Wake> {
+        self.restart_with(interface, libc::SIGKILL, now)
+    }
+
+    fn restart_with(&mut self, interface: &str, sig: i32, now: Millis) -> Vec<Wake> {
         if let Some(t) = self.trackers.get_mut(interface) {
-            Self::terminate(t, &mut self.stopping, self.spawning);
+            Self::terminate(t, &mut self.stopping, self.spawning, sig);
             t.restarts += 1;
             t.backoff_ms = BACKOFF_FIRST_MS;
         }
@@ -253,10 +262,10 @@ impl Supervisor {
     /// Sends SIGTERM; the child, if ours, is kept to be reaped on SIGCHLD
     /// rather than waited for here. Under procd nothing is signalled here:
     /// procd stops its instances when told through ubus.
-    fn terminate(t: &mut Tracker, stopping: &mut Vec<Child>, spawning: bool) {
+    fn terminate(t: &mut Tracker, stopping: &mut Vec<Child>, spawning: bool, sig: i32) {
         if let Some(pid) = t.pid.take() {
             if spawning {
-                signal(pid, libc::SIGTERM);
+                signal(pid, sig);
             }
         }
         if let Some(child) = t.child.take() {
@@ -269,7 +278,7 @@ impl Supervisor {
     pub fn remove(&mut self, interface: &str) {
         if let Some(mut t) = self.trackers.remove(interface) {
             log::info!("{interface}: stopping its tracker");
-            Self::terminate(&mut t, &mut self.stopping, self.spawning);
+            Self::terminate(&mut t, &mut self.stopping, self.spawning, libc::SIGTERM);
         }
     }
 

@@ -177,6 +177,12 @@ impl Wan {
         self.health.usable()
     }
 
+    /// Silence after which the core ages this WAN (and mwand presumes its
+    /// tracker hung).
+    pub fn silence_limit(&self) -> Millis {
+        self.health.settings().silence_limit
+    }
+
     /// When the health machine next needs `tick`.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.health.next_deadline()
