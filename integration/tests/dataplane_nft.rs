@@ -25,7 +25,7 @@ use mwan_core::plan::{
     WanFacts, WanInput, DEFAULT_PROTOCOL,
 };
 use mwan_core::policy::{self, Overrides, PolicyMemory, WanView};
-use mwan_netlink::conntrack::Conntrack;
+use mwan_netlink::conntrack::{Conntrack, FlushReport};
 use mwan_netlink::nft::{self, Drift, Nft, NftWatch};
 use mwan_netlink::{in_netns, link::Snapshot, sysctl, Rtnl};
 use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
@@ -870,29 +870,33 @@ fn failover_config(policy: &str) -> Config {
     config(&[1, 1], &[sections, rule("all", policy, &[])])
 }
 
-/// mwand's order when a WAN becomes unusable: routes and its pin rule
-/// (sync), its sticky sets, then its conntrack entries.
-fn wan_fails(driver: &mut Driver, n: usize) -> (NetworkPlan, mwan_netlink::conntrack::FlushReport) {
-    driver.usable.insert(format!("wan{n}"), false);
-    driver.usable.insert(format!("wan{n}_6"), false);
+/// mwand's order when a WAN (here both wanN and wanN_6 on one device)
+/// becomes unusable: routes and its pin rules (sync), its sticky sets, then
+/// its conntrack entries, per interface. Reports (IPv4, IPv6).
+fn wan_fails(driver: &mut Driver, n: usize) -> (NetworkPlan, [FlushReport; 2]) {
+    let names = [format!("wan{n}"), format!("wan{n}_6")];
+    for name in &names {
+        driver.usable.insert(name.clone(), false);
+    }
     let (plan, table) = driver.sync(true);
-    let pin = plan.wan(&format!("wan{n}")).unwrap().pin_mark;
     let mask = plan.layout.mask;
-    let report = in_netns(driver.tb.router_ns(), || {
-        let sets = table.sticky_sets_of(&format!("wan{n}"));
-        if !sets.is_empty() {
-            Nft::open()
+    let reports = in_netns(driver.tb.router_ns(), || {
+        names.each_ref().map(|name| {
+            let sets = table.sticky_sets_of(name);
+            if !sets.is_empty() {
+                Nft::open()
+                    .unwrap()
+                    .flush_sets(&sets)
+                    .expect("flush sticky sets");
+            }
+            Conntrack::open()
                 .unwrap()
-                .flush_sets(&sets)
-                .expect("flush sticky sets");
-        }
-        Conntrack::open()
-            .unwrap()
-            .delete_by_mark(pin, mask)
-            .expect("delete by mark")
+                .delete_by_mark(plan.wan(name).unwrap().pin_mark, mask)
+                .expect("delete by mark")
+        })
     })
     .unwrap();
-    (plan, report)
+    (plan, reports)
 }
 
 #[test]
@@ -921,9 +925,28 @@ fn wan_down_flushes_only_its_pins_and_fail_back_keeps_backup_flows_then_no_trace
         on1 > 0 && on2 > 0,
         "1:1 did not spread: wan1 {on1}, wan2 {on2}"
     );
+    // IPv6 flows too (their entries linger in TIME_WAIT with their pin).
+    let lan = tb.lan_ns().to_string();
+    http_from(&tb, &lan, Family::Ipv6, 20);
+    let pin6 = |n: usize| plan.wan(&format!("wan{n}_6")).unwrap().pin_mark;
+    let (on1_6, on2_6) = (ct_count(&tb, pin6(1), mask), ct_count(&tb, pin6(2), mask));
+    assert!(
+        on1_6 > 0 && on2_6 > 0,
+        "IPv6 1:1 did not spread: {on1_6}, {on2_6}"
+    );
     tb.cut("wan2").expect("cut wan2");
-    let (_, report) = wan_fails(&mut driver, 2);
+    let (_, [report, report6]) = wan_fails(&mut driver, 2);
     assert_eq!((report.before, report.remaining), (on2, 0), "{report:?}");
+    assert_eq!(
+        (report6.before, report6.remaining),
+        (on2_6, 0),
+        "{report6:?}"
+    );
+    assert_eq!(
+        ct_count(&tb, pin6(1), mask),
+        on1_6,
+        "wan1_6's entries untouched"
+    );
     assert_eq!(
         ct_count_tool(&tb, pin2, mask),
         0,
@@ -936,6 +959,11 @@ fn wan_down_flushes_only_its_pins_and_fail_back_keeps_backup_flows_then_no_trace
         1,
         "new flows avoid wan2"
     );
+    assert_eq!(
+        only_wan(&tb, &http_from(&tb, &lan, Family::Ipv6, 10)),
+        1,
+        "new IPv6 flows avoid wan2"
+    );
     drop(conns);
     tb.restore("wan2").expect("restore wan2");
 
@@ -947,8 +975,8 @@ fn wan_down_flushes_only_its_pins_and_fail_back_keeps_backup_flows_then_no_trace
     driver.sync(true);
     assert_eq!(only_wan(&tb, &http_from_lan(&tb, 5)), 1, "primary first");
     tb.cut("wan1").expect("cut wan1");
-    let (_, report) = wan_fails(&mut driver, 1);
-    assert_eq!(report.remaining, 0, "{report:?}");
+    let (_, reports) = wan_fails(&mut driver, 1);
+    assert!(reports.iter().all(|r| r.remaining == 0), "{reports:?}");
     let on2_before = ct_count(&tb, pin2, mask);
     let mut backup = echo_connections(&tb, 20);
     assert_eq!(
