@@ -397,3 +397,39 @@ fn a_hung_tracker_is_replaced_and_its_wan_recovers() {
         active(s, "failover") == ["wan1"]
     });
 }
+
+#[test]
+fn routes_and_rules_removed_by_someone_else_are_restored() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    m.wait(20, "both WANs online", all_online);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = kernel_dump(&tb);
+    // An admin (or a firewall reload) flushes one of our tables and a rule.
+    let table = before
+        .lines()
+        .find(|l| l.starts_with("default via") && l.contains("table"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "table").nth(1))
+        .expect("a default route in one of our tables")
+        .to_string();
+    tb.exec_ok(
+        Role::Router,
+        &["ip", "-4", "route", "flush", "table", &table],
+    )
+    .expect("flush");
+    tb.exec_ok(Role::Router, &["ip", "-4", "rule", "del", "pref", "1300"])
+        .expect("rule del");
+    assert_ne!(kernel_dump(&tb), before);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while kernel_dump(&tb) != before {
+        assert!(
+            std::time::Instant::now() < end,
+            "not restored within 10 s:\n{}\nexpected:\n{before}",
+            kernel_dump(&tb)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -50,6 +50,10 @@ pub struct Dataplane {
     nft_installed: Option<NftTable>,
     /// Re-check the kernel's table against ours on the next pass.
     nft_verify: bool,
+    /// Our routes and rules as last applied successfully: the next pass
+    /// diffs against this instead of dumping the kernel, so a failover is
+    /// just its few writes. None (start, a failure, a reconcile) dumps.
+    rt_installed: Option<plan::KernelObjects>,
     /// Per WAN: usable, and carrying some policy, at the last pass.
     was_usable: BTreeMap<String, bool>,
     /// (policy, WAN) pairs active at the last pass.
@@ -104,6 +108,7 @@ impl Dataplane {
             conntrack,
             nft_installed: None,
             nft_verify: true,
+            rt_installed: None,
             was_usable: BTreeMap::new(),
             was_active: BTreeSet::new(),
         })
@@ -215,6 +220,9 @@ impl Dataplane {
     pub fn needs_reconcile(&mut self) -> bool {
         let due = std::mem::take(&mut self.reconcile_due);
         self.nft_verify |= due;
+        if due {
+            self.rt_installed = None;
+        }
         due
     }
 
@@ -420,15 +428,20 @@ impl Dataplane {
     }
 
     fn sync_kernel(&mut self, plan: &NetworkPlan) -> bool {
-        let observed = match self.rtnl.observe() {
-            Ok(o) => o,
-            Err(e) => {
-                self.fail(format!("reading our routes and rules: {e}"));
-                return false;
-            }
+        let observed = match self.rt_installed.take() {
+            Some(o) => o,
+            None => match self.rtnl.observe() {
+                Ok(o) => o,
+                Err(e) => {
+                    self.fail(format!("reading our routes and rules: {e}"));
+                    return false;
+                }
+            },
         };
-        let ops = plan::diff(&kernel_form(&plan.objects), &observed);
+        let desired = kernel_form(&plan.objects);
+        let ops = plan::diff(&desired, &observed);
         if ops.is_empty() {
+            self.rt_installed = Some(desired);
             return true;
         }
         for op in &ops {
@@ -437,6 +450,7 @@ impl Dataplane {
         match self.rtnl.apply(&ops) {
             Ok(report) if report.failed.is_empty() => {
                 log::info!("data plane: {} change(s) applied", report.applied);
+                self.rt_installed = Some(desired);
                 true
             }
             Ok(report) => {
