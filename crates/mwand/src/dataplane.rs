@@ -438,7 +438,7 @@ impl Dataplane {
                 }
             },
         };
-        let desired = kernel_form(&plan.objects);
+        let desired = plan.objects.clone();
         let ops = plan::diff(&desired, &observed);
         if ops.is_empty() {
             self.rt_installed = Some(desired);
@@ -558,23 +558,6 @@ impl Dataplane {
             log::error!("{e}");
         }
     }
-}
-
-/// The plan as the kernel will dump it back. The kernel stores a `/0`
-/// selector as no selector at all; a plan that keeps `to 0.0.0.0/0` would
-/// otherwise be re-added on every pass (gap reported to the plan's owner).
-fn kernel_form(objects: &plan::KernelObjects) -> plan::KernelObjects {
-    let rules = objects
-        .rules
-        .iter()
-        .cloned()
-        .map(|mut r| {
-            r.src = r.src.filter(|n| n.prefix_len > 0);
-            r.dst = r.dst.filter(|n| n.prefix_len > 0);
-            r
-        })
-        .collect();
-    plan::KernelObjects::sorted(objects.routes.clone(), rules)
 }
 
 fn rule_summary(r: &mwan_core::config::Rule) -> String {
