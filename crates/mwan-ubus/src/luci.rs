@@ -109,7 +109,7 @@ pub fn status(
     let interfaces: Map<String, J> = status
         .interfaces
         .iter()
-        .filter(|i| only_interface.map_or(true, |n| n == i.name))
+        .filter(|i| only_interface.is_none_or(|n| n == i.name))
         .map(|i| {
             (
                 i.name.clone(),

@@ -8,7 +8,7 @@ use common::{runs, Frame};
 use mwan_ubus::blobmsg::{Table, Value};
 use mwan_ubus::client::{Client, Event, MethodSpec};
 use mwan_ubus::message::{Message, MsgType, EVENT_OBJECT_ID};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 fn decode(f: &Frame) -> Message {
     Message::decode(&f.bytes).unwrap()
@@ -85,13 +85,39 @@ fn intents(client_frames: &[Message]) -> Vec<Intent> {
     out
 }
 
+/// Frames a replay consumed or reproduced: (capture file, index in it).
+type Covered = BTreeSet<(String, usize)>;
+
+/// Connections that own objects (answer INVOKEs, publish NOTIFYs).
+fn is_object_owner(role: &str) -> bool {
+    matches!(role, "procd" | "example-server")
+}
+
+fn owner_connections(run: &[Frame]) -> impl Iterator<Item = (u64, Vec<&Frame>)> {
+    by_connection(run)
+        .into_iter()
+        .filter(|(_, frames)| is_object_owner(&frames[0].role))
+}
+
+fn mark(covered: &mut Covered, f: &Frame) {
+    covered.insert((f.file.clone(), f.index));
+}
+
 #[test]
 fn client_side_of_every_cli_conversation_is_reproduced_byte_for_byte() {
+    replay_cli_conversations();
+}
+
+/// Replays every connection that is not an object owner's (the ubus CLI,
+/// listener, subscriber, socat); returns the frames it covered (all of
+/// each such connection's frames).
+fn replay_cli_conversations() -> Covered {
+    let mut covered = Covered::new();
     let mut conversations = 0;
     for run in runs() {
         for (conn, frames) in by_connection(&run) {
             let role = frames[0].role.as_str();
-            if role == "procd" || role == "example-server" {
+            if is_object_owner(role) {
                 continue;
             }
             let captured_out: Vec<u8> = frames
@@ -137,6 +163,9 @@ fn client_side_of_every_cli_conversation_is_reproduced_byte_for_byte() {
                 .collect();
             assert!(unexpected.is_empty(), "conn {conn}: {unexpected:?}");
             check_outcome(conn, &frames, &plan, &events);
+            for f in &frames {
+                mark(&mut covered, f);
+            }
             conversations += 1;
         }
     }
@@ -144,6 +173,7 @@ fn client_side_of_every_cli_conversation_is_reproduced_byte_for_byte() {
         conversations >= 30,
         "only {conversations} conversations replayed"
     );
+    covered
 }
 
 fn check_outcome(conn: u64, frames: &[&Frame], plan: &[Intent], events: &[Event]) {
@@ -253,9 +283,14 @@ fn methods_from_signature(sig: &Table) -> Vec<MethodSpec> {
 
 #[test]
 fn object_owner_side_replies_and_notifies_byte_for_byte() {
-    // procd and the example server: our client, owning the same objects,
-    // must answer the forwarded INVOKEs and publish NOTIFYs with the same
-    // bytes they did, and understand ubusd's subscriber-count NOTIFYs.
+    replay_owner_calls_and_notifies();
+}
+
+/// procd and the example server: our client, owning the same objects,
+/// must answer the forwarded INVOKEs and publish NOTIFYs with the same
+/// bytes they did, and understand ubusd's subscriber-count NOTIFYs.
+fn replay_owner_calls_and_notifies() -> Covered {
+    let mut covered = Covered::new();
     let mut replies_checked = 0;
     let mut notifies_checked = 0;
     let mut active_seen = Vec::new();
@@ -270,11 +305,7 @@ fn object_owner_side_replies_and_notifies_byte_for_byte() {
                 }
             }
         }
-        for (conn, frames) in by_connection(&run) {
-            let role = frames[0].role.as_str();
-            if role != "procd" && role != "example-server" {
-                continue;
-            }
+        for (conn, frames) in owner_connections(&run) {
             let msgs: Vec<Message> = frames.iter().map(|f| decode(f)).collect();
             // Objects this connection owns = targets of INVOKEs forwarded to it with user set.
             let mut owned: Vec<u32> = msgs
@@ -326,9 +357,16 @@ fn object_owner_side_replies_and_notifies_byte_for_byte() {
                                         && r.seq == m.seq
                                         && r.kind == MsgType::Status
                                 })
-                                .map(|(_, f)| f.bytes.clone())
+                                .map(|(_, f)| *f)
                                 .unwrap();
-                            assert_eq!(hex(&answer), hex(&captured), "conn {conn}: {}", f.note);
+                            assert_eq!(
+                                hex(&answer),
+                                hex(&captured.bytes),
+                                "conn {conn}: {}",
+                                f.note
+                            );
+                            mark(&mut covered, f);
+                            mark(&mut covered, captured);
                             replies_checked += 1;
                             continue;
                         };
@@ -357,6 +395,10 @@ fn object_owner_side_replies_and_notifies_byte_for_byte() {
                         client.reply(inv, status, data).unwrap();
                         let expected: Vec<u8> =
                             answer.iter().flat_map(|(_, f)| f.bytes.clone()).collect();
+                        mark(&mut covered, f);
+                        for (_, a) in &answer {
+                            mark(&mut covered, a);
+                        }
                         assert_eq!(
                             hex(&std::mem::take(client.output())),
                             hex(&expected),
@@ -369,7 +411,8 @@ fn object_owner_side_replies_and_notifies_byte_for_byte() {
                         let ev = client.handle(m.clone());
                         match &ev[..] {
                             [Event::SubscribersChanged { path, active }] => {
-                                active_seen.push((path.clone(), *active))
+                                active_seen.push((path.clone(), *active));
+                                mark(&mut covered, f);
                             }
                             other => panic!("conn {conn}: {other:?}"),
                         }
@@ -386,6 +429,7 @@ fn object_owner_side_replies_and_notifies_byte_for_byte() {
                             "{}",
                             f.note
                         );
+                        mark(&mut covered, f);
                         notifies_checked += 1;
                     }
                     _ => {}
@@ -405,6 +449,7 @@ fn object_owner_side_replies_and_notifies_byte_for_byte() {
         active_seen,
         [("service".to_owned(), true), ("service".to_owned(), false)]
     );
+    covered
 }
 
 #[test]
@@ -433,4 +478,253 @@ fn event_delivery_to_a_listener_is_acknowledged_like_libubus() {
         hex(client.output()),
         "000100060000000000000014010000080000000003000008".to_owned() + "7c205d4b"
     );
+}
+
+/// A fresh client that has received the connection's captured HELLO.
+fn client_after_hello(hello: &Frame) -> Client {
+    let mut client = Client::new();
+    client.connection_started();
+    let ev = client.handle(decode(hello));
+    assert!(
+        matches!(&ev[..], [Event::Connected { client_id }] if *client_id == decode(hello).peer),
+        "{}: {ev:?}",
+        hello.note
+    );
+    client
+}
+
+/// The ubusd answers (DATA*, then STATUS) to request `seq` on this
+/// connection, after position `from`.
+fn answers<'a>(frames: &[&'a Frame], from: usize, seq: u16) -> Vec<&'a Frame> {
+    let mut out = Vec::new();
+    for f in &frames[from..] {
+        let m = decode(f);
+        if f.dir == "ubusd->client"
+            && m.seq == seq
+            // 0, or the event object for `register`.
+            && (m.peer == 0 || m.peer == EVENT_OBJECT_ID)
+            && matches!(m.kind, MsgType::Data | MsgType::Status)
+        {
+            out.push(*f);
+            if m.kind == MsgType::Status {
+                break;
+            }
+        }
+    }
+    assert!(
+        out.last()
+            .is_some_and(|f| decode(f).kind == MsgType::Status),
+        "no STATUS for seq {seq}"
+    );
+    out
+}
+
+/// What the client wrote must be exactly the captured frame `f`.
+fn expect_sent(client: &mut Client, f: &Frame, covered: &mut Covered) {
+    assert_eq!(
+        hex(&std::mem::take(client.output())),
+        hex(&f.bytes),
+        "{}: {}",
+        f.file,
+        f.note
+    );
+    mark(covered, f);
+}
+
+fn no_trouble(what: &str, events: &[Event]) {
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Unexpected(_) | Event::RegistrationFailed { .. })),
+        "{what}: {events:?}"
+    );
+}
+
+#[test]
+fn object_owner_registrations_and_event_acks_byte_for_byte() {
+    replay_owner_registrations();
+}
+
+/// The owners' own requests (procd's start-up in 00, the example server in
+/// e1): each registration is made by a fresh `Client` at the captured seq
+/// and must come out byte for byte; ubusd's answers must be understood;
+/// every `ubus.object.add` delivered to a listener object is acknowledged
+/// with the captured bytes.
+fn replay_owner_registrations() -> Covered {
+    let mut covered = Covered::new();
+    let mut registrations = 0;
+    let mut acks = 0;
+    for run in runs() {
+        for (conn, frames) in owner_connections(&run) {
+            // Run 2 joined procd's connection later: no HELLO, no start-up.
+            let Some(hello) = frames.iter().find(|f| decode(f).kind == MsgType::Hello) else {
+                continue;
+            };
+            mark(&mut covered, hello);
+            for (i, f) in frames.iter().enumerate() {
+                if f.dir != "client->ubusd" {
+                    continue;
+                }
+                let m = decode(f);
+                let mut client = client_after_hello(hello);
+                client.set_next_seq(m.seq);
+                match m.kind {
+                    MsgType::AddObject if m.path().is_some() => {
+                        let path = m.path().unwrap();
+                        client
+                            .add_object(path, methods_from_signature(m.signature().unwrap()))
+                            .unwrap();
+                        expect_sent(&mut client, f, &mut covered);
+                        let replies = answers(&frames, i + 1, m.seq);
+                        let id = decode(replies[0]).obj_id().unwrap();
+                        let ev: Vec<Event> = replies
+                            .iter()
+                            .flat_map(|r| client.handle(decode(r)))
+                            .collect();
+                        assert!(
+                            matches!(&ev[..], [Event::ObjectRegistered { path: p, id: i }] if p == path && *i == id),
+                            "conn {conn}: {ev:?}"
+                        );
+                        replies.iter().for_each(|r| mark(&mut covered, r));
+                        registrations += 1;
+                    }
+                    MsgType::AddObject => {
+                        // Anonymous: an event listener when the next request registers it.
+                        let replies = answers(&frames, i + 1, m.seq);
+                        let id = decode(replies[0]).obj_id().unwrap();
+                        let register = frames[i + 1..].iter().find(|r| {
+                            let r = decode(r);
+                            r.kind == MsgType::Invoke
+                                && r.method() == Some("register")
+                                && r.data()
+                                    .and_then(|d| d.get("object"))
+                                    .and_then(Value::as_i64)
+                                    == Some(i64::from(id as i32))
+                        });
+                        let Some(register) = register else {
+                            // Not a listener (procd's other anonymous objects,
+                            // the server's subscriber object): as our subscriber
+                            // object, whose next step is a LOOKUP of its target.
+                            client.subscribe("target").unwrap();
+                            expect_sent(&mut client, f, &mut covered);
+                            let ev: Vec<Event> = replies
+                                .iter()
+                                .flat_map(|r| client.handle(decode(r)))
+                                .collect();
+                            no_trouble(&f.note, &ev);
+                            let next = Message::decode(client.output()).unwrap();
+                            assert_eq!((next.kind, next.path()), (MsgType::Lookup, Some("target")));
+                            replies.iter().for_each(|r| mark(&mut covered, r));
+                            registrations += 1;
+                            continue;
+                        };
+                        let reg = decode(register);
+                        let pattern = reg.data().unwrap().get_str("pattern").unwrap();
+                        client.listen(pattern).unwrap();
+                        expect_sent(&mut client, f, &mut covered);
+                        let ev: Vec<Event> = replies
+                            .iter()
+                            .flat_map(|r| client.handle(decode(r)))
+                            .collect();
+                        no_trouble(&f.note, &ev);
+                        replies.iter().for_each(|r| mark(&mut covered, r));
+                        // The listener registers its pattern by itself, at the next seq.
+                        expect_sent(&mut client, register, &mut covered);
+                        let pos = frames
+                            .iter()
+                            .position(|x| std::ptr::eq(*x, *register))
+                            .unwrap();
+                        let reg_replies = answers(&frames, pos + 1, reg.seq);
+                        let ev: Vec<Event> = reg_replies
+                            .iter()
+                            .flat_map(|r| client.handle(decode(r)))
+                            .collect();
+                        no_trouble(&register.note, &ev);
+                        reg_replies.iter().for_each(|r| mark(&mut covered, r));
+                        registrations += 1;
+                        // Every event delivered to this listener: understood, and
+                        // acknowledged with the captured bytes.
+                        for (j, d) in frames.iter().enumerate() {
+                            let dm = decode(d);
+                            if d.dir != "ubusd->client"
+                                || dm.kind != MsgType::Invoke
+                                || dm.obj_id() != Some(id)
+                            {
+                                continue;
+                            }
+                            let ev = client.handle(dm.clone());
+                            assert!(
+                                matches!(&ev[..], [Event::Event { name, .. }] if Some(name.as_str()) == dm.method()),
+                                "conn {conn}: {}: {ev:?}",
+                                d.note
+                            );
+                            let ack = frames[j + 1..]
+                                .iter()
+                                .find(|a| {
+                                    let am = decode(a);
+                                    a.dir == "client->ubusd"
+                                        && am.kind == MsgType::Status
+                                        && am.seq == dm.seq
+                                        && am.obj_id() == Some(id)
+                                })
+                                .unwrap_or_else(|| panic!("no ack for {}", d.note));
+                            mark(&mut covered, d);
+                            expect_sent(&mut client, ack, &mut covered);
+                            acks += 1;
+                        }
+                    }
+                    MsgType::Lookup => {
+                        client.lookup(m.path(), 7).unwrap();
+                        expect_sent(&mut client, f, &mut covered);
+                        let replies = answers(&frames, i + 1, m.seq);
+                        let ev: Vec<Event> = replies
+                            .iter()
+                            .flat_map(|r| client.handle(decode(r)))
+                            .collect();
+                        assert!(
+                            matches!(&ev[..], [Event::Lookup { tag: 7, status: 0, objects }] if objects.len() + 1 == replies.len()),
+                            "conn {conn}: {ev:?}"
+                        );
+                        replies.iter().for_each(|r| mark(&mut covered, r));
+                        registrations += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    // procd: 2 listeners, 2 other anonymous objects, hotplug.button, service,
+    // system, one LOOKUP; the example server: "test" and its subscriber object.
+    assert_eq!(registrations, 10, "owner registrations replayed");
+    // ubus.object.add to procd's two listeners: 3 in 00 (hotplug.button,
+    // service, system) and 2 in e1 ("test").
+    assert_eq!(acks, 5, "event deliveries acknowledged");
+    covered
+}
+
+#[test]
+fn every_captured_frame_is_replayed() {
+    // decode + re-encode covers every frame (vectors.rs); this checks that
+    // every frame also took part in a conversation replay, so none is
+    // skipped silently.
+    let mut covered = replay_cli_conversations();
+    covered.extend(replay_owner_calls_and_notifies());
+    covered.extend(replay_owner_registrations());
+    let mut total = 0;
+    let mut missing = Vec::new();
+    for run in runs() {
+        for f in &run {
+            total += 1;
+            if !covered.contains(&(f.file.clone(), f.index)) {
+                missing.push(format!("{}#{}: {}", f.file, f.index, f.note));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "frames no replay took part in:\n{}",
+        missing.join("\n")
+    );
+    assert_eq!(total, 445, "frames in the 25 capture files");
+    assert_eq!(covered.len(), total);
 }

@@ -8,14 +8,23 @@ use mwan_ubus::message::{frame_len, Message, MsgType};
 #[test]
 fn every_frame_decodes_and_reencodes_to_the_same_bytes() {
     let files = all_vector_files();
-    assert!(
-        files.len() >= 25,
-        "expected the 25 capture files, found {}",
-        files.len()
+    // Exact numbers: a capture added, removed or cut short must be noticed.
+    assert_eq!(
+        files.len(),
+        25,
+        "capture files in {:?}",
+        common::vectors_dir()
     );
     let mut frames = 0;
     for file in &files {
-        for f in load_frames(file) {
+        let in_file = load_frames(file);
+        assert!(!in_file.is_empty(), "{}: no frames", file.display());
+        eprintln!(
+            "{}: {} frames",
+            file.file_name().unwrap().to_string_lossy(),
+            in_file.len()
+        );
+        for f in in_file {
             assert_eq!(
                 frame_len(&f.bytes).unwrap(),
                 Some(f.bytes.len()),
@@ -43,7 +52,7 @@ fn every_frame_decodes_and_reencodes_to_the_same_bytes() {
             frames += 1;
         }
     }
-    assert!(frames > 400, "only {frames} frames checked");
+    assert_eq!(frames, 445, "frames checked");
 }
 
 #[test]
@@ -99,5 +108,6 @@ fn builders_reproduce_every_client_request() {
             checked += 1;
         }
     }
-    assert!(checked > 100, "only {checked} client frames checked");
+    // Every client->ubusd frame of the 25 files (see README's counts).
+    assert_eq!(checked, 185, "client frames checked");
 }

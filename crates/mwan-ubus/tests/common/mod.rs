@@ -23,6 +23,10 @@ pub fn all_vector_files() -> Vec<PathBuf> {
 }
 
 pub struct Frame {
+    /// Capture file name (e.g. `j3_delete_then_add_instance.json`) and the
+    /// frame's position in it: the frame's identity for coverage checks.
+    pub file: String,
+    pub index: usize,
     pub dir: String,
     pub role: String,
     pub conn: u64,
@@ -69,10 +73,12 @@ fn typed_to_plain(v: &serde_json::Value) -> serde_json::Value {
 pub fn load_frames(path: &Path) -> Vec<Frame> {
     let text = std::fs::read_to_string(path).unwrap();
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let file = path.file_name().unwrap().to_string_lossy().into_owned();
     list.as_array()
         .unwrap()
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(index, f)| {
             let decoded = &f["decoded"];
             let data_json = decoded["attrs"].as_array().unwrap().iter().find_map(|a| {
                 (a["id"] == 7).then(|| {
@@ -87,6 +93,8 @@ pub fn load_frames(path: &Path) -> Vec<Frame> {
                 })
             });
             Frame {
+                file: file.clone(),
+                index,
                 dir: f["dir"].as_str().unwrap().to_owned(),
                 role: f["role"].as_str().unwrap().to_owned(),
                 conn: f["conn"].as_u64().unwrap(),

@@ -147,7 +147,7 @@ impl Bus {
                     .filter_map(|(id, o)| {
                         Some((*id, o.path.clone()?, o.type_id, o.signature.clone()))
                     })
-                    .filter(|(_, p, _, _)| path.as_deref().map_or(true, |want| want == p))
+                    .filter(|(_, p, _, _)| path.as_deref().is_none_or(|want| want == p))
                     .collect();
                 if found.is_empty() && path.is_some() {
                     return self.status(peer, msg.seq, 0, status::NOT_FOUND);
