@@ -1,0 +1,219 @@
+//! Control requests (the control socket and the ubus object share them),
+//! hot reload, and the status mwanctl shows.
+
+use super::{Daemon, Peer};
+use crate::clock::now_ms;
+use mwan_core::config;
+use mwan_core::Millis;
+use mwan_proto::control::{
+    InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus,
+};
+
+impl Daemon {
+    /// Validates the config file, then applies only what changed. On error
+    /// nothing changes and the problems go back to the caller.
+    pub fn reload(&mut self) -> Result<String, String> {
+        let now = now_ms();
+        let loaded = config::load(&self.config_path).map_err(|r| {
+            format!(
+                "{} is invalid; the running config stays:\n{r}",
+                self.config_path.display()
+            )
+        })?;
+        for w in &loaded.warnings {
+            log::warn!("{w}");
+        }
+        if loaded.config == self.config {
+            return Ok(format!("{}: unchanged", self.config_path.display()));
+        }
+        let before: Vec<String> = self.wans.keys().cloned().collect();
+        self.config = loaded.config;
+        if let Some(u) = self.ubus.as_mut() {
+            let evs = u.follow(self.poll.registry(), &self.config);
+            self.pending_ubus.extend(evs);
+        }
+        self.sync_wans(now);
+        self.engine.retain_valid(&self.config);
+        self.decide_and_apply(now);
+        self.sync_trackers(now);
+        let after: Vec<String> = self.wans.keys().cloned().collect();
+        let added: Vec<_> = after
+            .iter()
+            .filter(|n| !before.contains(n))
+            .cloned()
+            .collect();
+        let removed: Vec<_> = before
+            .iter()
+            .filter(|n| !after.contains(n))
+            .cloned()
+            .collect();
+        Ok(format!(
+            "reloaded {}: {} interface(s){}{}",
+            self.config_path.display(),
+            after.len(),
+            if added.is_empty() {
+                String::new()
+            } else {
+                format!(", added {}", added.join(" "))
+            },
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(", removed {}", removed.join(" "))
+            },
+        ))
+    }
+
+    /// Answers one control request (the control socket and the ubus object
+    /// share this).
+    pub fn handle_request(&mut self, req: Request) -> Response {
+        let now = now_ms();
+        if self.dirty {
+            // Answer with decisions that match the latest samples.
+            self.dirty = false;
+            self.decide_and_apply(now);
+        }
+        match req {
+            Request::Status => Response::Status(self.status(now)),
+            Request::Interfaces => Response::Interfaces(self.interfaces(now)),
+            Request::Policies => Response::Policies(self.engine.policy_status()),
+            Request::Rules => Response::Rules(self.dataplane.rules(&self.config)),
+            Request::Connected => Response::Connected(self.dataplane.connected()),
+            Request::Restart { interface } => {
+                if !self.wans.contains_key(&interface) {
+                    return Response::Error {
+                        message: self.unknown_interface(&interface),
+                    };
+                }
+                if self.supervisor.pid(&interface).is_none()
+                    && !self.supervisor.supervised().contains(&interface)
+                {
+                    return Response::Error {
+                        message: format!(
+                            "{interface} has no tracker (no track_ip, or its device is unknown)"
+                        ),
+                    };
+                }
+                if !self.supervisor.spawning {
+                    let known = self
+                        .ubus
+                        .as_mut()
+                        .is_some_and(|u| u.restart_tracker(self.poll.registry(), &interface));
+                    return if known {
+                        Response::Done {
+                            message: format!("{interface}: procd restarts its tracker"),
+                        }
+                    } else {
+                        Response::Error {
+                            message: format!("{interface}: procd does not run a tracker for it"),
+                        }
+                    };
+                }
+                let wakes = self.supervisor.restart(&interface, now);
+                self.arm_wakes(wakes);
+                Response::Done {
+                    message: format!(
+                        "{interface}: tracker restarted (pid {})",
+                        self.supervisor
+                            .pid(&interface)
+                            .map_or("pending".into(), |p| p.to_string())
+                    ),
+                }
+            }
+            Request::Reload => match self.reload() {
+                Ok(message) => Response::Done { message },
+                Err(message) => Response::Error { message },
+            },
+            Request::Override { interface, policy } => {
+                if !self.wans.contains_key(&interface) {
+                    return Response::Error {
+                        message: self.unknown_interface(&interface),
+                    };
+                }
+                match self.engine.set_override(&self.config, interface, policy) {
+                    Ok(message) => {
+                        self.dirty = true;
+                        self.decide_and_apply(now);
+                        self.dirty = false;
+                        Response::Done { message }
+                    }
+                    Err(message) => Response::Error { message },
+                }
+            }
+            Request::ClearOverride { policy } => {
+                let message = self.engine.clear_override(policy);
+                self.decide_and_apply(now);
+                Response::Done { message }
+            }
+            Request::Explain { policy } => match self.engine.explain(policy.as_deref(), now) {
+                Ok(v) => Response::Explain(v),
+                Err(message) => Response::Error { message },
+            },
+        }
+    }
+
+    pub(super) fn unknown_interface(&self, name: &str) -> String {
+        format!(
+            "unknown or disabled interface '{name}'; expected one of: {}",
+            self.wans.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    pub(super) fn interfaces(&self, now: Millis) -> Vec<InterfaceStatus> {
+        let mut out: Vec<InterfaceStatus> = self
+            .config
+            .interfaces
+            .iter()
+            .map(|i| match self.wans.get(&i.name) {
+                Some(wan) => {
+                    let connected = self.conns.values().any(
+                        |p| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == i.name),
+                    );
+                    let mut s = wan.status(now);
+                    s.tracker = TrackerStatus {
+                        pid: self.supervisor.pid(&i.name),
+                        restarts: self.supervisor.restarts(&i.name),
+                        uptime_s: self
+                            .supervisor
+                            .started_at(&i.name)
+                            .map(|t| now.saturating_sub(t) / 1000),
+                        connected,
+                    };
+                    s
+                }
+                None => InterfaceStatus {
+                    name: i.name.clone(),
+                    device: i.device.clone(),
+                    state: "disabled".into(),
+                    state_age_s: now.saturating_sub(self.started_at) / 1000,
+                    latency_ms: None,
+                    jitter_ms: None,
+                    loss_pct: None,
+                    score: None,
+                    tracker: TrackerStatus {
+                        pid: None,
+                        restarts: 0,
+                        uptime_s: None,
+                        connected: false,
+                    },
+                },
+            })
+            .collect();
+        out.sort_by_key(|s| self.config.interfaces.iter().position(|i| i.name == s.name));
+        out
+    }
+
+    pub(super) fn status(&self, now: Millis) -> Status {
+        Status {
+            interfaces: self.interfaces(now),
+            policies: self.engine.policy_status(),
+            override_: self
+                .engine
+                .override_status()
+                .map(|(interface, policy)| OverrideStatus { interface, policy }),
+            uptime_s: now.saturating_sub(self.started_at) / 1000,
+            config: self.config_path.display().to_string(),
+            dataplane_error: self.dataplane.last_error(),
+        }
+    }
+}
