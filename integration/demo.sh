@@ -52,13 +52,13 @@ echo "== bringing up the testbed: router, LAN client, two ISPs, an internet"
 tb up --wans 2
 
 echo "== demo config ($work/mwan): our defaults, 3 targets, 0.2 s interval"
-cat >"$work/mwan" <<'EOF'
-config globals 'globals'
-	option mmx_mask '0x3F00'
-
-config interface 'wan1'
+{
+  printf "config globals 'globals'\n\toption mmx_mask '0x3F00'\n\n"
+  for n in 1 2; do
+    cat <<EOF
+config interface 'wan$n'
 	option enabled '1'
-	option device 'eth1'
+	option device 'eth$n'
 	list track_ip '203.0.113.1'
 	list track_ip '203.0.113.2'
 	list track_ip '203.0.113.3'
@@ -70,20 +70,9 @@ config interface 'wan1'
 	option down '3'
 	option up '10'
 
-config interface 'wan2'
-	option enabled '1'
-	option device 'eth2'
-	list track_ip '203.0.113.1'
-	list track_ip '203.0.113.2'
-	list track_ip '203.0.113.3'
-	option reliability '1'
-	option interval '0.2'
-	option failure_interval '0.2'
-	option recovery_interval '0.2'
-	option timeout '3'
-	option down '3'
-	option up '10'
-
+EOF
+  done
+  cat <<'EOF'
 config member 'wan1_primary'
 	option interface 'wan1'
 	option metric '1'
@@ -101,6 +90,7 @@ config rule 'everything'
 	option dest_ip '0.0.0.0/0'
 	option use_policy 'failover'
 EOF
+} >"$work/mwan"
 ctl check --config "$work/mwan"
 
 echo "== starting mwand in the router namespace (log: $work/mwand.log)"

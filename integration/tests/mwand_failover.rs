@@ -7,18 +7,15 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{require_netns, Impairment, Role};
+use mwan_testbed::{Impairment, Role};
 use mwand_harness::*;
 use std::time::{Duration, Instant};
 
 #[test]
 fn silent_cut_fails_over_and_back_with_lan_traffic() {
-    if !require_netns() {
+    let Some((tb, m, _)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    m.wait(20, "both WANs online", all_online);
+    };
     let answer = lan_http(&tb, 5).expect("LAN fetch before the cut");
     assert_eq!(wan_of_answer(&tb, &answer), Some("wan1"), "{answer}");
 
@@ -47,12 +44,9 @@ fn silent_cut_fails_over_and_back_with_lan_traffic() {
 
 #[test]
 fn all_wans_cut_falls_to_last_resort_then_one_return_resumes_traffic() {
-    if !require_netns() {
+    let Some((tb, m, _)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    m.wait(20, "both WANs online", all_online);
+    };
 
     tb.cut("wan1").expect("cut wan1");
     tb.cut("wan2").expect("cut wan2");
@@ -89,12 +83,9 @@ fn all_wans_cut_falls_to_last_resort_then_one_return_resumes_traffic() {
 
 #[test]
 fn saturated_uplink_stays_online_and_carries_traffic() {
-    if !require_netns() {
+    let Some((tb, m, _)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    m.wait(20, "both WANs online", all_online);
+    };
     // A 2 Mbit/s uplink with a deep buffer: a bulk transfer fills it and the
     // RTT of everything else, probes included, rises towards a second.
     tb.impair(
@@ -167,12 +158,9 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
 
 #[test]
 fn carrier_loss_fails_over_at_once_and_its_return_fails_back() {
-    if !require_netns() {
+    let Some((tb, m, _)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    m.wait(20, "both WANs online", all_online);
+    };
     tb.link("wan1", false).expect("carrier down");
     let s = m.wait(5, "failover on carrier loss", |s| {
         active(s, "failover") == ["wan2"]

@@ -7,20 +7,17 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{require_netns, Role};
+use mwan_testbed::Role;
 use mwand_harness::*;
 use std::io::{Read, Write};
 use std::time::Duration;
 
 #[test]
 fn reload_touches_only_what_changed_and_rejects_bad_configs() {
-    if !require_netns() {
+    let Some((tb, m, before)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let text = config(tb.wans(), &ours);
-    let m = Mwand::start(&tb, &text);
-    let before = m.wait(20, "both WANs online", all_online);
+    };
+    let text = std::fs::read_to_string(&m.config).expect("config");
     let (pid1, pid2) = (tracker_pid(&before, "wan1"), tracker_pid(&before, "wan2"));
     std::thread::sleep(Duration::from_millis(1500));
     let age1 = iface(&m.status(), "wan1")["state_age_s"]
@@ -96,12 +93,9 @@ fn reload_touches_only_what_changed_and_rejects_bad_configs() {
 
 #[test]
 fn restart_of_one_wan_leaves_the_others_alone() {
-    if !require_netns() {
+    let Some((tb, m, s)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    let s = m.wait(20, "both WANs online", all_online);
+    };
     let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
     let dump = kernel_dump(&tb);
 
@@ -132,12 +126,9 @@ fn restart_of_one_wan_leaves_the_others_alone() {
 
 #[test]
 fn killed_tracker_is_respawned_and_its_wan_is_not_failed() {
-    if !require_netns() {
+    let Some((_tb, m, s)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    let s = m.wait(20, "both WANs online", all_online);
+    };
     let pid1 = tracker_pid(&s, "wan1").expect("pid");
     // SAFETY: a tracker of this test's mwand, by pid.
     unsafe { libc::kill(pid1 as i32, libc::SIGKILL) };
@@ -155,12 +146,9 @@ fn killed_tracker_is_respawned_and_its_wan_is_not_failed() {
 
 #[test]
 fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
-    if !require_netns() {
+    let Some((tb, mut m, s)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let mut m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    let s = m.wait(20, "both WANs online", all_online);
+    };
     let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
     let dump = kernel_dump(&tb);
     let mut monitor = tb
@@ -231,11 +219,9 @@ fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
 
 #[test]
 fn control_socket_answers_garbage_with_an_error_and_keeps_serving() {
-    if !require_netns() {
+    let Some((_tb, m, _)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    };
     let sock = m.run_dir.join("control.sock");
     let mode = std::fs::metadata(&sock).expect("socket").permissions();
     assert_eq!(
@@ -305,12 +291,9 @@ fn control_socket_answers_garbage_with_an_error_and_keeps_serving() {
 
 #[test]
 fn a_new_address_on_a_wan_is_followed_without_a_restart() {
-    if !require_netns() {
+    let Some((tb, m, s)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    let s = m.wait(20, "both WANs online", all_online);
+    };
     let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
     let w2 = tb.wan("wan2").expect("wan2").clone();
     // A DHCP renew that hands out another address in the same subnet.
@@ -367,12 +350,9 @@ fn a_new_address_on_a_wan_is_followed_without_a_restart() {
 
 #[test]
 fn a_hung_tracker_is_replaced_and_its_wan_recovers() {
-    if !require_netns() {
+    let Some((_tb, m, s)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    let s = m.wait(20, "both WANs online", all_online);
+    };
     let pid1 = tracker_pid(&s, "wan1").expect("pid");
     // Stopped, not dead: its connection stays open and says nothing. Its
     // rounds fail like a silent cut's would (mwand cannot tell the two
@@ -400,12 +380,9 @@ fn a_hung_tracker_is_replaced_and_its_wan_recovers() {
 
 #[test]
 fn routes_and_rules_removed_by_someone_else_are_restored() {
-    if !require_netns() {
+    let Some((tb, _m, _)) = two_wans_online() else {
         return;
-    }
-    let tb = testbed(2, 1);
-    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
-    m.wait(20, "both WANs online", all_online);
+    };
     std::thread::sleep(Duration::from_millis(500));
     let before = kernel_dump(&tb);
     // An admin (or a firewall reload) flushes one of our tables and a rule.

@@ -93,6 +93,19 @@ pub fn testbed(wans: usize, seed: u64) -> Testbed {
     Testbed::up(mwan_testbed::TestbedOptions { wans, seed }).expect("testbed up")
 }
 
+/// The usual start of a test: a two-WAN testbed, mwand with our defaults,
+/// both WANs online. None when namespaces are unavailable outside CI (the
+/// test is then skipped with a printed reason; under CI it panics).
+pub fn two_wans_online() -> Option<(Testbed, Mwand, Value)> {
+    if !mwan_testbed::require_netns() {
+        return None;
+    }
+    let tb = testbed(2, 1);
+    let m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    let s = m.wait(20, "both WANs online", all_online);
+    Some((tb, m, s))
+}
+
 pub fn ours(_: &WanInfo) -> Tracking {
     OURS
 }
