@@ -98,7 +98,12 @@ impl UbusService {
         self.note(events)
     }
 
-    pub fn answer(&mut self, registry: &Registry, call: PendingCall, response: &Response) -> Vec<AgentEvent> {
+    pub fn answer(
+        &mut self,
+        registry: &Registry,
+        call: PendingCall,
+        response: &Response,
+    ) -> Vec<AgentEvent> {
         let events = self.agent.reply(registry, call, response, Instant::now());
         self.note(events)
     }
@@ -129,14 +134,26 @@ impl UbusService {
                 (i.name.clone(), extra)
             })
             .collect();
-        let body = luci::status(status, connected, &extras, section.as_deref(), interface.as_deref());
-        let events = self.agent.reply_mwan3(registry, call, &body, Instant::now());
+        let body = luci::status(
+            status,
+            connected,
+            &extras,
+            section.as_deref(),
+            interface.as_deref(),
+        );
+        let events = self
+            .agent
+            .reply_mwan3(registry, call, &body, Instant::now());
         self.note(events)
     }
 
     /// Sends `mwan.interface` for every interface whose state differs from
     /// the last one announced (call after each decision pass).
-    pub fn announce_changes(&mut self, registry: &Registry, interfaces: &[InterfaceStatus]) -> Vec<AgentEvent> {
+    pub fn announce_changes(
+        &mut self,
+        registry: &Registry,
+        interfaces: &[InterfaceStatus],
+    ) -> Vec<AgentEvent> {
         if !self.agent.is_connected() {
             return Vec::new();
         }
@@ -150,7 +167,8 @@ impl UbusService {
                 Some(old) => self.agent.announce(&old, i),
             }
         }
-        self.announced.retain(|name, _| interfaces.iter().any(|i| &i.name == name));
+        self.announced
+            .retain(|name, _| interfaces.iter().any(|i| &i.name == name));
         let events = self.agent.flush(registry, Instant::now());
         self.note(events)
     }
@@ -165,7 +183,11 @@ impl UbusService {
 
     /// procd mode: the trackers procd should run, wan -> command line (the
     /// same argv as the embedded supervisor). Unchanged ones keep running.
-    pub fn set_trackers(&mut self, registry: &Registry, wanted: &BTreeMap<String, Vec<String>>) -> Vec<AgentEvent> {
+    pub fn set_trackers(
+        &mut self,
+        registry: &Registry,
+        wanted: &BTreeMap<String, Vec<String>>,
+    ) -> Vec<AgentEvent> {
         self.agent.set_trackers(wanted);
         let events = self.agent.flush(registry, Instant::now());
         self.note(events)
