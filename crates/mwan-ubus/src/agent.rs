@@ -62,6 +62,8 @@ pub enum AgentEvent {
 #[derive(Debug)]
 enum Purpose {
     Dump,
+    /// `network.interface.<name> status`, asked once subscribed to it.
+    InterfaceStatus(String),
     TrackerList,
     ProcdProbe,
     /// Fire-and-forget; failures are logged with this description.
@@ -439,6 +441,20 @@ impl Agent {
                     if self.supervise && path == procd::SERVICE_OBJECT {
                         self.sync_all_trackers();
                     }
+                    if let Some(name) = netifd::interface_of_object(&path) {
+                        // The dump at connect misses an interface whose object
+                        // appears later (netifd starting after mwand, or back
+                        // after a ubusd restart), and an update published
+                        // before the subscription took: read it now, once
+                        // nothing can be missed any more.
+                        let name = name.to_owned();
+                        self.call(
+                            &path,
+                            "status",
+                            Table::new(),
+                            Purpose::InterfaceStatus(name),
+                        );
+                    }
                 }
                 Event::SubscriptionLost { path } => {
                     log::info!("ubus: {path} went away; waiting for it")
@@ -504,6 +520,12 @@ impl Agent {
                         .into_iter()
                         .map(AgentEvent::Interface),
                 );
+            }
+            Purpose::InterfaceStatus(name) if code == status::OK => {
+                out.extend(InterfaceState::parse(Some(&name), &body).map(AgentEvent::Interface));
+            }
+            Purpose::InterfaceStatus(name) => {
+                log::debug!("ubus: {name} status: {}", status::name(code))
             }
             Purpose::Dump => log::info!(
                 "ubus: no netifd ({}); interface facts from the kernel only",

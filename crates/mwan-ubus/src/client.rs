@@ -193,7 +193,13 @@ enum AfterLookup {
         method: String,
         data: Table,
     },
-    Subscribe(usize),
+    /// Subscribe to what the LOOKUP found for subscription `index`.
+    /// `watching`: our `ubus.object.add` registration went out before this
+    /// LOOKUP, so if nothing is found the event will bring the object.
+    Subscribe {
+        index: usize,
+        watching: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -871,8 +877,10 @@ impl Client {
                         data: Vec::new(),
                     }),
                 },
-                AfterLookup::Subscribe(i) => {
+                AfterLookup::Subscribe { index: i, watching } => {
                     match (objects.first(), self.subs[i].own_id) {
+                        // Already subscribing to it (its ubus.object.add came first).
+                        (Some(o), Some(_)) if self.subs[i].target == Some(o.id) => {}
                         (Some(o), Some(own)) => {
                             let target = o.id;
                             self.subs[i].target = Some(target);
@@ -881,8 +889,17 @@ impl Client {
                                 PendingKind::Subscribe(i),
                             )?;
                         }
-                        // Not there yet: the ubus.object.add event will bring it.
-                        _ => self.watch_for_new_objects()?,
+                        // Not there, and the event will bring it.
+                        _ if watching => {}
+                        // Not there yet: watch for it, then look once more, so an
+                        // object added between that LOOKUP and our registration
+                        // for ubus.object.add is not missed.
+                        _ => {
+                            self.watch_for_new_objects()?;
+                            if self.object_add_registered {
+                                self.lookup_for_subscription(i)?;
+                            }
+                        }
                     }
                 }
             },
@@ -953,18 +970,18 @@ impl Client {
                 }
                 if self.watch_object_add {
                     self.watch_for_new_objects()?;
+                    // Subscriptions that found nothing before we could watch.
+                    let waiting: Vec<usize> = (0..self.subs.len())
+                        .filter(|&i| self.subs[i].own_id.is_some() && self.subs[i].target.is_none())
+                        .collect();
+                    for i in waiting {
+                        self.lookup_for_subscription(i)?;
+                    }
                 }
             }
             ObjRef::Sub(i) => {
                 self.subs[i].own_id = Some(id);
-                let path = self.subs[i].path.clone();
-                self.request(
-                    |seq| Message::lookup(seq, Some(&path)),
-                    PendingKind::Lookup {
-                        then: AfterLookup::Subscribe(i),
-                        objects: Vec::new(),
-                    },
-                )?;
+                self.lookup_for_subscription(i)?;
             }
         }
         Ok(())
@@ -1020,6 +1037,19 @@ impl Client {
             no_reply,
         }));
         Ok(())
+    }
+
+    /// LOOKUP of subscription `i`'s target (SUBSCRIBE follows if found).
+    fn lookup_for_subscription(&mut self, i: usize) -> Result<(), ClientError> {
+        let path = self.subs[i].path.clone();
+        let watching = self.object_add_registered;
+        self.request(
+            |seq| Message::lookup(seq, Some(&path)),
+            PendingKind::Lookup {
+                then: AfterLookup::Subscribe { index: i, watching },
+                objects: Vec::new(),
+            },
+        )
     }
 
     fn on_object_appeared(&mut self, data: &Table) -> Result<(), ClientError> {

@@ -28,6 +28,12 @@ pub fn interface_object(name: &str) -> String {
     format!("network.interface.{name}")
 }
 
+/// The interface name of a `network.interface.<name>` object path.
+pub fn interface_of_object(path: &str) -> Option<&str> {
+    path.strip_prefix("network.interface.")
+        .filter(|n| !n.is_empty())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
     pub address: String,

@@ -352,9 +352,17 @@ fn wan_status(up: bool) -> Table {
 }
 
 fn fake_netifd(double: &Double) -> BusThread {
+    fake_netifd_objects(double, true)
+}
+
+/// netifd's objects; without `network.interface` (`with_dump` false) only
+/// the per-interface object's `status` can tell the agent anything.
+fn fake_netifd_objects(double: &Double, with_dump: bool) -> BusThread {
     let mut c = Client::new();
-    c.add_object("network.interface", vec![MethodSpec::new("dump", &[])])
-        .unwrap();
+    if with_dump {
+        c.add_object("network.interface", vec![MethodSpec::new("dump", &[])])
+            .unwrap();
+    }
     c.add_object(
         "network.interface.wan",
         vec![MethodSpec::new("status", &[("interface", kind::STRING)])],
@@ -372,6 +380,39 @@ fn fake_netifd(double: &Double) -> BusThread {
             client.reply(inv, status::OK, Some(body)).unwrap();
         }
     })
+}
+
+#[test]
+fn an_interface_that_appears_after_start_is_read_once_subscribed() {
+    // mwand (START=19) may come up before netifd (START=20), and after a
+    // ubusd restart netifd may re-register after mwand has asked for the
+    // dump: once `network.interface.wan` appears, the agent subscribes and
+    // reads its status by itself.
+    let double = Double::start();
+    let mut l = Loop::new(&double, false);
+    l.agent.follow_interfaces(["wan"]);
+    l.until("connected", |e| matches!(e, AgentEvent::Connected));
+    std::thread::sleep(Duration::from_millis(200));
+    let netifd = fake_netifd_objects(&double, false);
+    let AgentEvent::Interface(st) =
+        l.until("wan's status", |e| matches!(e, AgentEvent::Interface(_)))
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (st.name.as_str(), st.up, st.gateway_v4()),
+        ("wan", true, Some("192.0.2.1"))
+    );
+    // It was the status call (there is no dump object here).
+    let calls: Vec<String> = netifd
+        .events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Invoke(inv) => Some(format!("{} {}", inv.path, inv.method)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls, ["network.interface.wan status"]);
 }
 
 #[test]
@@ -425,8 +466,8 @@ fn follows_netifd_across_a_ubusd_restart() {
             double.spawn();
             l.until("reconnected", |e| matches!(e, AgentEvent::Connected));
             netifd.wait_for("netifd back", |e| matches!(e, Event::ObjectRegistered { path, .. } if path == "network.interface.wan"));
-            // The dump may race netifd's re-registration: ask again once it is back.
-            l.agent.request_dump();
+            // Whether the dump or netifd's re-registration came first, the
+            // agent reads wan again by itself (status once resubscribed).
             l.until(
                 "dump after restart",
                 |e| matches!(e, AgentEvent::Interface(s) if s.up),
