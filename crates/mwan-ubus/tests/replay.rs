@@ -7,7 +7,7 @@ mod common;
 use common::{runs, Frame};
 use mwan_ubus::blobmsg::{Table, Value};
 use mwan_ubus::client::{Client, Event, MethodSpec};
-use mwan_ubus::message::{Message, MsgType, EVENT_OBJECT_ID};
+use mwan_ubus::message::{status, Message, MsgType, EVENT_OBJECT_ID};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 fn decode(f: &Frame) -> Message {
@@ -727,4 +727,116 @@ fn every_captured_frame_is_replayed() {
     );
     assert_eq!(total, 445, "frames in the 25 capture files");
     assert_eq!(covered.len(), total);
+}
+
+#[test]
+fn a_subscription_survives_its_target_going_away_and_coming_back() {
+    // Not in the captures (nobody's target went away there): the frames
+    // follow ubusd's source. When an object goes, ubusd sends each
+    // subscriber UNSUBSCRIBE {OBJID: subscriber object, TARGET: the object}
+    // (ubusd_proto.c, ubus_notify_unsubscribe); the new object is announced
+    // by `ubus.object.add` as captured (00, e1). netifd restarting alone
+    // looks like this.
+    use mwan_ubus::Attr;
+    let path = "network.interface.wan";
+    let (own, first, listener, second) = (0x100, 0x200, 0x300, 0x400);
+    let mut c = Client::new();
+    c.connection_started();
+    c.subscribe(path).unwrap();
+    c.handle(Message::new(MsgType::Hello, 0, 0x77));
+    let sent = |c: &mut Client| -> Vec<Message> {
+        let bytes = std::mem::take(c.output());
+        let mut out = Vec::new();
+        let mut rest = &bytes[..];
+        while let Some(n) = mwan_ubus::message::frame_len(rest).unwrap() {
+            out.push(Message::decode(&rest[..n]).unwrap());
+            rest = &rest[n..];
+        }
+        out
+    };
+    let reply = |c: &mut Client, seq: u16, data: Option<Attr>, code: u32| -> Vec<Event> {
+        let mut ev = Vec::new();
+        if let Some(a) = data {
+            ev.extend(c.handle(Message::new(MsgType::Data, seq, 0).with(a)));
+        }
+        ev.extend(c.handle(Message::new(MsgType::Status, seq, 0).with(Attr::Status(code))));
+        ev
+    };
+    let add = sent(&mut c);
+    assert_eq!(add[0].kind, MsgType::AddObject);
+    reply(&mut c, add[0].seq, Some(Attr::ObjId(own)), 0);
+    let lookup = sent(&mut c);
+    assert_eq!(lookup[0].path(), Some(path));
+    c.handle(
+        Message::new(MsgType::Data, lookup[0].seq, 0)
+            .with(Attr::ObjPath(path.into()))
+            .with(Attr::ObjId(first))
+            .with(Attr::ObjType(9))
+            .with(Attr::Signature(Table::new())),
+    );
+    reply(&mut c, lookup[0].seq, None, 0);
+    let sub = sent(&mut c);
+    assert_eq!(
+        (sub[0].kind, sub[0].target()),
+        (MsgType::Subscribe, Some(first))
+    );
+    let ev = reply(&mut c, sub[0].seq, None, 0);
+    assert!(matches!(&ev[..], [Event::Subscribed { target, .. }] if *target == first));
+
+    // netifd goes away.
+    let ev = c.handle(
+        Message::new(MsgType::Unsubscribe, 1, 0)
+            .with(Attr::ObjId(own))
+            .with(Attr::Target(first)),
+    );
+    assert!(
+        matches!(&ev[..], [Event::SubscriptionLost { path: p }] if p == path),
+        "{ev:?}"
+    );
+    // We watch for it: a listener object, registered for ubus.object.add,
+    // then one more LOOKUP (it may be back already).
+    let add = sent(&mut c);
+    assert_eq!(
+        (add.len(), add[0].kind, add[0].path()),
+        (1, MsgType::AddObject, None)
+    );
+    reply(&mut c, add[0].seq, Some(Attr::ObjId(listener)), 0);
+    let next = sent(&mut c);
+    assert_eq!(next[0].method(), Some("register"));
+    assert_eq!(
+        next[0].data().unwrap().get_str("pattern"),
+        Some("ubus.object.add")
+    );
+    assert_eq!(
+        (next[1].kind, next[1].path()),
+        (MsgType::Lookup, Some(path))
+    );
+    reply(&mut c, next[0].seq, None, 0);
+    let ev = reply(&mut c, next[1].seq, None, status::NOT_FOUND);
+    assert!(ev.is_empty(), "{ev:?}");
+    assert!(
+        sent(&mut c).is_empty(),
+        "nothing more until the object is back"
+    );
+
+    // netifd is back: subscribed to the new object, the event acknowledged.
+    let ev = c.handle(
+        Message::new(MsgType::Invoke, 1, 0)
+            .with(Attr::ObjId(listener))
+            .with(Attr::Method("ubus.object.add".into()))
+            .with(Attr::Data(
+                Table::new()
+                    .with("id", Value::Int32(second as i32))
+                    .with("path", Value::string(path)),
+            )),
+    );
+    assert!(ev.is_empty(), "{ev:?}");
+    let out = sent(&mut c);
+    assert_eq!((out[0].kind, out[0].status()), (MsgType::Status, Some(0)));
+    assert_eq!(
+        (out[1].kind, out[1].obj_id(), out[1].target()),
+        (MsgType::Subscribe, Some(own), Some(second))
+    );
+    let ev = reply(&mut c, out[1].seq, None, 0);
+    assert!(matches!(&ev[..], [Event::Subscribed { target, .. }] if *target == second));
 }

@@ -1,7 +1,9 @@
 //! The `service` object of the double: only what the captures show procd
 //! doing (README of ../shared/ubus-vectors): set/add/delete/list/signal,
-//! change detection per instance, respawn with the string parameters,
-//! term_timeout then SIGKILL, and the NOTIFYs in the captured order.
+//! change detection per instance, respawn with the string parameters
+//! (always: the retry limit is not captured), term_timeout then SIGKILL,
+//! and the NOTIFYs in the captured order. procd's other methods exist in
+//! the signature (as captured) and answer NOT_SUPPORTED.
 
 use mwan_ubus::blobmsg::{Table, Value};
 use mwan_ubus::message::status;
@@ -499,11 +501,10 @@ impl Procd {
                 Ok(Some(st)) => {
                     let code = exit_code(st);
                     notices.push(notice("instance.stop", service, Some(iname)));
-                    let respawn_at = inst.def.respawn.and_then(|(_, timeout, retry)| {
+                    // Always respawned: procd's giving up after `retry`
+                    // quick exits is not in the captures.
+                    let respawn_at = inst.def.respawn.map(|(_, timeout, _)| {
                         inst.respawn_count += 1;
-                        if retry != 0 && inst.respawn_count > retry {
-                            return None;
-                        }
                         let mut t = notice("instance.respawn", service, Some(iname));
                         t.1.push("pid", Value::Int32(child.id() as i32));
                         t.1.push("exit_code", Value::Int32(code));
@@ -513,7 +514,7 @@ impl Procd {
                             Value::Array(inst.def.command.iter().map(Value::string).collect()),
                         );
                         notices.push(t);
-                        Some(now + Duration::from_secs(timeout.into()))
+                        now + Duration::from_secs(timeout.into())
                     });
                     Run::Exited {
                         exit_code: code,
