@@ -46,7 +46,15 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
     let state = i.state.as_str();
     let enabled = extra.enabled.unwrap_or(state != "disabled");
     // mwan3track's own vocabulary: active | paused | down | disabled.
-    let tracking = if !enabled || extra.track_ips.is_empty() && i.tracker.pid.is_none() {
+    // As mwan3's rpcd object: "disabled" means no track IPs (whether or
+    // not the interface is enabled); otherwise the tracker is up or not.
+    // Without the config facts, a WAN without tracker counts as untracked.
+    let untracked = if extra.enabled.is_some() {
+        extra.track_ips.is_empty()
+    } else {
+        i.tracker.pid.is_none()
+    };
+    let tracking = if untracked {
         "disabled"
     } else if i.tracker.connected {
         "active"

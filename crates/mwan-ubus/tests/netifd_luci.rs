@@ -388,4 +388,17 @@ fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
     assert_eq!(v["interfaces"]["wan"]["uptime"], 77);
     assert_eq!(v["interfaces"]["wanb"]["status"], "disabled");
     assert_eq!(v["interfaces"]["wanb"]["enabled"], false);
+    // mwan3's `tracking`: "disabled" = no track IPs, enabled or not.
+    assert_eq!(v["interfaces"]["wan"]["tracking"], "disabled");
+    assert_eq!(v["interfaces"]["wan"]["running"], false);
+    assert_eq!(v["interfaces"]["wanb"]["tracking"], "disabled");
+
+    // A disabled interface that has track IPs: no tracker runs, "down" (as mwan3).
+    extras.get_mut("wanb").unwrap().track_ips = vec!["198.51.100.1".into()];
+    let mut status = sample_status();
+    status.interfaces[1].tracker.connected = false;
+    status.interfaces[1].tracker.pid = None;
+    let v = luci::status(&status, &[], &extras, None, None);
+    assert_eq!(v["interfaces"]["wanb"]["tracking"], "down");
+    assert_eq!(v["interfaces"]["wanb"]["status"], "disabled");
 }
