@@ -185,3 +185,40 @@ fn frames_split_across_reads_are_reassembled() {
     ));
     assert_eq!(last.len(), 1);
 }
+
+#[test]
+fn a_peer_that_stops_reading_never_blocks_us_and_is_given_up_on() {
+    // The other end never reads: our writes stop at WouldBlock (flush
+    // returns), the rest waits in the buffer, and past MAX_PENDING_WRITE
+    // the connection reports the backlog (the Session then drops it and
+    // reconnects) instead of growing without end or blocking the loop.
+    let (a, _silent) = mio::net::UnixStream::pair().unwrap();
+    let mut conn = mwan_ubus::Connection::from_stream(a);
+    let frame = Message::invoke(
+        1,
+        7,
+        "status",
+        Table::new().with("pad", Value::string("x".repeat(4000))),
+    )
+    .encode()
+    .unwrap();
+    let mut queued = 0usize;
+    let err = loop {
+        match conn.queue(&frame).and_then(|()| conn.flush()) {
+            Ok(()) => queued += frame.len(),
+            Err(e) => break e,
+        }
+        assert!(
+            queued <= 2 * mwan_ubus::conn::MAX_PENDING_WRITE,
+            "no backlog error after {queued} bytes"
+        );
+    };
+    assert!(
+        matches!(err, mwan_ubus::conn::ConnError::WriteBacklog(n) if n > mwan_ubus::conn::MAX_PENDING_WRITE),
+        "{err}"
+    );
+    assert!(
+        conn.wants_write(),
+        "bytes still waiting, none lost silently"
+    );
+}
