@@ -145,6 +145,80 @@ fn tracker_pids(cli: &mut BlockingClient) -> (Option<u32>, Option<u32>) {
     (pid("wan1"), pid("wan2"))
 }
 
+/// The command procd lists for `track_<wan>`.
+fn tracker_command(cli: &mut BlockingClient, wan: &str) -> Vec<String> {
+    let list = cli
+        .call("service", "list", procd::list(Some(procd::TRACKER_SERVICE)))
+        .expect("service list");
+    procd::parse_list(&list)
+        .into_iter()
+        .flat_map(|s| s.instances)
+        .find(|i| i.name == procd::tracker_instance(wan))
+        .map(|i| i.command)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} in {:?}",
+                procd::tracker_instance(wan),
+                list.to_json()
+            )
+        })
+}
+
+/// Runs mwand with the embedded supervisor on the same config (its own run
+/// dir, no ubus) and returns the command line of its tracker for `wan`.
+fn embedded_tracker_command(
+    mwand: &PathBuf,
+    args: &[String],
+    dir: &std::path::Path,
+    wan: &str,
+) -> Vec<String> {
+    let mut args = args.to_vec();
+    let set = |args: &mut Vec<String>, flag: &str, value: String| {
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args[i + 1] = value;
+    };
+    set(&mut args, "--supervisor", "embedded".into());
+    set(
+        &mut args,
+        "--run-dir",
+        dir.join("run-embedded").display().to_string(),
+    );
+    set(
+        &mut args,
+        "--ubus-socket",
+        dir.join("no-ubus.sock").display().to_string(),
+    );
+    let mut d = Mwand::spawn(mwand, &args);
+    let pid = d.child.as_ref().unwrap().id();
+    let wanted = format!("--interface\0{wan}\0");
+    let cmd = wait_until("the embedded tracker", || {
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Field 4 (after the parenthesised name) is the parent pid.
+            let ppid: u32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            if ppid != pid {
+                return None;
+            }
+            let raw = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            text.contains(&wanted).then(|| {
+                text.trim_end_matches('\0')
+                    .split('\0')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+        })
+    });
+    d.signal(libc::SIGTERM);
+    cmd
+}
+
 fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -198,6 +272,20 @@ fn mwand_under_procd_restarts_one_tracker_adopts_after_crash_and_stops_cleanly()
             _ => None,
         }
     });
+
+    // The same command line as the embedded supervisor runs (docs/tracker.md).
+    let procd_cmd = tracker_command(&mut cli, "wan1");
+    let embedded_cmd = embedded_tracker_command(&mwand, &args, &dir, "wan1");
+    let run = dir.join("run").display().to_string();
+    let embedded_run = dir.join("run-embedded").display().to_string();
+    assert_eq!(
+        procd_cmd,
+        embedded_cmd
+            .iter()
+            .map(|a| a.replace(&embedded_run, &run))
+            .collect::<Vec<_>>(),
+        "tracker command under procd vs embedded"
+    );
 
     // The mwan object answers like mwanctl --json.
     let status: Status = wait_until("mwan status", || {
