@@ -443,3 +443,198 @@ fn per_instance_restart_leaves_the_other_tracker_running() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A client on a plain socket: requests built by `Client`, frames read raw.
+struct Raw {
+    stream: std::os::unix::net::UnixStream,
+    client: Client,
+    id: u32,
+}
+
+impl Raw {
+    fn connect(double: &Double) -> Raw {
+        let mut stream = std::os::unix::net::UnixStream::connect(&double.socket).unwrap();
+        let hello = read_msgs(&mut stream, 1).remove(0);
+        let mut client = Client::new();
+        client.connection_started();
+        client.handle(hello.clone());
+        Raw {
+            stream,
+            client,
+            id: hello.peer,
+        }
+    }
+
+    /// Writes what the client queued, then reads `n` frames, feeding each
+    /// to the client (whose answers go out at the next call).
+    fn exchange(&mut self, n: usize) -> Vec<Message> {
+        use std::io::Write;
+        self.stream
+            .write_all(&std::mem::take(self.client.output()))
+            .unwrap();
+        let msgs = read_msgs(&mut self.stream, n);
+        for m in &msgs {
+            self.client.handle(m.clone());
+        }
+        msgs
+    }
+}
+
+/// (type, attribute ids in wire order) of a frame.
+fn shape(m: &Message) -> (u8, Vec<u8>) {
+    (m.kind.to_u8(), m.attrs.iter().map(|a| a.id()).collect())
+}
+
+/// The captured frame of `file` whose note contains `what`.
+fn captured(file: &str, what: &str) -> Message {
+    let f = common::load_frames(&common::vectors_dir().join(file))
+        .into_iter()
+        .find(|f| f.note.contains(what))
+        .unwrap_or_else(|| panic!("{file}: no frame like {what}"));
+    Message::decode(&f.bytes).unwrap()
+}
+
+#[test]
+fn double_frames_have_the_captured_shapes() {
+    // What the double sends on its own (relayed calls, event deliveries,
+    // subscriber counts, NOTIFY fan-out) has the captured frame types,
+    // attribute order, peer and seq rules (e2, f2, e1, g1, g2).
+    let double = Double::start();
+    let mut owner = Raw::connect(&double);
+    owner
+        .client
+        .add_object("test", vec![MethodSpec::new("hello", &[("msg", 3)])])
+        .unwrap();
+    owner.exchange(2);
+    let obj = owner.client.object_id("test").unwrap();
+
+    // e2: INVOKE forwarded to the owner, DATA + STATUS relayed to the caller.
+    let mut caller = Raw::connect(&double);
+    caller
+        .client
+        .call(
+            "test",
+            "hello",
+            Table::new().with("msg", Value::string("x")),
+            1,
+        )
+        .unwrap();
+    caller.exchange(2); // LOOKUP answer; the INVOKE is now queued
+    use std::io::Write;
+    caller
+        .stream
+        .write_all(&std::mem::take(caller.client.output()))
+        .unwrap();
+    let fwd = read_msgs(&mut owner.stream, 1).remove(0);
+    let want = captured("e2_invoke_test_hello.json", "[example-server#10] INVOKE");
+    assert_eq!(shape(&fwd), shape(&want), "forwarded INVOKE");
+    assert_eq!((fwd.peer, fwd.user()), (caller.id, Some("root")));
+    let [Event::Invoke(inv)] = &owner.client.handle(fwd.clone())[..] else {
+        panic!("owner did not get the call")
+    };
+    owner
+        .client
+        .reply(
+            inv,
+            status::OK,
+            Some(Table::new().with("m", Value::string("x"))),
+        )
+        .unwrap();
+    owner.exchange(0);
+    let relayed = read_msgs(&mut caller.stream, 2);
+    for (got, what) in relayed
+        .iter()
+        .zip(["[ubus-cli#11] DATA seq=2", "[ubus-cli#11] STATUS seq=2"])
+    {
+        let want = captured("e2_invoke_test_hello.json", what);
+        assert_eq!(shape(got), shape(&want), "relayed {what}");
+        assert_eq!(
+            (got.seq, got.peer),
+            (fwd.seq, obj),
+            "relayed {what}: seq kept, peer = object"
+        );
+    }
+
+    // f2 / e1: event deliveries share one counter across listeners.
+    let mut l1 = Raw::connect(&double);
+    l1.client.listen("demo.ev").unwrap();
+    l1.exchange(2); // listener object; `register` queued
+    l1.exchange(1);
+    let mut l2 = Raw::connect(&double);
+    l2.client.listen("demo.ev").unwrap();
+    l2.exchange(2); // listener object; `register` queued
+    l2.exchange(1);
+    let mut sender = Raw::connect(&double);
+    sender
+        .client
+        .send_event("demo.ev", Table::new().with("a", Value::Int32(1)))
+        .unwrap();
+    let ack = sender.exchange(1).remove(0);
+    assert_eq!(
+        shape(&ack),
+        shape(&captured(
+            "f2_event_send_and_delivery.json",
+            "[ubus-cli#13] STATUS"
+        ))
+    );
+    let d1 = read_msgs(&mut l1.stream, 1).remove(0);
+    let d2 = read_msgs(&mut l2.stream, 1).remove(0);
+    let want = captured("f2_event_send_and_delivery.json", "[ubus-listen#12] INVOKE");
+    assert_eq!((shape(&d1), d1.peer), (shape(&want), 0), "event delivery");
+    assert_eq!(shape(&d2), shape(&want));
+    assert_eq!(
+        d2.seq,
+        d1.seq.wrapping_add(1),
+        "one counter for all deliveries (e1: 4, 5)"
+    );
+    let mut l3 = Raw::connect(&double);
+    l3.client.listen("demo.ev").unwrap();
+    l3.exchange(2); // listener object; `register` queued
+    l3.exchange(1);
+    sender.client.send_event("demo.ev", Table::new()).unwrap();
+    sender.exchange(1);
+    let firsts: Vec<u16> = [&mut l1, &mut l2, &mut l3]
+        .into_iter()
+        .map(|l| read_msgs(&mut l.stream, 1)[0].seq)
+        .collect();
+    assert_eq!(
+        firsts,
+        [
+            d2.seq.wrapping_add(1),
+            d2.seq.wrapping_add(2),
+            d2.seq.wrapping_add(3)
+        ],
+        "a new listener's first event continues the counter (f2: seq 6)"
+    );
+
+    // g1: the owner hears of its first subscriber; g2: NOTIFY fan-out.
+    let mut sub = Raw::connect(&double);
+    sub.client.subscribe("test").unwrap();
+    sub.exchange(2); // ADD_OBJECT answer; LOOKUP queued
+    sub.exchange(2); // LOOKUP answer; SUBSCRIBE queued
+    sub.exchange(1); // SUBSCRIBE status
+    let active = read_msgs(&mut owner.stream, 1).remove(0);
+    let want = captured("g1_subscribe.json", "NOTIFY seq=1");
+    assert_eq!(
+        (shape(&active), active.peer, active.active()),
+        (shape(&want), 0, Some(true))
+    );
+    owner.client.handle(active);
+    owner.client.set_next_seq(17);
+    owner
+        .client
+        .notify("test", "instance.start", Table::new())
+        .unwrap();
+    owner.exchange(0);
+    let note = read_msgs(&mut sub.stream, 1).remove(0);
+    let want = captured(
+        "g2_notify_delivery.json",
+        "[ubus-subscribe#14] INVOKE seq=17",
+    );
+    assert_eq!(shape(&note), shape(&want), "notification delivery");
+    assert_eq!(
+        (note.seq, note.peer, note.no_reply()),
+        (17, owner.id, true),
+        "publisher's seq and id"
+    );
+}

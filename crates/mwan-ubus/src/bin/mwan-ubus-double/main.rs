@@ -61,6 +61,8 @@ struct Bus {
     listeners: Vec<(u32, String)>,
     procd: procd::Procd,
     procd_seq: u16,
+    /// Sequence number of event deliveries, shared by all listeners.
+    event_seq: u16,
     procd_client_id: u32,
     service_id: u32,
     rng: u32,
@@ -118,11 +120,14 @@ impl Bus {
             .map(|(o, _)| *o)
             .collect();
         for obj in targets {
-            let Some(o) = self.objects.get_mut(&obj) else {
+            let Some(o) = self.objects.get(&obj) else {
                 continue;
             };
-            o.invoke_seq = o.invoke_seq.wrapping_add(1);
-            let (seq, owner) = (o.invoke_seq, o.owner);
+            // One counter for every delivery to every listener (00, e1: one
+            // event to two listeners is seq 4 and 5; f2: a new listener's
+            // first event is seq 6).
+            self.event_seq = self.event_seq.wrapping_add(1);
+            let (seq, owner) = (self.event_seq, o.owner);
             if let Owner::Client(peer) = owner {
                 let msg = Message::new(MsgType::Invoke, seq, 0)
                     .with(Attr::ObjId(obj))
@@ -402,6 +407,7 @@ fn run(socket: &std::path::Path) -> std::io::Result<()> {
         listeners: Vec::new(),
         procd: procd::Procd::default(),
         procd_seq: 0,
+        event_seq: 0,
         procd_client_id: 0,
         service_id: 0,
         rng: std::process::id().wrapping_mul(2_654_435_761) | 1,
