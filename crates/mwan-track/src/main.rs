@@ -5,6 +5,7 @@
 mod args;
 mod packet;
 mod report;
+mod schedule;
 mod sys;
 mod timers;
 mod tracker;

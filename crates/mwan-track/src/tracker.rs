@@ -4,6 +4,7 @@
 use crate::args::{Args, Budget, Method};
 use crate::packet::{self, DnsVerdict, IcmpEvent, COOKIE_LEN};
 use crate::report::{self, Backlog, Controller, Hello, Record};
+use crate::schedule::Schedule;
 use crate::sys::{self, RECV_BATCH};
 use crate::timers::Deadlines;
 use mio::net::{TcpStream, UdpSocket};
@@ -120,12 +121,8 @@ pub struct Tracker {
     next_seq: u16,
     sample_seq: u64,
     // schedule
-    interval_us: u64,
-    pending_interval_us: Option<u64>,
+    schedule: Schedule,
     timeout_us: u64,
-    round: u64,
-    round_start_us: u64,
-    index_in_round: usize,
     // output
     backlog: Backlog,
     controller: Option<Controller>,
@@ -216,6 +213,15 @@ impl Tracker {
             })
             .collect();
         let now = sys::monotonic_us();
+        // The shortest round the probe budget allows.
+        let v6 = target_addrs.iter().flatten().any(|a| a.is_ipv6());
+        let per_round = a.targets.len() as u64 * u64::from(a.count);
+        let budget_floor_us = budgeted_interval_us(
+            0,
+            per_round,
+            a.budget,
+            bytes_per_probe(a.method, a.size, v6),
+        );
         let controller = a
             .controller
             .clone()
@@ -239,12 +245,14 @@ impl Tracker {
             dns_key: u16::from_le_bytes([rand[10], rand[11]]),
             next_seq: 0,
             sample_seq: 0,
-            interval_us: a.interval_ms * 1000,
-            pending_interval_us: None,
+            schedule: Schedule::new(
+                now,
+                a.interval_ms * 1000,
+                a.targets.len(),
+                a.count,
+                budget_floor_us,
+            ),
             timeout_us: a.timeout_ms * 1000,
-            round: 0,
-            round_start_us: now,
-            index_in_round: 0,
             backlog: Backlog::new(a.backlog),
             controller,
             started_at_us: now,
@@ -560,47 +568,13 @@ impl Tracker {
         Ok(())
     }
 
-    fn effective_interval_us(&self) -> u64 {
-        let n = (self.a.targets.len() as u64) * u64::from(self.a.count);
-        let v6 = self.target_addrs.iter().flatten().any(|a| a.is_ipv6());
-        budgeted_interval_us(
-            self.interval_us,
-            n,
-            self.a.budget,
-            bytes_per_probe(self.a.method, self.a.size, v6),
-        )
-    }
-
-    /// Sends one probe of the round and arms the probe clock for the next:
-    /// the round's targets × count probes are spread evenly over the interval,
-    /// target by target, so each target sees `count` probes per interval.
     fn on_send_timer(&mut self, now: u64) {
-        let ntargets = self.a.targets.len();
-        let n = ntargets * self.a.count as usize;
-        let target = self.index_in_round % ntargets;
-        self.send_probe(target, now);
-        self.index_in_round += 1;
-        if self.index_in_round == n {
-            self.index_in_round = 0;
-            self.round += 1;
-            let interval = self.effective_interval_us();
-            self.round_start_us += interval;
-            if let Some(i) = self.pending_interval_us.take() {
-                self.interval_us = i;
-            }
-        }
-        let interval = self.effective_interval_us();
-        let mut next = self.round_start_us + interval * self.index_in_round as u64 / n as u64;
-        if next + interval < now {
-            // Suspended or stalled: restart the schedule instead of bursting.
-            self.round_start_us = now;
-            self.index_in_round = 0;
-            next = now;
-        }
-        self.timers.arm(TIMER_SEND, next.max(now));
+        let (target, round) = self.schedule.take(now);
+        self.send_probe(target, round, now);
+        self.timers.arm(TIMER_SEND, self.schedule.due_at().max(now));
     }
 
-    fn send_probe(&mut self, target: usize, now: u64) {
+    fn send_probe(&mut self, target: usize, round: u64, now: u64) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let si = usize::from(seq) % SLOTS;
@@ -612,7 +586,7 @@ impl Tracker {
         slot.active = true;
         slot.target = target as u16;
         slot.seq = seq;
-        slot.round = self.round;
+        slot.round = round;
         let sent_at = sys::monotonic_us();
         slot.sent_at_us = sent_at;
         slot.sent_realtime_us = sys::realtime_us();
@@ -1206,26 +1180,10 @@ impl Tracker {
     fn on_controller_message(&mut self, m: ControllerMessage) {
         match m {
             ControllerMessage::SetInterval { interval_ms } => {
-                let us = interval_ms.clamp(10, 86_400_000) * 1000;
-                // Takes effect at the next round; a shorter interval also
-                // pulls the next probe in, so a failing link is re-probed fast.
-                self.pending_interval_us = Some(us);
-                if us < self.interval_us {
-                    self.interval_us = us;
-                    self.pending_interval_us = None;
-                    let now = sys::monotonic_us();
-                    if self.timers.get(TIMER_SEND).is_some_and(|t| t > now + us) {
-                        self.timers.arm(
-                            TIMER_SEND,
-                            now + us
-                                / (self.a.targets.len() as u64 * u64::from(self.a.count)).max(1),
-                        );
-                        self.round_start_us = now.saturating_sub(
-                            us * self.index_in_round as u64
-                                / (self.a.targets.len() as u64 * u64::from(self.a.count)),
-                        );
-                    }
-                }
+                let now = sys::monotonic_us();
+                self.schedule
+                    .set_interval(now, interval_ms.clamp(10, 86_400_000) * 1000);
+                self.timers.arm(TIMER_SEND, self.schedule.due_at().max(now));
             }
             ControllerMessage::SetTimeout { timeout_ms } => {
                 self.timeout_us = timeout_ms.clamp(10, 600_000) * 1000
@@ -1316,7 +1274,7 @@ impl Tracker {
         let mut warm_allocs: Option<u64> = None;
         loop {
             #[cfg(debug_assertions)]
-            if warm_allocs.is_none() && self.round >= 2 {
+            if warm_allocs.is_none() && self.schedule.round() >= 2 {
                 warm_allocs = Some(crate::alloc_count::allocations());
             }
             let now = sys::monotonic_us();
@@ -1359,7 +1317,7 @@ impl Tracker {
                     eprintln!(
                         "mwan-track: heap allocations after warm-up (round {} .. {}, {} samples): {}",
                         2,
-                        self.round,
+                        self.schedule.round(),
                         self.sample_seq,
                         crate::alloc_count::allocations() - warm
                     );
