@@ -57,6 +57,29 @@ pub struct Status {
     pub config: String,
     /// Last data plane error, if the kernel refused something.
     pub dataplane_error: Option<String>,
+    /// Every override in force: the global one first, then the per-policy
+    /// ones in config order (`override` above shows only one of them).
+    #[serde(default)]
+    pub overrides: Vec<OverrideStatus>,
+    /// What the data plane did since start (docs/status-json.md).
+    #[serde(default)]
+    pub dataplane: DataplaneCounters,
+}
+
+/// Counters of the data plane's work since mwand started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneCounters {
+    /// Full reads of our routes and rules from the kernel: at start, after
+    /// someone else changed them, after a link/address event or a failure.
+    /// A failover alone does not read.
+    pub route_dumps: u64,
+    /// Routes and rules put back after someone else removed them.
+    pub restored_objects: u64,
+    /// Times table `inet mwan` was installed or put back in one transaction.
+    pub nft_installs: u64,
+    /// WANs whose pinned connections are still being flushed (entries left,
+    /// e.g. offloaded flows): retried until none remain.
+    pub conntrack_pending: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -49,6 +49,8 @@ fn status(wans: usize) -> Status {
         uptime_s: 99,
         config: "/etc/config/mwan".into(),
         dataplane_error: None,
+        overrides: Vec::new(),
+        dataplane: Default::default(),
     }
 }
 

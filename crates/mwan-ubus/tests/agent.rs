@@ -50,6 +50,8 @@ fn sample_status() -> Status {
         uptime_s: 5,
         config: "/etc/config/mwan".into(),
         dataplane_error: None,
+        overrides: Vec::new(),
+        dataplane: Default::default(),
     }
 }
 

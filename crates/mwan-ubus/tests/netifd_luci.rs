@@ -136,6 +136,8 @@ fn sample_status() -> Status {
         uptime_s: 99,
         config: "/etc/config/mwan".into(),
         dataplane_error: None,
+        overrides: Vec::new(),
+        dataplane: Default::default(),
     }
 }
 

@@ -193,6 +193,8 @@ mod tests {
             uptime_s: 10,
             config: "/etc/config/mwan".into(),
             dataplane_error: None,
+            overrides: Vec::new(),
+            dataplane: Default::default(),
         }
     }
 

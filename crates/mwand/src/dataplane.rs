@@ -16,10 +16,10 @@ use mwan_core::plan::{
 };
 use mwan_core::Millis;
 use mwan_netlink::conntrack::Conntrack;
-use mwan_netlink::nft::Nft;
+use mwan_netlink::nft::{Nft, NftWatch};
 use mwan_netlink::sysctl::Saved;
 use mwan_netlink::{Event, Events, Rtnl, Snapshot};
-use mwan_proto::control::RuleStatus;
+use mwan_proto::control::{DataplaneCounters, RuleStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -39,8 +39,14 @@ pub struct Dataplane {
     plan: Option<NetworkPlan>,
     allocation: Allocation,
     last_error: Option<String>,
-    /// Our objects were changed by someone else (or events were lost).
+    /// A pass failed: re-read the kernel at the next housekeeping pass.
     reconcile_due: bool,
+    /// Someone else changed our routes, rules or nft table, or links and
+    /// addresses moved: re-read the kernel on the very next pass.
+    reconcile_now: bool,
+    /// Notifications of changes to table `inet mwan` by anyone but us.
+    nft_watch: Option<NftWatch>,
+    counters: DataplaneCounters,
     /// nft table `inet mwan` and conntrack (absent with --no-dataplane, or
     /// when the kernel lacks nf_tables/ctnetlink: then routes still work,
     /// without pinning).
@@ -67,7 +73,12 @@ impl Dataplane {
         let snapshot =
             Snapshot::take(rtnl.socket(), protocol).map_err(|e| format!("reading links: {e}"))?;
         let events = match Events::subscribe(protocol) {
-            Ok(e) => Some(e),
+            Ok(mut e) => {
+                // Our own writes come back as notifications stamped with our
+                // port id: they are not someone else's changes.
+                e.ignore_changes_by(rtnl.pid());
+                Some(e)
+            }
             Err(e) => {
                 log::warn!(
                     "no rtnetlink events ({e}): carrier and address changes are not followed"
@@ -94,6 +105,16 @@ impl Dataplane {
         } else {
             (None, None)
         };
+        let nft_watch = nft.as_ref().and_then(|n| match NftWatch::subscribe() {
+            Ok(mut w) => {
+                w.ignore_changes_by(n.pid());
+                Some(w)
+            }
+            Err(e) => {
+                log::warn!("no nf_tables events ({e}): a deleted table inet mwan is restored only on the next reconcile");
+                None
+            }
+        });
         Ok(Self {
             apply_enabled,
             rtnl,
@@ -104,6 +125,9 @@ impl Dataplane {
             allocation: Allocation::default(),
             last_error: None,
             reconcile_due: false,
+            reconcile_now: false,
+            nft_watch,
+            counters: DataplaneCounters::default(),
             nft,
             conntrack,
             nft_installed: None,
@@ -118,10 +142,50 @@ impl Dataplane {
         self.events.as_ref().map(AsRawFd::as_raw_fd)
     }
 
+    pub fn nft_event_fd(&self) -> Option<RawFd> {
+        self.nft_watch.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Drains nf_tables notifications; true when someone else touched table
+    /// `inet mwan` (an `nft delete table`, an fw4 reload flushing the
+    /// ruleset): the next pass checks it and puts it back.
+    pub fn read_nft_events(&mut self) -> bool {
+        let Some(watch) = self.nft_watch.as_mut() else {
+            return false;
+        };
+        let touched = match watch.read() {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("nf_tables events: {e}");
+                true
+            }
+        };
+        if touched {
+            log::info!("table inet mwan changed by someone else; checking it");
+            self.nft_verify = true;
+        }
+        touched
+    }
+
     /// Re-reads links, addresses and main routes (netifd said something changed).
     pub fn refresh(&mut self) {
         self.refresh_snapshot();
-        self.reconcile_due = true;
+        self.reconcile_now = true;
+    }
+
+    /// Events asked for a kernel re-read: true once, then false until the
+    /// next such event. The caller runs a pass (which re-reads) at once.
+    pub fn take_reconcile_now(&mut self) -> bool {
+        let now = std::mem::take(&mut self.reconcile_now);
+        if now {
+            self.rt_installed = None;
+            self.nft_verify = true;
+        }
+        now
+    }
+
+    pub fn counters(&self) -> DataplaneCounters {
+        self.counters.clone()
     }
 
     fn refresh_snapshot(&mut self) {
@@ -178,11 +242,13 @@ impl Dataplane {
                     ours: true,
                     removed: true,
                     ..
-                } => self.reconcile_due = true,
+                } => {
+                    log::info!("our routes or rules changed by someone else; restoring them");
+                    self.reconcile_now = true;
+                }
                 Event::Resync => {
                     refresh = true;
                     all_devices = true;
-                    self.reconcile_due = true;
                 }
                 Event::Route { .. } | Event::Rule { .. } => {}
             }
@@ -191,7 +257,7 @@ impl Dataplane {
             self.refresh_snapshot();
             // Kernel routes through a device vanish with its link or address
             // without RTM_DELROUTE: check ours against the plan again.
-            self.reconcile_due = true;
+            self.reconcile_now = true;
         }
         if all_devices {
             out.extend(self.snapshot.links.iter().map(|l| LinkEvent {
@@ -329,6 +395,7 @@ impl Dataplane {
         self.nft_verify = false;
         match nft.ensure(&want) {
             Ok(Some(r)) => {
+                self.counters.nft_installs += 1;
                 log::info!(
                     "nft table inet mwan replaced ({} rule(s), {} message(s), one transaction)",
                     r.rules,
@@ -431,7 +498,10 @@ impl Dataplane {
         let observed = match self.rt_installed.take() {
             Some(o) => o,
             None => match self.rtnl.observe() {
-                Ok(o) => o,
+                Ok(o) => {
+                    self.counters.route_dumps += 1;
+                    o
+                }
                 Err(e) => {
                     self.fail(format!("reading our routes and rules: {e}"));
                     return false;

@@ -161,6 +161,18 @@ impl Engine {
             .map(|(p, i)| (i.clone(), Some(p.clone())))
     }
 
+    /// Every override in force: (interface, policy), the global one first
+    /// (policy None), then the per-policy ones by policy name.
+    pub fn all_overrides(&self) -> Vec<(String, Option<String>)> {
+        let global = self.overrides.global.iter().map(|i| (i.clone(), None));
+        let per_policy = self
+            .overrides
+            .per_policy
+            .iter()
+            .map(|(p, i)| (i.clone(), Some(p.clone())));
+        global.chain(per_policy).collect()
+    }
+
     /// Drops overrides naming what a reload removed.
     pub fn retain_valid(&mut self, config: &Config) {
         let iface_ok = |i: &String| config.interfaces.iter().any(|x| &x.name == i && x.enabled);

@@ -214,6 +214,13 @@ impl Daemon {
             uptime_s: now.saturating_sub(self.started_at) / 1000,
             config: self.config_path.display().to_string(),
             dataplane_error: self.dataplane.last_error(),
+            overrides: self
+                .engine
+                .all_overrides()
+                .into_iter()
+                .map(|(interface, policy)| OverrideStatus { interface, policy })
+                .collect(),
+            dataplane: self.dataplane.counters(),
         }
     }
 }

@@ -33,6 +33,8 @@ const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
 const TRACK: Token = Token(2);
 const NETLINK: Token = Token(3);
+/// nf_tables notifications (someone else touched table `inet mwan`).
+const NFT_EVENTS: Token = Token(5);
 const FIRST_CONN: usize = 16;
 
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
@@ -217,6 +219,15 @@ impl Daemon {
                 .register(&mut mio::unix::SourceFd(&fd), NETLINK, Interest::READABLE)
                 .map_err(|e| DaemonError::Io("register netlink socket", e))?;
         }
+        if let Some(fd) = dataplane.nft_event_fd() {
+            registry
+                .register(
+                    &mut mio::unix::SourceFd(&fd),
+                    NFT_EVENTS,
+                    Interest::READABLE,
+                )
+                .map_err(|e| DaemonError::Io("register nf_tables event socket", e))?;
+        }
         let mut d = Daemon {
             poll,
             signals,
@@ -383,6 +394,12 @@ impl Daemon {
     fn event_loop(&mut self) -> Result<(), DaemonError> {
         let mut events = Events::with_capacity(64);
         while !self.stop {
+            // Our objects changed under us, or links moved: one pass
+            // re-reads the kernel and puts back what is missing, now rather
+            // than at the next housekeeping pass.
+            if self.dataplane.take_reconcile_now() {
+                self.dirty = true;
+            }
             if self.dirty {
                 self.dirty = false;
                 self.decide_and_apply(now_ms());
@@ -408,6 +425,11 @@ impl Daemon {
                     CONTROL => self.accept(true),
                     TRACK => self.accept(false),
                     NETLINK => self.on_netlink(),
+                    NFT_EVENTS => {
+                        if self.dataplane.read_nft_events() {
+                            self.dirty = true;
+                        }
+                    }
                     UBUS_TOKEN => self.on_ubus(ev),
                     token => self.on_conn(token),
                 }
