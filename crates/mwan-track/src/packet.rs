@@ -139,7 +139,7 @@ pub fn parse_icmp4(
         t @ (3 | 11 | 12) => {
             let inner = icmp.get(8..)?;
             let ihl = usize::from(inner.first()? & 0x0f) * 4;
-            if inner[0] >> 4 != 4 || ihl < 20 || *inner.get(9)? != 1 {
+            if inner.len() < 20 || inner[0] >> 4 != 4 || ihl < 20 || inner[9] != 1 {
                 return None;
             }
             let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
@@ -267,13 +267,13 @@ fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
 /// Checks a DNS response against the `query` we sent.
 pub fn check_dns_answer(msg: &[u8], query: &[u8], expect: Option<IpAddr>) -> DnsVerdict {
     let verdict = || -> Option<DnsVerdict> {
-        if msg.get(..2)? != query.get(..2)? || msg[2] & 0x80 == 0 {
+        if msg.get(..2)? != query.get(..2)? || *msg.get(2)? & 0x80 == 0 {
             return Some(DnsVerdict::NotOurs);
         }
         if be16(msg, 4)? != 1 || msg.get(12..query.len())? != &query[12..] {
             return Some(DnsVerdict::NotOurs);
         }
-        if msg[3] & 0x0f != 0 {
+        if *msg.get(3)? & 0x0f != 0 {
             return Some(DnsVerdict::Bad);
         }
         let answers = be16(msg, 6)?;
@@ -505,5 +505,61 @@ mod tests {
         assert_eq!(http_status(b"HTTP/1.1 503 Busy\r\nX: y"), Some(Ok(503)));
         assert_eq!(http_status(b"HTTP/1.1 20"), None, "line not complete yet");
         assert_eq!(http_status(b"SSH-2.0-OpenSSH\r\n"), Some(Err(())));
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Whatever arrives on a probe socket, parsing never panics.
+            #[test]
+            fn parsers_take_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..700), raw in any::<bool>()) {
+                let us = Ipv4Addr::new(198, 51, 100, 2);
+                let _ = parse_icmp4(&bytes, raw, &COOKIE);
+                let _ = parse_icmp6(&bytes, &COOKIE);
+                let _ = parse_own_echo(&bytes, &COOKIE);
+                let _ = parse_arp_reply(&bytes, us);
+                let _ = http_status(&bytes);
+                let mut q = [0u8; 300];
+                let n = build_dns_query(&mut q, 7, "probe.example.net", raw);
+                let _ = check_dns_answer(&bytes, &q[..n], None);
+            }
+
+            // An ICMP error quoting our request, cut anywhere, never panics,
+            // and is recognised once the quote holds id and seq (a partial
+            // cookie is not checked: routers may quote only 8 bytes).
+            #[test]
+            fn truncated_icmp_errors(cut in 0usize..120, v6 in any::<bool>()) {
+                let mut req = [0u8; 64];
+                let n = build_echo(&mut req, v6, 0x4321, 77, &COOKIE, 16);
+                let pkt = if v6 {
+                    let mut p = vec![1, 3, 0, 0, 0, 0, 0, 0, 0x60, 0, 0, 0, 0, 0, 58, 64];
+                    p.extend_from_slice(&[0; 32]);
+                    p.extend_from_slice(&req[..n]);
+                    p
+                } else {
+                    let mut p = ipv4_header(1, [198, 51, 100, 1], [198, 51, 100, 2]);
+                    p.extend_from_slice(&[3, 1, 0, 0, 0, 0, 0, 0]);
+                    p.extend_from_slice(&ipv4_header(1, [198, 51, 100, 2], [192, 0, 2, 9]));
+                    p.extend_from_slice(&req[..n]);
+                    p
+                };
+                let cut = cut.min(pkt.len());
+                let ev = if v6 { parse_icmp6(&pkt[..cut], &COOKIE) } else { parse_icmp4(&pkt[..cut], true, &COOKIE) };
+                let whole_quote = pkt.len() - n + 8;
+                prop_assert_eq!(ev.is_some(), cut >= whole_quote);
+            }
+
+            // A DNS answer that starts like ours but is cut anywhere is Bad or NotOurs, never Good.
+            #[test]
+            fn truncated_dns_answers_are_never_good(cut in 0usize..80) {
+                let mut q = [0u8; 300];
+                let n = build_dns_query(&mut q, 0x1234, "probe.example.net", false);
+                let full = dns_answer(&q[..n], 0, &["192.0.2.80".parse().unwrap()]);
+                let cut = cut.min(full.len() - 1);
+                prop_assert_ne!(check_dns_answer(&full[..cut], &q[..n], None), DnsVerdict::Good);
+            }
+        }
     }
 }

@@ -1016,13 +1016,12 @@ impl Tracker {
             } else {
                 // An echo carries our cookie and sequence; any other answer
                 // (nping counts those too) goes to the oldest probe.
-                let echoed =
-                    (self.rx[..n].get(..COOKIE_LEN) == Some(&self.cookie[..])).then(|| {
-                        u16::from_be_bytes([
-                            self.rx[COOKIE_LEN],
-                            self.rx.get(COOKIE_LEN + 1).copied().unwrap_or(0),
-                        ])
-                    });
+                let echoed = match self.rx[..n].get(..COOKIE_LEN + 2) {
+                    Some(p) if p[..COOKIE_LEN] == self.cookie => {
+                        Some(u16::from_be_bytes([p[COOKIE_LEN], p[COOKIE_LEN + 1]]))
+                    }
+                    _ => None,
+                };
                 let si = match echoed {
                     Some(seq) => self.target_addrs[t].and_then(|a| self.slot_for(seq, a)),
                     None => self.oldest_for(t),
