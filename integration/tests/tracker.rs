@@ -572,7 +572,13 @@ fn backlog_is_replayed_to_a_restarted_controller_and_intervals_are_obeyed() {
         &mut second,
     );
     assert!(
-        matches!(second[0], TrackerMessage::Hello { dropped_samples: 0, .. }),
+        matches!(
+            second[0],
+            TrackerMessage::Hello {
+                dropped_samples: 0,
+                ..
+            }
+        ),
         "Hello again, nothing dropped: {:?}",
         second[0]
     );
