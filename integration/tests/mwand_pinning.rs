@@ -105,3 +105,95 @@ fn flush_conntrack_connected_moves_flows_off_a_metered_backup() {
         "the backup's connection survived its flush:\n{log}"
     );
 }
+
+/// Connections from 192.0.2.50 pinned to wan1 (ct mark = its pin) in the
+/// router (wan1's tracker's own probes are pinned to it too: not counted).
+fn pinned_to_wan1(tb: &Testbed) -> usize {
+    let out = tb
+        .exec(
+            Role::Router,
+            &[
+                "conntrack",
+                "-L",
+                "--mark",
+                "0x200/0x3f00",
+                "-s",
+                "192.0.2.50",
+            ],
+        )
+        .expect("conntrack -L");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("mark="))
+        .count()
+}
+
+#[test]
+fn a_dead_wans_connections_left_after_its_flush_are_flushed_again() {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    // wan1's pin mark is slot 2 (0x200): its pin rule names wan1's table,
+    // the one its address rule uses.
+    let rules = tb
+        .exec_ok(Role::Router, &["ip", "-4", "rule"])
+        .expect("rules");
+    let wan1_addr = tb.wans()[0].router_v4.to_string();
+    let table = rules
+        .lines()
+        .find(|l| l.contains(&format!("from {wan1_addr} lookup")))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "lookup").nth(1))
+        .expect("wan1's address rule")
+        .to_string();
+    assert!(
+        rules.contains(&format!("fwmark 0x200/0x3f00 lookup {table} ")),
+        "{rules}"
+    );
+
+    tb.cut("wan1").expect("cut");
+    m.wait(10, "failover, wan1's flush pending a recheck", |s| {
+        active(s, "failover") == ["wan2"] && s["dataplane"]["conntrack_pending"][0] == "wan1"
+    });
+    // An entry the flush did not take (an offloaded flow on a kernel before
+    // 6.4 looks like this to mwand: still there after the delete).
+    tb.exec_ok(
+        Role::Router,
+        &[
+            "conntrack",
+            "-I",
+            "-p",
+            "tcp",
+            "-s",
+            "192.0.2.50",
+            "-d",
+            "203.0.113.5",
+            "--sport",
+            "40000",
+            "--dport",
+            "80",
+            "--state",
+            "ESTABLISHED",
+            "-u",
+            "SEEN_REPLY",
+            "-t",
+            "600",
+            "--mark",
+            "0x200/0xffffffff",
+        ],
+    )
+    .expect("conntrack -I");
+    assert_eq!(pinned_to_wan1(&tb), 1);
+    let end = Instant::now() + Duration::from_secs(10);
+    while pinned_to_wan1(&tb) > 0 {
+        assert!(
+            Instant::now() < end,
+            "wan1's leftover connection not flushed within 10 s:\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    m.wait(20, "no flush pending", |s| {
+        s["dataplane"]["conntrack_pending"] == serde_json::json!([])
+    });
+    assert!(m.log_text().contains("flushing again"), "{}", m.log_text());
+}

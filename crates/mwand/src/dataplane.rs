@@ -64,7 +64,29 @@ pub struct Dataplane {
     was_usable: BTreeMap<String, bool>,
     /// (policy, WAN) pairs active at the last pass.
     was_active: BTreeSet<(String, String)>,
+    /// WANs whose pinned connections were flushed and are checked again.
+    pending_flushes: BTreeMap<String, PendingFlush>,
 }
+
+/// A conntrack flush to check again (entries may survive one: offloaded
+/// flows on older kernels, connections opened in between).
+struct PendingFlush {
+    mark: u32,
+    mask: u32,
+    /// Flushed because the WAN failed (else: policies moved off it).
+    failed: bool,
+    attempts: u32,
+    next_at: Millis,
+}
+
+/// A flush is checked this long after it was sent (the flowtable's GC
+/// runs about every second) ...
+const FLUSH_RECHECK_MS: Millis = 2_000;
+/// ... and repeated at most this many times. The count cannot tell flows
+/// that survived from new ones: the dead WAN's tracker keeps probing, and
+/// its probes' conntrack entries get the WAN's pin too (harmless to
+/// delete), so a flush usually runs all its attempts.
+const FLUSH_ATTEMPTS: u32 = 3;
 
 impl Dataplane {
     pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, String> {
@@ -135,6 +157,7 @@ impl Dataplane {
             rt_installed: None,
             was_usable: BTreeMap::new(),
             was_active: BTreeSet::new(),
+            pending_flushes: BTreeMap::new(),
         })
     }
 
@@ -300,7 +323,7 @@ impl Dataplane {
         config: &Config,
         engine: &Engine,
         wans: &BTreeMap<String, Wan>,
-        _now: Millis,
+        now: Millis,
     ) {
         let wan_inputs: Vec<WanInput> = wans
             .values()
@@ -363,7 +386,7 @@ impl Dataplane {
             // clients reconnect through a live WAN at once.
             let mut ok = self.sync_kernel(&plan);
             ok &= self.sync_nft(&plan, config, &devices);
-            ok &= self.flush_moved(&plan, config, engine, wans);
+            ok &= self.flush_moved(&plan, config, engine, wans, now);
             if ok {
                 self.last_error = None;
             }
@@ -426,6 +449,7 @@ impl Dataplane {
         config: &Config,
         engine: &Engine,
         wans: &BTreeMap<String, Wan>,
+        now: Millis,
     ) -> bool {
         let active: BTreeSet<(String, String)> = engine
             .decisions()
@@ -461,37 +485,98 @@ impl Dataplane {
                 if let (Some(nft), Some(table)) = (self.nft.as_mut(), self.nft_installed.as_ref()) {
                     let sets = table.sticky_sets_of(name);
                     if let Err(e) = nft.flush_sets(&sets) {
-                        log::warn!("{name}: emptying its sticky sets: {e}");
+                        self.fail(format!("{name}: emptying its sticky sets: {e}"));
+                        ok = false;
                     }
                 }
             }
             let Some(ct) = self.conntrack.as_mut() else {
                 continue;
             };
-            match ct.delete_by_mark(w.pin_mark, plan.layout.mask) {
-                Ok(r) => log::info!(
-                    "{name}: {} pinned connection(s) flushed ({}){}",
-                    r.deleted(),
-                    if failed {
-                        "unusable"
-                    } else {
-                        "flush_conntrack connected: traffic moved off it"
-                    },
-                    if r.remaining > 0 {
-                        format!(", {} left (offloaded or just opened)", r.remaining)
-                    } else {
-                        String::new()
-                    }
-                ),
+            let why = if failed {
+                "unusable"
+            } else {
+                "flush_conntrack connected: traffic moved off it"
+            };
+            // The hot path sends one message and does not count: a count
+            // is a dump of the whole conntrack table (~20 ms at 10k
+            // entries), done later by `retry_flushes`.
+            match ct.delete_by_mark_uncounted(w.pin_mark, plan.layout.mask) {
+                Ok(()) => {
+                    log::info!("{name}: pinned connections flushed ({why})");
+                    self.pending_flushes.insert(
+                        name.clone(),
+                        PendingFlush {
+                            mark: w.pin_mark,
+                            mask: plan.layout.mask,
+                            failed,
+                            attempts: 0,
+                            next_at: now + FLUSH_RECHECK_MS,
+                        },
+                    );
+                }
                 Err(e) => {
-                    log::warn!("{name}: flushing its pinned connections: {e}");
+                    self.fail(format!("{name}: flushing its pinned connections: {e}"));
                     ok = false;
                 }
             }
         }
+        // A WAN usable (or carrying its policies) again keeps its new pins.
+        self.pending_flushes.retain(|name, p| {
+            let usable = wans.get(name).is_some_and(Wan::usable);
+            if p.failed {
+                !usable
+            } else {
+                usable && !active.iter().any(|pw| &pw.1 == name)
+            }
+        });
+        self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
         self.was_usable.retain(|n, _| wans.contains_key(n));
         self.was_active = active;
         ok
+    }
+
+    /// Off the hot path (housekeeping): a WAN's flush is checked a moment
+    /// later; entries still pinned to it (offloaded flows on kernels before
+    /// 6.4, docs/dataplane-nft.md) are deleted again, until none remain or
+    /// the attempts run out.
+    pub fn retry_flushes(&mut self, now: Millis) {
+        let Some(ct) = self.conntrack.as_mut() else {
+            return;
+        };
+        let mut errors = Vec::new();
+        self.pending_flushes.retain(|name, p| {
+            if now < p.next_at {
+                return true;
+            }
+            let left = match ct.count_by_mark(p.mark, p.mask) {
+                Ok(n) => n,
+                Err(e) => {
+                    errors.push(format!("{name}: counting its pinned connections: {e}"));
+                    return false;
+                }
+            };
+            if left == 0 {
+                log::debug!("{name}: no pinned connection left");
+                return false;
+            }
+            p.attempts += 1;
+            if p.attempts > FLUSH_ATTEMPTS {
+                log::info!("{name}: {left} pinned connection(s) still there after {FLUSH_ATTEMPTS} more flushes (its tracker's probes among them); done");
+                return false;
+            }
+            log::info!("{name}: {left} pinned connection(s) left (offloaded, just opened, or its tracker's probes); flushing again");
+            if let Err(e) = ct.delete_by_mark_uncounted(p.mark, p.mask) {
+                errors.push(format!("{name}: flushing its pinned connections: {e}"));
+                return false;
+            }
+            p.next_at = now + FLUSH_RECHECK_MS;
+            true
+        });
+        for e in errors {
+            self.fail(e);
+        }
+        self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
     }
 
     fn sync_kernel(&mut self, plan: &NetworkPlan) -> bool {

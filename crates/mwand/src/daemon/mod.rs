@@ -778,6 +778,7 @@ impl Daemon {
                     };
                     self.on_state_changes(&name, changes, now);
                 }
+                self.dataplane.retry_flushes(now);
                 if self.dataplane.needs_reconcile() {
                     self.dirty = true;
                 }
