@@ -334,19 +334,8 @@ impl Dataplane {
                 usable: w.usable(),
             })
             .collect();
-        let policies: Vec<PolicyRoutes> = engine
-            .decisions()
-            .iter()
-            .map(|d| PolicyRoutes {
-                policy: d.policy.clone(),
-                active: d
-                    .active
-                    .iter()
-                    .map(|m| (m.interface.clone(), m.weight))
-                    .collect(),
-                last_resort: d.configured_last_resort,
-            })
-            .collect();
+        let policies: Vec<PolicyRoutes> =
+            engine.decisions().iter().map(PolicyRoutes::from).collect();
         let devices: BTreeMap<String, String> = wans
             .values()
             .filter_map(|w| Some((w.config().name.clone(), w.device()?.to_string())))
