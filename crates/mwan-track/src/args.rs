@@ -66,8 +66,12 @@ pub enum Budget {
 pub struct Target {
     /// As written on the command line; reported in every sample.
     pub text: String,
-    /// `None` only for the ARP target `gateway` until it is learnt.
+    /// `None` for the ARP target `gateway` until it is learnt, and for a
+    /// host name until [`resolve_names`] has run.
     pub addr: Option<IpAddr>,
+    /// The host name to resolve, when the target named one (mwan3 configs
+    /// use `track_ip 'google.com'`).
+    pub name: Option<String>,
     pub port: u16,
     /// HTTP request path (HTTP only).
     pub path: String,
@@ -122,8 +126,9 @@ usage: mwan-track --interface NAME --device DEV --method METHOD --target T [--ta
                   [--controller PATH] [--stdout] [--backlog N]
 
 METHOD: ping nping-icmp arping nping-arp nping-tcp nping-udp nslookup httping
-T: an IP address; HOST:PORT or [V6]:PORT for nping-tcp/nping-udp/nslookup;
-   http://HOST[:PORT]/PATH for httping; 'gateway' for arping
+T: an IP address or host name (resolved once at start); HOST:PORT or [V6]:PORT
+   for nping-tcp/nping-udp/nslookup; http://HOST[:PORT]/PATH for httping;
+   'gateway' for arping
 DUR: milliseconds (500), or with a unit (500ms, 2s, 0.2s)
 See docs/tracker.md.";
 
@@ -169,6 +174,42 @@ fn parse_mark(s: &str) -> Option<u32> {
     }
 }
 
+/// A DNS host name as RFC 1123 allows it (letters, digits, hyphens, dots).
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.parse::<IpAddr>().is_err()
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// An address, or a host name to resolve later.
+#[derive(Debug, Clone, PartialEq)]
+enum Host {
+    Addr(IpAddr),
+    Name(String),
+}
+
+/// `HOST` or `HOST:PORT` where HOST is an address or a host name, or
+/// `[V6]:PORT`.
+fn parse_host_or_name(s: &str, default_port: u16) -> Option<(Host, u16)> {
+    if let Some((ip, port)) = parse_host_port(s, default_port) {
+        return Some((Host::Addr(ip), port));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (s, default_port),
+    };
+    is_host_name(host).then(|| (Host::Name(host.to_string()), port))
+}
+
 /// `ADDR`, `ADDR:PORT` or `[V6]:PORT` (a bare v6 address has no port).
 fn parse_host_port(s: &str, default_port: u16) -> Option<(IpAddr, u16)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
@@ -190,16 +231,14 @@ fn parse_host_port(s: &str, default_port: u16) -> Option<(IpAddr, u16)> {
 fn parse_target(method: Method, s: &str) -> Result<Target, ArgsError> {
     let opt = "--target";
     let mut path = String::from("/");
-    let (addr, port) = match method {
-        Method::Icmp => {
-            let ip = s
-                .parse::<IpAddr>()
-                .map_err(|_| invalid(opt, s, "an IP address (host names are resolved by mwand)"))?;
-            (Some(ip), 0)
-        }
+    let (host, port) = match method {
+        Method::Icmp => match parse_host_or_name(s, 0) {
+            Some((host, 0)) => (Some(host), 0),
+            _ => return Err(invalid(opt, s, "an IP address or a host name")),
+        },
         Method::Arp if s == "gateway" => (None, 0),
         Method::Arp => match s.parse::<IpAddr>() {
-            Ok(IpAddr::V4(ip)) => (Some(IpAddr::V4(ip)), 0),
+            Ok(IpAddr::V4(ip)) => (Some(Host::Addr(IpAddr::V4(ip))), 0),
             _ => {
                 return Err(invalid(
                     opt,
@@ -220,25 +259,65 @@ fn parse_target(method: Method, s: &str) -> Result<Target, ArgsError> {
                 None => (rest, "/"),
             };
             path = p.to_string();
-            let (ip, port) = parse_host_port(hostport, 80)
-                .ok_or_else(|| invalid(opt, s, "http://ADDR[:PORT][/PATH] with an IP address"))?;
-            (Some(ip), port)
+            let (host, port) = parse_host_or_name(hostport, 80)
+                .ok_or_else(|| invalid(opt, s, "http://HOST[:PORT][/PATH]"))?;
+            (Some(host), port)
         }
         Method::Tcp | Method::Udp | Method::Dns => {
-            let (ip, port) = parse_host_port(s, method.default_port())
-                .ok_or_else(|| invalid(opt, s, "ADDR, ADDR:PORT or [V6ADDR]:PORT"))?;
-            (Some(ip), port)
+            let (host, port) = parse_host_or_name(s, method.default_port())
+                .ok_or_else(|| invalid(opt, s, "HOST, HOST:PORT or [V6ADDR]:PORT"))?;
+            (Some(host), port)
         }
     };
     if port == 0 && !matches!(method, Method::Icmp | Method::Arp) {
         return Err(invalid(opt, s, "a port 1..=65535"));
     }
+    let (addr, name) = match host {
+        Some(Host::Addr(ip)) => (Some(ip), None),
+        Some(Host::Name(n)) => (None, Some(n)),
+        None => (None, None),
+    };
     Ok(Target {
         text: s.to_string(),
         addr,
+        name,
         port,
         path,
     })
+}
+
+/// Resolves host-name targets once, at start, with `resolve` (getaddrinfo
+/// in the binary). A tracker is its own process, so a slow resolver delays
+/// only this WAN's first probe, never the controller. The address family
+/// follows the WAN's source addresses when only one family is known.
+/// Names that do not resolve are dropped and returned, so the caller can
+/// say so; the tracker re-resolves only when restarted (docs/tracker.md).
+pub fn resolve_names(a: &mut Args, mut resolve: impl FnMut(&str) -> Vec<IpAddr>) -> Vec<String> {
+    let want_v6 = match (a.source4, a.source6) {
+        (None, Some(_)) => Some(true),
+        (Some(_), None) => Some(false),
+        _ => None,
+    };
+    let mut unresolved = Vec::new();
+    a.targets.retain_mut(|t| {
+        let Some(name) = &t.name else { return true };
+        let addrs = resolve(name);
+        let pick = addrs
+            .iter()
+            .find(|ip| want_v6.is_none_or(|v6| ip.is_ipv6() == v6))
+            .copied();
+        match pick {
+            Some(ip) => {
+                t.addr = Some(ip);
+                true
+            }
+            None => {
+                unresolved.push(t.text.clone());
+                false
+            }
+        }
+    });
+    unresolved
 }
 
 /// Parses the arguments after the program name.
@@ -400,6 +479,58 @@ mod tests {
     const BASE: &str = "--interface wan --device eth1 --stdout";
 
     #[test]
+    fn host_names_are_kept_for_resolution_and_resolved_by_family() {
+        let mut a = p(&format!(
+            "{BASE} --method ping --target google.com --target 192.0.2.1 --target nope.invalid --source 198.51.100.2"
+        ))
+        .unwrap();
+        assert_eq!(a.targets[0].name.as_deref(), Some("google.com"));
+        assert_eq!(a.targets[0].addr, None);
+        let dropped = resolve_names(&mut a, |name| match name {
+            "google.com" => vec!["2001:db8::5".parse().unwrap(), "192.0.2.5".parse().unwrap()],
+            _ => vec![],
+        });
+        assert_eq!(dropped, vec!["nope.invalid".to_string()]);
+        let addrs: Vec<_> = a
+            .targets
+            .iter()
+            .map(|t| t.addr.unwrap().to_string())
+            .collect();
+        assert_eq!(
+            addrs,
+            ["192.0.2.5", "192.0.2.1"],
+            "v4 source picks the v4 answer"
+        );
+    }
+
+    #[test]
+    fn host_names_with_ports_and_urls() {
+        let a = p(&format!(
+            "{BASE} --method nping-tcp --target example.net:443"
+        ))
+        .unwrap();
+        assert_eq!(
+            (a.targets[0].name.as_deref(), a.targets[0].port),
+            (Some("example.net"), 443)
+        );
+        let a = p(&format!(
+            "{BASE} --method httping --target http://example.net:8080/x"
+        ))
+        .unwrap();
+        assert_eq!(a.targets[0].name.as_deref(), Some("example.net"));
+        assert_eq!(
+            (a.targets[0].port, a.targets[0].path.as_str()),
+            (8080, "/x")
+        );
+        for bad in ["-bad.example", "a..b", "exa mple", "x_y.example"] {
+            assert!(
+                p(&format!("{BASE} --method ping --target {bad}")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration_ms("500"), Some(500));
         assert_eq!(parse_duration_ms("500ms"), Some(500));
@@ -454,8 +585,8 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().starts_with("--count: expected"), "{e}");
-        let e = p(&format!("{BASE} --method ping --target host.example")).unwrap_err();
-        assert!(e.to_string().contains("IP address"), "{e}");
+        let e = p(&format!("{BASE} --method ping --target host_.example")).unwrap_err();
+        assert!(e.to_string().contains("IP address or a host name"), "{e}");
         let e = p(&format!("{BASE} --method arping --target 2001:db8::1")).unwrap_err();
         assert!(e.to_string().contains("IPv4"), "{e}");
         assert!(matches!(

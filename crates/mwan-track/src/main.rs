@@ -63,6 +63,23 @@ fn main() -> ExitCode {
         }
     };
     let interface = a.interface.clone();
+    let mut a = a;
+    let unresolved = args::resolve_names(&mut a, |name| {
+        use std::net::ToSocketAddrs;
+        (name, 0)
+            .to_socket_addrs()
+            .map(|it| it.map(|sa| sa.ip()).collect())
+            .unwrap_or_default()
+    });
+    for t in &unresolved {
+        eprintln!("mwan-track: {interface}: target '{t}' does not resolve; left out until the tracker restarts");
+    }
+    if a.targets.is_empty() {
+        eprintln!(
+            "mwan-track: {interface}: no target resolves; exiting so the supervisor retries later"
+        );
+        return ExitCode::from(1);
+    }
     let mut t = match tracker::Tracker::new(a) {
         Ok(t) => t,
         Err(e) => {
