@@ -28,6 +28,14 @@ fn method_name(m: TrackMethod) -> &'static str {
     }
 }
 
+/// `HOST:443` (`[V6]:443`) for an httping_ssl target.
+fn https_port_target(target: &str) -> String {
+    match target.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]:443"),
+        _ => format!("{target}:443"),
+    }
+}
+
 /// Arguments after the program name; `None` when the interface cannot be
 /// tracked yet (no device known) or needs no tracker (no track_ip: mwan3
 /// treats it as always online).
@@ -42,17 +50,29 @@ pub fn argv(
     if iface.track_ip.is_empty() {
         return None;
     }
+    // TLS is not built into the tracker: an httping_ssl target is probed
+    // with a TCP handshake to its HTTPS port (mwanctl check warns).
+    let https_by_tcp = iface.track_method == TrackMethod::Httping && iface.httping_ssl;
+    let method = if https_by_tcp {
+        "nping-tcp"
+    } else {
+        method_name(iface.track_method)
+    };
     let mut a: Vec<String> = vec![
         "--interface".into(),
         iface.name.clone(),
         "--device".into(),
         device.clone(),
         "--method".into(),
-        method_name(iface.track_method).into(),
+        method.into(),
     ];
     for t in &iface.track_ip {
         a.push("--target".into());
-        a.push(t.clone());
+        a.push(if https_by_tcp {
+            https_port_target(t)
+        } else {
+            t.clone()
+        });
     }
     let mut push = |k: &str, v: String| {
         a.push(k.into());
@@ -102,6 +122,33 @@ mod tests {
             source: Some("198.51.100.10".parse().unwrap()),
             gateway: Some("198.51.100.9".parse().unwrap()),
         }
+    }
+
+    #[test]
+    fn httping_ssl_is_a_tcp_handshake_to_443() {
+        let mut i = iface();
+        i.track_method = TrackMethod::Httping;
+        i.httping_ssl = true;
+        i.track_ip = vec![
+            "203.0.113.1".into(),
+            "2001:db8::1".into(),
+            "example.net".into(),
+        ];
+        let line = argv(&i, &facts(), Path::new("/run/mwan/track.sock"), 200, 3000)
+            .unwrap()
+            .join(" ");
+        assert!(
+            line.contains("--method nping-tcp --target 203.0.113.1:443 --target [2001:db8::1]:443 --target example.net:443"),
+            "{line}"
+        );
+        i.httping_ssl = false;
+        let line = argv(&i, &facts(), Path::new("/run/mwan/track.sock"), 200, 3000)
+            .unwrap()
+            .join(" ");
+        assert!(
+            line.contains("--method httping --target 203.0.113.1 "),
+            "{line}"
+        );
     }
 
     #[test]

@@ -582,6 +582,10 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         quality,
         probe_budget,
     };
+    if interface.httping_ssl && interface.track_method == TrackMethod::Httping {
+        let line = s.option("httping_ssl").map_or(s.line, |o| o.line);
+        c.warn(line, s, Some("httping_ssl"), "TLS is not built into mwan-track (it would cost more flash than the tracker): each target is probed with a TCP handshake to port 443, which tells whether the HTTPS server answers but not whether TLS works; expected httping_ssl '0' for plain HTTP probes".into());
+    }
     if interface.check_quality {
         if interface.recovery_latency_ms > interface.failure_latency_ms {
             let line = s.option("recovery_latency").map_or(s.line, |o| o.line);
