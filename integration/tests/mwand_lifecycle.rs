@@ -468,3 +468,60 @@ fn a_failover_writes_without_rereading_the_kernel() {
     );
     tb.restore("wan1").expect("restore");
 }
+
+#[test]
+fn sysctls_set_before_a_kill_9_are_restored_by_the_next_mwand() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let paths = [
+        "net.ipv4.fib_multipath_hash_policy",
+        "net.ipv6.fib_multipath_hash_policy",
+        "net.ipv4.conf.all.src_valid_mark",
+    ];
+    // The admin's values; mwand sets 1, 1, 1 while it runs.
+    tb.exec_ok(
+        Role::Router,
+        &["sysctl", "-qw", "net.ipv6.fib_multipath_hash_policy=2"],
+    )
+    .expect("sysctl");
+    let read = || -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| {
+                tb.exec_ok(Role::Router, &["sysctl", "-n", p])
+                    .expect("sysctl -n")
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    let before = read();
+    let mut m = Mwand::start(&tb, &config(tb.wans(), &ours));
+    assert_eq!(read(), ["1", "1", "1"], "mwand's own values while it runs");
+    m.kill9();
+    // The new mwand must not take mwand's values (1, 1, 1) for the admin's.
+    m.spawn(&tb);
+    let comment = tb
+        .exec_ok(Role::Router, &["nft", "list", "table", "inet", "mwan"])
+        .expect("nft list");
+    assert!(
+        comment.contains("sysctl before mwand: ipv4/fib_multipath_hash_policy=0"),
+        "{comment}"
+    );
+    assert!(m.stop(), "mwand did not stop on SIGTERM");
+    assert!(
+        m.log_text().contains("kept in table inet mwan"),
+        "{}",
+        m.log_text()
+    );
+    assert_eq!(read(), before, "sysctls after kill -9, restart and stop");
+    let nft = tb
+        .exec(Role::Router, &["nft", "list", "tables"])
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&nft.stdout).contains("mwan"),
+        "table left behind"
+    );
+}

@@ -46,6 +46,13 @@ const NLM_F_APPEND: u16 = 0x800;
 // Attributes.
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
+/// Free-form bytes kept with the table (Linux >= 5.13; older kernels ignore
+/// the attribute). nft reads them as libnftnl TLVs (type u8, length u8,
+/// value): type 0 is the table's comment.
+const NFTA_TABLE_USERDATA: u16 = 6;
+const UDATA_TABLE_COMMENT: u8 = 0;
+/// nft refuses longer comments (NFT_USERDATA_MAXLEN / 2), so stay below.
+pub const TABLE_COMMENT_MAX: usize = 127;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
@@ -575,6 +582,16 @@ pub fn drift(want: &NftTable, observed: Option<&Observed>) -> Drift {
 /// The requests of one atomic replacement of table `inet mwan` by `want`,
 /// given what is there now (`None`: no table).
 pub fn replace_requests(want: &NftTable, observed: Option<&Observed>) -> Vec<Request> {
+    replace_requests_commented(want, observed, None)
+}
+
+/// [`replace_requests`] with a comment stored in the table if this creates
+/// it (an existing table keeps its comment: the kernel updates only flags).
+pub fn replace_requests_commented(
+    want: &NftTable,
+    observed: Option<&Observed>,
+    comment: Option<&str>,
+) -> Vec<Request> {
     let mut out = Vec::new();
     if let Some(obs) = observed {
         for c in &obs.chains {
@@ -604,16 +621,47 @@ pub fn replace_requests(want: &NftTable, observed: Option<&Observed>) -> Vec<Req
             }
         }
     }
-    out.extend(create_requests(want));
+    out.extend(create_requests_commented(want, comment));
     out
 }
 
 /// Create the table with everything in it (table and sets may exist).
 pub fn create_requests(want: &NftTable) -> Vec<Request> {
+    create_requests_commented(want, None)
+}
+
+/// The table's userdata for a comment: libnftnl's TLV, NUL-terminated.
+fn comment_userdata(comment: &str) -> Vec<u8> {
+    let mut v = vec![UDATA_TABLE_COMMENT, comment.len() as u8 + 1];
+    v.extend_from_slice(comment.as_bytes());
+    v.push(0);
+    v
+}
+
+/// The comment in a table's userdata, if there is one.
+pub fn parse_table_comment(userdata: &[u8]) -> Option<String> {
+    let mut rest = userdata;
+    while let [ty, len, tail @ ..] = rest {
+        let value = tail.get(..usize::from(*len))?;
+        if *ty == UDATA_TABLE_COMMENT {
+            let text = value.strip_suffix(&[0]).unwrap_or(value);
+            return String::from_utf8(text.to_vec()).ok();
+        }
+        rest = &tail[usize::from(*len)..];
+    }
+    None
+}
+
+/// [`create_requests`] with a comment in the table (at most
+/// [`TABLE_COMMENT_MAX`] bytes; a longer one is left out).
+pub fn create_requests_commented(want: &NftTable, comment: Option<&str>) -> Vec<Request> {
     let mut out = Vec::new();
     let mut t = nft_msg(NFT_MSG_NEWTABLE, 0);
     t.attr_str(NFTA_TABLE_NAME, TABLE);
     be32(&mut t, NFTA_TABLE_FLAGS, 0);
+    if let Some(c) = comment.filter(|c| c.len() <= TABLE_COMMENT_MAX) {
+        t.attr(NFTA_TABLE_USERDATA, &comment_userdata(c));
+    }
     out.push(req(t, format!("add table inet {TABLE}")));
     for c in &want.chains {
         out.push(req(
@@ -684,6 +732,8 @@ pub struct Nft {
     /// the wanted table differs from it (a config change of the same shape
     /// has the same chains, sets and rule counts, which a dump compares).
     applied: Option<NftTable>,
+    /// Stored in the table whenever this socket creates it.
+    comment: Option<String>,
 }
 
 /// Did a replacement happen, and with how many messages?
@@ -698,7 +748,42 @@ impl Nft {
         Ok(Nft {
             sock: Socket::open(NlFamily::Netfilter, &[])?,
             applied: None,
+            comment: None,
         })
+    }
+
+    /// A comment to store in table `inet mwan` whenever this socket creates
+    /// it (`nft list table` shows it): state that must outlive a crash of
+    /// mwand lives with the kernel object it belongs to. An existing table
+    /// keeps the comment it was created with.
+    pub fn set_table_comment(&mut self, comment: &str) -> Result<(), NetlinkError> {
+        if comment.len() > TABLE_COMMENT_MAX {
+            return Err(NetlinkError::Malformed(format!(
+                "table comment of {} bytes: expected at most {TABLE_COMMENT_MAX}",
+                comment.len()
+            )));
+        }
+        self.comment = Some(comment.to_string());
+        Ok(())
+    }
+
+    /// The comment of table `inet mwan` in the kernel; None when the table
+    /// or its comment is missing.
+    pub fn table_comment(&mut self) -> Result<Option<String>, NetlinkError> {
+        let msgs = self.sock.dump(
+            &nft_msg(NFT_MSG_GETTABLE, 0),
+            "dump nf_tables tables (inet)",
+        )?;
+        for msg in msgs {
+            let a = attrs(&msg.payload, 4);
+            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| *p);
+            if msg.payload.first() == Some(&NFPROTO_INET)
+                && get(NFTA_TABLE_NAME).map(attr_str).as_deref() == Some(TABLE)
+            {
+                return Ok(get(NFTA_TABLE_USERDATA).and_then(parse_table_comment));
+            }
+        }
+        Ok(None)
     }
 
     fn dump(&mut self, msg: u16, what: &str) -> Result<Vec<socket::RawMsg>, NetlinkError> {
@@ -794,7 +879,7 @@ impl Nft {
         want: &NftTable,
         observed: Option<&Observed>,
     ) -> Result<ReplaceReport, NetlinkError> {
-        let reqs = replace_requests(want, observed);
+        let reqs = replace_requests_commented(want, observed, self.comment.as_deref());
         self.applied = None;
         self.sock.transaction(NFNL_SUBSYS_NFTABLES, &reqs)?;
         self.applied = Some(want.clone());

@@ -76,6 +76,21 @@ impl Saved {
         })
     }
 
+    /// Start from old values a previous run recorded (e.g. read back from
+    /// the comment of its nft table after a crash): [`Saved::set`] keeps
+    /// them instead of recording our own settings as the originals.
+    pub fn with_originals(entries: Vec<(String, String)>) -> Self {
+        Saved {
+            entries,
+            state_file: None,
+        }
+    }
+
+    /// (path, value before we set it), in the order they were set.
+    pub fn originals(&self) -> &[(String, String)] {
+        &self.entries
+    }
+
     fn persist(&self) -> Result<(), NetlinkError> {
         let Some(file) = &self.state_file else {
             return Ok(());

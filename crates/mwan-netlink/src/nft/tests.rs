@@ -436,3 +436,29 @@ fn redefined_set_is_deleted_and_recreated_others_kept() {
         .collect();
     assert_eq!(deletes, ["delete set inet mwan sticky_p_wan1"]);
 }
+
+#[test]
+fn a_table_comment_goes_into_the_new_table_only_and_reads_back() {
+    let plain = create_requests(&sample());
+    let commented = create_requests_commented(&sample(), Some("hello"));
+    assert_eq!(plain.len(), commented.len());
+    // Only the NEWTABLE message differs: it carries the libnftnl comment TLV.
+    let ud = [0u8, 6, b'h', b'e', b'l', b'l', b'o', 0];
+    let table = commented[0].msg.request_bytes(1);
+    assert!(table.windows(ud.len()).any(|w| w == ud));
+    for (a, b) in plain.iter().zip(&commented).skip(1) {
+        assert_eq!(a.msg.request_bytes(1), b.msg.request_bytes(1));
+    }
+    assert_eq!(parse_table_comment(&ud).as_deref(), Some("hello"));
+    assert_eq!(
+        parse_table_comment(&[1, 1, 9, 0, 3, b'a', b'b', 0]).as_deref(),
+        Some("ab")
+    );
+    assert_eq!(parse_table_comment(&[0, 9, b'a']), None);
+    let long = "x".repeat(TABLE_COMMENT_MAX + 1);
+    let too_long = create_requests_commented(&sample(), Some(&long));
+    assert_eq!(
+        too_long[0].msg.request_bytes(1),
+        plain[0].msg.request_bytes(1)
+    );
+}
