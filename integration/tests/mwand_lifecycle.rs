@@ -270,9 +270,29 @@ fn control_socket_answers_garbage_with_an_error_and_keeps_serving() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let listed = m.ctl(&["interfaces", "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(
+        listed["interfaces"].as_array().map(Vec::len),
+        Some(2),
+        "the ubus reply's shape: {listed}"
+    );
+    assert!(m
+        .ctl(&["override", "wan1", "--policy", "balanced"])
+        .status
+        .success());
     let s = m.status();
     assert_eq!(active(&s, "failover"), ["wan2"], "override ignored: {s:#}");
+    assert_eq!(active(&s, "balanced"), ["wan1"], "override ignored: {s:#}");
     assert_eq!(s["override"]["interface"], "wan2");
+    assert_eq!(
+        s["overrides"],
+        serde_json::json!([
+            {"interface": "wan2", "policy": null},
+            {"interface": "wan1", "policy": "balanced"}
+        ]),
+        "every override in status"
+    );
     assert!(m.ctl(&["override", "--clear"]).status.success());
     let s = m.status();
     assert!(s["override"].is_null());

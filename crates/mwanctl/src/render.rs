@@ -5,14 +5,19 @@ use mwan_proto::control::{
 };
 
 /// The reply's payload as JSON (docs/status-json.md), one document per call.
+/// List replies are wrapped in one key (`{"interfaces": [...]}`), exactly
+/// as the ubus object `mwan` answers (a ubus reply must be a table).
 pub fn json(response: &Response) -> String {
+    fn wrap<T: serde::Serialize>(key: &str, v: &T) -> serde_json::Result<serde_json::Value> {
+        Ok(serde_json::json!({ key: serde_json::to_value(v)? }))
+    }
     let value = match response {
         Response::Status(s) => serde_json::to_value(s),
-        Response::Interfaces(v) => serde_json::to_value(v),
-        Response::Policies(v) => serde_json::to_value(v),
-        Response::Rules(v) => serde_json::to_value(v),
-        Response::Connected(v) => serde_json::to_value(v),
-        Response::Explain(v) => serde_json::to_value(v),
+        Response::Interfaces(v) => wrap("interfaces", v),
+        Response::Policies(v) => wrap("policies", v),
+        Response::Rules(v) => wrap("rules", v),
+        Response::Connected(v) => wrap("connected", v),
+        Response::Explain(v) => wrap("explain", v),
         Response::Done { message } => Ok(serde_json::json!({ "ok": true, "message": message })),
         Response::Error { message } => Ok(serde_json::json!({ "ok": false, "error": message })),
     };
@@ -59,7 +64,13 @@ fn status(s: &Status) -> String {
     out.push('\n');
     out += &policies(&s.policies);
     out.push('\n');
-    out += &override_line(s.override_.as_ref());
+    if s.overrides.is_empty() {
+        out += &override_line(s.override_.as_ref());
+    } else {
+        for o in &s.overrides {
+            out += &override_line(Some(o));
+        }
+    }
     if let Some(e) = &s.dataplane_error {
         out += &format!("data plane error: {e}\n");
     }
@@ -81,8 +92,17 @@ fn override_line(o: Option<&OverrideStatus>) -> String {
 }
 
 fn interfaces(v: &[InterfaceStatus]) -> String {
+    let label = |i: &InterfaceStatus| match &i.device {
+        Some(d) => format!("{} ({d})", i.name),
+        None => i.name.clone(),
+    };
+    // The first column is as wide as its longest entry ("wan1 (eth1)").
+    let w = v
+        .iter()
+        .map(|i| label(i).len())
+        .fold("INTERFACE".len(), usize::max);
     let mut out = format!(
-        "{:<10} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
+        "{:<w$} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
         "INTERFACE", "STATE", "FOR", "LATENCY", "JITTER", "LOSS", "SCORE", "TRACKER"
     );
     for i in v {
@@ -96,13 +116,9 @@ fn interfaces(v: &[InterfaceStatus]) -> String {
             (None, _) if i.state == "disabled" => "-".to_string(),
             (None, _) => format!("not running, {} restart(s)", i.tracker.restarts),
         };
-        let name = match &i.device {
-            Some(d) => format!("{} ({d})", i.name),
-            None => i.name.clone(),
-        };
         out += &format!(
-            "{:<10} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
-            name,
+            "{:<w$} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
+            label(i),
             i.state,
             duration(i.state_age_s),
             opt(i.latency_ms, "ms"),
@@ -221,6 +237,75 @@ mod tests {
             "override: none",
         ] {
             assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn columns_line_up_with_their_headers() {
+        let mut s = sample();
+        s.interfaces[0].device = Some("eth1.100".into());
+        let t = interfaces(&s.interfaces);
+        let lines: Vec<&str> = t.lines().collect();
+        let state_at = lines[0].find("STATE").unwrap();
+        assert_eq!(lines[1].find("online"), Some(state_at), "\n{t}");
+        let loss_end = lines[0].find("LOSS").unwrap() + 4;
+        assert_eq!(
+            lines[1].find("0.0%").map(|p| p + 4),
+            Some(loss_end),
+            "\n{t}"
+        );
+    }
+
+    #[test]
+    fn every_override_is_shown() {
+        let mut s = sample();
+        s.overrides = vec![
+            OverrideStatus {
+                interface: "wan2".into(),
+                policy: Some("balanced".into()),
+            },
+            OverrideStatus {
+                interface: "wan1".into(),
+                policy: Some("failover".into()),
+            },
+        ];
+        s.override_ = s.overrides.first().cloned();
+        let t = text(&Response::Status(s));
+        assert!(
+            t.contains("override: policy balanced forced to wan2\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("override: policy failover forced to wan1\n"),
+            "{t}"
+        );
+    }
+
+    /// `mwanctl --json` of a list command is what `ubus call mwan <cmd>`
+    /// answers (docs/status-json.md, docs/ubus.md).
+    #[test]
+    fn list_json_has_the_ubus_reply_shape() {
+        let mut policy = sample().policies;
+        policy[0].last_resort = Some("unreachable".into());
+        let replies = [
+            Response::Interfaces(sample().interfaces),
+            Response::Policies(policy),
+            Response::Rules(vec![RuleStatus {
+                name: "r".into(),
+                policy: "balanced".into(),
+                summary: "all traffic".into(),
+            }]),
+            Response::Connected(vec!["192.0.2.0/24".into()]),
+            Response::Explain(vec![PolicyExplanation {
+                policy: "balanced".into(),
+                lines: vec!["wan1 is online".into()],
+            }]),
+        ];
+        for r in replies {
+            let ours: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+            let (code, body) = mwan_ubus::mwan_object::reply(&r);
+            assert_eq!(code, 0);
+            assert_eq!(ours, body.to_json(), "{r:?}");
         }
     }
 
