@@ -6,13 +6,82 @@ use crate::hooks::Action;
 use mwan_core::config::Family;
 use mwan_core::config::Interface;
 use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition};
-use mwan_core::plan::WanFacts;
+use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
 use mwan_core::quality::Quality;
 use mwan_core::Millis;
 use mwan_proto::control::{InterfaceStatus, TrackerStatus};
 use mwan_proto::track::{ControllerMessage, ProbeOutcome as WireOutcome, Sample};
-use std::net::IpAddr;
+use mwan_ubus::netifd::InterfaceState;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What netifd reports about an interface (OpenWrt). It is netifd's own
+/// view (what it configured), so it takes the place of what the kernel
+/// shows for addresses, gateway and whether the interface is up; the
+/// kernel still gives ifindex, carrier and the routes to mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetifdFacts {
+    pub up: bool,
+    pub addresses: Vec<(IpAddr, u8)>,
+    pub gateway_v4: Option<Ipv4Addr>,
+    pub gateway_v6: Option<Ipv6Addr>,
+}
+
+impl NetifdFacts {
+    pub fn from_state(s: &InterfaceState) -> Self {
+        let addr = |a: &mwan_ubus::netifd::Address| Some((a.address.parse().ok()?, a.mask));
+        // A default route's nexthop; 0.0.0.0 / :: mean on-link (PPP).
+        let gateway = |v6: bool| {
+            s.routes
+                .iter()
+                .filter(|r| r.is_default() && r.target.contains(':') == v6)
+                .filter_map(|r| r.nexthop.parse::<IpAddr>().ok())
+                .find(|ip| !ip.is_unspecified())
+        };
+        NetifdFacts {
+            up: s.up,
+            addresses: s.ipv4.iter().chain(&s.ipv6).filter_map(addr).collect(),
+            gateway_v4: match gateway(false) {
+                Some(IpAddr::V4(g)) => Some(g),
+                _ => None,
+            },
+            gateway_v6: match gateway(true) {
+                Some(IpAddr::V6(g)) => Some(g),
+                _ => None,
+            },
+        }
+    }
+
+    /// netifd's view laid over the kernel's: its up flag, its addresses
+    /// (a family it lists none of keeps the kernel's; DAD state comes from
+    /// the kernel) and its gateways (the kernel's when netifd has none).
+    fn overlay(&self, facts: &mut WanFacts) {
+        facts.up &= self.up;
+        let kernel = std::mem::take(&mut facts.addresses);
+        for v6 in [false, true] {
+            let ours: Vec<_> = self
+                .addresses
+                .iter()
+                .filter(|(a, _)| a.is_ipv6() == v6)
+                .collect();
+            if ours.is_empty() {
+                facts
+                    .addresses
+                    .extend(kernel.iter().filter(|k| k.addr.is_ipv6() == v6).cloned());
+                continue;
+            }
+            facts
+                .addresses
+                .extend(ours.into_iter().map(|&(addr, prefix_len)| WanAddress {
+                    addr,
+                    prefix_len,
+                    tentative: kernel.iter().any(|k| k.addr == addr && k.tentative),
+                }));
+        }
+        facts.gateway_v4 = self.gateway_v4.or(facts.gateway_v4);
+        facts.gateway_v6 = self.gateway_v6.or(facts.gateway_v6);
+    }
+}
 
 /// A state change, for logs, hooks and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +112,9 @@ pub struct Wan {
     /// The layer-3 device netifd reports (OpenWrt), used when the config
     /// names none.
     netifd_device: Option<String>,
+    /// netifd's addresses, gateway and up flag, when netifd reports this
+    /// interface (OpenWrt); None on hosts without netifd.
+    netifd: Option<NetifdFacts>,
     /// CLOCK_MONOTONIC µs start time of the tracker last heard from: a new
     /// value means a new tracker process, whose round numbers start over.
     tracker_started_at_us: Option<u64>,
@@ -75,6 +147,7 @@ impl Wan {
             facts: WanFacts::default(),
             tracker_connected: false,
             netifd_device: None,
+            netifd: None,
             tracker_started_at_us: None,
         }
     }
@@ -109,10 +182,13 @@ impl Wan {
             .or(self.netifd_device.as_deref())
     }
 
-    /// netifd's layer-3 device; true if the effective device changed.
-    pub fn set_netifd_device(&mut self, device: Option<String>) -> bool {
+    /// What netifd reports: its layer-3 device (used when the config names
+    /// none) and its facts (see [`NetifdFacts`], applied by the next
+    /// [`Wan::learn_facts`]); true if the effective device changed.
+    pub fn set_netifd(&mut self, state: &InterfaceState) -> bool {
         let before = self.device().map(str::to_string);
-        self.netifd_device = device;
+        self.netifd_device = state.route_device().map(str::to_string);
+        self.netifd = Some(NetifdFacts::from_state(state));
         before.as_deref() != self.device()
     }
 
@@ -125,6 +201,9 @@ impl Wan {
     /// Returns true when something a tracker or route depends on changed
     /// (carrier changes come through [`Wan::on_carrier`]).
     pub fn learn_facts(&mut self, mut facts: WanFacts) -> bool {
+        if let Some(n) = &self.netifd {
+            n.overlay(&mut facts);
+        }
         match self.config.gateway {
             Some(IpAddr::V4(g)) => facts.gateway_v4 = Some(g),
             Some(IpAddr::V6(g)) => facts.gateway_v6 = Some(g),
@@ -283,5 +362,124 @@ impl Wan {
                 connected: self.tracker_connected,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mwan_ubus::netifd::{Address, Route};
+
+    fn wan() -> Wan {
+        let text = "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '203.0.113.1'\n";
+        let loaded = mwan_core::config::parse("test", text).expect("config");
+        Wan::new(loaded.config.interfaces[0].clone(), 0)
+    }
+
+    fn kernel() -> WanFacts {
+        WanFacts {
+            device: "eth1".into(),
+            ifindex: 3,
+            up: true,
+            carrier: true,
+            addresses: vec![
+                WanAddress {
+                    addr: "198.51.100.7".parse().unwrap(),
+                    prefix_len: 24,
+                    tentative: false,
+                },
+                WanAddress {
+                    addr: "2001:db8::7".parse().unwrap(),
+                    prefix_len: 64,
+                    tentative: true,
+                },
+            ],
+            gateway_v4: Some("198.51.100.254".parse().unwrap()),
+            ..WanFacts::default()
+        }
+    }
+
+    #[test]
+    fn without_netifd_the_kernel_facts_stand() {
+        let mut w = wan();
+        w.learn_facts(kernel());
+        assert_eq!(w.facts(), &kernel());
+    }
+
+    #[test]
+    fn netifd_addresses_gateway_and_up_flag_win_over_the_kernel() {
+        let mut w = wan();
+        let state = InterfaceState {
+            name: "wan".into(),
+            up: true,
+            l3_device: Some("eth1".into()),
+            ipv4: vec![Address {
+                address: "192.0.2.10".into(),
+                mask: 28,
+            }],
+            routes: vec![
+                Route {
+                    target: "0.0.0.0".into(),
+                    mask: 0,
+                    nexthop: "192.0.2.1".into(),
+                    metric: Some(10),
+                    table: None,
+                },
+                Route {
+                    target: "::".into(),
+                    mask: 0,
+                    nexthop: "fe80::1".into(),
+                    metric: None,
+                    table: None,
+                },
+            ],
+            ..InterfaceState::default()
+        };
+        assert!(w.set_netifd(&state), "device learnt from netifd");
+        assert_eq!(w.device(), Some("eth1"));
+        w.learn_facts(kernel());
+        let f = w.facts();
+        assert_eq!(f.gateway_v4, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(f.gateway_v6, Some("fe80::1".parse().unwrap()));
+        // IPv4 from netifd; IPv6 (netifd lists none) and its DAD state
+        // from the kernel.
+        let addrs: Vec<(String, u8, bool)> = f
+            .addresses
+            .iter()
+            .map(|a| (a.addr.to_string(), a.prefix_len, a.tentative))
+            .collect();
+        assert_eq!(
+            addrs,
+            [
+                ("192.0.2.10".into(), 28, false),
+                ("2001:db8::7".into(), 64, true)
+            ]
+        );
+        assert_eq!(w.source(), Some("192.0.2.10".parse().unwrap()));
+        assert!(f.up && f.ifindex == 3 && f.carrier);
+
+        // netifd says down (ifdown): no longer up, whatever the kernel says;
+        // a PPP-style on-link default (nexthop 0.0.0.0) leaves the kernel's.
+        let down = InterfaceState {
+            up: false,
+            routes: vec![Route {
+                target: "0.0.0.0".into(),
+                mask: 0,
+                nexthop: "0.0.0.0".into(),
+                metric: None,
+                table: None,
+            }],
+            ..state
+        };
+        w.set_netifd(&down);
+        assert!(
+            w.learn_facts(kernel()),
+            "a change of netifd's facts is a change"
+        );
+        assert!(!w.facts().up);
+        assert_eq!(
+            w.facts().gateway_v4,
+            Some("198.51.100.254".parse().unwrap())
+        );
     }
 }

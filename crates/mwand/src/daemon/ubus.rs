@@ -80,8 +80,7 @@ impl Daemon {
                     let Some(wan) = self.wans.get_mut(&state.name) else {
                         continue;
                     };
-                    let device = state.l3_device.clone().or(state.device.clone());
-                    let moved = wan.set_netifd_device(device);
+                    let moved = wan.set_netifd(&state);
                     self.dataplane.refresh();
                     let facts = self.dataplane.facts(wan.device());
                     if wan.learn_facts(facts) || moved {
