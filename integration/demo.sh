@@ -50,6 +50,11 @@ lan_fetch() { # one HTTP request from the LAN client through the router
 
 echo "== bringing up the testbed: router, LAN client, two ISPs, an internet"
 tb up --wans 2
+# Realistic uplinks, so status has something to show: a fibre-like wan1 and
+# a slower, jitterier wan2, both with 1 % loss (round-trip figures).
+echo "== impairing: wan1 20 ms +- 2 ms, wan2 45 ms +- 5 ms, 1 % loss each"
+tb impair wan1 --delay 20 --jitter 2 --loss 1 >/dev/null
+tb impair wan2 --delay 45 --jitter 5 --loss 1 >/dev/null
 
 echo "== demo config ($work/mwan): our defaults, 3 targets, 0.2 s interval"
 {
@@ -98,6 +103,7 @@ tb exec router "$bin/mwand" --config "$work/mwan" --run-dir "$run" \
   --supervisor embedded --tracker-bin "$bin/mwan-track" --hook /nonexistent >"$work/mwand.log" 2>&1 &
 mwand_pid=$!
 wait_for 20 both_online || { echo "demo: WANs did not come online; mwand log:" >&2; cat "$work/mwand.log" >&2; exit 1; }
+sleep 3 # a few seconds of samples for the latency, jitter and loss figures
 echo
 ctl status
 echo
