@@ -348,6 +348,10 @@ pub struct Health {
     rtt: RttEstimator,
     counters: HealthCounters,
     spare_tallies: Vec<Vec<TargetTally>>,
+    /// The tracker reports every lost probe at the effective timeout (and
+    /// late answers up to the configured one): see
+    /// [`Health::set_prompt_loss_reports`].
+    prompt_reports: bool,
 }
 
 impl Health {
@@ -373,6 +377,7 @@ impl Health {
             rtt: RttEstimator::default(),
             counters: HealthCounters::default(),
             spare_tallies: Vec::new(),
+            prompt_reports: false,
         };
         health.state = health.derived_state();
         if health.usable() {
@@ -383,6 +388,22 @@ impl Health {
 
     pub fn settings(&self) -> &HealthSettings {
         &self.settings
+    }
+
+    /// Tell the machine how its tracker reports. With `true` the tracker
+    /// reports each lost probe as soon as the effective timeout
+    /// ([`Health::tracker_timing`]) has passed, and answers that come later
+    /// (up to the configured timeout) as replies; so a link that goes
+    /// silent still produces results at the usual pace, and a round of
+    /// which nothing at all arrives, one round spacing past its deadline,
+    /// means the tracker itself went silent (hung, stopped): the state
+    /// becomes [`LinkState::Unknown`] with the last verdict and history
+    /// kept, as for a tracker that is gone, instead of failing the round.
+    /// With `false` (a tracker that reports losses only at the configured
+    /// timeout) such rounds fail on time, which is the only way to detect
+    /// a silent cut quickly, and a hung tracker looks like a cut.
+    pub fn set_prompt_loss_reports(&mut self, prompt: bool) {
+        self.prompt_reports = prompt;
     }
 
     pub fn state(&self) -> LinkState {
@@ -505,7 +526,18 @@ impl Health {
 
     fn expectation_deadline(&self, e: Expectation) -> Millis {
         let spacing = self.round_spacing();
-        e.sent_at + self.span() + self.probe_timeout() + ROUND_GRACE_MS + schedule_slack(spacing)
+        let deadline = e.sent_at
+            + self.span()
+            + self.probe_timeout()
+            + ROUND_GRACE_MS
+            + schedule_slack(spacing);
+        // A prompt tracker has reported this round's first probe by now; a
+        // round spacing more tells a slow tracker from a silent one.
+        if self.prompt_reports {
+            deadline + spacing
+        } else {
+            deadline
+        }
     }
 
     /// [`round_span`] at the current spacing.
@@ -626,16 +658,22 @@ impl Health {
         self.expire_expected(now, &mut out);
         if let Some(heard) = self.last_heard {
             if !self.aged && now >= heard + self.settings.silence_limit {
-                self.aged = true;
-                self.awaiting_round = true;
-                self.recycle_rounds();
-                // Rounds missed while silent are not failures.
-                self.highest_seen = None;
-                self.expect = None;
-                self.update_state(now, &mut out);
+                self.go_silent(now, &mut out);
             }
         }
         out
+    }
+
+    /// The tracker went silent: Unknown (aged) with the counter's history
+    /// and the last verdict kept; the next decided round continues.
+    fn go_silent(&mut self, now: Millis, out: &mut Vec<Transition>) {
+        self.aged = true;
+        self.awaiting_round = true;
+        self.recycle_rounds();
+        // Rounds missed while silent are not failures.
+        self.highest_seen = None;
+        self.expect = None;
+        self.update_state(now, out);
     }
 
     /// Rounds the tracker should have sent by now but of which nothing
@@ -657,6 +695,12 @@ impl Health {
             budget -= 1;
             let known = self.last_applied.is_some_and(|last| e.round <= last)
                 || self.rounds.iter().any(|r| r.round == e.round);
+            if !known && self.prompt_reports {
+                // Nothing at all of a round a prompt tracker must have
+                // reported: the tracker is silent, not the link.
+                self.go_silent(now, out);
+                return;
+            }
             if !known {
                 let timeout = self.probe_timeout();
                 let index = self.insert_round(e.round, timeout, now);
