@@ -13,10 +13,21 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub enum ClientError {
-    Connect { socket: PathBuf, source: io::Error },
-    Io { socket: PathBuf, source: io::Error },
+    Connect {
+        socket: PathBuf,
+        source: io::Error,
+    },
+    Io {
+        socket: PathBuf,
+        source: io::Error,
+    },
     Protocol(frame::FrameError),
     Closed,
+    /// The request went out but no reply came within the timeout.
+    NoReply {
+        socket: PathBuf,
+        after: Duration,
+    },
 }
 
 impl fmt::Display for ClientError {
@@ -40,11 +51,25 @@ impl fmt::Display for ClientError {
                 f,
                 "mwand closed the connection without replying (refused by peer credentials? see its log)"
             ),
+            ClientError::NoReply { socket, after } => write!(
+                f,
+                "mwand did not answer within {} s at {} (busy or hung? see its log)",
+                after.as_secs_f32(),
+                socket.display()
+            ),
         }
     }
 }
 
 pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
+    call_within(socket, request, REPLY_TIMEOUT)
+}
+
+fn call_within(
+    socket: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
     let io_err = |source| ClientError::Io {
         socket: socket.to_path_buf(),
         source,
@@ -53,9 +78,7 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
         socket: socket.to_path_buf(),
         source,
     })?;
-    stream
-        .set_read_timeout(Some(REPLY_TIMEOUT))
-        .map_err(io_err)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     let bytes = frame::encode(request).map_err(ClientError::Protocol)?;
     stream.write_all(&bytes).map_err(io_err)?;
     let mut reader = FrameReader::new();
@@ -64,7 +87,16 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
         if let Some(resp) = reader.next::<Response>().map_err(ClientError::Protocol)? {
             return Ok(resp);
         }
-        let n = stream.read(&mut buf).map_err(io_err)?;
+        let n = stream
+            .read(&mut buf)
+            .map_err(|source| match source.kind() {
+                // A read timeout shows as EAGAIN (WouldBlock) on unix sockets.
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::NoReply {
+                    socket: socket.to_path_buf(),
+                    after: timeout,
+                },
+                _ => io_err(source),
+            })?;
         if n == 0 {
             return Err(ClientError::Closed);
         }
@@ -89,5 +121,31 @@ pub fn call_ubus(socket: &Path, request: &Request) -> Result<Response, String> {
             ),
         }),
         Err(e) => Err(format!("ubus {}: {e}", socket.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn silent_daemon_is_reported_as_no_reply() {
+        let dir = std::env::temp_dir().join(format!("mwanctl-noreply-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        // Accepted by the kernel's backlog, never answered.
+        let err = call_within(&path, &Request::Status, Duration::from_millis(200)).unwrap_err();
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(err, ClientError::NoReply { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("mwand did not answer within 0.2 s"),
+            "{text}"
+        );
+        assert!(!text.contains("os error"), "{text}");
     }
 }
