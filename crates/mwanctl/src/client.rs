@@ -134,7 +134,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mwanctl-noreply-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("control.sock");
-        let _ = std::fs::remove_file(&path);
+        if path.exists() {
+            std::fs::remove_file(&path).unwrap();
+        }
         let listener = UnixListener::bind(&path).unwrap();
         // Accepted by the kernel's backlog, never answered.
         let err = call_within(&path, &Request::Status, Duration::from_millis(200)).unwrap_err();
