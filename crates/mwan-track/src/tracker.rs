@@ -306,15 +306,15 @@ impl Tracker {
             None => "-",
         };
         format!(
-            "interface {} device {} method {:?}, {} target(s), icmp sockets v4 {} v6 {}, source {:?}/{:?}",
+            "interface {} device {} method {}, {} target(s), icmp sockets v4 {} v6 {}, source {}/{}",
             self.a.interface,
             self.a.device,
-            self.a.method,
+            method_label(self.a.method),
             self.a.targets.len(),
             kind(&self.icmp4),
             kind(&self.icmp6),
-            self.binding.src4,
-            self.binding.src6
+            or_dash(self.binding.src4),
+            or_dash(self.binding.src6)
         )
     }
 
@@ -1327,9 +1327,35 @@ impl Tracker {
     }
 }
 
+/// The method as users name it (mwan3's `track_method` words), for logs.
+fn method_label(m: Method) -> &'static str {
+    match m {
+        Method::Icmp => "ping",
+        Method::Arp => "arping",
+        Method::Tcp => "tcp",
+        Method::Udp => "udp",
+        Method::Dns => "dns",
+        Method::Http => "http",
+    }
+}
+
+/// An address, or `-` when there is none.
+fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn startup_line_words_are_for_users() {
+        assert_eq!(method_label(Method::Icmp), "ping");
+        assert_eq!(method_label(Method::Arp), "arping");
+        let src: Option<Ipv4Addr> = Some(Ipv4Addr::new(198, 51, 100, 2));
+        assert_eq!(or_dash(src), "198.51.100.2");
+        assert_eq!(or_dash(None::<Ipv6Addr>), "-");
+    }
 
     #[test]
     fn budget_stretches_the_interval_never_shrinks_it() {
