@@ -113,7 +113,7 @@ impl FrameReader {
         }
         let decoded =
             bincode::serde::decode_from_slice::<T, _>(&self.buf[HEADER..4 + len], bincode_config())
-                .map_err(|e| FrameError::Decode(e.to_string()))
+                .map_err(|e| FrameError::Decode(decode_error_text(&e)))
                 .and_then(|(msg, used)| {
                     if used == len - 2 {
                         Ok(msg)
@@ -129,9 +129,53 @@ impl FrameReader {
     }
 }
 
+/// bincode's own Display is its Debug (`OtherString("...")`): say it in words.
+fn decode_error_text(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as D;
+    match e {
+        D::UnexpectedEnd { additional } => {
+            format!("message ends early ({additional} more byte(s) expected)")
+        }
+        D::OtherString(text) => text.clone(),
+        D::Other(text) => (*text).to_string(),
+        D::UnexpectedVariant {
+            type_name, found, ..
+        } => format!("unknown variant {found} of {type_name}"),
+        D::Utf8 { .. } => "a string is not valid UTF-8".to_string(),
+        D::InvalidBooleanValue(v) => format!("{v} is not a boolean"),
+        D::InvalidCharEncoding(_) => "a character is not valid UTF-8".to_string(),
+        D::LimitExceeded => "message exceeds the size limit".to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_errors_read_as_words_not_debug() {
+        let mut wire = Vec::new();
+        wire.extend_from_slice(&3u32.to_le_bytes());
+        wire.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        wire.push(99); // variant 99 of an enum with fewer
+        let mut r = FrameReader::new();
+        r.extend(&wire);
+        let text = r.next::<crate::control::Request>().unwrap_err().to_string();
+        assert!(text.starts_with("malformed message: "), "{text}");
+        assert!(
+            !text.contains("OtherString") && !text.contains('('),
+            "{text}"
+        );
+        let mut short = encode(&String::from("hello")).unwrap();
+        short.truncate(short.len() - 2);
+        let len = (short.len() - 4) as u32;
+        short[..4].copy_from_slice(&len.to_le_bytes());
+        let mut r = FrameReader::new();
+        r.extend(&short);
+        let text = r.next::<String>().unwrap_err().to_string();
+        assert!(text.contains("message ends early"), "{text}");
+    }
 
     #[test]
     fn round_trip_split_at_every_byte() {
