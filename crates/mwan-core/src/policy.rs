@@ -75,23 +75,28 @@ pub enum Why {
     Override {
         interface: String,
         per_policy: bool,
+        /// Set when the forced interface cannot carry traffic.
+        unusable: Option<Unusable>,
     },
     /// The override names an interface the config does not have.
-    OverrideIgnored {
-        interface: String,
-    },
+    OverrideIgnored { interface: String },
+    /// A member that is not usable and would otherwise be in or above the
+    /// chosen tier (or any member, in score mode or when nothing is active).
     NotUsable {
         interface: String,
-        state: LinkState,
-        since: Millis,
+        metric: u32,
+        cause: Unusable,
     },
     /// Usable but without a quality score (score mode).
-    NoScore {
-        interface: String,
-    },
-    /// The member's interface is not in the views (not tracked, disabled).
-    NoView {
-        interface: String,
+    NoScore { interface: String },
+    /// Tiers mode: usable members with a higher metric than the chosen
+    /// tier (`waiting`, as (interface, metric) in metric order) and unusable
+    /// ones there (`unavailable`), behind the chosen tier's `active`.
+    Standby {
+        family: Family,
+        active: Vec<String>,
+        waiting: Vec<(String, u32)>,
+        unavailable: Vec<(String, u32, Unusable)>,
     },
     Tier {
         family: Family,
@@ -116,6 +121,17 @@ pub enum Why {
         family: Option<Family>,
         last_resort: LastResort,
     },
+}
+
+/// Why an interface cannot carry traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// Its health state (offline, connecting, ...) since `since`.
+    State { state: LinkState, since: Millis },
+    /// `enabled '0'` in the config.
+    Disabled,
+    /// Enabled but without a view: mwand does not track it (yet).
+    NotTracked,
 }
 
 /// Which damping kept a score-mode choice.
@@ -177,6 +193,7 @@ const FAMILIES: [Family; 2] = [Family::Ipv4, Family::Ipv6];
 /// A policy member joined with its interface and view.
 struct Candidate<'a> {
     member: &'a str,
+    enabled: bool,
     interface: &'a str,
     metric: u32,
     weight: u32,
@@ -186,6 +203,11 @@ struct Candidate<'a> {
 impl Candidate<'_> {
     fn usable(&self) -> bool {
         self.view.is_some_and(|v| v.usable)
+    }
+
+    /// Why it is not usable (None when it is).
+    fn unusable(&self) -> Option<Unusable> {
+        unusable_cause(self.enabled, self.view)
     }
 
     fn score(&self) -> Option<f64> {
@@ -200,6 +222,18 @@ impl Candidate<'_> {
             metric: self.metric,
             family,
         }
+    }
+}
+
+fn unusable_cause(enabled: bool, view: Option<&WanView>) -> Option<Unusable> {
+    match (enabled, view) {
+        (_, Some(v)) if v.usable => None,
+        (false, _) => Some(Unusable::Disabled),
+        (true, Some(v)) => Some(Unusable::State {
+            state: v.state,
+            since: v.since,
+        }),
+        (true, None) => Some(Unusable::NotTracked),
     }
 }
 
@@ -225,9 +259,15 @@ pub fn resolve(
             match config.interfaces.iter().find(|i| &i.name == iface_name) {
                 Some(iface) => {
                     overridden_family = Some(iface.family);
+                    let view = wans.iter().find(|w| &w.interface == iface_name);
                     why.push(Why::Override {
                         interface: iface_name.clone(),
                         per_policy,
+                        // Without a view usability is unknown: no warning.
+                        unusable: match unusable_cause(iface.enabled, view) {
+                            Some(Unusable::NotTracked) => None,
+                            other => other,
+                        },
                     });
                     active.push(ActiveMember {
                         interface: iface_name.clone(),
@@ -261,6 +301,7 @@ pub fn resolve(
             }
             slot.push(Candidate {
                 member: &member.name,
+                enabled: iface.enabled,
                 interface: &member.interface,
                 metric: member.metric,
                 weight: member.weight,
@@ -277,18 +318,6 @@ pub fn resolve(
                 choices[family_slot(family)] = None;
                 continue;
             }
-            for c in candidates.iter().filter(|c| !c.usable()) {
-                why.push(match c.view {
-                    Some(v) => Why::NotUsable {
-                        interface: c.interface.to_string(),
-                        state: v.state,
-                        since: v.since,
-                    },
-                    None => Why::NoView {
-                        interface: c.interface.to_string(),
-                    },
-                });
-            }
             let before = active.len();
             match policy.mode {
                 PolicyMode::Tiers => resolve_tiers(family, candidates, &mut active, &mut why),
@@ -296,6 +325,7 @@ pub fn resolve(
                     hysteresis,
                     min_stable_ms,
                 } => {
+                    not_usable(candidates, None, &mut why);
                     let slot = &mut choices[family_slot(family)];
                     let damping = Damping {
                         hysteresis,
@@ -336,24 +366,61 @@ fn resolve_tiers(
     active: &mut Vec<ActiveMember>,
     why: &mut Vec<Why>,
 ) {
-    let Some(metric) = candidates
+    let chosen = candidates
         .iter()
         .filter(|c| c.usable())
         .map(|c| c.metric)
-        .min()
-    else {
+        .min();
+    not_usable(candidates, chosen, why);
+    let Some(metric) = chosen else {
         return;
     };
     let tier: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| c.usable() && c.metric == metric)
         .collect();
+    let interfaces: Vec<String> = tier.iter().map(|c| c.interface.to_string()).collect();
+    let mut behind: Vec<&Candidate> = candidates.iter().filter(|c| c.metric > metric).collect();
+    // Stable: equal metrics keep config order.
+    behind.sort_by_key(|c| c.metric);
+    if !behind.is_empty() {
+        why.push(Why::Standby {
+            family,
+            active: interfaces.clone(),
+            waiting: behind
+                .iter()
+                .filter(|c| c.usable())
+                .map(|c| (c.interface.to_string(), c.metric))
+                .collect(),
+            unavailable: behind
+                .iter()
+                .filter_map(|c| c.unusable().map(|u| (c.interface.to_string(), c.metric, u)))
+                .collect(),
+        });
+    }
     why.push(Why::Tier {
         family,
         metric,
-        interfaces: tier.iter().map(|c| c.interface.to_string()).collect(),
+        interfaces,
     });
     active.extend(tier.iter().map(|c| c.active(family)));
+}
+
+/// Reasons for the unusable members that would otherwise compete with the
+/// chosen tier (`chosen` metric; None: all of them).
+fn not_usable(candidates: &[Candidate], chosen: Option<u32>, why: &mut Vec<Why>) {
+    for c in candidates {
+        if chosen.is_some_and(|m| c.metric > m) {
+            continue;
+        }
+        if let Some(cause) = c.unusable() {
+            why.push(Why::NotUsable {
+                interface: c.interface.to_string(),
+                metric: c.metric,
+                cause,
+            });
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -505,36 +572,113 @@ fn age(since: Millis, now: Millis) -> String {
     }
 }
 
+/// "is offline (for 12 s)", "is disabled", "is not tracked".
+fn unusable_text(cause: &Unusable, now: Millis) -> String {
+    match cause {
+        Unusable::State { state, since } => format!("is {state} (for {})", age(*since, now)),
+        Unusable::Disabled => "is disabled".into(),
+        Unusable::NotTracked => "is not tracked".into(),
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The standby clause of a tier: who waits behind it, and who could not.
+fn standby_text(
+    active: &[String],
+    waiting: &[(String, u32)],
+    unavailable: &[(String, u32, Unusable)],
+    now: Millis,
+) -> String {
+    let mut parts = Vec::new();
+    if !waiting.is_empty() {
+        let names: Vec<String> = waiting.iter().map(|(n, _)| n.clone()).collect();
+        let mut metrics: Vec<String> = Vec::new();
+        for (_, m) in waiting {
+            if !metrics.contains(&m.to_string()) {
+                metrics.push(m.to_string());
+            }
+        }
+        let (verb, at) = if names.len() == 1 {
+            ("waits", format!("metric {}", metrics[0]))
+        } else if metrics.len() == 1 {
+            ("wait", format!("metric {}", metrics[0]))
+        } else {
+            ("wait", format!("metrics {}", and_list(&metrics)))
+        };
+        let order = if metrics.len() > 1 {
+            " in that order"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "{} {verb} at {at} and would take over{order} if {} went down",
+            and_list(&names),
+            and_list(active)
+        ));
+    }
+    for (name, metric, cause) in unavailable {
+        parts.push(format!(
+            "{name} (metric {metric}) could not take over: it {}",
+            unusable_text(cause, now)
+        ));
+    }
+    parts.join("; ")
+}
+
 /// Explain a decision in words, e.g. "wan1 is offline (for 12.3 s), so
-/// policy balanced uses wan2 (metric 2, weight 1)".
+/// policy balanced uses wan2 (weight 1) for IPv4 (metric 2)". Only reasons
+/// that shaped the outcome are given; members waiting behind the chosen tier
+/// are named after it.
 pub fn explain(decision: &PolicyDecision, now: Millis) -> String {
     let mut reasons = Vec::new();
     let mut uses = Vec::new();
+    let mut standby = Vec::new();
+    let mut forced = None;
     for why in &decision.why {
         match why {
             Why::Override {
                 interface,
                 per_policy,
-            } => uses.push(format!(
-                "{interface} because of a manual override ({})",
-                if *per_policy {
+                unusable,
+            } => {
+                let scope = if *per_policy {
                     "for this policy"
                 } else {
                     "for all policies"
+                };
+                match unusable {
+                    Some(cause) => forced = Some(format!(
+                        "is forced onto {interface} by a manual override ({scope}) although {interface} {}: traffic through this policy is likely lost",
+                        unusable_text(cause, now)
+                    )),
+                    None => uses.push(format!(
+                        "{interface} because of a manual override ({scope})"
+                    )),
                 }
-            )),
+            }
             Why::OverrideIgnored { interface } => reasons.push(format!(
                 "the override names {interface}, which is not a configured interface"
             )),
             Why::NotUsable {
-                interface,
-                state,
-                since,
-            } => reasons.push(format!("{interface} is {state} (for {})", age(*since, now))),
+                interface, cause, ..
+            } => reasons.push(format!("{interface} {}", unusable_text(cause, now))),
             Why::NoScore { interface } => {
                 reasons.push(format!("{interface} has no quality score yet"))
             }
-            Why::NoView { interface } => reasons.push(format!("{interface} is not tracked")),
+            Why::Standby {
+                active,
+                waiting,
+                unavailable,
+                ..
+            } => standby.push(standby_text(active, waiting, unavailable, now)),
             Why::Tier {
                 family,
                 metric,
@@ -608,11 +752,24 @@ pub fn explain(decision: &PolicyDecision, now: Millis) -> String {
         text.push_str(&reasons.join("; "));
         text.push_str(", so ");
     }
-    text.push_str(&format!("policy {} uses ", decision.policy));
-    if uses.is_empty() {
-        text.push_str("nothing");
-    } else {
-        text.push_str(&uses.join(", and "));
+    text.push_str(&format!("policy {} ", decision.policy));
+    match forced {
+        Some(forced) => {
+            text.push_str(&forced);
+            if !uses.is_empty() {
+                text.push_str("; for the other family it uses ");
+                text.push_str(&uses.join(", and "));
+            }
+        }
+        None if uses.is_empty() => text.push_str("uses nothing"),
+        None => {
+            text.push_str("uses ");
+            text.push_str(&uses.join(", and "));
+        }
+    }
+    for clause in standby {
+        text.push_str("; ");
+        text.push_str(&clause);
     }
     text
 }

@@ -2,16 +2,72 @@
 //! `latency + jitter + loss²/loss_divisor + bias` (lower is better), dead
 //! beyond the hard loss limit.
 //!
-//! Smoothing is an exponentially weighted moving average per probe result
-//! (weight `smoothing` for the new value): O(1) memory and work per sample,
-//! no window to size per probe rate, and the `smoothing` option maps onto it
-//! directly. Jitter is RFC 3550's interarrival jitter idea applied to RTTs:
-//! the smoothed mean of |ΔRTT| between consecutive replies *from the same
-//! target* (different targets have different base RTTs, so mixing them would
-//! measure path spread, not jitter). Why: docs/decisions.md.
+//! Smoothing is in time, not per probe: every value is an exponentially
+//! weighted average whose weights decay as `exp(-age/τ)` with the time
+//! constant τ (`quality_time_constant`), age measured from the samples' own
+//! send times (never a clock). So a reading is as stale at mwan3's one probe
+//! per 10 s as at our 15 probes per second. It is kept as a mean and a
+//! decayed weight mass, which makes it
+//! - the EWMA with weight `1 - exp(-Δt/τ)` for evenly spaced samples,
+//! - independent of arrival order (a loss reported after later replies gets
+//!   the weight it would have had on time) and fair to samples sent at the
+//!   same instant (each counts once),
+//! - bias-corrected at start: the n-th sample gets weight about 1/n until
+//!   the mass reaches its steady state, so the first reading is not dragged
+//!   towards a made-up initial value.
+//!
+//! Warm-up: the first answer often includes neighbour (ARP/NDP) resolution
+//! and reads about twice the real RTT. Latency therefore reads the (lower)
+//! median of the first [`WARMUP_REPLIES`] answers and then continues from
+//! that median; jitter ignores each target's first answer (its difference to
+//! the next one would carry the same error); loss starts from one
+//! pseudo-answer, so a single early loss reads 50 %, not 100 % (dead).
+//!
+//! Jitter is RFC 3550's interarrival jitter idea applied to RTTs: the smoothed
+//! mean of |ΔRTT| between consecutive replies *from the same target*
+//! (different targets have different base RTTs, so mixing them would measure
+//! path spread, not jitter). Why: docs/decisions.md.
 
-use crate::config::QualitySettings;
+use crate::config::{DurationMs, QualitySettings};
 use crate::health::ProbeOutcome;
+use crate::Millis;
+
+/// Our default time constant: ~100 probes at 3 targets × 5 probes/s, long
+/// enough that two equally noisy links do not swap in score mode
+/// (docs/decisions.md, `tests/sim_swaps.rs`).
+pub const DEFAULT_TIME_CONSTANT_MS: DurationMs = 7_000;
+
+/// Answers whose median seeds the latency average.
+pub const WARMUP_REPLIES: usize = 5;
+
+/// Weight of the 0 % pseudo-sample loss starts from.
+const LOSS_PRIOR_WEIGHT: f64 = 1.0;
+
+/// Spacing assumed by the time-less [`Quality::on_probe`]: our default pace
+/// (3 targets every 0.2 s).
+const LEGACY_SPACING_MS: Millis = 67;
+
+/// The time constant equivalent to the old per-probe weight `smoothing` at
+/// one sample every `spacing_ms`: `τ = -spacing / ln(1 - smoothing)`, so an
+/// old config keeps its behaviour at its own probe rate. 1 (no smoothing)
+/// gives 0.
+pub fn time_constant_from_smoothing(smoothing: f64, spacing_ms: f64) -> DurationMs {
+    if !(smoothing.is_finite() && smoothing > 0.0 && smoothing < 1.0) {
+        return 0;
+    }
+    let tau = -spacing_ms.max(0.0) / (1.0 - smoothing).ln();
+    tau.round().clamp(0.0, 86_400_000.0) as DurationMs
+}
+
+/// The per-sample weight of an EWMA with time constant `tau_ms` at one sample
+/// every `spacing_ms`: `1 - exp(-spacing/τ)`.
+pub fn per_sample_weight(tau_ms: DurationMs, spacing_ms: f64) -> f64 {
+    if tau_ms == 0 {
+        1.0
+    } else {
+        1.0 - (-spacing_ms / tau_ms as f64).exp()
+    }
+}
 
 /// A quality reading for status, policy and explanations.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,83 +84,158 @@ pub struct QualitySnapshot {
     pub samples: u64,
 }
 
+/// An exponentially time-weighted mean: mean, decayed weight mass, and the
+/// time the mass refers to (the latest sample time seen).
+#[derive(Debug, Clone, Copy, Default)]
+struct TimeAverage {
+    mean: f64,
+    mass: f64,
+    at: Option<Millis>,
+}
+
+impl TimeAverage {
+    fn decay(age_ms: Millis, tau_ms: DurationMs) -> f64 {
+        match (age_ms, tau_ms) {
+            (0, _) => 1.0,
+            (_, 0) => 0.0,
+            (age, tau) => (-(age as f64) / tau as f64).exp(),
+        }
+    }
+
+    fn add(&mut self, value: f64, weight: f64, at: Millis, tau_ms: DurationMs) {
+        let w = match self.at {
+            Some(latest) if at < latest => weight * Self::decay(latest - at, tau_ms),
+            Some(latest) => {
+                self.mass *= Self::decay(at - latest, tau_ms);
+                self.at = Some(at);
+                weight
+            }
+            None => {
+                self.at = Some(at);
+                weight
+            }
+        };
+        if w <= 0.0 {
+            return;
+        }
+        self.mass += w;
+        self.mean += w / self.mass * (value - self.mean);
+    }
+}
+
 /// Per-WAN quality tracker.
 #[derive(Debug, Clone)]
 pub struct Quality {
     settings: QualitySettings,
-    latency_ms: Option<f64>,
-    jitter_ms: f64,
-    loss_pct: f64,
+    latency: TimeAverage,
+    /// The first answers' RTTs (ms), until the median seeds `latency`.
+    warmup: Vec<f64>,
+    replies: u64,
+    jitter: Option<TimeAverage>,
+    loss: Option<TimeAverage>,
     samples: u64,
-    last_rtt_ms: Vec<Option<f64>>,
+    /// Per target: last RTT and whether it was the target's first answer.
+    last_rtt_ms: Vec<Option<(f64, bool)>>,
+    /// Latest sample time seen (for the time-less `on_probe`).
+    latest_at: Option<Millis>,
 }
 
 impl Quality {
     pub fn new(settings: &QualitySettings, targets: usize) -> Self {
         Quality {
             settings: settings.clone(),
-            latency_ms: None,
-            jitter_ms: 0.0,
-            loss_pct: 0.0,
+            latency: TimeAverage::default(),
+            warmup: Vec::with_capacity(WARMUP_REPLIES),
+            replies: 0,
+            jitter: None,
+            loss: None,
             samples: 0,
             last_rtt_ms: vec![None; targets],
+            latest_at: None,
         }
     }
 
-    /// Feed one probe result. A late reply (already counted lost) still
-    /// informs latency and jitter but not loss.
+    /// Feed one probe result without its time: it is taken as sent one
+    /// default spacing (67 ms) after the latest sample. Kept for callers
+    /// that have no send time; prefer [`Quality::on_probe_at`].
     pub fn on_probe(&mut self, target: usize, outcome: ProbeOutcome) {
-        let a = self.alpha();
+        let at = self.latest_at.map_or(0, |t| t + LEGACY_SPACING_MS);
+        self.on_probe_at(target, outcome, at);
+    }
+
+    /// Feed one probe result, with the time its probe was sent
+    /// (`ProbeResult::sent_at`; any monotonic ms clock, the same for all
+    /// samples of this WAN). Results may arrive in any order. A late reply
+    /// (already counted lost) still informs latency and jitter but not loss.
+    pub fn on_probe_at(&mut self, target: usize, outcome: ProbeOutcome, sent_at: Millis) {
+        self.latest_at = Some(self.latest_at.map_or(sent_at, |t| t.max(sent_at)));
+        let tau = self.settings.time_constant_ms;
         let rtt_us = match outcome {
             ProbeOutcome::Lost => {
-                self.loss_pct += a * (100.0 - self.loss_pct);
+                self.loss_average(sent_at).add(100.0, 1.0, sent_at, tau);
                 self.samples += 1;
                 return;
             }
             ProbeOutcome::Reply { rtt_us } => {
-                self.loss_pct -= a * self.loss_pct;
+                self.loss_average(sent_at).add(0.0, 1.0, sent_at, tau);
                 self.samples += 1;
                 rtt_us
             }
             ProbeOutcome::LateReply { rtt_us } => rtt_us,
         };
         let rtt = f64::from(rtt_us) / 1000.0;
-        self.latency_ms = Some(match self.latency_ms {
-            None => rtt,
-            Some(l) => l + a * (rtt - l),
-        });
-        if let Some(slot) = self.last_rtt_ms.get_mut(target) {
-            if let Some(prev) = *slot {
-                self.jitter_ms += a * ((rtt - prev).abs() - self.jitter_ms);
+        self.latency.add(rtt, 1.0, sent_at, tau);
+        self.replies += 1;
+        if self.warmup.len() < WARMUP_REPLIES {
+            self.warmup.push(rtt);
+            if self.warmup.len() == WARMUP_REPLIES {
+                self.latency.mean = lower_median(&self.warmup);
             }
-            *slot = Some(rtt);
+        }
+        if let Some(slot) = self.last_rtt_ms.get_mut(target) {
+            if let Some((prev, false)) = *slot {
+                self.jitter.get_or_insert_with(TimeAverage::default).add(
+                    (rtt - prev).abs(),
+                    1.0,
+                    sent_at,
+                    tau,
+                );
+            }
+            *slot = Some((rtt, slot.is_none()));
         }
     }
 
-    fn alpha(&self) -> f64 {
-        let a = self.settings.smoothing;
-        if a.is_finite() && a > 0.0 {
-            a.min(1.0)
+    fn loss_average(&mut self, at: Millis) -> &mut TimeAverage {
+        self.loss.get_or_insert(TimeAverage {
+            mean: 0.0,
+            mass: LOSS_PRIOR_WEIGHT,
+            at: Some(at),
+        })
+    }
+
+    fn latency_ms(&self) -> Option<f64> {
+        if self.replies == 0 {
+            None
+        } else if self.warmup.len() < WARMUP_REPLIES {
+            Some(lower_median(&self.warmup))
         } else {
-            1.0
+            Some(self.latency.mean)
         }
     }
 
     pub fn snapshot(&self) -> QualitySnapshot {
-        let dead = self.samples > 0 && self.loss_pct > self.settings.loss_limit_pct;
-        let score = match self.latency_ms {
-            Some(latency) if !dead => Some(score(
-                latency,
-                self.jitter_ms,
-                self.loss_pct,
-                &self.settings,
-            )),
+        let loss_pct = self.loss.map_or(0.0, |l| l.mean);
+        let jitter_ms = self.jitter.map_or(0.0, |j| j.mean);
+        let latency_ms = self.latency_ms();
+        let dead = self.samples > 0 && loss_pct > self.settings.loss_limit_pct;
+        let score = match latency_ms {
+            Some(latency) if !dead => Some(score(latency, jitter_ms, loss_pct, &self.settings)),
             _ => None,
         };
         QualitySnapshot {
-            latency_ms: self.latency_ms,
-            jitter_ms: self.jitter_ms,
-            loss_pct: self.loss_pct,
+            latency_ms,
+            jitter_ms,
+            loss_pct,
             score,
             dead,
             samples: self.samples,
@@ -115,6 +246,17 @@ impl Quality {
     pub fn score(&self) -> Option<f64> {
         self.snapshot().score
     }
+}
+
+/// The lower median (of an even count, the lower middle value): the first
+/// answers' outliers are slow ones, never fast ones.
+fn lower_median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 /// `latency + jitter + loss²/loss_divisor + bias` (ms and percent).

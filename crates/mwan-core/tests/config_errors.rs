@@ -148,7 +148,7 @@ fn unknown_options_and_sections_are_warnings() {
     assert_eq!(
         w,
         [
-            "/etc/config/mwan3:2: section 'wan' (interface): option 'colour': unknown option for an interface section, ignored: expected one of enabled, initial_state, family, track_method, track_ip, reliability, count, timeout, interval, failure_interval, recovery_interval, keep_failure_interval, down, up, size, max_ttl, check_quality, failure_latency, recovery_latency, failure_loss, recovery_loss, httping_ssl, flush_conntrack, device, gateway, quality_bias, quality_loss_divisor, quality_loss_limit, quality_smoothing, probe_budget_per_minute, probe_budget_bytes_per_day",
+            "/etc/config/mwan3:2: section 'wan' (interface): option 'colour': unknown option for an interface section, ignored: expected one of enabled, initial_state, family, track_method, track_ip, reliability, count, timeout, interval, failure_interval, recovery_interval, keep_failure_interval, down, up, size, max_ttl, check_quality, failure_latency, recovery_latency, failure_loss, recovery_loss, httping_ssl, flush_conntrack, device, gateway, quality_bias, quality_loss_divisor, quality_loss_limit, quality_time_constant, quality_smoothing, probe_budget_per_minute, probe_budget_bytes_per_day",
             "/etc/config/mwan3:3: section '@condition[0]' (condition): unknown section type 'condition', ignored: expected globals, interface, member, policy or rule",
         ]
     );

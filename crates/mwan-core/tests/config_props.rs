@@ -161,14 +161,14 @@ fn interface(name: String) -> impl Strategy<Value = Interface> {
                 decimal(-100_000.0, 100_000.0),
                 decimal(0.001, 1_000_000.0),
                 decimal(0.001, 100.0),
-                decimal(0.001, 1.0),
+                0u64..=86_400_000,
             )
                 .prop_map(
-                    |(bias_ms, loss_divisor, loss_limit_pct, smoothing)| QualitySettings {
+                    |(bias_ms, loss_divisor, loss_limit_pct, time_constant_ms)| QualitySettings {
                         bias_ms,
                         loss_divisor,
                         loss_limit_pct,
-                        smoothing,
+                        time_constant_ms,
                     },
                 );
             let timing = (

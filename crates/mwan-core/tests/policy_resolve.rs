@@ -304,10 +304,144 @@ fn explain_in_words() {
         ..Overrides::default()
     };
     let d = &resolve_once(&cfg, &views, &o, 0)[0];
+    assert_eq!(
+        explain(d, 0),
+        "policy balanced is forced onto wan2 by a manual override (for all policies) although wan2 is offline (for 0.0 s): traffic through this policy is likely lost"
+    );
+}
+
+/// mwan3's usual failover: wan1, wan2, wan3 at metrics 1, 2, 3.
+fn failover() -> Config {
+    config(
+        &v4(&["wan1", "wan2", "wan3"]),
+        &[
+            ("m1", "wan1", 1, 1),
+            ("m2", "wan2", 2, 1),
+            ("m3", "wan3", 3, 1),
+        ],
+        &[("failover", &["m1", "m2", "m3"], PolicyMode::Tiers)],
+    )
+}
+
+#[test]
+fn explain_names_standby_members() {
+    let cfg = failover();
+    let views: Vec<WanView> = ["wan1", "wan2", "wan3"]
+        .iter()
+        .map(|n| view(n, LinkState::Online, 0, None))
+        .collect();
+    let d = &resolve_once(&cfg, &views, &Overrides::default(), 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "policy failover uses wan1 (weight 1) for IPv4 (metric 1); wan2 and wan3 wait at metrics 2 and 3 and would take over in that order if wan1 went down"
+    );
+    // One standby, at the same metric as another: no order to tell.
+    let cfg2 = config(
+        &v4(&["wan1", "wan2", "wan3"]),
+        &[
+            ("m1", "wan1", 1, 1),
+            ("m2", "wan2", 2, 1),
+            ("m3", "wan3", 2, 1),
+        ],
+        &[("failover", &["m1", "m2", "m3"], PolicyMode::Tiers)],
+    );
+    let d = &resolve_once(&cfg2, &views, &Overrides::default(), 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "policy failover uses wan1 (weight 1) for IPv4 (metric 1); wan2 and wan3 wait at metric 2 and would take over if wan1 went down"
+    );
+    let views2 = vec![
+        view("wan1", LinkState::Offline, 0, None),
+        view("wan2", LinkState::Online, 0, None),
+        view("wan3", LinkState::Online, 0, None),
+    ];
+    let d = &resolve_once(&cfg, &views2, &Overrides::default(), 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "wan1 is offline (for 60 s), so policy failover uses wan2 (weight 1) for IPv4 (metric 2); wan3 waits at metric 3 and would take over if wan2 went down"
+    );
+}
+
+/// An unusable member behind the chosen tier is not a reason for the
+/// choice: it is said to be unable to take over.
+#[test]
+fn explain_gives_only_reasons_that_apply() {
+    let cfg = failover();
+    let views = vec![
+        view("wan1", LinkState::Online, 0, None),
+        view("wan2", LinkState::Online, 0, None),
+        view("wan3", LinkState::Offline, 48_000, None),
+    ];
+    let d = &resolve_once(&cfg, &views, &Overrides::default(), 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "policy failover uses wan1 (weight 1) for IPv4 (metric 1); wan2 waits at metric 2 and would take over if wan1 went down; wan3 (metric 3) could not take over: it is offline (for 12 s)"
+    );
+}
+
+/// `enabled '0'`: "disabled", as status says, with or without a view.
+#[test]
+fn explain_says_disabled() {
+    let mut cfg = failover();
+    cfg.interfaces[0].enabled = false;
+    let views = vec![
+        view("wan2", LinkState::Online, 0, None),
+        view("wan3", LinkState::Online, 0, None),
+    ];
+    let d = &resolve_once(&cfg, &views, &Overrides::default(), 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "wan1 is disabled, so policy failover uses wan2 (weight 1) for IPv4 (metric 2); wan3 waits at metric 3 and would take over if wan2 went down"
+    );
+    let mut views = views;
+    views.push(view("wan1", LinkState::Disabled, 0, None));
+    let d = &resolve_once(&cfg, &views, &Overrides::default(), 60_000)[0];
     assert!(
-        explain(d, 0).contains("wan2 because of a manual override (for all policies)"),
+        explain(d, 60_000).starts_with("wan1 is disabled, so"),
         "{}",
-        explain(d, 0)
+        explain(d, 60_000)
+    );
+}
+
+/// An override onto an unusable WAN says so plainly; onto a usable one it
+/// names the override as the reason.
+#[test]
+fn explain_override_onto_an_unusable_wan() {
+    let cfg = failover();
+    let views = vec![
+        view("wan1", LinkState::Offline, 30_000, None),
+        view("wan2", LinkState::Online, 0, None),
+        view("wan3", LinkState::Online, 0, None),
+    ];
+    let per_policy = Overrides {
+        per_policy: [("failover".to_string(), "wan1".to_string())].into(),
+        ..Overrides::default()
+    };
+    let d = &resolve_once(&cfg, &views, &per_policy, 60_000)[0];
+    assert_eq!(
+        actives(d),
+        vec![("wan1".into(), 1)],
+        "the override still wins"
+    );
+    assert_eq!(
+        explain(d, 60_000),
+        "policy failover is forced onto wan1 by a manual override (for this policy) although wan1 is offline (for 30 s): traffic through this policy is likely lost"
+    );
+    let global = Overrides {
+        global: Some("wan3".into()),
+        ..Overrides::default()
+    };
+    let d = &resolve_once(&cfg, &views, &global, 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "policy failover uses wan3 because of a manual override (for all policies)"
+    );
+    let mut cfg = cfg;
+    cfg.interfaces[2].enabled = false;
+    let d = &resolve_once(&cfg, &views[..2], &global, 60_000)[0];
+    assert_eq!(
+        explain(d, 60_000),
+        "policy failover is forced onto wan3 by a manual override (for all policies) although wan3 is disabled: traffic through this policy is likely lost"
     );
 }
 

@@ -13,7 +13,7 @@ mod sim_common;
 use mwan_core::config::{Config, Globals, Interface, Member, Policy, PolicyMode};
 use mwan_core::health::{LinkState, ProbeOutcome, RECOMMENDED_TRACKING};
 use mwan_core::policy::{resolve, Overrides, PolicyMemory, WanView};
-use mwan_core::quality::Quality;
+use mwan_core::quality::{Quality, DEFAULT_TIME_CONSTANT_MS};
 use mwan_core::Millis;
 use sim_common::{recommended_iface, LinkModel, Noisy, Rng};
 
@@ -63,13 +63,15 @@ fn run_swaps(cfg: &Config, rounds: u64, seed: u64) -> SwapRun {
         let now = round * r.interval_ms;
         for q in [&mut qa, &mut qb] {
             for target in 0..r.targets as usize {
+                // The tracker spreads a round's probes over the interval.
+                let sent_at = now + target as u64 * r.interval_ms / u64::from(r.targets);
                 let outcome = match link.probe(now, target, &mut rng) {
                     Some(ms) => ProbeOutcome::Reply {
                         rtt_us: (ms * 1000.0) as u32,
                     },
                     None => ProbeOutcome::Lost,
                 };
-                q.on_probe(target, outcome);
+                q.on_probe_at(target, outcome, sent_at);
             }
         }
         let (sa, sb) = (qa.score(), qb.score());
@@ -119,17 +121,12 @@ fn run_swaps(cfg: &Config, rounds: u64, seed: u64) -> SwapRun {
 /// Gaussian upper estimate of swaps per hour: a swap needs the score
 /// difference D to cross +hysteresis and the next one -hysteresis. Rice's
 /// formula for a smoothed (AR(1)) Gaussian process with per-round correlation
-/// `rho` gives about sqrt(1 - rho) / (π·sqrt(2)) · exp(-h²/2σ²) up-crossings
+/// `rho` = exp(-interval/τ) gives about sqrt(1 - rho) / (π·sqrt(2)) · exp(-h²/2σ²) up-crossings
 /// of level h per round; counting every crossing of either level (also the
 /// re-crossings within one excursion, which cannot swap) bounds the
 /// alternating crossings, i.e. the swaps, from above.
-fn crossing_estimate_per_hour(
-    sd: f64,
-    hysteresis: f64,
-    smoothing: f64,
-    samples_per_round: f64,
-) -> f64 {
-    let rho = (1.0 - smoothing).powf(samples_per_round);
+fn crossing_estimate_per_hour(sd: f64, hysteresis: f64, time_constant_ms: Millis) -> f64 {
+    let rho = (-(RECOMMENDED_TRACKING.interval_ms as f64) / time_constant_ms as f64).exp();
     let per_round = (1.0 - rho).sqrt() / (std::f64::consts::PI * 2f64.sqrt())
         * (-(hysteresis * hysteresis) / (2.0 * sd * sd)).exp();
     2.0 * per_round * 3_600_000.0 / RECOMMENDED_TRACKING.interval_ms as f64
@@ -140,8 +137,7 @@ fn check(rounds: u64, seed: u64) {
     let cfg = two_link_config(r.hysteresis, r.min_stable_ms);
     let run = run_swaps(&cfg, rounds, seed);
     let per_hour = run.swaps as f64 / run.hours;
-    let estimate =
-        crossing_estimate_per_hour(run.sd_diff, r.hysteresis, r.smoothing, f64::from(r.targets));
+    let estimate = crossing_estimate_per_hour(run.sd_diff, r.hysteresis, DEFAULT_TIME_CONSTANT_MS);
     let dwell_cap = run.hours * 3_600_000.0 / r.min_stable_ms as f64 + 1.0;
     println!(
         "recommended score mode, {:.1} h simulated: {} swaps ({per_hour:.3}/h), score-difference sd {:.2}, Gaussian upper estimate {estimate:.2e}/h, dwell cap {:.0}",
@@ -168,13 +164,11 @@ fn check(rounds: u64, seed: u64) {
 /// ten: the law is the estimate, not a number tuned to one run.
 #[test]
 fn swap_rate_follows_the_gaussian_estimate() {
-    let r = RECOMMENDED_TRACKING;
     for (h, seed) in [(10.0, 9), (15.0, 10)] {
         let cfg = two_link_config(h, 1);
         let run = run_swaps(&cfg, 200_000, seed);
         let estimate =
-            crossing_estimate_per_hour(run.sd_diff, h, r.smoothing, f64::from(r.targets))
-                * run.hours;
+            crossing_estimate_per_hour(run.sd_diff, h, DEFAULT_TIME_CONSTANT_MS) * run.hours;
         println!(
             "hysteresis {h}: {} swaps in {:.1} h, sd {:.2}, upper estimate {estimate:.1}",
             run.swaps, run.hours, run.sd_diff

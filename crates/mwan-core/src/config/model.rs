@@ -70,8 +70,10 @@ pub struct QualitySettings {
     pub bias_ms: f64,
     pub loss_divisor: f64,
     pub loss_limit_pct: f64,
-    /// EWMA weight of a new sample, 0 < smoothing <= 1.
-    pub smoothing: f64,
+    /// Time constant τ of the exponentially time-weighted averages
+    /// (`quality_time_constant`, ms; 0 = no smoothing). A sample's weight
+    /// decays as exp(-age/τ), whatever the probe rate (crate::quality).
+    pub time_constant_ms: DurationMs,
 }
 
 /// Per-interface probe budget (extension, for metered links).
@@ -264,7 +266,7 @@ impl Default for QualitySettings {
             bias_ms: r.bias_ms,
             loss_divisor: r.loss_divisor,
             loss_limit_pct: r.loss_limit_pct,
-            smoothing: r.smoothing,
+            time_constant_ms: crate::quality::DEFAULT_TIME_CONSTANT_MS,
         }
     }
 }

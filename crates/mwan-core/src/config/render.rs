@@ -129,7 +129,10 @@ pub fn render(config: &Config) -> String {
         out.option("quality_bias", i.quality.bias_ms.to_string());
         out.option("quality_loss_divisor", i.quality.loss_divisor.to_string());
         out.option("quality_loss_limit", i.quality.loss_limit_pct.to_string());
-        out.option("quality_smoothing", i.quality.smoothing.to_string());
+        out.option(
+            "quality_time_constant",
+            show_seconds(i.quality.time_constant_ms),
+        );
         match &i.probe_budget {
             Some(ProbeBudget::ProbesPerMinute(n)) => {
                 out.option("probe_budget_per_minute", n.to_string())

@@ -54,6 +54,7 @@ const INTERFACE_OPTIONS: &[&str] = &[
     "quality_bias",
     "quality_loss_divisor",
     "quality_loss_limit",
+    "quality_time_constant",
     "quality_smoothing",
     "probe_budget_per_minute",
     "probe_budget_bytes_per_day",
@@ -96,6 +97,8 @@ const OBSOLETE: &[(&str, &str, &str)] = &[
 ];
 
 const MAX_SECONDS_MS: DurationMs = 3_600_000;
+/// quality_time_constant: up to a day.
+const MAX_TIME_CONSTANT_MS: DurationMs = 86_400_000;
 
 struct Checker<'a> {
     source: &'a str,
@@ -447,6 +450,43 @@ fn check_mark_capacity(c: &mut Checker, config: &Config, sections: &[&RawSection
     }
 }
 
+/// `quality_time_constant` (seconds), or the older per-probe
+/// `quality_smoothing` converted to the time constant that keeps its
+/// behaviour at this interface's probe rate, with a warning.
+fn quality_time_constant(
+    c: &mut Checker,
+    s: &RawSection,
+    track_ip: &[String],
+    count: u32,
+    interval: DurationMs,
+) -> DurationMs {
+    let default = crate::quality::DEFAULT_TIME_CONSTANT_MS;
+    let tau = c.get_opt(s, "quality_time_constant", |v| {
+        values::seconds(v, 0, MAX_TIME_CONSTANT_MS)
+    });
+    let smoothing = c.get_opt(s, "quality_smoothing", |v| {
+        values::decimal(v, 0.0, true, 1.0)
+    });
+    let Some(alpha) = smoothing else {
+        return tau.unwrap_or(default);
+    };
+    let line = s.option("quality_smoothing").map_or(s.line, |o| o.line);
+    if let Some(tau) = tau {
+        c.warn(line, s, Some("quality_smoothing"), format!(
+            "replaced by quality_time_constant, which is also set ({} s) and wins: expected only quality_time_constant",
+            values::show_seconds(tau)));
+        return tau;
+    }
+    let probes_per_round = track_ip.len().max(1) as f64 * f64::from(count);
+    let spacing_ms = interval as f64 / probes_per_round;
+    let converted = crate::quality::time_constant_from_smoothing(alpha, spacing_ms);
+    c.warn(line, s, Some("quality_smoothing"), format!(
+        "per-probe smoothing is replaced by a time constant: {alpha} at this interface's pace (one probe every {} s) is quality_time_constant '{}'; expected quality_time_constant (seconds)",
+        values::show_seconds(spacing_ms.round() as DurationMs),
+        values::show_seconds(converted)));
+    converted
+}
+
 fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     c.unknown_options(s, INTERFACE_OPTIONS);
     let d = Interface::new(&s.label);
@@ -501,6 +541,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     }
     let interval = c.seconds(s, "interval", d.interval);
     let timeout = c.seconds(s, "timeout", d.timeout);
+    let count = c.integer(s, "count", d.count, 1, 100);
     let flush_conntrack = flush_events(c, s);
     let device = c.get_opt(s, "device", |v| {
         if v.is_empty() || v.len() > 15 || v.contains(['/', ' ']) || v == "." || v == ".." {
@@ -532,9 +573,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         loss_limit_pct: c.get(s, "quality_loss_limit", d.quality.loss_limit_pct, |v| {
             values::decimal(v, 0.0, true, 100.0)
         }),
-        smoothing: c.get(s, "quality_smoothing", d.quality.smoothing, |v| {
-            values::decimal(v, 0.0, true, 1.0)
-        }),
+        time_constant_ms: quality_time_constant(c, s, &track_ip, count, interval),
     };
     let per_minute = c.get_opt(s, "probe_budget_per_minute", |v| {
         values::integer(v, 1, 1_000_000).map(|n| n as u32)
@@ -560,7 +599,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         track_method,
         track_ip,
         reliability,
-        count: c.integer(s, "count", d.count, 1, 100),
+        count,
         timeout,
         interval,
         failure_interval: c.seconds(s, "failure_interval", interval),

@@ -86,8 +86,11 @@ pub fn summary(config: &Config) -> String {
         let q = &i.quality;
         if *q != QualitySettings::default() {
             line += &format!(
-                ", score bias {} loss divisor {} dead above {} % smoothing {}",
-                q.bias_ms, q.loss_divisor, q.loss_limit_pct, q.smoothing
+                ", score bias {} loss divisor {} dead above {} % time constant {} s",
+                q.bias_ms,
+                q.loss_divisor,
+                q.loss_limit_pct,
+                show_seconds(q.time_constant_ms)
             );
         }
         match &i.probe_budget {

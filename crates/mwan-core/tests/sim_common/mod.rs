@@ -97,7 +97,7 @@ pub fn recommended_iface(name: &str) -> Interface {
     i.timeout = r.timeout_ms;
     i.down = r.down;
     i.up = r.up;
-    i.quality.smoothing = r.smoothing;
+    i.quality.time_constant_ms = mwan_core::quality::DEFAULT_TIME_CONSTANT_MS;
     i.quality.loss_divisor = r.loss_divisor;
     i.quality.loss_limit_pct = r.loss_limit_pct;
     i.quality.bias_ms = r.bias_ms;
@@ -287,7 +287,7 @@ impl Sim {
                     Outcome::Lost => ProbeOutcome::Lost,
                     Outcome::Late(us) => ProbeOutcome::LateReply { rtt_us: us },
                 };
-                self.quality.on_probe(target, outcome);
+                self.quality.on_probe_at(target, outcome, sent_at);
                 let t = self.health.on_probe(
                     &ProbeResult {
                         target,
