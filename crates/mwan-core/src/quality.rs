@@ -37,6 +37,24 @@ use crate::Millis;
 /// (docs/decisions.md, `tests/sim_swaps.rs`).
 pub const DEFAULT_TIME_CONSTANT_MS: DurationMs = 7_000;
 
+/// Probe spacings a default time constant spans at least: a slowly probed
+/// link needs several samples per τ, or one lost probe reads as ~76 % loss
+/// (dead) at mwan3's one probe per 10 s.
+pub const MIN_SAMPLES_PER_TIME_CONSTANT: f64 = 10.0;
+
+/// The default time constant for an interface probed once every
+/// `spacing_ms` (interval / (targets × count)): [`DEFAULT_TIME_CONSTANT_MS`],
+/// or [`MIN_SAMPLES_PER_TIME_CONSTANT`] spacings if that is longer (100 s at
+/// mwan3's timing with one target).
+pub fn default_time_constant(spacing_ms: f64) -> DurationMs {
+    let floor = (MIN_SAMPLES_PER_TIME_CONSTANT * spacing_ms).round();
+    if floor.is_finite() && floor > DEFAULT_TIME_CONSTANT_MS as f64 {
+        (floor as DurationMs).min(86_400_000)
+    } else {
+        DEFAULT_TIME_CONSTANT_MS
+    }
+}
+
 /// Answers whose median seeds the latency average.
 pub const WARMUP_REPLIES: usize = 5;
 

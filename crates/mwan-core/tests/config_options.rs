@@ -73,7 +73,7 @@ fn interface_options_parse_and_default() {
         // Extensions.
         ("", |i| format!("{:?} {:?}", i.device, i.gateway), "None None"),
         ("option device 'eth1'\noption gateway '192.0.2.254'", |i| format!("{:?} {:?}", i.device, i.gateway), "Some(\"eth1\") Some(192.0.2.254)"),
-        ("", |i| format!("{:?}", i.quality), "QualitySettings { bias_ms: 0.0, loss_divisor: 10.0, loss_limit_pct: 50.0, time_constant_ms: 7000 }"),
+        ("", |i| format!("{:?}", i.quality), "QualitySettings { bias_ms: 0.0, loss_divisor: 10.0, loss_limit_pct: 50.0, time_constant_ms: 50000 }"),
         ("option quality_bias '-15.5'\noption quality_loss_divisor '2.5'\noption quality_loss_limit '30'\noption quality_time_constant '0.5'",
             |i| format!("{:?}", i.quality), "QualitySettings { bias_ms: -15.5, loss_divisor: 2.5, loss_limit_pct: 30.0, time_constant_ms: 500 }"),
         ("", |i| format!("{:?}", i.probe_budget), "None"),

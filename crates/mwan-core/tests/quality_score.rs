@@ -9,7 +9,8 @@ mod sim_common;
 use mwan_core::config::{parse, QualitySettings};
 use mwan_core::health::{ProbeOutcome, RECOMMENDED_TRACKING};
 use mwan_core::quality::{
-    per_sample_weight, score, time_constant_from_smoothing, Quality, DEFAULT_TIME_CONSTANT_MS,
+    default_time_constant, per_sample_weight, score, time_constant_from_smoothing, Quality,
+    DEFAULT_TIME_CONSTANT_MS,
 };
 use mwan_core::Millis;
 use proptest::prelude::*;
@@ -421,6 +422,35 @@ fn time_constant_option() {
         rejected.as_deref(),
         Some("/etc/config/mwan:2: section 'wan' (interface): option 'quality_time_constant': 'slow' is not a duration: expected seconds from 0 to 86400, with up to 3 decimals (e.g. 10 or 0.2)")
     );
+}
+
+/// At mwan3's pace (one target every 10 s) 7 s would hold about one
+/// sample: a single lost probe would read ~76 % loss, a dead link. The
+/// default therefore spans at least 10 probe spacings there (100 s), and
+/// one loss among answers stays a small reading.
+#[test]
+fn slow_probing_gets_a_longer_default() {
+    assert_eq!(default_time_constant(200.0 / 3.0), DEFAULT_TIME_CONSTANT_MS);
+    assert_eq!(default_time_constant(10_000.0), 100_000);
+    let text = "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '192.0.2.1'\n";
+    let loaded = parse("/etc/config/mwan3", text).map_err(|r| r.problems.len());
+    assert_eq!(
+        loaded.map(|l| l.config.interfaces[0].quality.time_constant_ms),
+        Ok(100_000),
+        "mwan3 defaults: interval 10 s, one target"
+    );
+    for (tau, dead) in [(DEFAULT_TIME_CONSTANT_MS, true), (100_000, false)] {
+        let mut q = Quality::new(&settings(tau), 1);
+        for k in 0..50u64 {
+            q.on_probe_at(0, reply(20.0), k * 10_000);
+        }
+        q.on_probe_at(0, ProbeOutcome::Lost, 500_000);
+        let s = q.snapshot();
+        assert_eq!(s.dead, dead, "τ {tau} ms: one loss reads {} %", s.loss_pct);
+        if !dead {
+            assert!(s.loss_pct < 10.0, "{}", s.loss_pct);
+        }
+    }
 }
 
 #[test]

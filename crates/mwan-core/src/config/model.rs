@@ -279,6 +279,21 @@ pub const DEFAULT_SCORE_MIN_STABLE_MS: DurationMs =
     crate::health::RECOMMENDED_TRACKING.min_stable_ms;
 
 impl Interface {
+    /// Mean time between two probes of this interface, all targets together
+    /// (interval / (targets × count); one target if it has none), in ms.
+    pub fn probe_spacing_ms(&self) -> f64 {
+        self.interval as f64 / (self.track_ip.len().max(1) as f64 * f64::from(self.count.max(1)))
+    }
+
+    /// The quality settings this interface gets when none is configured
+    /// (the default time constant depends on its probe spacing).
+    pub fn default_quality(&self) -> QualitySettings {
+        QualitySettings {
+            time_constant_ms: crate::quality::default_time_constant(self.probe_spacing_ms()),
+            ..QualitySettings::default()
+        }
+    }
+
     /// An interface with every option at mwan3's default.
     pub fn new(name: &str) -> Self {
         Interface {

@@ -453,14 +453,7 @@ fn check_mark_capacity(c: &mut Checker, config: &Config, sections: &[&RawSection
 /// `quality_time_constant` (seconds), or the older per-probe
 /// `quality_smoothing` converted to the time constant that keeps its
 /// behaviour at this interface's probe rate, with a warning.
-fn quality_time_constant(
-    c: &mut Checker,
-    s: &RawSection,
-    track_ip: &[String],
-    count: u32,
-    interval: DurationMs,
-) -> DurationMs {
-    let default = crate::quality::DEFAULT_TIME_CONSTANT_MS;
+fn quality_time_constant(c: &mut Checker, s: &RawSection, spacing_ms: f64) -> DurationMs {
     let tau = c.get_opt(s, "quality_time_constant", |v| {
         values::seconds(v, 0, MAX_TIME_CONSTANT_MS)
     });
@@ -468,7 +461,7 @@ fn quality_time_constant(
         values::decimal(v, 0.0, true, 1.0)
     });
     let Some(alpha) = smoothing else {
-        return tau.unwrap_or(default);
+        return tau.unwrap_or_else(|| crate::quality::default_time_constant(spacing_ms));
     };
     let line = s.option("quality_smoothing").map_or(s.line, |o| o.line);
     if let Some(tau) = tau {
@@ -477,8 +470,6 @@ fn quality_time_constant(
             values::show_seconds(tau)));
         return tau;
     }
-    let probes_per_round = track_ip.len().max(1) as f64 * f64::from(count);
-    let spacing_ms = interval as f64 / probes_per_round;
     let converted = crate::quality::time_constant_from_smoothing(alpha, spacing_ms);
     c.warn(line, s, Some("quality_smoothing"), format!(
         "per-probe smoothing is replaced by a time constant: {alpha} at this interface's pace (one probe every {} s) is quality_time_constant '{}'; expected quality_time_constant (seconds)",
@@ -573,7 +564,8 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         loss_limit_pct: c.get(s, "quality_loss_limit", d.quality.loss_limit_pct, |v| {
             values::decimal(v, 0.0, true, 100.0)
         }),
-        time_constant_ms: quality_time_constant(c, s, &track_ip, count, interval),
+        // Set below, once the probe spacing is known.
+        time_constant_ms: d.quality.time_constant_ms,
     };
     let per_minute = c.get_opt(s, "probe_budget_per_minute", |v| {
         values::integer(v, 1, 1_000_000).map(|n| n as u32)
@@ -591,7 +583,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         (None, Some(b)) => Some(ProbeBudget::BytesPerDay(b)),
         (None, None) => None,
     };
-    let interface = Interface {
+    let mut interface = Interface {
         name: s.label.clone(),
         enabled: c.boolean(s, "enabled", d.enabled),
         initial_state: c.choice(s, "initial_state", d.initial_state, InitialState::WORDS),
@@ -621,6 +613,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         quality,
         probe_budget,
     };
+    interface.quality.time_constant_ms = quality_time_constant(c, s, interface.probe_spacing_ms());
     if interface.httping_ssl && interface.track_method == TrackMethod::Httping {
         let line = s.option("httping_ssl").map_or(s.line, |o| o.line);
         c.warn(line, s, Some("httping_ssl"), "TLS is not built into mwan-track (it would cost more flash than the tracker): each target is probed with a TCP handshake to port 443, which tells whether the HTTPS server answers but not whether TLS works; expected httping_ssl '0' for plain HTTP probes".into());

@@ -84,7 +84,7 @@ pub fn summary(config: &Config) -> String {
             line += &format!(", gateway {gateway}");
         }
         let q = &i.quality;
-        if *q != QualitySettings::default() {
+        if *q != i.default_quality() {
             line += &format!(
                 ", score bias {} loss divisor {} dead above {} % time constant {} s",
                 q.bias_ms,
