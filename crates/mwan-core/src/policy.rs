@@ -108,6 +108,12 @@ pub enum Why {
         interface: String,
         score: f64,
     },
+    /// Score mode: the other usable scored members, best first (the
+    /// challenger of a `ScoreHeld` is not repeated here).
+    ScoreStandby {
+        family: Family,
+        waiting: Vec<(String, f64)>,
+    },
     /// Score mode kept `current` although `challenger` scores better.
     ScoreHeld {
         family: Family,
@@ -540,6 +546,26 @@ fn resolve_score(
             score: s,
         });
         active.push(candidates[i].active(family));
+        let held: Vec<&str> = why
+            .iter()
+            .filter_map(|w| match w {
+                Why::ScoreHeld {
+                    family: f,
+                    challenger,
+                    ..
+                } if *f == family => Some(challenger.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut waiting: Vec<(String, f64)> = scored
+            .iter()
+            .filter(|&&(j, _)| j != i && !held.contains(&candidates[j].interface))
+            .map(|&(j, s)| (candidates[j].interface.to_string(), s))
+            .collect();
+        waiting.sort_by(|a, b| a.1.total_cmp(&b.1));
+        if !waiting.is_empty() {
+            why.push(Why::ScoreStandby { family, waiting });
+        }
     }
 }
 
@@ -694,6 +720,17 @@ pub fn explain(decision: &PolicyDecision, now: Millis) -> String {
                     "{} for {} (metric {metric})",
                     members.join(" and "),
                     family_name(*family)
+                ));
+            }
+            Why::ScoreStandby { waiting, .. } => {
+                let names: Vec<String> = waiting
+                    .iter()
+                    .map(|(n, s)| format!("{n} (score {s:.1})"))
+                    .collect();
+                standby.push(format!(
+                    "{} {} by",
+                    and_list(&names),
+                    if names.len() == 1 { "stands" } else { "stand" }
                 ));
             }
             Why::ScoreBest {

@@ -719,3 +719,29 @@ fn tiered_abc() -> Config {
         &[("balanced", &["ma", "mb", "mc"], PolicyMode::Tiers)],
     )
 }
+
+/// Score mode names the other scored links as standby, best first, and the
+/// held challenger once.
+#[test]
+fn explain_score_mode_standby() {
+    let cfg = score_cfg(10.0, 30_000);
+    let mut mem = PolicyMemory::default();
+    let none = Overrides::default();
+    let scored = |a: f64, b: f64, c: f64| {
+        vec![
+            view("a", LinkState::Online, 0, Some(a)),
+            view("b", LinkState::Online, 0, Some(b)),
+            view("c", LinkState::Online, 0, Some(c)),
+        ]
+    };
+    let d = resolve(&cfg, &scored(50.0, 40.0, 45.0), &none, &mut mem, 60_000);
+    assert_eq!(
+        explain(&d[0], 60_000),
+        "policy best uses b for IPv4 (score 40.0, lower is better); c (score 45.0) and a (score 50.0) stand by"
+    );
+    let d = resolve(&cfg, &scored(35.0, 40.0, 45.0), &none, &mut mem, 100_000);
+    assert_eq!(
+        explain(&d[0], 100_000),
+        "a scores 35.0 against b's 40.0, not better by more than the hysteresis 10.0, so policy best uses b for IPv4 (score 40.0, lower is better); c (score 45.0) stands by"
+    );
+}
