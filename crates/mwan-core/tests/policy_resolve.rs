@@ -460,6 +460,15 @@ fn score_cfg(hysteresis: f64, min_stable_ms: Millis) -> Config {
     )
 }
 
+/// a, b and c online since 0 with these scores.
+fn scored(a: f64, b: f64, c: f64) -> Vec<WanView> {
+    vec![
+        view("a", LinkState::Online, 0, Some(a)),
+        view("b", LinkState::Online, 0, Some(b)),
+        view("c", LinkState::Online, 0, Some(c)),
+    ]
+}
+
 fn chosen(d: &[PolicyDecision]) -> Vec<String> {
     d[0].active.iter().map(|m| m.interface.clone()).collect()
 }
@@ -469,13 +478,6 @@ fn score_mode_best_link_with_hysteresis_and_dwell() {
     let cfg = score_cfg(10.0, 30_000);
     let mut mem = PolicyMemory::default();
     let none = Overrides::default();
-    let scored = |a: f64, b: f64, c: f64| {
-        vec![
-            view("a", LinkState::Online, 0, Some(a)),
-            view("b", LinkState::Online, 0, Some(b)),
-            view("c", LinkState::Online, 0, Some(c)),
-        ]
-    };
     // Everyone has been usable since 0; at 60 s the best is b.
     assert_eq!(
         chosen(&resolve(
@@ -727,13 +729,6 @@ fn explain_score_mode_standby() {
     let cfg = score_cfg(10.0, 30_000);
     let mut mem = PolicyMemory::default();
     let none = Overrides::default();
-    let scored = |a: f64, b: f64, c: f64| {
-        vec![
-            view("a", LinkState::Online, 0, Some(a)),
-            view("b", LinkState::Online, 0, Some(b)),
-            view("c", LinkState::Online, 0, Some(c)),
-        ]
-    };
     let d = resolve(&cfg, &scored(50.0, 40.0, 45.0), &none, &mut mem, 60_000);
     assert_eq!(
         explain(&d[0], 60_000),
