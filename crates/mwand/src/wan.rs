@@ -138,10 +138,24 @@ fn to_core(s: &Sample, iface: &Interface) -> Option<ProbeResult> {
     })
 }
 
+/// mwan-track reports a lost probe at the timeout mwand sends it (the
+/// core's adaptive one) and keeps listening until its `--timeout` (the
+/// configured one), reporting a later answer as a reply (docs/tracker.md):
+/// the core can then tell a tracker that went silent from a silent link.
+fn new_health(settings: HealthSettings, now: Millis) -> Health {
+    let mut h = Health::new(settings, now);
+    h.set_prompt_loss_reports(true);
+    h
+}
+
+/// The timeout sent to the tracker moves in steps of this much (rounded
+/// up), so a slowly drifting RTT estimate is not a message per sample.
+const TIMEOUT_STEP_MS: Millis = 50;
+
 impl Wan {
     pub fn new(config: Interface, now: Millis) -> Self {
         Self {
-            health: Health::new(HealthSettings::from_interface(&config), now),
+            health: new_health(HealthSettings::from_interface(&config), now),
             quality: Quality::new(&config.quality, config.track_ip.len()),
             config,
             facts: WanFacts::default(),
@@ -161,7 +175,7 @@ impl Wan {
         }
         let settings = HealthSettings::from_interface(&config);
         if &settings != self.health.settings() {
-            self.health = Health::new(settings, now);
+            self.health = new_health(settings, now);
         }
         if config.quality != self.config.quality || config.track_ip != self.config.track_ip {
             self.quality = Quality::new(&config.quality, config.track_ip.len());
@@ -287,7 +301,7 @@ impl Wan {
                 );
                 continue;
             };
-            self.quality.on_probe(p.target, p.outcome);
+            self.quality.on_probe_at(p.target, p.outcome, p.sent_at);
             out.extend(Self::changes(self.health.on_probe(&p, now)));
         }
         out
@@ -325,21 +339,25 @@ impl Wan {
         self.health.tracker_lost();
     }
 
-    /// Interval and timeout the tracker should use now. The tracker waits
-    /// up to the configured timeout (the cap) for every reply: the core
-    /// judges rounds by its own adaptive timeout, but it must see the RTTs
-    /// of replies slower than that timeout to follow a link whose RTT
-    /// climbs (bufferbloat); a tracker that gave up at the adaptive timeout
-    /// would hide them and keep a saturated link down.
+    /// Interval and timeout the tracker should use now. The timeout is the
+    /// core's adaptive one (rounded up to 50 ms steps, at most the
+    /// configured one): the tracker reports a probe lost at it, so results
+    /// keep coming during a silent cut, and keeps listening up to its
+    /// `--timeout` (the configured one), reporting later answers as
+    /// replies: the core sees the RTTs of a link whose RTT climbs
+    /// (bufferbloat) and withdraws the early failures.
     pub fn tracker_settings(&self) -> Vec<ControllerMessage> {
         let t = self.health.tracker_timing();
+        let timeout_ms = t
+            .timeout
+            .div_ceil(TIMEOUT_STEP_MS)
+            .saturating_mul(TIMEOUT_STEP_MS)
+            .min(self.config.timeout.max(t.timeout));
         vec![
             ControllerMessage::SetInterval {
                 interval_ms: t.interval,
             },
-            ControllerMessage::SetTimeout {
-                timeout_ms: self.config.timeout.max(t.timeout),
-            },
+            ControllerMessage::SetTimeout { timeout_ms },
         ]
     }
 

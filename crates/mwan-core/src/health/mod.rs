@@ -1104,7 +1104,7 @@ pub const RECOMMENDED_TRACKING: RecommendedTracking = RecommendedTracking {
     timeout_floor_ms: DEFAULT_TIMEOUT_FLOOR_MS,
     down: 3,
     up: 10,
-    smoothing: 0.01,
+    smoothing: 0.0095,
     loss_divisor: 10.0,
     loss_limit_pct: 50.0,
     bias_ms: 0.0,
