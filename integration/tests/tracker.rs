@@ -853,3 +853,90 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         );
     }
 }
+
+#[test]
+fn a_probe_reported_lost_at_the_controllers_timeout_still_reports_its_late_answer() {
+    if !require_netns() {
+        return;
+    }
+    let tb = up(1);
+    // Every answer takes about 300 ms.
+    tb.impair(
+        "wan1",
+        mwan_testbed::Impairment {
+            delay_ms: 300.0,
+            jitter_ms: 0.0,
+            loss_pct: 0.0,
+            rate_kbit: 0,
+            queue_ms: 1000,
+        },
+    )
+    .expect("impair");
+    let mark = route_tracker_mark(&tb, 1);
+    let w = tb.wans()[0].clone();
+    let target = tb.targets().icmp_v4[0].to_string();
+    let sock = tb
+        .run_dir()
+        .join(format!("track-late-{}.sock", std::process::id()));
+    let listener = UnixListener::bind(&sock).expect("bind controller socket");
+    // --timeout 1s is the cap: how long a slot stays open for an answer.
+    let mut args = icmp_args(&w, Some(&mark), &[&target], "200ms", "1s");
+    args.extend(["--controller".to_string(), sock.display().to_string()]);
+    let tr = Tracker::start(&tb, &args);
+    let (mut conn, _) = listener.accept().expect("tracker connects");
+    // The controller's (adaptive) timeout: report losses after 100 ms.
+    let mut out = Vec::new();
+    frame::encode_into(&ControllerMessage::SetTimeout { timeout_ms: 100 }, &mut out).unwrap();
+    conn.write_all(&out).expect("send to tracker");
+    let mut reader = FrameReader::new();
+    let mut msgs = Vec::new();
+    read_messages(
+        &mut conn,
+        &mut reader,
+        Instant::now() + Duration::from_millis(2500),
+        &mut msgs,
+    );
+    let samples: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            TrackerMessage::Samples(s) => Some(s.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    // Probes sent after SetTimeout arrived: each one is first a timeout,
+    // then a reply of about 300 ms for the same round.
+    let late: Vec<_> = samples
+        .windows(2)
+        .filter(|p| {
+            matches!(p[0].outcome, ProbeOutcome::Timeout)
+                && matches!(p[1].outcome, ProbeOutcome::Reply { rtt_us } if rtt_us >= 250_000)
+        })
+        .collect();
+    let replies_after_timeouts = samples
+        .iter()
+        .filter(|s| matches!(s.outcome, ProbeOutcome::Reply { .. }))
+        .filter(|r| {
+            samples.iter().any(|t| {
+                matches!(t.outcome, ProbeOutcome::Timeout)
+                    && t.round == r.round
+                    && t.sent_at_us == r.sent_at_us
+                    && t.seq < r.seq
+            })
+        })
+        .count();
+    assert!(
+        replies_after_timeouts >= 5,
+        "late answers reported after the timeout ({} adjacent pairs): {samples:?}",
+        late.len()
+    );
+    assert!(
+        samples
+            .iter()
+            .filter(|s| matches!(s.outcome, ProbeOutcome::Timeout))
+            .count()
+            <= samples.len() / 2 + 3,
+        "every timeout should be followed by its late reply: {samples:?}"
+    );
+    assert_eq!(tr.stop().0, Some(0));
+}

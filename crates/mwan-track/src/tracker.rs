@@ -83,6 +83,10 @@ struct Slot {
     sent_realtime_us: u64,
     round: u64,
     conn: Option<Conn>,
+    /// Already reported lost at the controller's timeout: the slot stays
+    /// open until the `--timeout` cap, and only an answer is reported (a
+    /// late reply).
+    reported: bool,
 }
 
 struct IcmpSock {
@@ -122,7 +126,12 @@ pub struct Tracker {
     sample_seq: u64,
     // schedule
     schedule: Schedule,
+    /// When a probe is reported lost (`--timeout`, then `SetTimeout`).
     timeout_us: u64,
+    /// How long a probe's slot stays open for an answer: `--timeout`, or
+    /// `timeout_us` if longer. Between the two, an answer is reported as a
+    /// second sample (a reply) for a probe already reported lost.
+    cap_us: u64,
     // output
     backlog: Backlog,
     controller: Option<Controller>,
@@ -253,6 +262,7 @@ impl Tracker {
                 budget_floor_us,
             ),
             timeout_us: a.timeout_ms * 1000,
+            cap_us: a.timeout_ms * 1000,
             backlog: Backlog::new(a.backlog),
             controller,
             started_at_us: now,
@@ -584,6 +594,7 @@ impl Tracker {
         }
         let slot = &mut self.slots[si];
         slot.active = true;
+        slot.reported = false;
         slot.target = target as u16;
         slot.seq = seq;
         slot.round = round;
@@ -747,19 +758,48 @@ impl Tracker {
         );
     }
 
-    /// Ends a probe: records the sample, frees the slot.
+    /// Ends a probe: records the sample, frees the slot. For a probe
+    /// already reported lost only an answer is recorded (a late reply).
     fn finish(&mut self, si: usize, outcome: ProbeOutcome) {
         let slot = &mut self.slots[si];
         if !slot.active {
             return;
         }
         slot.active = false;
+        let news = !slot.reported || matches!(outcome, ProbeOutcome::Reply { .. });
         if let Some(mut c) = slot.conn.take() {
             if let Err(e) = self.poll.registry().deregister(&mut c.stream) {
                 eprintln!("mwan-track: deregister: {e}");
             }
         }
         self.timers.cancel(TIMER_PROBE + si);
+        if news {
+            self.record(si, outcome);
+        }
+    }
+
+    /// A probe's timeout passed: report it lost. Its slot stays open until
+    /// the cap, so an answer after the timeout still teaches the
+    /// controller the link's RTT (and may withdraw a failure); past the
+    /// cap the slot is freed without another sample.
+    fn on_probe_timeout(&mut self, si: usize, now: u64) {
+        let slot = &self.slots[si];
+        if !slot.active {
+            return;
+        }
+        let close_at = slot.sent_at_us + self.cap_us.max(self.timeout_us);
+        if slot.reported || close_at <= now {
+            self.finish(si, ProbeOutcome::Timeout);
+            return;
+        }
+        self.record(si, ProbeOutcome::Timeout);
+        self.slots[si].reported = true;
+        self.timers.arm(TIMER_PROBE + si, close_at);
+    }
+
+    /// One sample of the probe in slot `si` to stdout and the backlog.
+    fn record(&mut self, si: usize, outcome: ProbeOutcome) {
+        let slot = &self.slots[si];
         let rec = Record {
             seq: self.sample_seq,
             target: slot.target,
@@ -1259,7 +1299,7 @@ impl Tracker {
                 TIMER_SEND => self.on_send_timer(now),
                 TIMER_RECONNECT => self.try_connect(now),
                 TIMER_REFRESH => self.on_refresh(now),
-                t => self.finish(t - TIMER_PROBE, ProbeOutcome::Timeout),
+                t => self.on_probe_timeout(t - TIMER_PROBE, now),
             }
         }
     }
