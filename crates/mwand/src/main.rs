@@ -80,8 +80,20 @@ fn main() -> ExitCode {
         (_, 1) => "warn",
         _ => "error",
     };
+    // env_logger is built without its timestamp feature (flash): stamp the
+    // lines ourselves, wall clock UTC to the millisecond.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp_millis()
+        .format(|buf, record| {
+            use std::io::Write;
+            writeln!(
+                buf,
+                "{} {:<5} {}: {}",
+                wall_clock_utc(std::time::SystemTime::now()),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
         .init();
     match daemon::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,5 +101,32 @@ fn main() -> ExitCode {
             log::error!("{e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// `HH:MM:SS.mmm` of `t` in UTC (a router's logread adds the date).
+fn wall_clock_utc(t: std::time::SystemTime) -> String {
+    let since_epoch = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs_of_day = since_epoch.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wall_clock_utc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn log_stamp_is_utc_time_of_day_in_millis() {
+        // 2026-11-21 07:05:09.042 UTC
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_244_709_042);
+        assert_eq!(wall_clock_utc(t), "07:05:09.042");
+        assert_eq!(wall_clock_utc(UNIX_EPOCH), "00:00:00.000");
     }
 }
