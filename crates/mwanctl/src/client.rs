@@ -80,25 +80,33 @@ fn call_within(
     })?;
     stream.set_read_timeout(Some(timeout)).map_err(io_err)?;
     let bytes = frame::encode(request).map_err(ClientError::Protocol)?;
-    stream.write_all(&bytes).map_err(io_err)?;
+    // mwand refuses a caller it does not allow before reading its request:
+    // the write may then fail (EPIPE) while the reason waits to be read.
+    let write_failed = stream.write_all(&bytes).err();
     let mut reader = FrameReader::new();
     let mut buf = [0u8; 8192];
     loop {
         if let Some(resp) = reader.next::<Response>().map_err(ClientError::Protocol)? {
             return Ok(resp);
         }
-        let n = stream
-            .read(&mut buf)
-            .map_err(|source| match source.kind() {
-                // A read timeout shows as EAGAIN (WouldBlock) on unix sockets.
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::NoReply {
-                    socket: socket.to_path_buf(),
-                    after: timeout,
-                },
-                _ => io_err(source),
-            })?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(source) => {
+                return Err(match (write_failed, source.kind()) {
+                    (Some(write), _) => io_err(write),
+                    // A read timeout shows as EAGAIN (WouldBlock) on unix sockets.
+                    (None, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                        ClientError::NoReply {
+                            socket: socket.to_path_buf(),
+                            after: timeout,
+                        }
+                    }
+                    (None, _) => io_err(source),
+                });
+            }
+        };
         if n == 0 {
-            return Err(ClientError::Closed);
+            return Err(write_failed.map_or(ClientError::Closed, io_err));
         }
         reader.extend(&buf[..n]);
     }

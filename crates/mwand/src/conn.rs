@@ -128,3 +128,18 @@ pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
     }
     Ok(cred.uid)
 }
+
+/// Tells a refused control peer why, then the caller drops the stream. One
+/// small frame fits a fresh socket's buffer, so this write neither blocks
+/// nor comes up short.
+pub fn refuse(stream: &mut UnixStream, message: String) {
+    let reply = mwan_proto::control::Response::Error { message };
+    match frame::encode(&reply) {
+        Ok(bytes) => {
+            if let Err(e) = stream.write_all(&bytes) {
+                log::debug!("cannot tell a refused control peer why: {e}");
+            }
+        }
+        Err(e) => log::debug!("cannot encode the refusal: {e}"),
+    }
+}

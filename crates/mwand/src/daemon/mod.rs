@@ -7,7 +7,7 @@ mod control;
 mod ubus;
 
 use crate::clock::{now_ms, Timers};
-use crate::conn::{peer_uid, Conn, ReadOutcome};
+use crate::conn::{peer_uid, refuse, Conn, ReadOutcome};
 use crate::dataplane::Dataplane;
 use crate::engine::Engine;
 use crate::hooks::{Action, Hooks, DEFAULT_HOOKS};
@@ -172,6 +172,13 @@ impl Daemon {
         let control_path = opts.run_dir.join("control.sock");
         let track_path = opts.run_dir.join("track.sock");
         let mut control_listener = bind_socket(&control_path)?;
+        if !opts.allow_uids.is_empty() {
+            // Non-root uids must be able to connect at all; who may steer
+            // is then decided per connection by SO_PEERCRED (accept).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o666))
+                .map_err(|e| DaemonError::RunDir(control_path.clone(), e))?;
+        }
         let mut track_listener = bind_socket(&track_path)?;
         let registry = poll.registry();
         signals
@@ -489,8 +496,9 @@ impl Daemon {
                     return;
                 }
             };
-            if control && !self.peer_allowed(&stream) {
-                // Closing is the answer: an unauthorised peer learns nothing.
+            if let Some(why) = control.then(|| self.peer_refusal(&stream)).flatten() {
+                // The peer is told why, then closed; it never gets a Conn.
+                refuse(&mut stream, why);
                 continue;
             }
             let token = Token(self.next_token);
@@ -519,19 +527,18 @@ impl Daemon {
         }
     }
 
-    fn peer_allowed(&self, stream: &UnixStream) -> bool {
-        match peer_uid(stream) {
-            Ok(0) => true,
-            Ok(uid) if self.opts.allow_uids.contains(&uid) => true,
-            Ok(uid) => {
-                log::warn!("control socket: refusing uid {uid} (only root and --allow-uid may steer mwand)");
-                false
-            }
-            Err(e) => {
-                log::warn!("control socket: cannot read peer credentials: {e}");
-                false
-            }
-        }
+    /// Why this control peer may not steer mwand, or None when it may.
+    fn peer_refusal(&self, stream: &UnixStream) -> Option<String> {
+        let why = match peer_uid(stream) {
+            Ok(0) => return None,
+            Ok(uid) if self.opts.allow_uids.contains(&uid) => return None,
+            Ok(uid) => format!(
+                "uid {uid} is not allowed: only root and uids given to mwand with --allow-uid may use the control socket"
+            ),
+            Err(e) => format!("cannot read the caller's credentials: {e}"),
+        };
+        log::warn!("control socket: refusing a peer: {why}");
+        Some(why)
     }
 
     fn on_conn(&mut self, token: Token) {
@@ -582,7 +589,7 @@ impl Daemon {
                 Err(e) => {
                     log::warn!("control socket: {e}; closing that connection");
                     let reply = Response::Error {
-                        message: format!("malformed request: {e}"),
+                        message: format!("mwand cannot read this request ({e}); are mwanctl and mwand from the same build?"),
                     };
                     if let Err(e) = conn.queue(&reply) {
                         log::debug!("cannot queue error reply: {e}");
