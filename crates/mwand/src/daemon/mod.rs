@@ -774,6 +774,8 @@ impl Daemon {
         match t {
             Timer::Housekeeping => {
                 self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
+                // Hook timeouts (a hung hook sends no SIGCHLD).
+                self.hooks.reap();
                 self.replace_hung_trackers(now);
                 let wakes = self.supervisor.check_adopted(now);
                 self.arm_wakes(wakes);
