@@ -41,7 +41,7 @@ struct Options {
 
 impl Options {
     fn runs(&self, part: &str) -> bool {
-        self.only.as_deref().map_or(true, |p| p == part)
+        self.only.as_deref().is_none_or(|p| p == part)
     }
 }
 
