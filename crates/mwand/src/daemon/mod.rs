@@ -146,6 +146,28 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     bound.map_err(|e| DaemonError::RunDir(path.to_path_buf(), e))
 }
 
+fn procd_needs_ubus(socket: &Path, e: io::Error) -> io::Error {
+    io::Error::other(format!(
+        "--supervisor procd needs ubus at {}: {e}; use --supervisor embedded or auto",
+        socket.display()
+    ))
+}
+
+/// `--supervisor auto`: a ubus socket file nobody listens on (stale) means
+/// embedded, said once, rather than trackers waiting for a procd that is not there.
+fn ubus_answers(socket: &Path) -> bool {
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => true,
+        Err(e) => {
+            log::warn!(
+                "ubus at {}: {e}: running the trackers here (embedded)",
+                socket.display()
+            );
+            false
+        }
+    }
+}
+
 fn tracker_binary(opts: &Options) -> PathBuf {
     if let Some(p) = &opts.tracker_bin {
         return p.clone();
@@ -164,6 +186,12 @@ impl Daemon {
         let loaded = config::load(&config_path).map_err(DaemonError::Config)?;
         for w in &loaded.warnings {
             log::warn!("{w}");
+        }
+        if opts.supervisor == SupervisorMode::Procd {
+            // Without ubus procd cannot run the trackers: every WAN would
+            // stay `unknown` and policies would route blind. Refuse instead.
+            std::os::unix::net::UnixStream::connect(&opts.ubus_socket)
+                .map_err(|e| DaemonError::Io("ubus", procd_needs_ubus(&opts.ubus_socket, e)))?;
         }
         std::fs::create_dir_all(&opts.run_dir)
             .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
@@ -198,7 +226,7 @@ impl Daemon {
         let procd = match opts.supervisor {
             SupervisorMode::Embedded => false,
             SupervisorMode::Procd => true,
-            SupervisorMode::Auto => opts.ubus_socket.exists(),
+            SupervisorMode::Auto => opts.ubus_socket.exists() && ubus_answers(&opts.ubus_socket),
         };
         let mut ubus = if procd || opts.ubus_socket.exists() {
             match UbusService::new(&opts.ubus_socket, procd) {
