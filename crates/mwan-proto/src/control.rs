@@ -95,6 +95,11 @@ pub struct InterfaceStatus {
     pub loss_pct: Option<f64>,
     pub score: Option<f64>,
     pub tracker: TrackerStatus,
+    /// Why the interface is in `state` when that is not the probes' verdict:
+    /// "disabled in config", "no device", "no device eth9", "no carrier",
+    /// "down in netifd". None when the tracker's results decide.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,6 +32,7 @@ fn status(wans: usize) -> Status {
                     uptime_s: Some(1234),
                     connected: true,
                 },
+                reason: None,
             })
             .collect(),
         policies: vec![PolicyStatus {

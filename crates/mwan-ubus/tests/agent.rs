@@ -34,6 +34,7 @@ fn sample_status() -> Status {
             uptime_s: Some(12),
             connected: true,
         },
+        reason: None,
     };
     Status {
         interfaces: vec![iface("wan", "online"), iface("wanb", "offline")],

@@ -110,6 +110,7 @@ fn sample_status() -> Status {
             uptime_s: Some(30),
             connected,
         },
+        reason: None,
     };
     Status {
         interfaces: vec![

@@ -101,8 +101,15 @@ fn interfaces(v: &[InterfaceStatus]) -> String {
         .iter()
         .map(|i| label(i).len())
         .fold("INTERFACE".len(), usize::max);
+    // "disabled (no carrier)": the reason keeps `disabled` from reading as
+    // `enabled '0'`; the column widens to fit it.
+    let state = |i: &InterfaceStatus| match &i.reason {
+        Some(r) => format!("{} ({r})", i.state),
+        None => i.state.clone(),
+    };
+    let sw = v.iter().map(|i| state(i).len()).fold(13, usize::max);
     let mut out = format!(
-        "{:<w$} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
+        "{:<w$} {:<sw$} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
         "INTERFACE", "STATE", "FOR", "LATENCY", "JITTER", "LOSS", "SCORE", "TRACKER"
     );
     for i in v {
@@ -117,9 +124,9 @@ fn interfaces(v: &[InterfaceStatus]) -> String {
             (None, _) => format!("not running, {} restart(s)", i.tracker.restarts),
         };
         out += &format!(
-            "{:<w$} {:<13} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
+            "{:<w$} {:<sw$} {:>7} {:>9} {:>8} {:>6} {:>7}  {}\n",
             label(i),
-            i.state,
+            state(i),
             duration(i.state_age_s),
             opt(i.latency_ms, "ms"),
             opt(i.jitter_ms, "ms"),
@@ -195,6 +202,7 @@ mod tests {
                     uptime_s: Some(3725),
                     connected: true,
                 },
+                reason: None,
             }],
             policies: vec![PolicyStatus {
                 name: "balanced".into(),
@@ -237,6 +245,23 @@ mod tests {
             "override: none",
         ] {
             assert!(t.contains(needle), "missing {needle:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn a_reason_follows_the_state_and_columns_still_line_up() {
+        let mut s = sample();
+        let mut down = s.interfaces[0].clone();
+        down.name = "wan2".into();
+        down.state = "disabled".into();
+        down.reason = Some("no carrier".into());
+        s.interfaces.push(down);
+        let t = interfaces(&s.interfaces);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[2].contains("disabled (no carrier)"), "\n{t}");
+        let for_end = lines[0].find("FOR").unwrap() + 3;
+        for l in &lines[1..] {
+            assert_eq!(l.find("1m05s").map(|p| p + 5), Some(for_end), "\n{t}");
         }
     }
 

@@ -379,7 +379,35 @@ impl Wan {
                 uptime_s: None,
                 connected: self.tracker_connected,
             },
+            reason: self.state_reason(),
         }
+    }
+
+    /// Why the WAN is `disabled` or `unknown` when its probes did not say
+    /// so: an operator must not read a lost carrier as `enabled '0'`.
+    /// (The tracker's side, "tracker not running", is added by the daemon.)
+    fn state_reason(&self) -> Option<String> {
+        let state = self.state();
+        if !matches!(state, LinkState::Disabled | LinkState::Unknown) {
+            return None;
+        }
+        let Some(device) = self.device() else {
+            return Some("no device".into());
+        };
+        if state == LinkState::Unknown {
+            return None;
+        }
+        Some(if self.facts.ifindex == 0 {
+            format!("no device {device}")
+        } else if self.netifd.as_ref().is_some_and(|n| !n.up) {
+            "down in netifd".into()
+        } else if !self.facts.up {
+            format!("{device} is down")
+        } else if !self.facts.carrier {
+            "no carrier".into()
+        } else {
+            "link down".into()
+        })
     }
 }
 
@@ -415,6 +443,45 @@ mod tests {
             gateway_v4: Some("198.51.100.254".parse().unwrap()),
             ..WanFacts::default()
         }
+    }
+
+    #[test]
+    fn a_disabled_state_says_why() {
+        let text = "config interface 'wan'\n\toption enabled '1'\n\toption device 'eth9'\n\tlist track_ip '203.0.113.1'\n";
+        let iface = mwan_core::config::parse("test", text)
+            .expect("config")
+            .config
+            .interfaces[0]
+            .clone();
+
+        let mut missing = Wan::new(iface.clone(), 0);
+        missing.learn_facts(WanFacts::default());
+        missing.on_carrier(false, 0);
+        let st = missing.status(0);
+        assert_eq!(
+            (st.state.as_str(), st.reason.as_deref()),
+            ("disabled", Some("no device eth9"))
+        );
+
+        let mut unplugged = Wan::new(iface.clone(), 0);
+        unplugged.learn_facts(WanFacts {
+            device: "eth9".into(),
+            carrier: false,
+            ..kernel()
+        });
+        unplugged.on_carrier(false, 0);
+        let st = unplugged.status(0);
+        assert_eq!(
+            (st.state.as_str(), st.reason.as_deref()),
+            ("disabled", Some("no carrier"))
+        );
+
+        let mut fine = Wan::new(iface, 0);
+        fine.learn_facts(WanFacts {
+            device: "eth9".into(),
+            ..kernel()
+        });
+        assert_eq!(fine.status(0).reason, None, "{:?}", fine.status(0));
     }
 
     #[test]

@@ -179,6 +179,13 @@ impl Daemon {
                             .map(|t| now.saturating_sub(t) / 1000),
                         connected,
                     };
+                    if s.state == "unknown" && s.reason.is_none() && !i.track_ip.is_empty() {
+                        s.reason = match (s.tracker.pid, connected) {
+                            (None, _) => Some("tracker not running".into()),
+                            (Some(_), false) => Some("tracker not connected".into()),
+                            (Some(_), true) => None,
+                        };
+                    }
                     s
                 }
                 None => InterfaceStatus {
@@ -196,6 +203,7 @@ impl Daemon {
                         uptime_s: None,
                         connected: false,
                     },
+                    reason: Some("disabled in config".into()),
                 },
             })
             .collect();
