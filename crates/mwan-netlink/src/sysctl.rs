@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
 
 use crate::error::NetlinkError;
 
@@ -37,53 +36,14 @@ pub fn write(path: &str, value: &str) -> Result<(), NetlinkError> {
 #[derive(Debug, Default)]
 pub struct Saved {
     entries: Vec<(String, String)>,
-    /// Where the old values are kept while we run (see [`Saved::persistent`]).
-    state_file: Option<PathBuf>,
 }
 
 impl Saved {
-    /// Like `Saved::default()`, but the old values also live in
-    /// `state_file` (one `PATH<TAB>OLD` line each) until [`Saved::restore`].
-    /// If the file is there at start, a previous run died before restoring:
-    /// its old values are taken over, so a restart after a crash does not
-    /// mistake our own settings for the admin's and still restores the
-    /// originals on stop.
-    pub fn persistent(state_file: &Path) -> Result<Self, NetlinkError> {
-        let mut entries = Vec::new();
-        match fs::read_to_string(state_file) {
-            Ok(text) => {
-                for line in text.lines().filter(|l| !l.is_empty()) {
-                    let Some((path, old)) = line.split_once('\t') else {
-                        return Err(NetlinkError::Malformed(format!(
-                            "{}: line {line:?}: expected PATH<TAB>VALUE",
-                            state_file.display()
-                        )));
-                    };
-                    entries.push((path.to_string(), old.to_string()));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(NetlinkError::Sysctl {
-                    path: state_file.display().to_string(),
-                    source: e,
-                })
-            }
-        }
-        Ok(Saved {
-            entries,
-            state_file: Some(state_file.to_path_buf()),
-        })
-    }
-
     /// Start from old values a previous run recorded (e.g. read back from
     /// the comment of its nft table after a crash): [`Saved::set`] keeps
     /// them instead of recording our own settings as the originals.
     pub fn with_originals(entries: Vec<(String, String)>) -> Self {
-        Saved {
-            entries,
-            state_file: None,
-        }
+        Saved { entries }
     }
 
     /// (path, value before we set it), in the order they were set.
@@ -91,29 +51,11 @@ impl Saved {
         &self.entries
     }
 
-    fn persist(&self) -> Result<(), NetlinkError> {
-        let Some(file) = &self.state_file else {
-            return Ok(());
-        };
-        let text: String = self
-            .entries
-            .iter()
-            .map(|(p, v)| format!("{p}\t{v}\n"))
-            .collect();
-        fs::write(file, text).map_err(|e| NetlinkError::Sysctl {
-            path: file.display().to_string(),
-            source: e,
-        })
-    }
-
     /// Set `path` to `value`, remembering the old value the first time.
     pub fn set(&mut self, path: &str, value: &str) -> Result<(), NetlinkError> {
         let old = read(path)?;
         if !self.entries.iter().any(|(p, _)| p == path) {
             self.entries.push((path.to_string(), old.clone()));
-            // Saved before we change anything: a crash right after still
-            // leaves the original on record.
-            self.persist()?;
         }
         if old != value {
             write(path, value)?;
@@ -135,7 +77,7 @@ impl Saved {
 
     /// Put every value back (last set first); keeps going past failures and
     /// reports them all. What could not be written back stays on record
-    /// (and in the state file) for a later attempt.
+    /// for a later attempt.
     pub fn restore(&mut self) -> Result<(), NetlinkError> {
         let mut failures = Vec::new();
         let mut kept = Vec::new();
@@ -146,22 +88,10 @@ impl Saved {
             }
         }
         if failures.is_empty() {
-            if let Some(file) = &self.state_file {
-                match fs::remove_file(file) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(NetlinkError::Sysctl {
-                            path: file.display().to_string(),
-                            source: e,
-                        })
-                    }
-                    _ => {}
-                }
-            }
             return Ok(());
         }
         kept.reverse();
         self.entries = kept;
-        self.persist()?;
         Err(NetlinkError::Malformed(format!(
             "restoring sysctls: {}",
             failures.join("; ")
@@ -176,6 +106,7 @@ impl Saved {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// Plain files stand in for /proc/sys entries.
     fn scratch(name: &str) -> PathBuf {
@@ -185,43 +116,32 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_after_a_crash_still_restores_the_originals() {
-        let dir = scratch("crash");
+    fn originals_are_recorded_once_and_restored_last_first() {
+        let dir = scratch("restore");
         let knob = dir.join("hash_policy");
         let knob = knob.to_str().unwrap();
-        let state = dir.join("sysctl.saved");
         fs::write(knob, "0\n").unwrap();
-
-        let mut first = Saved::persistent(&state).unwrap();
-        first.set(knob, "1").unwrap();
-        assert_eq!(read(knob).unwrap(), "1");
-        drop(first); // crash: no restore
-
-        let mut second = Saved::persistent(&state).unwrap();
-        second.set(knob, "1").unwrap();
-        second.restore().unwrap();
+        let mut saved = Saved::default();
+        saved.set(knob, "1").unwrap();
+        saved.set(knob, "2").unwrap();
+        assert_eq!(read(knob).unwrap(), "2");
+        assert_eq!(saved.originals(), [(knob.to_string(), "0".to_string())]);
+        saved.restore().unwrap();
         assert_eq!(read(knob).unwrap(), "0", "the admin's value, not ours");
-        assert!(!state.exists(), "state file left after a clean stop");
-
-        // Without a state file a clean start records the current value.
-        let mut third = Saved::persistent(&state).unwrap();
-        assert!(third.is_empty());
-        third.set(knob, "1").unwrap();
-        third.restore().unwrap();
-        assert_eq!(read(knob).unwrap(), "0");
+        assert!(saved.is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn a_garbled_state_file_is_named() {
-        let dir = scratch("garbled");
-        let state = dir.join("sysctl.saved");
-        fs::write(&state, "no tab here\n").unwrap();
-        let err = Saved::persistent(&state).unwrap_err().to_string();
-        assert!(
-            err.contains("sysctl.saved") && err.contains("PATH<TAB>VALUE"),
-            "{err}"
-        );
+    fn originals_from_a_crashed_run_win_over_what_is_found() {
+        let dir = scratch("adopt");
+        let knob = dir.join("hash_policy");
+        let knob = knob.to_str().unwrap();
+        fs::write(knob, "1\n").unwrap(); // left set by a crashed mwand
+        let mut saved = Saved::with_originals(vec![(knob.to_string(), "0".to_string())]);
+        saved.set(knob, "1").unwrap();
+        saved.restore().unwrap();
+        assert_eq!(read(knob).unwrap(), "0");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
