@@ -168,8 +168,20 @@ fn carrier_loss_fails_over_at_once_and_its_return_fails_back() {
     // "disabled" (the link event), not "offline": no probe verdict was
     // waited for.
     assert_eq!(state(&s, "wan1"), "disabled", "{s:#}");
+    // ... and says why, so it does not read as `enabled '0'`.
+    let wan1 = &s["interfaces"][0];
+    assert_eq!(wan1["reason"], "no carrier", "{s:#}");
     let answer = lan_http(&tb, 5).expect("LAN fetch while wan1 has no carrier");
     assert_eq!(wan_of_answer(&tb, &answer), Some("wan2"), "{answer}");
+    // Forcing traffic onto the dead WAN is allowed, with a warning.
+    let out = m.ctl(&["override", "wan1"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        said.contains("note: wan1 is disabled (no carrier): traffic forced onto it is likely lost"),
+        "{said}"
+    );
+    assert!(m.ctl(&["override", "--clear"]).status.success());
     tb.link("wan1", true).expect("carrier up");
     m.wait(30, "fail-back after carrier returns", |s| {
         active(s, "failover") == ["wan1"] && state(s, "wan1") == "online"

@@ -74,6 +74,16 @@ fn reload_touches_only_what_changed_and_rejects_bad_configs() {
         err.contains("'down'") && err.contains("often"),
         "error does not name the problem: {err}"
     );
+    // --json: scripts get an object on stdout too, not silence.
+    let out = m.ctl(&["--json", "reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("reload --json stdout is not JSON ({e}): {out:?}"));
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("often")),
+        "{v}"
+    );
     let s = m.status();
     assert_eq!(tracker_pid(&s, "wan1"), pid1);
     assert_eq!(tracker_pid(&s, "wan2"), pid2_new);

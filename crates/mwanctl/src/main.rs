@@ -32,7 +32,8 @@ struct Cli {
     /// ubus socket, used when the control socket does not answer (OpenWrt).
     #[arg(long, global = true, default_value = "/var/run/ubus/ubus.sock")]
     ubus_socket: PathBuf,
-    /// Print machine-readable JSON (read commands; schema in docs/status-json.md).
+    /// Print the reply as JSON (every command; schema in docs/status-json.md,
+    /// docs/mwanctl.md); a refusal prints {"ok": false, "error": ...}.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -125,6 +126,11 @@ fn main() -> ExitCode {
     };
     match response {
         Response::Error { message } => {
+            // Scripts reading --json get an answer on stdout too, shaped
+            // like the success reply of restart/reload/override.
+            if cli.json {
+                println!("{}", serde_json::json!({ "ok": false, "error": message }));
+            }
             eprintln!("mwanctl: {message}");
             ExitCode::from(EXIT_FAILED)
         }

@@ -130,8 +130,19 @@ impl Daemon {
                         message: self.unknown_interface(&interface),
                     };
                 }
+                let warning = self.wans.get(&interface).and_then(|wan| {
+                    let st = wan.status(now);
+                    matches!(st.state.as_str(), "offline" | "unknown" | "disabled").then(|| {
+                        let why = st.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+                        format!(
+                            "\nnote: {interface} is {}{why}: traffic forced onto it is likely lost",
+                            st.state
+                        )
+                    })
+                });
                 match self.engine.set_override(&self.config, interface, policy) {
-                    Ok(message) => {
+                    Ok(mut message) => {
+                        message += &warning.unwrap_or_default();
                         self.dirty = true;
                         self.decide_and_apply(now);
                         self.dirty = false;
