@@ -268,7 +268,7 @@ fn unreadable_file_is_a_problem_not_a_panic() {
 fn summary_shows_effective_values() {
     let text = "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '192.0.2.1'\n\toption interval '0.5'\nconfig member 'm'\n\toption interface 'wan'\n\toption weight '3'\nconfig policy 'p'\n\tlist use_member 'm'\nconfig rule\n\toption proto 'tcp'\n\toption dest_port '443'\n\toption sticky '1'\n\toption use_policy 'p'\n";
     let s = summary(&parse("cfg", text).unwrap().config);
-    let expected = "cfg: 1 interface(s), 1 member(s), 1 policy(ies), 1 rule(s)
+    let expected = "cfg: 1 interface, 1 member, 1 policy, 1 rule
 globals: mmx_mask 0x3F00, logging off (loglevel notice), source_routing off, rt_table_lookup -
 interface wan: enabled, ipv4, initial online, ping 192.0.2.1 (reliability 1, count 1, size 56, max_ttl 60), timeout 4s, interval 0.5s (failure 0.5s, recovery 0.5s), down 5, up 5
 member m: interface wan, metric 1, weight 3

@@ -5,6 +5,11 @@ use super::model::*;
 use super::render::{addresses_text, ports_text};
 use super::values::{protocol_name, show_seconds};
 
+/// `1 policy`, `2 policies`, `0 rules`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Summary of a resolved config, one line per section, ending in a newline.
 pub fn summary(config: &Config) -> String {
     let mut s = String::new();
@@ -12,12 +17,12 @@ pub fn summary(config: &Config) -> String {
         ($($arg:tt)*) => {{ s += &format!($($arg)*); s.push('\n'); }};
     }
     w!(
-        "{}: {} interface(s), {} member(s), {} policy(ies), {} rule(s)",
+        "{}: {}, {}, {}, {}",
         config.source,
-        config.interfaces.len(),
-        config.members.len(),
-        config.policies.len(),
-        config.rules.len()
+        counted(config.interfaces.len(), "interface", "interfaces"),
+        counted(config.members.len(), "member", "members"),
+        counted(config.policies.len(), "policy", "policies"),
+        counted(config.rules.len(), "rule", "rules")
     );
     let g = &config.globals;
     let tables: Vec<String> = g.rt_table_lookup.iter().map(u32::to_string).collect();
@@ -219,4 +224,19 @@ fn shorten(text: &str) -> String {
     let head = &text[..cut];
     let head = head.rsplit_once(',').map_or(head, |(h, _)| h);
     format!("{head},... ({count} entries)")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_read_as_words() {
+        let text = "config interface 'a'\n\toption enabled '1'\n\n\
+            config interface 'b'\n\toption enabled '1'\n\n\
+            config member 'a_m'\n\toption interface 'a'\n\n\
+            config policy 'p'\n\tlist use_member 'a_m'\n";
+        let loaded = crate::config::parse("cfg", text).expect("config");
+        let first = super::summary(&loaded.config);
+        let first = first.lines().next().unwrap_or_default();
+        assert_eq!(first, "cfg: 2 interfaces, 1 member, 1 policy, 0 rules");
+    }
 }

@@ -896,7 +896,11 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) {
-        log::info!("stopping trackers and removing our routes, rules and nft table");
+        if self.opts.no_dataplane {
+            log::info!("stopping trackers (--no-dataplane: nothing to remove from the kernel)");
+        } else {
+            log::info!("stopping trackers and removing our routes, rules and nft table");
+        }
         if self.supervisor.spawning {
             self.supervisor.stop_all();
         } else if let Some(u) = self.ubus.as_mut() {
