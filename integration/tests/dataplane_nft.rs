@@ -733,6 +733,35 @@ fn replacement_is_atomic_keeps_set_elements_and_coexists_with_fw4() {
     );
     drop(nft);
 
+    // A restarted mwand (a new socket) adopts the table it finds when the
+    // rules carry the wanted content's tag: no batch, sticky elements kept.
+    add_element(&tb, "sticky_balanced_wan2", "192.0.2.4");
+    let mut restarted = in_netns(tb.router_ns(), || Nft::open().unwrap()).unwrap();
+    assert_eq!(
+        restarted.ensure(&table3).unwrap(),
+        None,
+        "a restart rewrote an unchanged table"
+    );
+    assert_eq!(set_elements(&tb, "sticky_balanced_wan2"), ["192.0.2.4"]);
+    drop(restarted);
+    // Same shape, other content (config edited while mwand was down): the
+    // tag differs, so the table is replaced even though drift() sees none.
+    assert_eq!(
+        nft::drift(
+            &table2,
+            in_netns(tb.router_ns(), || Nft::open().unwrap().observe().unwrap())
+                .unwrap()
+                .as_ref()
+        ),
+        Drift::None
+    );
+    let mut edited = in_netns(tb.router_ns(), || Nft::open().unwrap()).unwrap();
+    assert!(
+        edited.ensure(&table2).unwrap().is_some(),
+        "a restart adopted a table of other content"
+    );
+    drop(edited);
+
     // Stop leaves the tables as they were.
     driver.stop();
     assert_eq!(

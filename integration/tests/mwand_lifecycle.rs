@@ -169,11 +169,22 @@ fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
         .expect("ip monitor");
     std::thread::sleep(Duration::from_millis(200));
 
+    let table_before = nft_table(&tb);
     m.kill9();
+    let log_before = m.log_text().len();
     m.spawn(&tb);
     let s = m.wait(20, "adopted trackers reconnected", |s| {
         tracker_connected(s, "wan1") && tracker_connected(s, "wan2") && all_online(s)
     });
+    // The nft table the previous mwand left is adopted, not rewritten.
+    let log = m.log_text();
+    let new_log = log.get(log_before..).unwrap_or_default();
+    assert!(
+        !new_log.contains("nft table inet mwan replaced"),
+        "the restart rewrote the nft table:\n{new_log}"
+    );
+    assert_eq!(s["dataplane"]["nft_installs"], 0, "{s:#}");
+    assert_eq!(nft_table(&tb), table_before);
     assert_eq!(
         tracker_pid(&s, "wan1"),
         pid1,

@@ -63,6 +63,7 @@ const NFTA_HOOK_PRIORITY: u16 = 2;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_RULE_USERDATA: u16 = 7;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
@@ -373,7 +374,7 @@ fn encode_action(m: &mut MsgBuilder, table: &NftTable, a: &Action) {
     }
 }
 
-fn new_rule(table: &NftTable, chain: &str, rule: &NftRule) -> MsgBuilder {
+fn new_rule(table: &NftTable, chain: &str, rule: &NftRule, tag: Option<&str>) -> MsgBuilder {
     let mut m = nft_msg(NFT_MSG_NEWRULE, socket::NLM_F_CREATE | NLM_F_APPEND);
     m.attr_str(NFTA_RULE_TABLE, TABLE);
     m.attr_str(NFTA_RULE_CHAIN, chain);
@@ -391,6 +392,10 @@ fn new_rule(table: &NftTable, chain: &str, rule: &NftRule) -> MsgBuilder {
         Some(Verdict::Goto(c)) => verdict(&mut m, NFT_GOTO, Some(c)),
     }
     m.end_nested(list);
+    if let Some(t) = tag {
+        // libnftnl's rule comment TLV (same layout as a table's).
+        m.attr(NFTA_RULE_USERDATA, &comment_userdata(t));
+    }
     m
 }
 
@@ -476,6 +481,10 @@ fn req(msg: MsgBuilder, what: String) -> Request {
 pub struct Observed {
     pub chains: Vec<ObservedChain>,
     pub sets: Vec<ObservedSet>,
+    /// The [`plan_tag`] every rule carries as its comment (None when the
+    /// table has no rule, or rules carry none or different ones): proof
+    /// that the rules' content is that of the table the tag was made of.
+    pub plan_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -592,6 +601,16 @@ pub fn replace_requests_commented(
     observed: Option<&Observed>,
     comment: Option<&str>,
 ) -> Vec<Request> {
+    replace_requests_tagged(want, observed, comment, None)
+}
+
+/// [`replace_requests_commented`] whose rules carry `tag` as their comment.
+fn replace_requests_tagged(
+    want: &NftTable,
+    observed: Option<&Observed>,
+    comment: Option<&str>,
+    tag: Option<&str>,
+) -> Vec<Request> {
     let mut out = Vec::new();
     if let Some(obs) = observed {
         for c in &obs.chains {
@@ -621,8 +640,22 @@ pub fn replace_requests_commented(
             }
         }
     }
-    out.extend(create_requests_commented(want, comment));
+    out.extend(create_requests_tagged(want, comment, tag));
     out
+}
+
+/// A fingerprint of the whole table content (FNV-1a over its description):
+/// every rule we install carries it as its comment, so a restarted mwand
+/// can tell that the table in the kernel is exactly the one it wants
+/// (rule counts alone do not show a changed address or mark) and adopt it
+/// without a rewrite.
+pub fn plan_tag(want: &NftTable) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{want:?}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("mwan plan {h:016x}")
 }
 
 /// Create the table with everything in it (table and sets may exist).
@@ -655,6 +688,14 @@ pub fn parse_table_comment(userdata: &[u8]) -> Option<String> {
 /// [`create_requests`] with a comment in the table (at most
 /// [`TABLE_COMMENT_MAX`] bytes; a longer one is left out).
 pub fn create_requests_commented(want: &NftTable, comment: Option<&str>) -> Vec<Request> {
+    create_requests_tagged(want, comment, None)
+}
+
+fn create_requests_tagged(
+    want: &NftTable,
+    comment: Option<&str>,
+    tag: Option<&str>,
+) -> Vec<Request> {
     let mut out = Vec::new();
     let mut t = nft_msg(NFT_MSG_NEWTABLE, 0);
     t.attr_str(NFTA_TABLE_NAME, TABLE);
@@ -678,7 +719,7 @@ pub fn create_requests_commented(want: &NftTable, comment: Option<&str>) -> Vec<
     for c in &want.chains {
         for r in &c.rules {
             out.push(req(
-                new_rule(want, &c.name, r),
+                new_rule(want, &c.name, r, tag),
                 format!("add rule inet {TABLE} {} {r}", c.name),
             ));
         }
@@ -836,6 +877,8 @@ impl Nft {
                 rules: 0,
             });
         }
+        // Some(tag) while every rule so far carries that same tag.
+        let mut tags: Option<Option<String>> = None;
         for msg in self.dump(NFT_MSG_GETRULE, "dump rules of inet mwan")? {
             let a = attrs(&msg.payload, 4);
             let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| attr_str(p));
@@ -846,7 +889,17 @@ impl Nft {
             if let Some(c) = obs.chains.iter_mut().find(|c| c.name == chain) {
                 c.rules += 1;
             }
+            let tag = a
+                .iter()
+                .find(|(ty, _)| *ty == NFTA_RULE_USERDATA)
+                .and_then(|(_, p)| parse_table_comment(p));
+            tags = match tags {
+                None => Some(tag),
+                Some(seen) if seen == tag => Some(seen),
+                Some(_) => Some(None),
+            };
         }
+        obs.plan_tag = tags.flatten();
         for msg in self.dump(NFT_MSG_GETSET, "dump sets of inet mwan")? {
             let a = attrs(&msg.payload, 4);
             let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| *p);
@@ -871,15 +924,18 @@ impl Nft {
     /// nothing. Sets that keep their definition keep their elements.
     pub fn replace(&mut self, want: &NftTable) -> Result<ReplaceReport, NetlinkError> {
         let observed = self.observe()?;
-        self.replace_observed(want, observed.as_ref())
+        self.replace_observed(want, observed.as_ref(), None)
     }
 
+    /// `tag`: the [`plan_tag`] every rule carries ([`Nft::ensure`]); None
+    /// sends exactly what `nft -f` would.
     fn replace_observed(
         &mut self,
         want: &NftTable,
         observed: Option<&Observed>,
+        tag: Option<&str>,
     ) -> Result<ReplaceReport, NetlinkError> {
-        let reqs = replace_requests_commented(want, observed, self.comment.as_deref());
+        let reqs = replace_requests_tagged(want, observed, self.comment.as_deref(), tag);
         self.applied = None;
         self.sock.transaction(NFNL_SUBSYS_NFTABLES, &reqs)?;
         self.applied = Some(want.clone());
@@ -890,14 +946,27 @@ impl Nft {
     }
 
     /// Reconcile: replace if `want` is not what this socket installed last
-    /// (first call, config change) or if the kernel's table drifted from it
-    /// (deleted, chains flushed, sets redefined); otherwise send nothing.
+    /// (config change) or if the kernel's table drifted from it (deleted,
+    /// chains flushed, sets redefined); otherwise send nothing. On the first
+    /// call (a restarted mwand) a table whose rules carry `want`'s
+    /// [`plan_tag`] and that shows no drift is adopted as it is: nothing is
+    /// written and the sets keep their elements.
     pub fn ensure(&mut self, want: &NftTable) -> Result<Option<ReplaceReport>, NetlinkError> {
         let observed = self.observe()?;
-        if self.applied.as_ref() == Some(want) && drift(want, observed.as_ref()) == Drift::None {
+        let known = match &self.applied {
+            Some(applied) => applied == want,
+            None => observed
+                .as_ref()
+                .and_then(|o| o.plan_tag.as_deref())
+                .is_some_and(|t| t == plan_tag(want)),
+        };
+        if known && drift(want, observed.as_ref()) == Drift::None {
+            self.applied = Some(want.clone());
             return Ok(None);
         }
-        self.replace_observed(want, observed.as_ref()).map(Some)
+        let tag = plan_tag(want);
+        self.replace_observed(want, observed.as_ref(), Some(&tag))
+            .map(Some)
     }
 
     /// Empty sets (a dead WAN's sticky sets), in one transaction. A set that

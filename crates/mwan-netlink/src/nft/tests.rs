@@ -296,6 +296,7 @@ pub fn observed_sample() -> Observed {
                 }
             })
             .collect(),
+        plan_tag: None,
     }
 }
 
@@ -461,4 +462,12 @@ fn a_table_comment_goes_into_the_new_table_only_and_reads_back() {
         too_long[0].msg.request_bytes(1),
         plain[0].msg.request_bytes(1)
     );
+}
+
+#[test]
+fn plan_tag_follows_the_content_not_just_the_shape() {
+    // sample_changed has other content; a restart must not adopt one for the other.
+    assert_eq!(plan_tag(&sample()), plan_tag(&sample()));
+    assert_ne!(plan_tag(&sample()), plan_tag(&sample_changed()));
+    assert!(plan_tag(&sample()).len() <= TABLE_COMMENT_MAX);
 }
