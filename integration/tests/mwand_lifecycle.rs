@@ -500,6 +500,11 @@ fn routes_rules_and_nft_table_removed_by_someone_else_are_restored() {
         s["dataplane"]["nft_installs"].as_u64() >= Some(3),
         "install + 2 restores expected: {s:#}"
     );
+    // At least the default route and rule 1300 were put back.
+    assert!(
+        s["dataplane"]["restored_objects"].as_u64() >= Some(2),
+        "restored routes and rules not counted: {s:#}"
+    );
 }
 
 #[test]

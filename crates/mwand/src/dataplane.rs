@@ -44,6 +44,9 @@ pub struct Dataplane {
     /// Someone else changed our routes, rules or nft table, or links and
     /// addresses moved: re-read the kernel on the very next pass.
     reconcile_now: bool,
+    /// Someone else removed routes or rules of ours: what the next
+    /// reconcile adds back is counted in `restored_objects`.
+    foreign_removal: bool,
     /// Notifications of changes to table `inet mwan` by anyone but us.
     nft_watch: Option<NftWatch>,
     counters: DataplaneCounters,
@@ -147,6 +150,7 @@ impl Dataplane {
             last_error: None,
             reconcile_due: false,
             reconcile_now: false,
+            foreign_removal: false,
             nft_watch,
             counters: DataplaneCounters::default(),
             nft,
@@ -267,6 +271,7 @@ impl Dataplane {
                 } => {
                     log::info!("our routes or rules changed by someone else; restoring them");
                     self.reconcile_now = true;
+                    self.foreign_removal = true;
                 }
                 Event::Resync => {
                     refresh = true;
@@ -593,6 +598,12 @@ impl Dataplane {
         match self.rtnl.apply(&ops) {
             Ok(report) if report.failed.is_empty() => {
                 log::info!("data plane: {} change(s) applied", report.applied);
+                if std::mem::take(&mut self.foreign_removal) {
+                    let added = ops
+                        .iter()
+                        .filter(|o| matches!(o, plan::Op::AddRoute(_) | plan::Op::AddRule(_)));
+                    self.counters.restored_objects += added.count() as u64;
+                }
                 self.rt_installed = Some(desired);
                 true
             }
