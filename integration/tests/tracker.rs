@@ -9,7 +9,9 @@
 
 use mwan_proto::frame::{self, FrameReader};
 use mwan_proto::track::{ControllerMessage, ProbeOutcome, TrackerMessage};
-use mwan_testbed::{find_binary, require_netns, Role, Testbed, TestbedOptions, WanInfo};
+use mwan_testbed::{
+    find_binary, monotonic_us, require_netns, Role, Testbed, TestbedOptions, WanInfo,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,55 +26,6 @@ fn up(wans: usize) -> Testbed {
         ..Default::default()
     })
     .expect("testbed up")
-}
-
-fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
-/// The tracker fwmark of WAN n and the table it routes to, as the data plane
-/// would install them. Replies to a WAN that is not the main table's
-/// default fail strict reverse-path filtering (the reverse lookup carries no
-/// mark), so the WAN device gets loose mode, as the data plane sets it.
-fn route_tracker_mark(tb: &Testbed, wan: usize) -> String {
-    let w = &tb.wans()[wan - 1];
-    tb.exec_ok(
-        Role::Router,
-        &[
-            "sysctl",
-            "-qw",
-            &format!("net.ipv4.conf.{}.rp_filter=2", w.device),
-        ],
-    )
-    .expect("sysctl rp_filter");
-    let mark = format!("{:#x}", 0x3e00 + wan);
-    let table = (900 + wan).to_string();
-    for (fam, gw) in [
-        ("-4", w.gateway_v4.to_string()),
-        ("-6", w.gateway_v6.to_string()),
-    ] {
-        tb.exec_ok(
-            Role::Router,
-            &[
-                "ip", fam, "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50",
-            ],
-        )
-        .expect("ip rule");
-        tb.exec_ok(
-            Role::Router,
-            &[
-                "ip", fam, "route", "add", "default", "via", &gw, "dev", &w.device, "table", &table,
-            ],
-        )
-        .expect("ip route");
-    }
-    mark
 }
 
 /// Arguments of an ICMP tracker on `wan` (mark optional) probing `targets`.
@@ -249,7 +202,7 @@ fn every_method_gets_answers_through_its_wan_and_stops_on_sigterm() {
     let tb = up(2);
     // wan2: the main table prefers wan1, so wan2's probes only get through
     // its own table by the tracker mark.
-    let mark = route_tracker_mark(&tb, 2);
+    let mark = tb.route_tracker_mark(2).expect("tracker mark route");
     let w = tb.wans()[1].clone();
     let t = tb.targets().clone();
     // (method, target, more arguments, outcome wanted); targets v4 and v6.
@@ -381,7 +334,7 @@ fn silent_cut_shows_as_lost_probes_within_one_timeout_and_other_wan_unaffected()
     let target = t.icmp_v4[0].to_string();
     let mut trackers = Vec::new();
     for wan in [1, 2] {
-        let mark = route_tracker_mark(&tb, wan);
+        let mark = tb.route_tracker_mark(wan).expect("tracker mark route");
         let w = tb.wans()[wan - 1].clone();
         trackers.push(Tracker::start(
             &tb,
@@ -436,7 +389,7 @@ fn two_trackers_on_one_router_never_take_each_others_replies() {
         return;
     }
     let tb = up(1);
-    let mark = route_tracker_mark(&tb, 1);
+    let mark = tb.route_tracker_mark(1).expect("tracker mark route");
     let w = tb.wans()[0].clone();
     let t = tb.targets().clone();
     let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
@@ -523,7 +476,7 @@ fn backlog_is_replayed_to_a_restarted_controller_and_intervals_are_obeyed() {
         return;
     }
     let tb = up(1);
-    let mark = route_tracker_mark(&tb, 1);
+    let mark = tb.route_tracker_mark(1).expect("tracker mark route");
     let w = tb.wans()[0].clone();
     let target = tb.targets().icmp_v4[0].to_string();
     let sock = tb
@@ -769,7 +722,7 @@ fn follows_the_wan_address_away_and_back() {
         return;
     }
     let tb = up(1);
-    let mark = route_tracker_mark(&tb, 1);
+    let mark = tb.route_tracker_mark(1).expect("tracker mark route");
     let w = tb.wans()[0].clone();
     let target = tb.targets().icmp_v4[0].to_string();
     let tr = Tracker::start(
@@ -872,7 +825,7 @@ fn a_probe_reported_lost_at_the_controllers_timeout_still_reports_its_late_answe
         },
     )
     .expect("impair");
-    let mark = route_tracker_mark(&tb, 1);
+    let mark = tb.route_tracker_mark(1).expect("tracker mark route");
     let w = tb.wans()[0].clone();
     let target = tb.targets().icmp_v4[0].to_string();
     let sock = tb

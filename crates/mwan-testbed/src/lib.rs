@@ -311,6 +311,41 @@ impl Testbed {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Routes WAN `wan`'s (1-based) tracker fwmark `0x3e00 + wan` through a
+    /// table of its own (`900 + wan`, v4 and v6 defaults via the WAN's
+    /// gateway), as mwand's data plane does, for tests that run mwan-track
+    /// without mwand. Also `from <WAN address> lookup <table>`, as the data
+    /// plane installs it: the reverse-path check of a reply carries no
+    /// mark, so this rule is what lets strict rp_filter accept replies on a
+    /// WAN that is not the main table's default. Returns the mark (`0x..`).
+    pub fn route_tracker_mark(&self, wan: usize) -> Result<String, Error> {
+        let w = &self.wans()[wan - 1];
+        let mark = format!("{:#x}", 0x3e00 + wan);
+        let table = (900 + wan).to_string();
+        let (v4, v6) = (w.router_v4.to_string(), w.router_v6.to_string());
+        for (fam, gw, addr) in [
+            ("-4", w.gateway_v4.to_string(), v4),
+            ("-6", w.gateway_v6.to_string(), v6),
+        ] {
+            let rules: [&[&str]; 3] = [
+                &[
+                    "ip", fam, "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50",
+                ],
+                &[
+                    "ip", fam, "rule", "add", "from", &addr, "lookup", &table, "pref", "51",
+                ],
+                &[
+                    "ip", fam, "route", "add", "default", "via", &gw, "dev", &w.device, "table",
+                    &table,
+                ],
+            ];
+            for argv in rules {
+                self.exec_ok(Role::Router, argv)?;
+            }
+        }
+        Ok(mark)
+    }
+
     /// A command for `argv` in `role`'s namespace, to configure before
     /// spawning (stdio, env). Processes left running are killed on drop.
     pub fn command(&self, role: Role, argv: &[&str]) -> Result<Command, Error> {
@@ -448,6 +483,18 @@ fn which(tool: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
         .map(|dir| dir.join(tool))
         .find(|p| p.is_file())
+}
+
+/// CLOCK_MONOTONIC in microseconds: the clock mwan-track stamps its
+/// samples with, so tests and benchmarks can compare times with them.
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 /// Locates a workspace binary (`mwand`, `mwan-track`, `mwan-testbed`, ...):

@@ -20,7 +20,7 @@
 //! Needs root, iputils-ping and fping, and `cargo build --release --workspace --bins`.
 
 use mwan_testbed::{
-    find_binary, require_netns, Impairment, Role, Testbed, TestbedOptions, WanInfo,
+    find_binary, monotonic_us, require_netns, Impairment, Role, Testbed, TestbedOptions, WanInfo,
 };
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixListener;
@@ -77,47 +77,6 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     Ok(o)
-}
-
-fn monotonic_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
-
-/// Routes WAN n's tracker mark through its own table, as mwand's data plane
-/// does; returns the mark.
-fn mark_route(tb: &Testbed, n: usize) -> String {
-    let w = &tb.wans()[n - 1];
-    let mark = format!("{:#x}", 0x3e00 + n);
-    let table = format!("{}", 900 + n);
-    let dev_rp = format!("net.ipv4.conf.{}.rp_filter=2", w.device);
-    let (gw4, gw6) = (w.gateway_v4.to_string(), w.gateway_v6.to_string());
-    let cmds: [Vec<&str>; 5] = [
-        vec!["sysctl", "-qw", &dev_rp],
-        vec![
-            "ip", "-4", "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50",
-        ],
-        vec![
-            "ip", "-6", "rule", "add", "fwmark", &mark, "lookup", &table, "pref", "50",
-        ],
-        vec![
-            "ip", "-4", "route", "add", "default", "via", &gw4, "dev", &w.device, "table", &table,
-        ],
-        vec![
-            "ip", "-6", "route", "add", "default", "via", &gw6, "dev", &w.device, "table", &table,
-        ],
-    ];
-    for c in &cmds {
-        if let Err(e) = tb.exec_ok(Role::Router, c) {
-            panic!("{}: {e}", c.join(" "));
-        }
-    }
-    mark
 }
 
 fn decimal(hex_mark: &str) -> String {
@@ -721,7 +680,10 @@ fn main() -> ExitCode {
         ..Default::default()
     })
     .expect("testbed up");
-    let marks = vec![mark_route(&tb, 1), mark_route(&tb, 2)];
+    let marks = vec![
+        tb.route_tracker_mark(1).expect("tracker mark route"),
+        tb.route_tracker_mark(2).expect("tracker mark route"),
+    ];
     if o.runs("accuracy") {
         accuracy_and_loss(&tb, &o, &marks);
     }
