@@ -7,6 +7,7 @@
 //! testable with tables of cases and seeded simulations.
 
 pub mod config;
+pub mod flush;
 pub mod health;
 pub mod plan;
 pub mod policy;

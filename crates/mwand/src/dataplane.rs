@@ -9,7 +9,8 @@
 
 use crate::engine::Engine;
 use crate::wan::Wan;
-use mwan_core::config::{Config, FlushEvent, PolicyTarget};
+use mwan_core::config::{Config, PolicyTarget};
+use mwan_core::flush::{self, Carrying, FlushReason};
 use mwan_core::plan::nft::NftTable;
 use mwan_core::plan::{
     self, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, Route, WanFacts, WanInput,
@@ -20,7 +21,7 @@ use mwan_netlink::nft::{Nft, NftWatch};
 use mwan_netlink::sysctl::Saved;
 use mwan_netlink::{Event, Events, Rtnl, Snapshot};
 use mwan_proto::control::{DataplaneCounters, RuleStatus};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 
 /// Something happened to a device: carrier known when the link itself
@@ -63,10 +64,9 @@ pub struct Dataplane {
     /// diffs against this instead of dumping the kernel, so a failover is
     /// just its few writes. None (start, a failure, a reconcile) dumps.
     rt_installed: Option<plan::KernelObjects>,
-    /// Per WAN: usable, and carrying some policy, at the last pass.
-    was_usable: BTreeMap<String, bool>,
-    /// (policy, WAN) pairs active at the last pass.
-    was_active: BTreeSet<(String, String)>,
+    /// Per WAN usable, and the (policy, WAN) pairs active, at the last
+    /// pass: what the core's flush decision compares against.
+    carrying: Carrying,
     /// WANs whose pinned connections were flushed and are checked again.
     pending_flushes: BTreeMap<String, PendingFlush>,
 }
@@ -158,8 +158,7 @@ impl Dataplane {
             nft_installed: None,
             nft_verify: true,
             rt_installed: None,
-            was_usable: BTreeMap::new(),
-            was_active: BTreeSet::new(),
+            carrying: Carrying::default(),
             pending_flushes: BTreeMap::new(),
         })
     }
@@ -435,7 +434,8 @@ impl Dataplane {
     /// Connections pinned to a WAN that became unusable are deleted (with
     /// its sticky entries); so are those of a WAN whose `flush_conntrack`
     /// lists `connected` once a policy moved off it because another WAN
-    /// came (back) online: the metered-backup case (docs/mwand.md).
+    /// came (back) online: the metered-backup case (docs/mwand.md). Which
+    /// WANs is the core's decision (`mwan_core::flush`); this performs it.
     fn flush_moved(
         &mut self,
         plan: &NetworkPlan,
@@ -444,35 +444,14 @@ impl Dataplane {
         wans: &BTreeMap<String, Wan>,
         now: Millis,
     ) -> bool {
-        let active: BTreeSet<(String, String)> = engine
-            .decisions()
-            .iter()
-            .flat_map(|d| {
-                d.active
-                    .iter()
-                    .map(|m| (d.policy.clone(), m.interface.clone()))
-            })
-            .collect();
+        let after = Carrying::new(
+            wans.iter().map(|(name, wan)| (name.clone(), wan.usable())),
+            engine.decisions(),
+        );
         let mut ok = true;
-        for (name, wan) in wans {
-            let usable = wan.usable();
-            let was_usable = self.was_usable.insert(name.clone(), usable);
-            let failed = was_usable == Some(true) && !usable;
-            let wants_flush_on_move = config
-                .interfaces
-                .iter()
-                .find(|i| &i.name == name)
-                .is_some_and(|i| i.flush_conntrack.contains(&FlushEvent::Connected));
-            // Some policy that used this WAN no longer does.
-            let moved_off = wants_flush_on_move
-                && usable
-                && self
-                    .was_active
-                    .iter()
-                    .any(|pw| &pw.1 == name && !active.contains(pw));
-            if !(failed || moved_off) {
-                continue;
-            }
+        for (name, reason) in flush::flushes(config, &self.carrying, &after) {
+            let failed = reason == FlushReason::Unusable;
+            let name = &name;
             let Some(w) = plan.wan(name) else { continue };
             if failed {
                 if let (Some(nft), Some(table)) = (self.nft.as_mut(), self.nft_installed.as_ref()) {
@@ -520,12 +499,11 @@ impl Dataplane {
             if p.failed {
                 !usable
             } else {
-                usable && !active.iter().any(|pw| &pw.1 == name)
+                usable && !after.carries(name)
             }
         });
         self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
-        self.was_usable.retain(|n, _| wans.contains_key(n));
-        self.was_active = active;
+        self.carrying = after;
         ok
     }
 
