@@ -266,27 +266,7 @@ impl Procd {
                 Some((_, inst)) => {
                     // Changed (or being deleted): stop, and start the new
                     // definition once the old process is reaped.
-                    let old = std::mem::replace(
-                        &mut inst.run,
-                        Run::Exited {
-                            exit_code: 0,
-                            respawn_at: None,
-                        },
-                    );
-                    inst.run = match old {
-                        Run::Running(child) => {
-                            term(&child);
-                            Run::Stopping {
-                                child,
-                                kill_at: now + Duration::from_secs(inst.def.term_timeout.into()),
-                                next: Some(def.clone()),
-                            }
-                        }
-                        Run::Stopping { child, kill_at, .. } => Run::Stopping {
-                            child,
-                            kill_at,
-                            next: Some(def.clone()),
-                        },
+                    inst.run = match Self::take_run(inst) {
                         Run::Exited { .. } => match spawn(&def) {
                             Ok(child) => {
                                 notices.push(notice("instance.start", name, Some(&iname)));
@@ -297,6 +277,7 @@ impl Procd {
                                 respawn_at: None,
                             },
                         },
+                        run => Self::begin_stop(run, inst.def.term_timeout, now, Some(def.clone())),
                     };
                     inst.def = def;
                     inst.respawn_count = 0;
@@ -321,34 +302,49 @@ impl Procd {
     }
 
     fn stop(inst: &mut Instance, now: Instant) {
-        let old = std::mem::replace(
-            &mut inst.run,
-            Run::Exited {
-                exit_code: 0,
-                respawn_at: None,
-            },
-        );
-        inst.run = match old {
-            Run::Running(child) => {
-                term(&child);
-                Run::Stopping {
-                    child,
-                    kill_at: now + Duration::from_secs(inst.def.term_timeout.into()),
-                    next: None,
-                }
-            }
-            Run::Stopping { child, kill_at, .. } => Run::Stopping {
-                child,
-                kill_at,
-                next: None,
-            },
+        inst.run = match Self::take_run(inst) {
             // Not running: removed at the next poll without an instance.stop.
             Run::Exited { exit_code, .. } => Run::Exited {
                 exit_code,
                 respawn_at: None,
             },
+            run => Self::begin_stop(run, inst.def.term_timeout, now, None),
         };
         inst.respawn_count = u32::MAX;
+    }
+
+    /// The instance's run state, leaving a placeholder to be overwritten.
+    fn take_run(inst: &mut Instance) -> Run {
+        std::mem::replace(
+            &mut inst.run,
+            Run::Exited {
+                exit_code: 0,
+                respawn_at: None,
+            },
+        )
+    }
+
+    /// procd's stop of a running (or already stopping) instance: SIGTERM,
+    /// SIGKILL after `term_timeout`, then `next` (a changed definition) is
+    /// started once the old process is reaped. An exited run is returned
+    /// unchanged: what follows then differs between callers.
+    fn begin_stop(run: Run, term_timeout: u32, now: Instant, next: Option<Definition>) -> Run {
+        match run {
+            Run::Running(child) => {
+                term(&child);
+                Run::Stopping {
+                    child,
+                    kill_at: now + Duration::from_secs(term_timeout.into()),
+                    next,
+                }
+            }
+            Run::Stopping { child, kill_at, .. } => Run::Stopping {
+                child,
+                kill_at,
+                next,
+            },
+            exited @ Run::Exited { .. } => exited,
+        }
     }
 
     fn delete(&mut self, args: &Table, now: Instant) -> u32 {
