@@ -7,11 +7,10 @@
 //! Like mwand's data plane, each test routes the tracker's fwmark through the
 //! WAN's own table (`ip rule fwmark M lookup T` above everything else).
 
+use mwan_integration::icmp_tracker_args;
 use mwan_proto::frame::{self, FrameReader};
 use mwan_proto::track::{ControllerMessage, ProbeOutcome, TrackerMessage};
-use mwan_testbed::{
-    find_binary, monotonic_us, require_netns, Role, Testbed, TestbedOptions, WanInfo,
-};
+use mwan_testbed::{find_binary, monotonic_us, require_netns, Role, Testbed, TestbedOptions};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,38 +25,6 @@ fn up(wans: usize) -> Testbed {
         ..Default::default()
     })
     .expect("testbed up")
-}
-
-/// Arguments of an ICMP tracker on `wan` (mark optional) probing `targets`.
-fn icmp_args(
-    w: &WanInfo,
-    mark: Option<&str>,
-    targets: &[&str],
-    interval: &str,
-    timeout: &str,
-) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--interface",
-        &w.name,
-        "--device",
-        &w.device,
-        "--method",
-        "ping",
-        "--interval",
-        interval,
-        "--timeout",
-        timeout,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(m) = mark {
-        a.extend(["--mark".to_string(), m.to_string()]);
-    }
-    for t in targets {
-        a.extend(["--target".to_string(), t.to_string()]);
-    }
-    a
 }
 
 /// A tracker started with --stdout; its samples arrive on a channel with
@@ -338,7 +305,7 @@ fn silent_cut_shows_as_lost_probes_within_one_timeout_and_other_wan_unaffected()
         let w = tb.wans()[wan - 1].clone();
         trackers.push(Tracker::start(
             &tb,
-            &icmp_args(&w, Some(&mark), &[&target], "100ms", "500ms"),
+            &icmp_tracker_args(&w, Some(&mark), &[&target], "100ms", "500ms"),
         ));
     }
     for tr in &trackers {
@@ -394,7 +361,7 @@ fn two_trackers_on_one_router_never_take_each_others_replies() {
     let t = tb.targets().clone();
     let (a, b) = (t.icmp_v4[0].to_string(), t.icmp_v6[0].to_string());
     // Same device, same targets, fast: every reply reaches both raw sockets.
-    let args = icmp_args(&w, Some(&mark), &[&a, &b], "50ms", "1s");
+    let args = icmp_tracker_args(&w, Some(&mark), &[&a, &b], "50ms", "1s");
     let t1 = Tracker::start(&tb, &args);
     let t2 = Tracker::start(&tb, &args);
     let s1 = t1.collect(Duration::from_secs(2));
@@ -484,7 +451,7 @@ fn backlog_is_replayed_to_a_restarted_controller_and_intervals_are_obeyed() {
         .join(format!("track-test-{}.sock", std::process::id()));
     let sock_s = sock.to_str().unwrap().to_string();
     let listener = UnixListener::bind(&sock).expect("bind controller socket");
-    let mut args = icmp_args(&w, Some(&mark), &[&target], "100ms", "1s");
+    let mut args = icmp_tracker_args(&w, Some(&mark), &[&target], "100ms", "1s");
     args.extend(["--controller".to_string(), sock_s.clone()]);
     let tr = Tracker::start(&tb, &args);
     listener.set_nonblocking(false).unwrap();
@@ -624,7 +591,7 @@ fn unprivileged_tracker_uses_ping_sockets() {
             "--inh-caps=-all",
             "--bounding-set=-all",
         ],
-        &icmp_args(&w, None, &[&a, &b], "100ms", "1s"),
+        &icmp_tracker_args(&w, None, &[&a, &b], "100ms", "1s"),
     );
     let s = tr.collect(Duration::from_millis(1500));
     let (code, stderr) = tr.stop();
@@ -658,7 +625,7 @@ fn icmp_errors_carry_type_and_code_on_raw_ping_and_udp_sockets() {
     )
     .expect("sysctl");
     // A hop limit of 1 expires at the ISP's gateway: time exceeded (v4 11/0, v6 3/0).
-    let mut raw_args = icmp_args(&w, None, &[&a, &b], "100ms", "1s");
+    let mut raw_args = icmp_tracker_args(&w, None, &[&a, &b], "100ms", "1s");
     raw_args.extend(["--max-ttl".to_string(), "1".to_string()]);
     let raw = Tracker::start(&tb, &raw_args);
     let ping = Tracker::start_as(
@@ -727,7 +694,7 @@ fn follows_the_wan_address_away_and_back() {
     let target = tb.targets().icmp_v4[0].to_string();
     let tr = Tracker::start(
         &tb,
-        &icmp_args(&w, Some(&mark), &[&target], "100ms", "500ms"),
+        &icmp_tracker_args(&w, Some(&mark), &[&target], "100ms", "500ms"),
     );
     let first = tr.wait_for(Duration::from_secs(3), |v| outcome(v) == "reply");
     assert!(first.is_some(), "replies at first");
@@ -833,7 +800,7 @@ fn a_probe_reported_lost_at_the_controllers_timeout_still_reports_its_late_answe
         .join(format!("track-late-{}.sock", std::process::id()));
     let listener = UnixListener::bind(&sock).expect("bind controller socket");
     // --timeout 1s is the cap: how long a slot stays open for an answer.
-    let mut args = icmp_args(&w, Some(&mark), &[&target], "200ms", "1s");
+    let mut args = icmp_tracker_args(&w, Some(&mark), &[&target], "200ms", "1s");
     args.extend(["--controller".to_string(), sock.display().to_string()]);
     let tr = Tracker::start(&tb, &args);
     let (mut conn, _) = listener.accept().expect("tracker connects");

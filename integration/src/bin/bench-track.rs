@@ -19,8 +19,9 @@
 //!                    [--only accuracy|cut|footprint]
 //! Needs root, iputils-ping and fping, and `cargo build --release --workspace --bins`.
 
+use mwan_integration::icmp_tracker_args;
 use mwan_testbed::{
-    find_binary, monotonic_us, require_netns, Impairment, Role, Testbed, TestbedOptions, WanInfo,
+    find_binary, monotonic_us, require_netns, Impairment, Role, Testbed, TestbedOptions,
 };
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixListener;
@@ -83,37 +84,6 @@ fn decimal(hex_mark: &str) -> String {
     u32::from_str_radix(hex_mark.trim_start_matches("0x"), 16)
         .expect("hex mark")
         .to_string()
-}
-
-/// Arguments of an ICMP tracker on `w` with `mark` probing `targets`.
-fn icmp_args(
-    w: &WanInfo,
-    mark: &str,
-    targets: &[String],
-    interval: &str,
-    timeout: &str,
-) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--interface",
-        &w.name,
-        "--device",
-        &w.device,
-        "--mark",
-        mark,
-        "--method",
-        "ping",
-        "--interval",
-        interval,
-        "--timeout",
-        timeout,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for t in targets {
-        a.extend(["--target".to_string(), t.clone()]);
-    }
-    a
 }
 
 /// One sample line of `mwan-track --stdout`, the fields the bench needs.
@@ -272,7 +242,7 @@ fn side_by_side(
     let w = tb.wans()[wan - 1].clone();
     let target = tb.targets().icmp_v4[0].to_string();
     let (interval, timeout) = (format!("{interval_ms}ms"), format!("{timeout_s}s"));
-    let args = icmp_args(&w, mark, std::slice::from_ref(&target), &interval, &timeout);
+    let args = icmp_tracker_args(&w, Some(mark), &[target.as_str()], &interval, &timeout);
     let mut tracker = start_tracker(tb, &args, true);
     // iputils ping takes the mark in decimal only.
     let ping_args: Vec<String> = [
@@ -428,7 +398,7 @@ fn silent_cut(tb: &Testbed, o: &Options, mark: &str) {
     let w = tb.wans()[0].clone();
     let target = tb.targets().icmp_v4[0].to_string();
     let (interval_ms, timeout_ms) = (100u64, 500u64);
-    let args = icmp_args(&w, mark, &[target], "100ms", "500ms");
+    let args = icmp_tracker_args(&w, Some(mark), &[target.as_str()], "100ms", "500ms");
     let mut t = start_tracker(tb, &args, true);
     let wait = |t: &Tracker, want: &str| -> Option<Sample> {
         let end = Instant::now() + Duration::from_secs(5);
@@ -554,7 +524,13 @@ fn footprint(tb: &Testbed, o: &Options, mark: &str) {
         }
     });
     let sock_s = sock.to_str().expect("utf-8").to_string();
-    let mut args = icmp_args(&w, mark, &targets, "500ms", "1s");
+    let mut args = icmp_tracker_args(
+        &w,
+        Some(mark),
+        &targets.iter().map(String::as_str).collect::<Vec<_>>(),
+        "500ms",
+        "1s",
+    );
     args.extend(["--controller".to_string(), sock_s]);
     let mut tracker = start_tracker(tb, &args, false);
     // fping: loop mode, 500 ms per target, bound to the same device (Debian's
