@@ -85,8 +85,12 @@ const NFT_SET_EVAL: u32 = 0x20;
 const TYPE_IPV4_ADDR: u32 = 7;
 const TYPE_IPV6_ADDR: u32 = 8;
 /// NFTNL_UDATA_SET_KEYBYTEORDER = big endian, as nft writes it, so `nft
-/// list` prints our keys as addresses.
-const SET_USERDATA: [u8; 6] = [0, 4, 2, 0, 0, 0];
+/// list` prints our keys as addresses. libnftnl stores the value as a u32
+/// in host order (a big-endian router needs 0, 0, 0, 2).
+const SET_USERDATA: [u8; 6] = {
+    let order = 2u32.to_ne_bytes();
+    [0, 4, order[0], order[1], order[2], order[3]]
+};
 
 const NFT_REG_1: u32 = 1;
 const NFT_REG_VERDICT: u32 = 0;

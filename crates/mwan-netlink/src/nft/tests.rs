@@ -1,4 +1,4 @@
-//! Golden bytes: `golden/*.hex` hold what `nft -f` (nftables 1.0.6) sent for
+//! Golden bytes: `golden/nft-*.hex` (at the crate's root) hold what `nft -f` (nftables 1.0.6) sent for
 //! the text our renderer prints for [`sample`] (captured with
 //! `strace -e trace=sendmsg -e write=all` in a throwaway netns; the recipe is
 //! in docs/dataplane-nft.md). Our encoder must produce the same bytes, with
@@ -6,6 +6,8 @@
 //! integration/tests/dataplane_nft.rs repeats the comparison live.
 
 use super::*;
+#[path = "../../golden/host_order.rs"]
+mod host_order;
 use mwan_core::config::{IpNet, MaskedIp, PortRange};
 use mwan_core::plan::nft::{BaseChain, MANGLE_PRIORITY};
 
@@ -300,7 +302,7 @@ pub fn observed_sample() -> Observed {
     }
 }
 
-/// The nft input whose capture is `golden/replace.hex`.
+/// The nft input whose capture is `golden/nft-replace.hex`.
 pub fn replace_text() -> String {
     let mut text = String::new();
     for c in &observed_sample().chains {
@@ -314,6 +316,11 @@ pub fn replace_text() -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A capture from little-endian x86_64, in this host's byte order.
+fn golden(hex: &str) -> Vec<u8> {
+    host_order::from_le_capture(&unhex(hex))
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -342,13 +349,15 @@ pub fn assert_same_batch(ours: &[u8], nft: &[u8]) {
 /// Blank the set id attribute of every lookup and dynset expression.
 fn without_set_ids(bytes: &[u8]) -> Vec<u8> {
     let mut h = hex(bytes);
+    // The u32 attribute's header (length 8, type) in host byte order.
+    let header = |ty: u16| hex(&[8u16.to_ne_bytes(), ty.to_ne_bytes()].concat());
     for (name, id_attr) in [
-        ("6c6f6f6b757000", "08000400"),
-        ("64796e73657400", "08000200"),
+        ("6c6f6f6b757000", header(4)), // "lookup", NFTA_LOOKUP_SET_ID
+        ("64796e73657400", header(2)), // "dynset", NFTA_DYNSET_SET_ID
     ] {
         let mut from = 0;
         while let Some(at) = h[from..].find(name).map(|i| i + from) {
-            let Some(id) = h[at..].find(id_attr).map(|i| i + at + id_attr.len()) else {
+            let Some(id) = h[at..].find(&id_attr).map(|i| i + at + id_attr.len()) else {
                 break;
             };
             h.replace_range(id..id + 8, "00000000");
@@ -371,7 +380,7 @@ fn maybe_write_inputs() {
 fn create_matches_nft_bytes() {
     maybe_write_inputs();
     let ours = transaction_bytes(&create_requests(&sample()));
-    assert_same_batch(&ours, &unhex(include_str!("golden/create.hex")));
+    assert_same_batch(&ours, &golden(include_str!("../../golden/nft-create.hex")));
 }
 
 #[test]
@@ -388,7 +397,7 @@ fn replace_matches_nft_bytes_and_keeps_sets() {
     // the set is created in the same batch; for sets it already has in its
     // cache nft numbers ids its own way. Compare everything else.
     let ours = without_set_ids(&transaction_bytes(&reqs));
-    let nft = without_set_ids(&unhex(include_str!("golden/replace.hex")));
+    let nft = without_set_ids(&golden(include_str!("../../golden/nft-replace.hex")));
     assert_same_batch(&ours, &nft);
 }
 
