@@ -5,6 +5,7 @@
 //! Exit codes (docs/mwanctl.md): 0 success, 1 the request failed or the
 //! config has problems, 2 usage error, 3 mwand cannot be reached.
 
+mod check;
 mod client;
 mod render;
 
@@ -147,62 +148,9 @@ fn main() -> ExitCode {
 }
 
 fn check(path: Option<PathBuf>, json: bool) -> ExitCode {
-    let path = path.unwrap_or_else(mwan_core::config::default_path);
-    let strings = |v: &[mwan_core::config::Diagnostic]| -> Vec<String> {
-        v.iter().map(ToString::to_string).collect()
-    };
-    match mwan_core::config::load(&path) {
-        Ok(loaded) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": true, "config": path.display().to_string(),
-                        "problems": [], "warnings": strings(&loaded.warnings) })
-                );
-            } else {
-                print!(
-                    "{}",
-                    with_newline(mwan_core::config::summary(&loaded.config))
-                );
-                for w in &loaded.warnings {
-                    eprintln!("warning: {w}");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(rejected) => {
-            // Every problem at once, and the warnings found alongside.
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "ok": false, "config": path.display().to_string(),
-                        "problems": strings(&rejected.problems),
-                        "warnings": strings(&rejected.warnings) })
-                );
-            } else {
-                for p in &rejected.problems {
-                    eprintln!("{p}");
-                }
-                for w in &rejected.warnings {
-                    eprintln!("warning: {w}");
-                }
-                eprintln!(
-                    "{}: {} problem(s), {} warning(s)",
-                    path.display(),
-                    rejected.problems.len(),
-                    rejected.warnings.len()
-                );
-            }
-            ExitCode::from(EXIT_FAILED)
-        }
+    if check::run(path, json) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
     }
-}
-
-/// The summary's last line ends like every other, so what follows it on
-/// a terminal (warnings on stderr) starts on a line of its own.
-fn with_newline(mut text: String) -> String {
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text
 }

@@ -8,6 +8,7 @@
 //! [`summary`] prints it for `mwanctl check`; [`render`] writes a config back
 //! as canonical UCI text.
 
+mod diagnostic;
 pub mod model;
 mod render;
 mod schema;
@@ -15,59 +16,13 @@ mod summary;
 mod uci;
 mod values;
 
+pub use diagnostic::{aggregate, count_by_kind, warning_summary, Diagnostic, Kind, Severity};
 pub use model::*;
 pub use render::render;
 pub use summary::summary;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// How bad a [`Diagnostic`] is: errors reject the config, warnings do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-/// One problem found in a config file, with where it is.
-///
-/// Display: `FILE:LINE: section 'NAME' (TYPE): option 'OPT': MESSAGE`; the
-/// section and option parts are left out when the problem is not inside one.
-/// The severity is not part of the text: callers say "warning:" themselves
-/// (`mwanctl check` does), and [`Rejected::problems`] holds only errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    /// File name as given to [`parse`]/[`load`].
-    pub source: String,
-    /// 1-based line; 0 when the problem belongs to no line (e.g. the file
-    /// could not be read).
-    pub line: usize,
-    /// Section name (or `@TYPE[N]` for anonymous sections) and type.
-    pub section: Option<(String, String)>,
-    pub option: Option<String>,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
-
-impl Diagnostic {
-    pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.source, self.line)?;
-        if let Some((name, kind)) = &self.section {
-            write!(f, "section '{name}' ({kind}): ")?;
-        }
-        if let Some(option) = &self.option {
-            write!(f, "option '{option}': ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
 
 /// A config that passed validation, with the warnings found on the way.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,14 +75,14 @@ pub fn load(path: &Path) -> Result<Loaded, Rejected> {
             parse(&source, &text)
         }
         Err(err) => Err(Rejected {
-            problems: vec![Diagnostic {
-                severity: Severity::Error,
-                source,
-                line: 0,
-                section: None,
-                option: None,
-                message: format!("cannot read the file: {err}"),
-            }],
+            problems: vec![Diagnostic::new(
+                Kind::Invalid,
+                &source,
+                0,
+                None,
+                None,
+                format!("cannot read the file: {err}"),
+            )],
             warnings: Vec::new(),
         }),
     }
@@ -143,6 +98,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, Rejected> {
     diagnostics.sort_by_key(|d| d.line);
     let (problems, warnings): (Vec<_>, Vec<_>) =
         diagnostics.into_iter().partition(Diagnostic::is_error);
+    let warnings = aggregate(warnings);
     if problems.is_empty() {
         Ok(Loaded { config, warnings })
     } else {

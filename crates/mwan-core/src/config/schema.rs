@@ -14,7 +14,7 @@
 use super::model::*;
 use super::uci::{valid_name, RawDocument, RawSection};
 use super::values::{self, AddressMatch};
-use super::{Diagnostic, Severity};
+use super::{Diagnostic, Kind};
 use std::net::IpAddr;
 
 const GLOBALS_OPTIONS: &[&str] = &[
@@ -106,30 +106,28 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn push(
+    /// A diagnostic of `kind`: a warning unless the kind is
+    /// [`Kind::Invalid`].
+    fn report(
         &mut self,
-        severity: Severity,
+        kind: Kind,
         line: usize,
         section: &RawSection,
         option: Option<&str>,
         message: String,
     ) {
-        self.diags.push(Diagnostic {
-            severity,
-            source: self.source.to_string(),
+        self.diags.push(Diagnostic::new(
+            kind,
+            self.source,
             line,
-            section: Some((section.label.clone(), section.kind.clone())),
-            option: option.map(str::to_string),
+            Some((section.label.clone(), section.kind.clone())),
+            option.map(str::to_string),
             message,
-        });
+        ));
     }
 
     fn error(&mut self, line: usize, section: &RawSection, option: Option<&str>, message: String) {
-        self.push(Severity::Error, line, section, option, message);
-    }
-
-    fn warn(&mut self, line: usize, section: &RawSection, option: Option<&str>, message: String) {
-        self.push(Severity::Warning, line, section, option, message);
+        self.report(Kind::Invalid, line, section, option, message);
     }
 
     /// Warns about options this section type does not have.
@@ -141,20 +139,23 @@ impl Checker<'_> {
             let obsolete = OBSOLETE
                 .iter()
                 .find(|(kind, name, _)| *kind == section.kind && *name == option.name);
-            let message = match obsolete {
-                Some((_, _, what)) => format!("ignored: {what}"),
-                None => format!(
-                    "unknown option for {} {} section, ignored: expected one of {}",
-                    if section.kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
-                        "an"
-                    } else {
-                        "a"
-                    },
-                    section.kind,
-                    known.join(", ")
+            let (kind, message) = match obsolete {
+                Some((_, _, what)) => (Kind::ObsoleteOption, format!("ignored: {what}")),
+                None => (
+                    Kind::UnknownOption,
+                    format!(
+                        "unknown option for {} {} section, ignored: expected one of {}",
+                        if section.kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                            "an"
+                        } else {
+                            "a"
+                        },
+                        section.kind,
+                        known.join(", ")
+                    ),
                 ),
             };
-            self.warn(option.line, section, Some(&option.name), message);
+            self.report(kind, option.line, section, Some(&option.name), message);
         }
     }
 
@@ -246,7 +247,7 @@ impl Checker<'_> {
         };
         let old_never = name == "flush_conntrack" && option.values[0].0 == "never";
         if !option.is_list && !old_never {
-            self.warn(
+            self.report(Kind::OptionNotList,
                 option.line,
                 section,
                 Some(name),
@@ -312,7 +313,7 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
                     continue;
                 };
                 if !std::ptr::eq(section, chosen) {
-                    c.warn(
+                    c.report(Kind::GlobalsSection,
                         section.line,
                         section,
                         None,
@@ -321,7 +322,7 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
                     continue;
                 }
                 if section.name.as_deref() != Some("globals") {
-                    c.warn(
+                    c.report(Kind::GlobalsSection,
                         section.line,
                         section,
                         None,
@@ -349,7 +350,7 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
             "member" => member_sections.push(section),
             "policy" => policy_sections.push(section),
             "rule" => rule_sections.push(section),
-            other => c.warn(
+            other => c.report(Kind::UnknownSection,
                 section.line,
                 section,
                 None,
@@ -465,13 +466,13 @@ fn quality_time_constant(c: &mut Checker, s: &RawSection, spacing_ms: f64) -> Du
     };
     let line = s.option("quality_smoothing").map_or(s.line, |o| o.line);
     if let Some(tau) = tau {
-        c.warn(line, s, Some("quality_smoothing"), format!(
+        c.report(Kind::ReplacedOption, line, s, Some("quality_smoothing"), format!(
             "replaced by quality_time_constant, which is also set ({} s) and wins: expected only quality_time_constant",
             values::show_seconds(tau)));
         return tau;
     }
     let converted = crate::quality::time_constant_from_smoothing(alpha, spacing_ms);
-    c.warn(line, s, Some("quality_smoothing"), format!(
+    c.report(Kind::ReplacedOption, line, s, Some("quality_smoothing"), format!(
         "per-probe smoothing is replaced by a time constant: {alpha} at this interface's pace (one probe every {} s) is quality_time_constant '{}'; expected quality_time_constant (seconds)",
         values::show_seconds(spacing_ms.round() as DurationMs),
         values::show_seconds(converted)));
@@ -488,7 +489,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         // An `option track_ip 'a b'` is a blank-separated list to the shell.
         for target in value.split_whitespace() {
             match target.parse::<IpAddr>() {
-                Ok(addr) if addr.is_unspecified() => c.warn(
+                Ok(addr) if addr.is_unspecified() => c.report(Kind::UselessTracking,
                     line,
                     s,
                     Some("track_ip"),
@@ -518,7 +519,7 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     let reliability = c.integer(s, "reliability", d.reliability, 1, 1000);
     if !track_ip.is_empty() && reliability as usize > track_ip.len() {
         let line = s.option("reliability").map_or(s.line, |o| o.line);
-        c.warn(
+        c.report(Kind::UselessTracking,
             line,
             s,
             Some("reliability"),
@@ -616,18 +617,19 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     interface.quality.time_constant_ms = quality_time_constant(c, s, interface.probe_spacing_ms());
     if interface.httping_ssl && interface.track_method == TrackMethod::Httping {
         let line = s.option("httping_ssl").map_or(s.line, |o| o.line);
-        c.warn(line, s, Some("httping_ssl"), "TLS is not built into mwan-track (it would cost more flash than the tracker): each target is probed with a TCP handshake to port 443, which tells whether the HTTPS server answers but not whether TLS works; expected httping_ssl '0' for plain HTTP probes".into());
+        c.report(Kind::Unsupported, line, s, Some("httping_ssl"), "TLS is not built into mwan-track (it would cost more flash than the tracker): each target is probed with a TCP handshake to port 443, which tells whether the HTTPS server answers but not whether TLS works; expected httping_ssl '0' for plain HTTP probes".into());
     }
     if interface.check_quality {
         if interface.recovery_latency_ms > interface.failure_latency_ms {
             let line = s.option("recovery_latency").map_or(s.line, |o| o.line);
-            c.warn(line, s, Some("recovery_latency"), format!(
+            c.report(Kind::ThresholdOrder, line, s, Some("recovery_latency"), format!(
                 "{} ms is above failure_latency {} ms: a link can be too slow to stay up yet fast enough to come back; expected recovery_latency <= failure_latency",
                 interface.recovery_latency_ms, interface.failure_latency_ms));
         }
         if interface.recovery_loss_pct > interface.failure_loss_pct {
             let line = s.option("recovery_loss").map_or(s.line, |o| o.line);
-            c.warn(
+            c.report(
+                Kind::ThresholdOrder,
                 line,
                 s,
                 Some("recovery_loss"),
@@ -679,7 +681,7 @@ fn member(c: &mut Checker, s: &RawSection, interfaces: &[Interface]) -> Option<M
         return None;
     };
     if !interfaces.iter().any(|i| i.name == interface) {
-        c.warn(line, s, Some("interface"), format!(
+        c.report(Kind::UndefinedReference, line, s, Some("interface"), format!(
             "interface '{interface}' is not defined: the member is ignored and left out of every policy (as mwan3 does); expected one of: {}",
             names(interfaces.iter().map(|i| i.name.as_str()))));
         return None;
@@ -704,7 +706,8 @@ fn policy(
     for (value, line) in c.list(s, "use_member") {
         for name in value.split_whitespace() {
             if use_member.iter().any(|m| m == name) {
-                c.warn(
+                c.report(
+                    Kind::DuplicateMember,
                     line,
                     s,
                     Some("use_member"),
@@ -715,7 +718,8 @@ fn policy(
             } else if member_sections.iter().any(|m| m.label == name) {
                 // Defined but ignored (undefined interface): already warned there.
             } else {
-                c.warn(
+                c.report(
+                    Kind::UndefinedReference,
                     line,
                     s,
                     Some("use_member"),
@@ -737,7 +741,8 @@ fn policy(
     if !score {
         for option in ["score_hysteresis", "score_min_stable"] {
             if let Some(o) = s.option(option) {
-                c.warn(
+                c.report(
+                    Kind::NoEffect,
                     o.line,
                     s,
                     Some(option),
@@ -833,7 +838,7 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
     }
     for (addr, line) in src_ip.iter().chain(&dest_ip) {
         if let AddressMatch::Masked(m) = addr {
-            c.warn(*line, s, None, format!(
+            c.report(Kind::NetmaskNotPrefix, *line, s, None, format!(
                 "netmask {} is not a prefix: kept as a bit mask (matches when address & {} == {}), as iptables does",
                 m.mask, m.mask, m.addr));
         }
@@ -853,7 +858,7 @@ fn rule(c: &mut Checker, s: &RawSection, config: &Config) -> Option<Rule> {
             "src_port"
         };
         let line = s.option(option).map_or(s.line, |o| o.line);
-        c.warn(line, s, Some(option), format!(
+        c.report(Kind::NoEffect, line, s, Some(option), format!(
             "ports are ignored with proto '{}' (as mwan3 does): expected proto tcp, udp (or 'tcp udp') for a port match",
             protos.iter().map(|p| values::protocol_name(*p)).collect::<Vec<_>>().join(" ")));
     } else {
@@ -948,7 +953,7 @@ fn check_policy_family(
         .map(|i| i.family)
         .collect();
     if !families.is_empty() && !families.contains(&wanted) {
-        c.warn(line, s, Some("use_policy"), format!(
+        c.report(Kind::FamilyMismatch, line, s, Some("use_policy"), format!(
             "policy '{}' has no {} member, so all {} traffic this rule matches gets its last_resort ({}), as in mwan3: expected a policy with {} members",
             policy.name, wanted.as_str(), wanted.as_str(), policy.last_resort.as_str(), wanted.as_str()));
     }
@@ -1002,7 +1007,7 @@ fn port_list(c: &mut Checker, s: &RawSection, name: &str) -> Vec<PortRange> {
 /// limit, so we apply them, and say that mwan3 would not.
 fn long_name(c: &mut Checker, s: &RawSection) {
     if s.name.is_some() && s.label.chars().count() > 15 {
-        c.warn(s.line, s, None, format!(
+        c.report(Kind::LongName, s.line, s, None, format!(
             "name longer than 15 characters: mwan3 skips such a {}, mwan applies it (shorten the name to mean the same to both)",
             s.kind));
     }

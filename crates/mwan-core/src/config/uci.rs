@@ -19,7 +19,7 @@
 //!
 //! Why not `uci_rs` for this: see docs/configuration.md, "Parser".
 
-use super::{Diagnostic, Severity};
+use super::{Diagnostic, Kind};
 
 /// One `option` or `list` as the file sets it, after libuci's merging:
 /// a repeated `option` replaces the value, `list` appends, an `option` after
@@ -220,13 +220,9 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
     let mut current: Option<usize> = None;
     let mut in_broken_section = false;
     let mut count_by_kind: Vec<(String, usize)> = Vec::new();
-    let diag = |line: usize, section: Option<&RawSection>, severity, message: String| Diagnostic {
-        severity,
-        source: source.to_string(),
-        line,
-        section: section.map(|s| (s.label.clone(), s.kind.clone())),
-        option: None,
-        message,
+    let diag = |line: usize, section: Option<&RawSection>, kind, message: String| {
+        let section = section.map(|s| (s.label.clone(), s.kind.clone()));
+        Diagnostic::new(kind, source, line, section, None, message)
     };
     while let Some((line, command)) = lexer.next_command() {
         let words = match command {
@@ -236,7 +232,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                 diags.push(diag(
                     at,
                     section,
-                    Severity::Error,
+                    Kind::Invalid,
                     format!(
                         "unterminated {quote}quoted{quote} string: expected a closing {quote} on the same line"
                     ),
@@ -255,13 +251,13 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     [name, rest @ ..] => {
                         doc.package = Some((name.text.clone(), line));
                         if !rest.is_empty() {
-                            diags.push(diag(line, None, Severity::Warning, extra_words(rest)));
+                            diags.push(diag(line, None, Kind::ExtraWords, extra_words(rest)));
                         }
                     }
                     [] => diags.push(diag(
                         line,
                         None,
-                        Severity::Error,
+                        Kind::Invalid,
                         "'package' without a name: expected 'package NAME'".into(),
                     )),
                 }
@@ -277,7 +273,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     diags.push(diag(
                         line,
                         None,
-                        Severity::Error,
+                        Kind::Invalid,
                         "'config' without a section type: expected 'config TYPE [NAME]'".into(),
                     ));
                     continue;
@@ -286,7 +282,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     diags.push(diag(
                         line,
                         None,
-                        Severity::Error,
+                        Kind::Invalid,
                         format!(
                             "invalid section type '{}': expected letters, digits, '_' or '-'",
                             kind.text
@@ -303,7 +299,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                         diags.push(diag(
                             line,
                             None,
-                            Severity::Error,
+                            Kind::Invalid,
                             format!(
                                 "invalid section name '{n}' for a {} section: expected letters, digits and '_'",
                                 kind.text
@@ -330,7 +326,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                             diags.push(diag(
                                 line,
                                 Some(first),
-                                Severity::Warning,
+                                Kind::RepeatedSection,
                                 format!(
                                     "section defined again (first at line {}): its options are merged into the first, later values win (as uci does)",
                                     first.line
@@ -342,7 +338,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                             diags.push(diag(
                                 line,
                                 None,
-                                Severity::Error,
+                                Kind::Invalid,
                                 format!(
                                     "section name '{n}' is already used by the {} section at line {}: expected a name unique in the file",
                                     first.kind, first.line
@@ -350,12 +346,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                             ));
                         }
                         if args.len() > 2 {
-                            diags.push(diag(
-                                line,
-                                None,
-                                Severity::Warning,
-                                extra_words(&args[2..]),
-                            ));
+                            diags.push(diag(line, None, Kind::ExtraWords, extra_words(&args[2..])));
                         }
                         continue;
                     }
@@ -377,7 +368,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     diags.push(diag(
                         line,
                         section,
-                        Severity::Warning,
+                        Kind::ExtraWords,
                         extra_words(&args[2..]),
                     ));
                 }
@@ -392,7 +383,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     diags.push(diag(
                         line,
                         None,
-                        Severity::Error,
+                        Kind::Invalid,
                         format!("'{what}' outside of a section: expected a 'config TYPE [NAME]' line before it"),
                     ));
                     continue;
@@ -402,7 +393,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     [name, value, rest @ ..] => {
                         if !rest.is_empty() {
                             let mut d =
-                                diag(line, Some(section), Severity::Warning, extra_words(rest));
+                                diag(line, Some(section), Kind::ExtraWords, extra_words(rest));
                             d.option = Some(name.text.clone());
                             diags.push(d);
                         }
@@ -419,7 +410,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                         let mut d = diag(
                             line,
                             Some(section),
-                            Severity::Warning,
+                            Kind::NoValue,
                             format!("'{what} {}' has no value: {effect} (as uci does); expected '{what} NAME VALUE'", name.text),
                         );
                         d.option = Some(name.text.clone());
@@ -430,7 +421,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                         diags.push(diag(
                             line,
                             Some(section),
-                            Severity::Error,
+                            Kind::Invalid,
                             format!("'{what}' without a name: expected '{what} NAME VALUE'"),
                         ));
                         continue;
@@ -440,7 +431,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                     diags.push(diag(
                         line,
                         Some(section),
-                        Severity::Error,
+                        Kind::Invalid,
                         format!(
                             "invalid option name '{}': expected letters, digits and '_'",
                             name.text
@@ -461,19 +452,17 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                         existing.values.push(value);
                     }
                     Some(existing) => {
-                        let mut d = Diagnostic {
-                            severity: Severity::Warning,
-                            source: source.to_string(),
+                        diags.push(Diagnostic::new(
+                            Kind::RepeatedOption,
+                            source,
                             line,
-                            section: Some((section.label.clone(), section.kind.clone())),
-                            option: Some(name.text.clone()),
-                            message: format!(
+                            Some((section.label.clone(), section.kind.clone())),
+                            Some(name.text.clone()),
+                            format!(
                                 "set again (first at line {}): the later value wins",
                                 existing.line
                             ),
-                        };
-                        d.line = line;
-                        diags.push(d);
+                        ));
                         existing.is_list = false;
                         existing.values = vec![value];
                     }
@@ -490,7 +479,7 @@ pub(crate) fn read(source: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Raw
                 diags.push(diag(
                     line,
                     None,
-                    Severity::Warning,
+                    Kind::NotUci,
                     format!(
                         "not a UCI line (starts with '{shown}'; expected config, option, list or package): ignored, as 'uci -S' does"
                     ),
@@ -525,6 +514,7 @@ fn valid_type(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Severity;
 
     fn read_ok(text: &str) -> (RawDocument, Vec<Diagnostic>) {
         let mut diags = Vec::new();

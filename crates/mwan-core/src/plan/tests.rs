@@ -1,5 +1,7 @@
 use super::*;
-use crate::config::{Globals, Interface, Member, Policy, PolicyMode};
+use crate::config::{
+    Globals, Interface, Member, Policy, PolicyMode, PolicyTarget, PortRange, Proto,
+};
 use proptest::prelude::*;
 
 fn interface(name: &str, family: Family) -> Interface {
@@ -10,7 +12,7 @@ fn interface(name: &str, family: Family) -> Interface {
     }
 }
 
-fn rule(name: &str, policy: &str) -> Rule {
+pub(super) fn rule(name: &str, policy: &str) -> Rule {
     Rule::new(name, PolicyTarget::Named(policy.into()))
 }
 
@@ -113,14 +115,14 @@ fn facts6() -> WanFacts {
     }
 }
 
-struct World {
-    config: Config,
-    wans: Vec<WanInput>,
-    devices: BTreeMap<String, String>,
+pub(super) struct World {
+    pub(super) config: Config,
+    pub(super) wans: Vec<WanInput>,
+    pub(super) devices: BTreeMap<String, String>,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let wans = vec![
             WanInput {
                 interface: "wan1".into(),
@@ -149,7 +151,7 @@ impl World {
     }
 
     /// Decisions as the resolver would make them: usable members of each policy.
-    fn decisions(&self) -> Vec<PolicyRoutes> {
+    pub(super) fn decisions(&self) -> Vec<PolicyRoutes> {
         PolicyRoutes::all_members(&self.config, |i| {
             self.wans.iter().any(|w| w.interface == i && w.usable)
         })
@@ -404,7 +406,7 @@ fn unknown_src_iface_is_skipped_with_a_warning() {
     let p = w.plan(&Allocation::default());
     assert!(p.rules.is_empty());
     assert!(
-        p.warnings[0].contains("src_iface 'guest'"),
+        p.warnings[0].to_string().contains("src_iface 'guest'"),
         "{:?}",
         p.warnings
     );
