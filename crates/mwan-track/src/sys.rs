@@ -87,6 +87,16 @@ pub fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
     set_int_opt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
 }
 
+/// Asks for ICMP errors about our datagrams in the error queue
+/// (IP_RECVERR / IPV6_RECVERR), signalled by EPOLLERR.
+pub fn enable_recverr(fd: RawFd, v6: bool) -> io::Result<()> {
+    if v6 {
+        set_int_opt(fd, libc::SOL_IPV6, libc::IPV6_RECVERR, 1)
+    } else {
+        set_int_opt(fd, libc::SOL_IP, libc::IP_RECVERR, 1)
+    }
+}
+
 /// A datagram read with recvmmsg(2): its length, the peer's IP address (if
 /// IP) and the kernel's receive time (CLOCK_REALTIME us) if stamped.
 #[derive(Debug, Clone, Copy, Default)]
@@ -198,6 +208,74 @@ pub fn send_to(fd: RawFd, buf: &[u8], to: IpAddr) -> io::Result<usize> {
             sa.len(),
         )
     })
+}
+
+/// A link-layer address for a packet socket: `protocol` (an ethertype,
+/// host order) on device `ifindex`, to `hw_addr` when sending.
+fn sockaddr_ll(protocol: u16, ifindex: u32, hw_addr: Option<[u8; 6]>) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = ifindex as i32;
+    if let Some(hw) = hw_addr {
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&hw);
+    }
+    sll
+}
+
+/// A non-blocking `AF_PACKET` datagram socket for ethertype `protocol`
+/// (host order): the kernel adds and strips the link-layer header.
+pub fn packet_socket(protocol: u16) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            i32::from(protocol.to_be()),
+        )
+    })?;
+    // SAFETY: fd was just created and is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds a packet socket to device `ifindex`, so it sees that device only.
+pub fn bind_packet_socket(fd: RawFd, protocol: u16, ifindex: u32) -> io::Result<()> {
+    let sll = sockaddr_ll(protocol, ifindex, None);
+    // SAFETY: valid sockaddr_ll of the given size.
+    cvt(unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    })
+    .map(drop)
+}
+
+/// sendto(2) of one frame's payload on a packet socket, to `hw_addr` on
+/// device `ifindex`.
+pub fn send_packet(
+    fd: RawFd,
+    buf: &[u8],
+    protocol: u16,
+    ifindex: u32,
+    hw_addr: [u8; 6],
+) -> io::Result<()> {
+    let sll = sockaddr_ll(protocol, ifindex, Some(hw_addr));
+    // SAFETY: valid buffer and address for the call.
+    cvt_size(unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    })
+    .map(drop)
 }
 
 /// An ICMP error reported through a socket's error queue (IP_RECVERR).

@@ -1,0 +1,277 @@
+//! The probes in flight and where their outcomes go. Every probe method
+//! works against this: it reads the configuration, binding and targets,
+//! finds the probe an answer belongs to (`slot_for`, `oldest_for`) and ends
+//! it (`reply`, `finish`).
+
+use super::tcp::Conn;
+use super::TIMER_PROBE;
+use crate::args::Args;
+use crate::report::{self, Backlog, Record};
+use crate::timers::Deadlines;
+use mio::Poll;
+use mwan_proto::track::ProbeOutcome;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// In-flight probe slots; a probe's slot is its sequence number modulo this
+/// (a power of two dividing 2^16, so the mapping survives wrap-around).
+pub(super) const SLOTS: usize = 128;
+
+/// A probe about to leave: its slot (taken and stamped), its target's
+/// index and its sequence number.
+#[derive(Clone, Copy)]
+pub(super) struct Outgoing {
+    pub(super) slot: usize,
+    pub(super) target: usize,
+    pub(super) seq: u16,
+}
+
+#[derive(Default)]
+pub(super) struct Slot {
+    active: bool,
+    target: u16,
+    seq: u16,
+    sent_at_us: u64,
+    /// CLOCK_REALTIME at send, paired with kernel receive timestamps.
+    sent_realtime_us: u64,
+    round: u64,
+    /// The probe's own connection (TCP, HTTP), closed when it ends.
+    conn: Option<Conn>,
+    /// Already reported lost at the controller's timeout: the slot stays
+    /// open until the `--timeout` cap, and only an answer is reported (a
+    /// late reply).
+    reported: bool,
+}
+
+/// Addresses and device facts the probes are bound to.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Binding {
+    pub(super) ifindex: Option<u32>,
+    pub(super) src4: Option<Ipv4Addr>,
+    pub(super) src6: Option<Ipv6Addr>,
+}
+
+pub(super) struct Probes {
+    /// The command line the tracker was started with.
+    pub(super) config: Args,
+    pub(super) poll: Poll,
+    /// Every deadline of the tracker: the loop's own and one per slot.
+    pub(super) timers: Deadlines,
+    pub(super) binding: Binding,
+    /// Each target's address (`None`: an ARP `gateway` not yet known).
+    pub(super) target_addrs: Vec<Option<IpAddr>>,
+    pub(super) target_names: Vec<String>,
+    slots: Vec<Slot>,
+    /// When a probe is reported lost (`--timeout`, then `SetTimeout`).
+    pub(super) timeout_us: u64,
+    /// How long a probe's slot stays open for an answer: `--timeout`, or
+    /// `timeout_us` if longer. Between the two, an answer is reported as a
+    /// second sample (a reply) for a probe already reported lost.
+    cap_us: u64,
+    /// Number of the next sample.
+    pub(super) sample_seq: u64,
+    /// Samples not yet written to the controller (only kept with one).
+    pub(super) backlog: Backlog,
+    to_controller: bool,
+    /// The JSON line buffer for `--stdout`.
+    line: Vec<u8>,
+    /// stdout was closed: the tracker stops.
+    pub(super) stop: bool,
+}
+
+impl Probes {
+    pub(super) fn new(
+        config: Args,
+        poll: Poll,
+        timers: Deadlines,
+        target_addrs: Vec<Option<IpAddr>>,
+    ) -> Probes {
+        Probes {
+            target_names: config.targets.iter().map(|t| t.text.clone()).collect(),
+            target_addrs,
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            timeout_us: config.timeout_ms * 1000,
+            cap_us: config.timeout_ms * 1000,
+            sample_seq: 0,
+            backlog: Backlog::new(config.backlog),
+            to_controller: config.controller.is_some(),
+            line: Vec::with_capacity(256),
+            stop: false,
+            binding: Binding::default(),
+            poll,
+            timers,
+            config,
+        }
+    }
+
+    /// Whether any target is of the family (IPv6 if `v6`).
+    pub(super) fn has_family(&self, v6: bool) -> bool {
+        self.target_addrs
+            .iter()
+            .flatten()
+            .any(|a| a.is_ipv6() == v6)
+    }
+
+    /// The address of target `t`; `EDESTADDRREQ` when it has none.
+    pub(super) fn target_addr(&self, t: usize) -> io::Result<IpAddr> {
+        self.target_addrs[t].ok_or_else(|| io::Error::from_raw_os_error(libc::EDESTADDRREQ))
+    }
+
+    /// The target probed from slot `si`.
+    pub(super) fn target_of(&self, si: usize) -> usize {
+        usize::from(self.slots[si].target)
+    }
+
+    /// Takes the slot of probe `seq` to `target` (ending, as lost, the
+    /// probe that still held it), stamps the send time and arms its
+    /// timeout. Call just before the probe is transmitted.
+    pub(super) fn start(&mut self, target: usize, seq: u16, round: u64) -> Outgoing {
+        let si = usize::from(seq) % SLOTS;
+        if self.slots[si].active {
+            // More probes in flight than slots: the oldest gives up early.
+            self.finish(si, ProbeOutcome::Timeout);
+        }
+        let slot = &mut self.slots[si];
+        slot.active = true;
+        slot.reported = false;
+        slot.target = target as u16;
+        slot.seq = seq;
+        slot.round = round;
+        let sent_at = crate::sys::monotonic_us();
+        slot.sent_at_us = sent_at;
+        slot.sent_realtime_us = crate::sys::realtime_us();
+        self.timers.arm(TIMER_PROBE + si, sent_at + self.timeout_us);
+        Outgoing {
+            slot: si,
+            target,
+            seq,
+        }
+    }
+
+    /// Gives the probe in slot `si` its own connection (closed when it ends).
+    pub(super) fn set_conn(&mut self, si: usize, conn: Conn) {
+        self.slots[si].conn = Some(conn);
+    }
+
+    /// The connection of the probe in slot `si`, if it has one.
+    pub(super) fn conn_mut(&mut self, si: usize) -> Option<&mut Conn> {
+        self.slots[si].conn.as_mut()
+    }
+
+    /// Ends a probe with an answer. The round-trip time comes from the
+    /// kernel's receive stamp when there is one (so a busy event loop does not
+    /// inflate it), else from the monotonic clock now; a stamp that disagrees
+    /// with the monotonic clock (CLOCK_REALTIME stepped) is ignored.
+    pub(super) fn reply(&mut self, si: usize, now: u64, rx_realtime_us: Option<u64>) {
+        let slot = &self.slots[si];
+        let mono = now.saturating_sub(slot.sent_at_us);
+        let rtt = match rx_realtime_us.map(|rx| rx as i64 - slot.sent_realtime_us as i64) {
+            Some(r)
+                if r >= 0
+                    && r as u64 <= mono + 1000
+                    && mono - (r as u64).min(mono) <= 1_000_000 =>
+            {
+                r as u64
+            }
+            _ => mono,
+        };
+        self.finish(
+            si,
+            ProbeOutcome::Reply {
+                rtt_us: rtt.min(u64::from(u32::MAX)) as u32,
+            },
+        );
+    }
+
+    /// Ends a probe: records the sample, frees the slot. For a probe
+    /// already reported lost only an answer is recorded (a late reply).
+    pub(super) fn finish(&mut self, si: usize, outcome: ProbeOutcome) {
+        let slot = &mut self.slots[si];
+        if !slot.active {
+            return;
+        }
+        slot.active = false;
+        let news = !slot.reported || matches!(outcome, ProbeOutcome::Reply { .. });
+        if let Some(mut c) = slot.conn.take() {
+            if let Err(e) = self.poll.registry().deregister(&mut c.stream) {
+                eprintln!("mwan-track: deregister: {e}");
+            }
+        }
+        self.timers.cancel(TIMER_PROBE + si);
+        if news {
+            self.record(si, outcome);
+        }
+    }
+
+    /// A probe's timeout passed: report it lost. Its slot stays open until
+    /// the cap, so an answer after the timeout still teaches the
+    /// controller the link's RTT (and may withdraw a failure); past the
+    /// cap the slot is freed without another sample.
+    pub(super) fn on_timeout(&mut self, si: usize, now: u64) {
+        let slot = &self.slots[si];
+        if !slot.active {
+            return;
+        }
+        let close_at = slot.sent_at_us + self.cap_us.max(self.timeout_us);
+        if slot.reported || close_at <= now {
+            self.finish(si, ProbeOutcome::Timeout);
+            return;
+        }
+        self.record(si, ProbeOutcome::Timeout);
+        self.slots[si].reported = true;
+        self.timers.arm(TIMER_PROBE + si, close_at);
+    }
+
+    /// One sample of the probe in slot `si` to stdout and the backlog.
+    fn record(&mut self, si: usize, outcome: ProbeOutcome) {
+        let slot = &self.slots[si];
+        let rec = Record {
+            seq: self.sample_seq,
+            target: slot.target,
+            sent_at_us: slot.sent_at_us,
+            outcome,
+            round: slot.round,
+        };
+        self.sample_seq += 1;
+        if self.config.stdout {
+            report::json_line(
+                &mut self.line,
+                &rec,
+                &self.target_names[usize::from(rec.target)],
+                self.config.method.wire(),
+            );
+            let mut out = io::stdout().lock();
+            if let Err(e) = out.write_all(&self.line).and_then(|()| out.flush()) {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    self.stop = true;
+                }
+            }
+        }
+        if self.to_controller {
+            self.backlog.push(rec);
+        }
+    }
+
+    /// The oldest in-flight probe to `target` (for answers that carry no sequence).
+    pub(super) fn oldest_for(&self, target: usize) -> Option<usize> {
+        (0..SLOTS)
+            .filter(|&i| self.slots[i].active && usize::from(self.slots[i].target) == target)
+            .min_by_key(|&i| self.slots[i].sent_at_us)
+    }
+
+    /// The in-flight slot for sequence `seq` sent to `addr`.
+    pub(super) fn slot_for(&self, seq: u16, addr: IpAddr) -> Option<usize> {
+        let si = usize::from(seq) % SLOTS;
+        let s = &self.slots[si];
+        (s.active && s.seq == seq && self.target_addrs[usize::from(s.target)] == Some(addr))
+            .then_some(si)
+    }
+
+    /// The in-flight slot for sequence `seq`, whatever its target (for
+    /// answers the kernel already matched to our socket).
+    pub(super) fn slot_for_seq(&self, seq: u16) -> Option<usize> {
+        let si = usize::from(seq) % SLOTS;
+        let s = &self.slots[si];
+        (s.active && s.seq == seq).then_some(si)
+    }
+}
