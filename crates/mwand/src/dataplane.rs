@@ -10,7 +10,9 @@
 use crate::engine::Engine;
 use crate::wan::Wan;
 use mwan_core::config::{Config, PolicyTarget};
-use mwan_core::flush::{self, Carrying, FlushReason};
+use mwan_core::flush::{
+    self, Carrying, FlushReason, PendingFlushes, PinFilter, Retry, FLUSH_ATTEMPTS,
+};
 use mwan_core::plan::nft::NftTable;
 use mwan_core::plan::{
     self, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, Route, WanFacts, WanInput,
@@ -67,29 +69,10 @@ pub struct Dataplane {
     /// Per WAN usable, and the (policy, WAN) pairs active, at the last
     /// pass: what the core's flush decision compares against.
     carrying: Carrying,
-    /// WANs whose pinned connections were flushed and are checked again.
-    pending_flushes: BTreeMap<String, PendingFlush>,
+    /// WANs whose pinned connections were flushed and are checked again
+    /// (the core's retry policy).
+    pending_flushes: PendingFlushes,
 }
-
-/// A conntrack flush to check again (entries may survive one: offloaded
-/// flows on older kernels, connections opened in between).
-struct PendingFlush {
-    mark: u32,
-    mask: u32,
-    /// Flushed because the WAN failed (else: policies moved off it).
-    failed: bool,
-    attempts: u32,
-    next_at: Millis,
-}
-
-/// A flush is checked this long after it was sent (the flowtable's GC
-/// runs about every second) ...
-const FLUSH_RECHECK_MS: Millis = 2_000;
-/// ... and repeated at most this many times. The count cannot tell flows
-/// that survived from new ones: the dead WAN's tracker keeps probing, and
-/// its probes' conntrack entries get the WAN's pin too (harmless to
-/// delete), so a flush usually runs all its attempts.
-const FLUSH_ATTEMPTS: u32 = 3;
 
 impl Dataplane {
     pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, String> {
@@ -159,7 +142,7 @@ impl Dataplane {
             nft_verify: true,
             rt_installed: None,
             carrying: Carrying::default(),
-            pending_flushes: BTreeMap::new(),
+            pending_flushes: PendingFlushes::default(),
         })
     }
 
@@ -476,16 +459,11 @@ impl Dataplane {
             match ct.delete_by_mark_uncounted(w.pin_mark, plan.layout.mask) {
                 Ok(()) => {
                     log::info!("{name}: pinned connections flushed ({why})");
-                    self.pending_flushes.insert(
-                        name.clone(),
-                        PendingFlush {
-                            mark: w.pin_mark,
-                            mask: plan.layout.mask,
-                            failed,
-                            attempts: 0,
-                            next_at: now + FLUSH_RECHECK_MS,
-                        },
-                    );
+                    let filter = PinFilter {
+                        mark: w.pin_mark,
+                        mask: plan.layout.mask,
+                    };
+                    self.pending_flushes.sent(name, filter, reason, now);
                 }
                 Err(e) => {
                     self.fail(format!("{name}: flushing its pinned connections: {e}"));
@@ -494,15 +472,8 @@ impl Dataplane {
             }
         }
         // A WAN usable (or carrying its policies) again keeps its new pins.
-        self.pending_flushes.retain(|name, p| {
-            let usable = wans.get(name).is_some_and(Wan::usable);
-            if p.failed {
-                !usable
-            } else {
-                usable && !after.carries(name)
-            }
-        });
-        self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
+        self.pending_flushes.settle(&after);
+        self.counters.conntrack_pending = self.pending_flushes.names();
         self.carrying = after;
         ok
     }
@@ -516,38 +487,31 @@ impl Dataplane {
             return;
         };
         let mut errors = Vec::new();
-        self.pending_flushes.retain(|name, p| {
-            if now < p.next_at {
-                return true;
-            }
-            let left = match ct.count_by_mark(p.mark, p.mask) {
+        for (name, filter) in self.pending_flushes.due(now) {
+            let left = match ct.count_by_mark(filter.mark, filter.mask) {
                 Ok(n) => n,
                 Err(e) => {
                     errors.push(format!("{name}: counting its pinned connections: {e}"));
-                    return false;
+                    self.pending_flushes.failed(&name);
+                    continue;
                 }
             };
-            if left == 0 {
-                log::debug!("{name}: no pinned connection left");
-                return false;
+            match self.pending_flushes.counted(&name, left as u64, now) {
+                Retry::Done => log::debug!("{name}: no pinned connection left"),
+                Retry::GiveUp { left } => log::info!("{name}: {left} pinned connection(s) still there after {FLUSH_ATTEMPTS} more flushes (its tracker's probes among them); done"),
+                Retry::FlushAgain { filter, left } => {
+                    log::info!("{name}: {left} pinned connection(s) left (offloaded, just opened, or its tracker's probes); flushing again");
+                    if let Err(e) = ct.delete_by_mark_uncounted(filter.mark, filter.mask) {
+                        errors.push(format!("{name}: flushing its pinned connections: {e}"));
+                        self.pending_flushes.failed(&name);
+                    }
+                }
             }
-            p.attempts += 1;
-            if p.attempts > FLUSH_ATTEMPTS {
-                log::info!("{name}: {left} pinned connection(s) still there after {FLUSH_ATTEMPTS} more flushes (its tracker's probes among them); done");
-                return false;
-            }
-            log::info!("{name}: {left} pinned connection(s) left (offloaded, just opened, or its tracker's probes); flushing again");
-            if let Err(e) = ct.delete_by_mark_uncounted(p.mark, p.mask) {
-                errors.push(format!("{name}: flushing its pinned connections: {e}"));
-                return false;
-            }
-            p.next_at = now + FLUSH_RECHECK_MS;
-            true
-        });
+        }
         for e in errors {
             self.fail(e);
         }
-        self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
+        self.counters.conntrack_pending = self.pending_flushes.names();
     }
 
     fn sync_kernel(&mut self, plan: &NetworkPlan) -> bool {

@@ -7,6 +7,7 @@
 //! (`connecting` finishes before `connected` starts); different interfaces
 //! run in parallel.
 
+use mwan_core::tracker_control::LinkHook;
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -33,6 +34,15 @@ pub enum Action {
     Disconnecting,
     Ifup,
     Ifdown,
+}
+
+impl From<LinkHook> for Action {
+    fn from(hook: LinkHook) -> Self {
+        match hook {
+            LinkHook::Ifup => Action::Ifup,
+            LinkHook::Ifdown => Action::Ifdown,
+        }
+    }
 }
 
 impl Action {

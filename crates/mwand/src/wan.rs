@@ -9,6 +9,7 @@ use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeRe
 use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
 use mwan_core::quality::Quality;
+use mwan_core::tracker_control::{TrackerCommand, TrackerSettings};
 use mwan_core::Millis;
 use mwan_proto::control::{InterfaceStatus, TrackerStatus};
 use mwan_proto::track::{ControllerMessage, ProbeOutcome as WireOutcome, Sample};
@@ -83,6 +84,14 @@ impl NetifdFacts {
     }
 }
 
+/// A core tracker command as the message mwan-track reads.
+pub fn to_wire(command: TrackerCommand) -> ControllerMessage {
+    match command {
+        TrackerCommand::SetInterval(interval_ms) => ControllerMessage::SetInterval { interval_ms },
+        TrackerCommand::SetTimeout(timeout_ms) => ControllerMessage::SetTimeout { timeout_ms },
+    }
+}
+
 /// A state change, for logs, hooks and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
@@ -147,10 +156,6 @@ fn new_health(settings: HealthSettings, now: Millis) -> Health {
     h.set_prompt_loss_reports(true);
     h
 }
-
-/// The timeout sent to the tracker moves in steps of this much (rounded
-/// up), so a slowly drifting RTT estimate is not a message per sample.
-const TIMEOUT_STEP_MS: Millis = 50;
 
 impl Wan {
     pub fn new(config: Interface, now: Millis) -> Self {
@@ -339,26 +344,11 @@ impl Wan {
         self.health.tracker_lost();
     }
 
-    /// Interval and timeout the tracker should use now. The timeout is the
-    /// core's adaptive one (rounded up to 50 ms steps, at most the
-    /// configured one): the tracker reports a probe lost at it, so results
-    /// keep coming during a silent cut, and keeps listening up to its
-    /// `--timeout` (the configured one), reporting later answers as
-    /// replies: the core sees the RTTs of a link whose RTT climbs
-    /// (bufferbloat) and withdraws the early failures.
-    pub fn tracker_settings(&self) -> Vec<ControllerMessage> {
-        let t = self.health.tracker_timing();
-        let timeout_ms = t
-            .timeout
-            .div_ceil(TIMEOUT_STEP_MS)
-            .saturating_mul(TIMEOUT_STEP_MS)
-            .min(self.config.timeout.max(t.timeout));
-        vec![
-            ControllerMessage::SetInterval {
-                interval_ms: t.interval,
-            },
-            ControllerMessage::SetTimeout { timeout_ms },
-        ]
+    /// Interval and timeout the tracker should use now: the core's
+    /// adaptive timing, quantised and clamped by the core
+    /// ([`TrackerSettings::from_timing`]).
+    pub fn tracker_settings(&self) -> TrackerSettings {
+        TrackerSettings::from_timing(self.health.tracker_timing(), self.config.timeout)
     }
 
     pub fn status(&self, now: Millis) -> InterfaceStatus {

@@ -10,16 +10,19 @@ use crate::clock::{now_ms, Timers};
 use crate::conn::{peer_uid, refuse, Conn, ReadOutcome};
 use crate::dataplane::Dataplane;
 use crate::engine::Engine;
-use crate::hooks::{Action, Hooks, DEFAULT_HOOKS};
+use crate::hooks::{Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
 use crate::supervisor::{self, Supervisor, Wake};
 use crate::tracker_cmd::{self, TrackerFacts};
 use crate::ubus_service::{UbusService, UBUS_TOKEN};
-use crate::wan::Wan;
+use crate::wan::{to_wire, Wan};
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use mwan_core::config::{self, Config, Rejected};
+use mwan_core::tracker_control::{
+    carrier_hook, hung_trackers, Remedy, Supervision, TrackerContact,
+};
 use mwan_core::Millis;
 use mwan_proto::control::{Request, Response};
 use mwan_proto::track::TrackerMessage;
@@ -708,8 +711,8 @@ impl Daemon {
                 );
                 let wan = self.wans.get_mut(&name).expect("checked above");
                 wan.tracker_connected(started_at_us);
-                for m in wan.tracker_settings() {
-                    if let Err(e) = conn.queue(&m) {
+                for m in wan.tracker_settings().commands() {
+                    if let Err(e) = conn.queue(&to_wire(m)) {
                         log::warn!("{name}: cannot queue tracker settings: {e}");
                     }
                 }
@@ -729,13 +732,10 @@ impl Daemon {
                 if let Some(wan) = self.wans.get_mut(&name) {
                     let before = wan.tracker_settings();
                     let changes = wan.on_samples(&samples, now);
-                    let after = wan.tracker_settings();
-                    if before != after {
-                        for m in after.into_iter().filter(|m| !before.contains(m)) {
-                            log::debug!("{name}: tracker now {m:?}");
-                            if let Err(e) = conn.queue(&m) {
-                                log::warn!("{name}: cannot queue tracker settings: {e}");
-                            }
+                    for m in wan.tracker_settings().changes_since(&before) {
+                        log::debug!("{name}: tracker now {m:?}");
+                        if let Err(e) = conn.queue(&to_wire(m)) {
+                            log::warn!("{name}: cannot queue tracker settings: {e}");
                         }
                     }
                     self.on_state_changes(&name, changes, now);
@@ -782,9 +782,8 @@ impl Daemon {
             let name = wan.config().name.clone();
             let mut changes = Vec::new();
             if let Some(up) = ev.carrier {
-                if wan.facts().carrier != up {
-                    let action = if up { Action::Ifup } else { Action::Ifdown };
-                    self.hooks.run(action, &name, wan.device());
+                if let Some(hook) = carrier_hook(wan.facts().carrier, up) {
+                    self.hooks.run(hook.into(), &name, wan.device());
                 }
                 changes.extend(wan.on_carrier(up, now));
             }
@@ -839,13 +838,11 @@ impl Daemon {
         }
     }
 
-    /// A connected tracker reports every probe within its timeout, lost or
-    /// not; one that has said nothing for longer than its WAN's silence
-    /// limit is hung (stopped, stuck): it is replaced. Its WAN's rounds
-    /// failed meanwhile, as for a silent cut: from mwand's side the two
-    /// look alike until the tracker's timeout has passed.
+    /// Replaces the trackers the core finds hung (silent past their WAN's
+    /// silence limit, `mwan_core::tracker_control::hung_trackers`): their
+    /// connection is dropped, their WAN told, then the remedy performed.
     fn replace_hung_trackers(&mut self, now: Millis) {
-        let hung: Vec<String> = self
+        let contacts: Vec<TrackerContact> = self
             .conns
             .values()
             .filter_map(|p| match p {
@@ -853,26 +850,41 @@ impl Daemon {
                     interface: Some(name),
                     heard_at,
                     ..
-                } => {
-                    let limit = self.wans.get(name)?.silence_limit();
-                    (now.saturating_sub(*heard_at) > limit).then(|| name.clone())
-                }
+                } => Some(TrackerContact {
+                    interface: name.clone(),
+                    heard_at: *heard_at,
+                    silence_limit: self.wans.get(name).map(Wan::silence_limit),
+                }),
                 _ => None,
             })
             .collect();
-        for name in hung {
-            log::warn!("{name}: tracker silent past its silence limit; replacing it");
+        let supervision = if self.supervisor.spawning {
+            Supervision::Embedded
+        } else {
+            Supervision::Procd
+        };
+        for hung in hung_trackers(&contacts, supervision, now) {
+            let name = hung.interface;
+            log::warn!(
+                "{name}: tracker silent for {} ms, past its silence limit; replacing it",
+                hung.silent_ms
+            );
             self.conns.retain(
                 |_, p| !matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name),
             );
             if let Some(wan) = self.wans.get_mut(&name) {
                 wan.tracker_disconnected();
             }
-            if self.supervisor.spawning {
-                let wakes = self.supervisor.replace_hung(&name, now);
-                self.arm_wakes(wakes);
-            } else if let Some(u) = self.ubus.as_mut() {
-                u.restart_tracker(self.poll.registry(), &name);
+            match hung.remedy {
+                Remedy::Respawn => {
+                    let wakes = self.supervisor.replace_hung(&name, now);
+                    self.arm_wakes(wakes);
+                }
+                Remedy::ProcdRestart => {
+                    if let Some(u) = self.ubus.as_mut() {
+                        u.restart_tracker(self.poll.registry(), &name);
+                    }
+                }
             }
         }
     }
