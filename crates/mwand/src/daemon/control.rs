@@ -1,7 +1,7 @@
 //! Control requests (the control socket and the ubus object share them),
 //! hot reload, and the status mwanctl shows.
 
-use super::{Daemon, Peer};
+use super::Daemon;
 use crate::clock::now_ms;
 use mwan_core::config;
 use mwan_core::Millis;
@@ -177,9 +177,7 @@ impl Daemon {
             .iter()
             .map(|i| match self.wans.get(&i.name) {
                 Some(wan) => {
-                    let connected = self.conns.values().any(
-                        |p| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == i.name),
-                    );
+                    let connected = self.conns.tracker_connected(&i.name);
                     let mut s = wan.status(now);
                     s.tracker = TrackerStatus {
                         pid: self.supervisor.pid(&i.name),
@@ -240,6 +238,8 @@ impl Daemon {
                 .map(|(interface, policy)| OverrideStatus { interface, policy })
                 .collect(),
             dataplane: self.dataplane.counters(),
+            dataplane_error_kind: None,
+            event_loop: self.loop_counters.clone(),
         }
     }
 }

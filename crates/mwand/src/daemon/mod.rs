@@ -4,6 +4,8 @@
 //! (respawns, adoption deadlines, tracker silence) sits in one timer map.
 
 mod control;
+mod peers;
+pub(crate) mod tokens;
 mod ubus;
 
 use crate::clock::{now_ms, Timers};
@@ -14,31 +16,23 @@ use crate::hooks::{Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
 use crate::supervisor::{self, Supervisor, Wake};
 use crate::tracker_cmd::{self, TrackerFacts};
-use crate::ubus_service::{UbusService, UBUS_TOKEN};
+use crate::ubus_service::UbusService;
 use crate::wan::{to_wire, Wan};
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use mwan_core::config::{self, Config, Rejected};
-use mwan_core::tracker_control::{
-    carrier_hook, hung_trackers, Remedy, Supervision, TrackerContact,
-};
+use mwan_core::tracker_control::{carrier_hook, hung_trackers, Remedy, Supervision};
 use mwan_core::Millis;
-use mwan_proto::control::{Request, Response};
+use mwan_proto::control::{EventLoopCounters, Request, Response};
 use mwan_proto::track::TrackerMessage;
 use mwan_ubus::agent::AgentEvent;
-use std::collections::{BTreeMap, HashMap};
+use peers::{Peer, Peers};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-
-const SIGNALS: Token = Token(0);
-const CONTROL: Token = Token(1);
-const TRACK: Token = Token(2);
-const NETLINK: Token = Token(3);
-/// nf_tables notifications (someone else touched table `inet mwan`).
-const NFT_EVENTS: Token = Token(5);
-const FIRST_CONN: usize = 16;
+use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
 
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
@@ -88,16 +82,6 @@ impl fmt::Display for DaemonError {
     }
 }
 
-enum Peer {
-    Control(Conn),
-    Tracker {
-        conn: Conn,
-        interface: Option<String>,
-        /// When it last sent anything (hung-tracker watchdog).
-        heard_at: Millis,
-    },
-}
-
 pub struct Daemon {
     opts: Options,
     poll: Poll,
@@ -105,8 +89,10 @@ pub struct Daemon {
     control_listener: UnixListener,
     track_listener: UnixListener,
     track_path: PathBuf,
-    conns: HashMap<Token, Peer>,
-    next_token: usize,
+    conns: Peers,
+    conn_tokens: ConnTokens,
+    /// Unexpected events and dropped peers, for status.
+    loop_counters: EventLoopCounters,
     config_path: PathBuf,
     config: Config,
     wans: BTreeMap<String, Wan>,
@@ -272,8 +258,9 @@ impl Daemon {
             control_listener,
             track_listener,
             track_path,
-            conns: HashMap::new(),
-            next_token: FIRST_CONN,
+            conns: Peers::default(),
+            conn_tokens: ConnTokens::default(),
+            loop_counters: EventLoopCounters::default(),
             config_path,
             config: loaded.config,
             wans: BTreeMap::new(),
@@ -458,18 +445,19 @@ impl Daemon {
                 return Err(DaemonError::Io("epoll_wait", e));
             }
             for ev in events.iter() {
-                match ev.token() {
-                    SIGNALS => self.on_signals(),
-                    CONTROL => self.accept(true),
-                    TRACK => self.accept(false),
-                    NETLINK => self.on_netlink(),
-                    NFT_EVENTS => {
+                match tokens::source(ev.token()) {
+                    Source::Signals => self.on_signals(),
+                    Source::ControlListener => self.accept(true),
+                    Source::TrackListener => self.accept(false),
+                    Source::Netlink => self.on_netlink(),
+                    Source::NftEvents => {
                         if self.dataplane.read_nft_events() {
                             self.dirty = true;
                         }
                     }
-                    UBUS_TOKEN => self.on_ubus(ev),
-                    token => self.on_conn(token),
+                    Source::Ubus => self.on_ubus(ev),
+                    Source::Conn(token) => self.on_conn(token),
+                    Source::Unknown(token) => self.unexpected_event(token),
                 }
             }
             let now = now_ms();
@@ -529,11 +517,11 @@ impl Daemon {
             };
             if let Some(why) = control.then(|| self.peer_refusal(&stream)).flatten() {
                 // The peer is told why, then closed; it never gets a Conn.
+                self.loop_counters.refused_control_peers += 1;
                 refuse(&mut stream, why);
                 continue;
             }
-            let token = Token(self.next_token);
-            self.next_token += 1;
+            let token = self.conn_tokens.allocate();
             if let Err(e) = self
                 .poll
                 .registry()
@@ -546,11 +534,7 @@ impl Daemon {
             let peer = if control {
                 Peer::Control(conn)
             } else {
-                Peer::Tracker {
-                    conn,
-                    interface: None,
-                    heard_at: now_ms(),
-                }
+                Peer::tracker(conn, now_ms())
             };
             self.conns.insert(token, peer);
             // Data may already be waiting (edge-triggered registration).
@@ -572,8 +556,21 @@ impl Daemon {
         Some(why)
     }
 
+    /// A readiness event for a token nothing owns: counted and logged, as
+    /// firecracker's event handlers do, instead of silently ignored.
+    fn unexpected_event(&mut self, token: Token) {
+        self.loop_counters.unexpected_events += 1;
+        log::warn!(
+            "event loop: readiness for token {} that nothing owns",
+            token.0
+        );
+    }
+
     fn on_conn(&mut self, token: Token) {
-        let Some(mut peer) = self.conns.remove(&token) else {
+        let Some(mut peer) = self.conns.take(token) else {
+            // Closed earlier in this batch of events.
+            self.loop_counters.unexpected_events += 1;
+            log::debug!("event for closed connection {}", token.0);
             return;
         };
         let keep = match &mut peer {
@@ -587,12 +584,7 @@ impl Daemon {
         if keep {
             self.conns.insert(token, peer);
         } else {
-            let (mut conn, iface) = match peer {
-                Peer::Control(c) => (c, None),
-                Peer::Tracker {
-                    conn, interface, ..
-                } => (conn, interface),
-            };
+            let (mut conn, iface) = peer.into_parts();
             if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
                 log::debug!("deregister: {e}");
             }
@@ -626,6 +618,7 @@ impl Daemon {
                         log::debug!("cannot queue error reply: {e}");
                     }
                     conn.closing = true;
+                    self.loop_counters.dropped_control_peers += 1;
                     break;
                 }
             }
@@ -647,6 +640,7 @@ impl Daemon {
                 Ok(Some(msg)) => {
                     *heard_at = now;
                     if !self.on_tracker_message(conn, interface, msg, now) {
+                        self.loop_counters.dropped_tracker_peers += 1;
                         return false;
                     }
                 }
@@ -656,6 +650,7 @@ impl Daemon {
                         "tracker {}: {e}; dropping the connection (it reconnects)",
                         interface.as_deref().unwrap_or("?")
                     );
+                    self.loop_counters.dropped_tracker_peers += 1;
                     return false;
                 }
             }
@@ -692,19 +687,7 @@ impl Daemon {
                     return false;
                 }
                 // A second connection of the same tracker replaces the first.
-                let old: Vec<Token> = self
-                    .conns
-                    .iter()
-                    .filter(|(_, p)| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name))
-                    .map(|(t, _)| *t)
-                    .collect();
-                for t in old {
-                    if let Some(Peer::Tracker { mut conn, .. }) = self.conns.remove(&t) {
-                        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
-                            log::debug!("deregister: {e}");
-                        }
-                    }
-                }
+                self.drop_trackers_of(&name);
                 log::info!(
                     "{name}: tracker pid {pid} connected (running {} s, {dropped_samples} sample(s) dropped while alone)",
                     (now * 1000).saturating_sub(started_at_us) / 1_000_000
@@ -842,22 +825,9 @@ impl Daemon {
     /// silence limit, `mwan_core::tracker_control::hung_trackers`): their
     /// connection is dropped, their WAN told, then the remedy performed.
     fn replace_hung_trackers(&mut self, now: Millis) {
-        let contacts: Vec<TrackerContact> = self
+        let contacts = self
             .conns
-            .values()
-            .filter_map(|p| match p {
-                Peer::Tracker {
-                    interface: Some(name),
-                    heard_at,
-                    ..
-                } => Some(TrackerContact {
-                    interface: name.clone(),
-                    heard_at: *heard_at,
-                    silence_limit: self.wans.get(name).map(Wan::silence_limit),
-                }),
-                _ => None,
-            })
-            .collect();
+            .tracker_contacts(|name| self.wans.get(name).map(Wan::silence_limit));
         let supervision = if self.supervisor.spawning {
             Supervision::Embedded
         } else {
@@ -866,12 +836,10 @@ impl Daemon {
         for hung in hung_trackers(&contacts, supervision, now) {
             let name = hung.interface;
             log::warn!(
-                "{name}: tracker silent for {} ms, past its silence limit; replacing it",
+                "{name}: tracker silent past its silence limit ({} ms); replacing it",
                 hung.silent_ms
             );
-            self.conns.retain(
-                |_, p| !matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name),
-            );
+            self.drop_trackers_of(&name);
             if let Some(wan) = self.wans.get_mut(&name) {
                 wan.tracker_disconnected();
             }
@@ -885,6 +853,16 @@ impl Daemon {
                         u.restart_tracker(self.poll.registry(), &name);
                     }
                 }
+            }
+        }
+    }
+
+    /// Drops every connection of `name`'s tracker (counted).
+    fn drop_trackers_of(&mut self, name: &str) {
+        for mut conn in self.conns.remove_trackers_of(name) {
+            self.loop_counters.dropped_tracker_peers += 1;
+            if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+                log::debug!("deregister: {e}");
             }
         }
     }
