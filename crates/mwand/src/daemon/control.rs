@@ -221,6 +221,7 @@ impl Daemon {
     }
 
     pub(super) fn status(&self, now: Millis) -> Status {
+        let dataplane_error = self.dataplane.last_error();
         Status {
             interfaces: self.interfaces(now),
             policies: self.engine.policy_status(),
@@ -230,7 +231,7 @@ impl Daemon {
                 .map(|(interface, policy)| OverrideStatus { interface, policy }),
             uptime_s: now.saturating_sub(self.started_at) / 1000,
             config: self.config_path.display().to_string(),
-            dataplane_error: self.dataplane.last_error(),
+            dataplane_error: dataplane_error.as_ref().map(|(m, _)| m.clone()),
             overrides: self
                 .engine
                 .all_overrides()
@@ -238,7 +239,7 @@ impl Daemon {
                 .map(|(interface, policy)| OverrideStatus { interface, policy })
                 .collect(),
             dataplane: self.dataplane.counters(),
-            dataplane_error_kind: None,
+            dataplane_error_kind: dataplane_error.map(|(_, kind)| kind),
             event_loop: self.loop_counters.clone(),
         }
     }

@@ -4,9 +4,12 @@
 //! (respawns, adoption deadlines, tracker silence) sits in one timer map.
 
 mod control;
+mod error;
 mod peers;
 pub(crate) mod tokens;
 mod ubus;
+
+pub use error::{report, DaemonError};
 
 use crate::clock::{now_ms, Timers};
 use crate::conn::{peer_uid, refuse, Conn, ReadOutcome};
@@ -21,7 +24,7 @@ use crate::wan::{to_wire, Wan};
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
-use mwan_core::config::{self, Config, Rejected};
+use mwan_core::config::{self, Config};
 use mwan_core::tracker_control::{carrier_hook, hung_trackers, Remedy, Supervision};
 use mwan_core::Millis;
 use mwan_proto::control::{EventLoopCounters, Request, Response};
@@ -29,7 +32,6 @@ use mwan_proto::track::TrackerMessage;
 use mwan_ubus::agent::AgentEvent;
 use peers::{Peer, Peers};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
@@ -45,41 +47,6 @@ enum Timer {
     Adoption(String),
     /// A WAN's health machine has a round deadline or silence limit due.
     Health(String),
-}
-
-#[derive(Debug)]
-pub enum DaemonError {
-    Config(Rejected),
-    RunDir(PathBuf, io::Error),
-    AlreadyRunning(PathBuf),
-    Io(&'static str, io::Error),
-    Dataplane(String),
-}
-
-impl DaemonError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DaemonError::Config(_) => 2,
-            DaemonError::AlreadyRunning(_) => 3,
-            _ => 1,
-        }
-    }
-}
-
-impl fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DaemonError::Config(r) => write!(f, "the config is invalid, not starting:\n{r}"),
-            DaemonError::RunDir(p, e) => write!(f, "run dir {}: {e}", p.display()),
-            DaemonError::AlreadyRunning(p) => write!(
-                f,
-                "another mwand answers on {}; stop it first or use another --run-dir",
-                p.display()
-            ),
-            DaemonError::Io(what, e) => write!(f, "{what}: {e}"),
-            DaemonError::Dataplane(e) => write!(f, "data plane: {e}"),
-        }
-    }
 }
 
 pub struct Daemon {

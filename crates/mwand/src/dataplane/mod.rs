@@ -7,6 +7,12 @@
 //! With `--no-dataplane` the plan is still built (tracker marks come from
 //! it) and facts are still read, but nothing is written to the kernel.
 
+mod error;
+
+pub use error::DataplaneError;
+use error::WanStep;
+
+use crate::daemon::report;
 use crate::engine::Engine;
 use crate::wan::Wan;
 use mwan_core::config::{Config, PolicyTarget};
@@ -22,7 +28,7 @@ use mwan_netlink::conntrack::Conntrack;
 use mwan_netlink::nft::{Nft, NftWatch};
 use mwan_netlink::sysctl::Saved;
 use mwan_netlink::{Event, Events, Rtnl, Snapshot};
-use mwan_proto::control::{DataplaneCounters, RuleStatus};
+use mwan_proto::control::{DataplaneCounters, DataplaneErrorKind, RuleStatus};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -41,7 +47,9 @@ pub struct Dataplane {
     sysctls: Saved,
     plan: Option<NetworkPlan>,
     allocation: Allocation,
-    last_error: Option<String>,
+    /// The last failure: its report (compared, so a repeat is logged
+    /// once) and its class, for status.
+    last_error: Option<(String, DataplaneErrorKind)>,
     /// A pass failed: re-read the kernel at the next housekeeping pass.
     reconcile_due: bool,
     /// Someone else changed our routes, rules or nft table, or links and
@@ -75,11 +83,17 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, String> {
+    pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, DataplaneError> {
         let protocol = PlanSettings::from_config(config).protocol;
-        let mut rtnl = Rtnl::open(protocol).map_err(|e| format!("rtnetlink: {e}"))?;
+        let mut rtnl = Rtnl::open(protocol).map_err(|source| DataplaneError::Open {
+            what: "rtnetlink",
+            source,
+        })?;
         let snapshot =
-            Snapshot::take(rtnl.socket(), protocol).map_err(|e| format!("reading links: {e}"))?;
+            Snapshot::take(rtnl.socket(), protocol).map_err(|source| DataplaneError::Open {
+                what: "reading links",
+                source,
+            })?;
         let events = match Events::subscribe(protocol) {
             Ok(mut e) => {
                 // Our own writes come back as notifications stamped with our
@@ -345,7 +359,7 @@ impl Dataplane {
         let plan = match plan::build(&input) {
             Ok(p) => p,
             Err(e) => {
-                self.fail(format!("cannot plan: {e}"));
+                self.fail(DataplaneError::Plan(e));
                 return;
             }
         };
@@ -383,7 +397,7 @@ impl Dataplane {
         let want = match plan::nft::build(plan, config, devices) {
             Ok(t) => t,
             Err(e) => {
-                self.fail(format!("cannot build nft table inet mwan: {e}"));
+                self.fail(DataplaneError::NftPlan(e));
                 return false;
             }
         };
@@ -408,7 +422,7 @@ impl Dataplane {
             }
             Err(e) => {
                 self.nft_installed = None;
-                self.fail(format!("nft table inet mwan: {e}"));
+                self.fail(DataplaneError::Nft(e));
                 false
             }
         }
@@ -439,8 +453,12 @@ impl Dataplane {
             if failed {
                 if let (Some(nft), Some(table)) = (self.nft.as_mut(), self.nft_installed.as_ref()) {
                     let sets = table.sticky_sets_of(name);
-                    if let Err(e) = nft.flush_sets(&sets) {
-                        self.fail(format!("{name}: emptying its sticky sets: {e}"));
+                    if let Err(source) = nft.flush_sets(&sets) {
+                        self.fail(DataplaneError::Wan {
+                            wan: name.clone(),
+                            doing: WanStep::EmptyStickySets,
+                            source,
+                        });
                         ok = false;
                     }
                 }
@@ -465,8 +483,12 @@ impl Dataplane {
                     };
                     self.pending_flushes.sent(name, filter, reason, now);
                 }
-                Err(e) => {
-                    self.fail(format!("{name}: flushing its pinned connections: {e}"));
+                Err(source) => {
+                    self.fail(DataplaneError::Wan {
+                        wan: name.clone(),
+                        doing: WanStep::FlushPinned,
+                        source,
+                    });
                     ok = false;
                 }
             }
@@ -490,8 +512,12 @@ impl Dataplane {
         for (name, filter) in self.pending_flushes.due(now) {
             let left = match ct.count_by_mark(filter.mark, filter.mask) {
                 Ok(n) => n,
-                Err(e) => {
-                    errors.push(format!("{name}: counting its pinned connections: {e}"));
+                Err(source) => {
+                    errors.push(DataplaneError::Wan {
+                        wan: name.clone(),
+                        doing: WanStep::CountPinned,
+                        source,
+                    });
                     self.pending_flushes.failed(&name);
                     continue;
                 }
@@ -501,8 +527,12 @@ impl Dataplane {
                 Retry::GiveUp { left } => log::info!("{name}: {left} pinned connection(s) still there after {FLUSH_ATTEMPTS} more flushes (its tracker's probes among them); done"),
                 Retry::FlushAgain { filter, left } => {
                     log::info!("{name}: {left} pinned connection(s) left (offloaded, just opened, or its tracker's probes); flushing again");
-                    if let Err(e) = ct.delete_by_mark_uncounted(filter.mark, filter.mask) {
-                        errors.push(format!("{name}: flushing its pinned connections: {e}"));
+                    if let Err(source) = ct.delete_by_mark_uncounted(filter.mark, filter.mask) {
+                        errors.push(DataplaneError::Wan {
+                            wan: name.clone(),
+                            doing: WanStep::FlushPinned,
+                            source,
+                        });
                         self.pending_flushes.failed(&name);
                     }
                 }
@@ -523,7 +553,7 @@ impl Dataplane {
                     o
                 }
                 Err(e) => {
-                    self.fail(format!("reading our routes and rules: {e}"));
+                    self.fail(DataplaneError::Observe(e));
                     return false;
                 }
             },
@@ -549,31 +579,32 @@ impl Dataplane {
                 self.rt_installed = Some(desired);
                 true
             }
-            Ok(report) => {
-                let first = report
-                    .failed
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                self.fail(format!(
-                    "{} of {} change(s) refused by the kernel (retried on the next reconcile); first: {first}",
-                    report.failed.len(),
-                    ops.len()
-                ));
+            Ok(mut report) => {
+                let failed = report.failed.len();
+                let first = report.failed.swap_remove(0);
+                self.fail(DataplaneError::Refused {
+                    failed,
+                    total: ops.len(),
+                    first,
+                });
                 false
             }
-            Err(e) => {
-                self.fail(format!("applying {} change(s): {e}", ops.len()));
+            Err(source) => {
+                self.fail(DataplaneError::Apply {
+                    ops: ops.len(),
+                    source,
+                });
                 false
             }
         }
     }
 
-    fn fail(&mut self, message: String) {
-        if self.last_error.as_ref() != Some(&message) {
+    fn fail(&mut self, error: DataplaneError) {
+        let message = report(&error);
+        if self.last_error.as_ref().map(|(m, _)| m) != Some(&message) {
             log::error!("data plane: {message}");
         }
-        self.last_error = Some(message);
+        self.last_error = Some((message, error.kind()));
         self.reconcile_due = true;
     }
 
@@ -625,7 +656,8 @@ impl Dataplane {
         nets
     }
 
-    pub fn last_error(&self) -> Option<String> {
+    /// The last failure's report and class, None once a pass succeeded.
+    pub fn last_error(&self) -> Option<(String, DataplaneErrorKind)> {
         self.last_error.clone()
     }
 
