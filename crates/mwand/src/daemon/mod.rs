@@ -5,8 +5,10 @@
 
 mod control;
 mod error;
+mod links;
 mod peers;
 pub(crate) mod tokens;
+mod trackers;
 mod ubus;
 
 pub use error::{report, DaemonError};
@@ -17,15 +19,13 @@ use crate::dataplane::Dataplane;
 use crate::engine::Engine;
 use crate::hooks::{Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
-use crate::supervisor::{self, Supervisor, Wake};
-use crate::tracker_cmd::{self, TrackerFacts};
+use crate::supervisor::{self, Supervisor};
 use crate::ubus_service::UbusService;
 use crate::wan::{to_wire, Wan};
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use mwan_core::config::{self, Config};
-use mwan_core::tracker_control::{carrier_hook, hung_trackers, Remedy, Supervision};
 use mwan_core::Millis;
 use mwan_proto::control::{EventLoopCounters, Request, Response};
 use mwan_proto::track::TrackerMessage;
@@ -124,15 +124,17 @@ fn ubus_answers(socket: &Path) -> bool {
     }
 }
 
-fn tracker_binary(opts: &Options) -> PathBuf {
-    if let Some(p) = &opts.tracker_bin {
-        return p.clone();
+/// Why a control peer with this uid (or this failure to read it) may not
+/// steer mwand; None when it may: root and the `--allow-uid` uids.
+fn refusal(uid: io::Result<u32>, allowed: &[u32]) -> Option<String> {
+    match uid {
+        Ok(0) => None,
+        Ok(uid) if allowed.contains(&uid) => None,
+        Ok(uid) => Some(format!(
+            "uid {uid} is not allowed: only root and uids given to mwand with --allow-uid may use the control socket"
+        )),
+        Err(e) => Some(format!("cannot read the caller's credentials: {e}")),
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("mwan-track")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("mwan-track"))
 }
 
 impl Daemon {
@@ -197,7 +199,7 @@ impl Daemon {
             None
         };
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
-        let supervisor = Supervisor::new(tracker_binary(&opts), !procd);
+        let supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         let hook_paths = if opts.hooks.is_empty() {
             DEFAULT_HOOKS.iter().map(PathBuf::from).collect()
         } else {
@@ -293,92 +295,6 @@ impl Daemon {
                     }
                     self.wans.insert(wan.config().name.clone(), wan);
                 }
-            }
-        }
-    }
-
-    fn tracker_argv(&self, wan: &Wan) -> Option<Vec<String>> {
-        let facts = TrackerFacts {
-            device: wan.device().map(str::to_string),
-            mark: self.dataplane.tracker_mark(&wan.config().name),
-            source: wan.source(),
-            gateway: wan.gateway(),
-        };
-        tracker_cmd::argv(
-            wan.config(),
-            &facts,
-            &self.track_path,
-            wan.config().interval,
-            wan.config().timeout,
-        )
-    }
-
-    fn adopt_running_trackers(&mut self, now: Millis) {
-        for found in supervisor::scan_running(&self.track_path) {
-            let name = found
-                .argv
-                .windows(2)
-                .find(|w| w[0] == "--interface")
-                .map(|w| w[1].clone());
-            let want = name
-                .as_ref()
-                .and_then(|n| self.wans.get(n))
-                .and_then(|w| self.tracker_argv(w));
-            match (name, want) {
-                (Some(name), Some(want)) if self.supervisor.pid(&name).is_none() => {
-                    let wakes = self.supervisor.adopt(&name, found, want, now);
-                    self.arm_wakes(wakes);
-                }
-                (name, _) => {
-                    log::info!(
-                        "stopping tracker pid {} ({}): not wanted by this config",
-                        found.pid,
-                        name.as_deref().unwrap_or("?")
-                    );
-                    supervisor::stop_stray(found.pid);
-                }
-            }
-        }
-    }
-
-    /// Ensures each enabled, trackable WAN has its tracker with the right
-    /// command line (same pid when nothing changed) and no other runs.
-    fn sync_trackers(&mut self, now: Millis) {
-        if !self.supervisor.spawning {
-            self.sync_procd_trackers(now);
-            return;
-        }
-        let mut wakes = Vec::new();
-        for name in self.supervisor.supervised() {
-            let wanted = self.wans.get(&name).and_then(|w| self.tracker_argv(w));
-            if wanted.is_none() {
-                self.supervisor.remove(&name);
-            }
-        }
-        let names: Vec<String> = self.wans.keys().cloned().collect();
-        for name in names {
-            if let Some(argv) = self.wans.get(&name).and_then(|w| self.tracker_argv(w)) {
-                wakes.extend(self.supervisor.ensure(&name, argv, now));
-            }
-        }
-        self.arm_wakes(wakes);
-    }
-
-    /// Round deadlines decide a cut as soon as the probes are overdue, not
-    /// at the next housekeeping pass.
-    fn arm_health(&mut self, name: &str) {
-        let key = Timer::Health(name.to_string());
-        match self.wans.get(name).and_then(Wan::next_deadline) {
-            Some(at) => self.timers.arm(key, at),
-            None => self.timers.cancel(&key),
-        }
-    }
-
-    fn arm_wakes(&mut self, wakes: Vec<Wake>) {
-        for w in wakes {
-            match w {
-                Wake::SpawnAt(name, at) => self.timers.arm(Timer::Spawn(name), at),
-                Wake::AdoptionDeadline(name, at) => self.timers.arm(Timer::Adoption(name), at),
             }
         }
     }
@@ -511,14 +427,7 @@ impl Daemon {
 
     /// Why this control peer may not steer mwand, or None when it may.
     fn peer_refusal(&self, stream: &UnixStream) -> Option<String> {
-        let why = match peer_uid(stream) {
-            Ok(0) => return None,
-            Ok(uid) if self.opts.allow_uids.contains(&uid) => return None,
-            Ok(uid) => format!(
-                "uid {uid} is not allowed: only root and uids given to mwand with --allow-uid may use the control socket"
-            ),
-            Err(e) => format!("cannot read the caller's credentials: {e}"),
-        };
+        let why = refusal(peer_uid(stream), &self.opts.allow_uids)?;
         log::warn!("control socket: refusing a peer: {why}");
         Some(why)
     }
@@ -701,139 +610,6 @@ impl Daemon {
         }
     }
 
-    fn on_state_changes(&mut self, name: &str, changes: Vec<crate::wan::Change>, _now: Millis) {
-        if changes.is_empty() {
-            return;
-        }
-        let device = self
-            .wans
-            .get(name)
-            .and_then(|w| w.device().map(str::to_string));
-        for c in changes {
-            log::info!("{name}: {} -> {}", c.from, c.to);
-            if let Some(action) = c.hook_action() {
-                self.hooks.run(action, name, device.as_deref());
-            }
-        }
-        self.dirty = true;
-    }
-
-    fn on_netlink(&mut self) {
-        let now = now_ms();
-        let events = self.dataplane.read_events();
-        for ev in events {
-            let Some(wan) = self
-                .wans
-                .values_mut()
-                .find(|w| w.device() == Some(ev.device.as_str()))
-            else {
-                continue;
-            };
-            let name = wan.config().name.clone();
-            let mut changes = Vec::new();
-            if let Some(up) = ev.carrier {
-                if let Some(hook) = carrier_hook(wan.facts().carrier, up) {
-                    self.hooks.run(hook.into(), &name, wan.device());
-                }
-                changes.extend(wan.on_carrier(up, now));
-            }
-            let facts_changed = wan.learn_facts(self.dataplane.facts(wan.device()));
-            self.on_state_changes(&name, changes, now);
-            if facts_changed {
-                log::info!("{name}: addresses or gateway changed");
-                self.dirty = true;
-                self.sync_trackers(now);
-            }
-        }
-    }
-
-    fn on_timer(&mut self, t: Timer, now: Millis) {
-        match t {
-            Timer::Housekeeping => {
-                self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
-                // Hook timeouts (a hung hook sends no SIGCHLD).
-                self.hooks.reap();
-                self.replace_hung_trackers(now);
-                let wakes = self.supervisor.check_adopted(now);
-                self.arm_wakes(wakes);
-                let names: Vec<String> = self.wans.keys().cloned().collect();
-                for name in names {
-                    let changes = match self.wans.get_mut(&name) {
-                        Some(w) => w.tick(now),
-                        None => continue,
-                    };
-                    self.on_state_changes(&name, changes, now);
-                }
-                self.dataplane.retry_flushes(now);
-                if self.dataplane.needs_reconcile() {
-                    self.dirty = true;
-                }
-            }
-            Timer::Spawn(name) => {
-                let wakes = self.supervisor.spawn_due(&name, now);
-                self.arm_wakes(wakes);
-            }
-            Timer::Adoption(name) => {
-                let wakes = self.supervisor.adoption_due(&name, now);
-                self.arm_wakes(wakes);
-            }
-            Timer::Health(name) => {
-                let changes = match self.wans.get_mut(&name) {
-                    Some(w) => w.tick(now),
-                    None => return,
-                };
-                self.on_state_changes(&name, changes, now);
-                self.arm_health(&name);
-            }
-        }
-    }
-
-    /// Replaces the trackers the core finds hung (silent past their WAN's
-    /// silence limit, `mwan_core::tracker_control::hung_trackers`): their
-    /// connection is dropped, their WAN told, then the remedy performed.
-    fn replace_hung_trackers(&mut self, now: Millis) {
-        let contacts = self
-            .conns
-            .tracker_contacts(|name| self.wans.get(name).map(Wan::silence_limit));
-        let supervision = if self.supervisor.spawning {
-            Supervision::Embedded
-        } else {
-            Supervision::Procd
-        };
-        for hung in hung_trackers(&contacts, supervision, now) {
-            let name = hung.interface;
-            log::warn!(
-                "{name}: tracker silent past its silence limit ({} ms); replacing it",
-                hung.silent_ms
-            );
-            self.drop_trackers_of(&name);
-            if let Some(wan) = self.wans.get_mut(&name) {
-                wan.tracker_disconnected();
-            }
-            match hung.remedy {
-                Remedy::Respawn => {
-                    let wakes = self.supervisor.replace_hung(&name, now);
-                    self.arm_wakes(wakes);
-                }
-                Remedy::ProcdRestart => {
-                    if let Some(u) = self.ubus.as_mut() {
-                        u.restart_tracker(self.poll.registry(), &name);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Drops every connection of `name`'s tracker (counted).
-    fn drop_trackers_of(&mut self, name: &str) {
-        for mut conn in self.conns.remove_trackers_of(name) {
-            self.loop_counters.dropped_tracker_peers += 1;
-            if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
-                log::debug!("deregister: {e}");
-            }
-        }
-    }
-
     fn decide_and_apply(&mut self, now: Millis) {
         let changed = self.engine.resolve(&self.config, &self.wans, now);
         if changed {
@@ -872,5 +648,42 @@ impl Daemon {
                 log::debug!("remove {}: {e}", path.display());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_allowed_uids_may_steer() {
+        assert_eq!(refusal(Ok(0), &[]), None);
+        assert_eq!(refusal(Ok(1000), &[1000]), None);
+        let why = refusal(Ok(1001), &[1000]).expect("refused");
+        assert!(why.starts_with("uid 1001 is not allowed"), "{why}");
+        let why = refusal(Err(io::Error::other("EBADF")), &[0]).expect("refused");
+        assert_eq!(why, "cannot read the caller's credentials: EBADF");
+    }
+
+    #[test]
+    fn a_live_socket_is_already_running_and_a_stale_file_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("mwand-bind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("control.sock");
+        // A stale socket file (nobody listens): bound over.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("stale"));
+        let live = bind_socket(&path).expect("stale file replaced");
+        match bind_socket(&path) {
+            Err(e @ DaemonError::AlreadyRunning(_)) => assert_eq!(e.exit_code(), 3),
+            other => panic!("second bind: {:?}", other.map(|_| ())),
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+        drop(live);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
