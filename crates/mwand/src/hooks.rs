@@ -210,6 +210,12 @@ mod tests {
 
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+    #[test]
+    fn the_cores_link_hooks_are_mwan3s_ifup_and_ifdown() {
+        assert_eq!(Action::from(LinkHook::Ifup).as_str(), "ifup");
+        assert_eq!(Action::from(LinkHook::Ifdown).as_str(), "ifdown");
+    }
+
     /// A hook script in its own dir: `slow` actions run `slow_cmd` first;
     /// every run appends "ACTION INTERFACE" to the log.
     struct Script {

@@ -436,6 +436,43 @@ mod tests {
     }
 
     #[test]
+    fn replies_bring_the_tracker_timeout_down_and_only_that_is_sent_again() {
+        let mut w = wan();
+        let configured = w.config().timeout;
+        let first = w.tracker_settings();
+        assert_eq!(
+            first.timeout_ms, configured,
+            "no RTT yet: the configured one"
+        );
+        assert_eq!(first.interval_ms, w.config().interval);
+        let samples: Vec<Sample> = (0..4)
+            .map(|round| Sample {
+                seq: round,
+                target: "203.0.113.1".into(),
+                method: mwan_proto::track::ProbeMethod::IcmpEcho,
+                sent_at_us: round * w.config().interval * 1000,
+                outcome: WireOutcome::Reply { rtt_us: 10_000 },
+                round,
+            })
+            .collect();
+        w.on_samples(&samples, 4 * w.config().interval);
+        let after = w.tracker_settings();
+        assert!(after.timeout_ms < configured, "{after:?}");
+        assert_eq!(after.timeout_ms % 50, 0, "{after:?}");
+        let sent: Vec<ControllerMessage> = after
+            .changes_since(&first)
+            .into_iter()
+            .map(to_wire)
+            .collect();
+        assert_eq!(
+            sent,
+            [ControllerMessage::SetTimeout {
+                timeout_ms: after.timeout_ms
+            }]
+        );
+    }
+
+    #[test]
     fn a_disabled_state_says_why() {
         let text = "config interface 'wan'\n\toption enabled '1'\n\toption device 'eth9'\n\tlist track_ip '203.0.113.1'\n";
         let iface = mwan_core::config::parse("test", text)
