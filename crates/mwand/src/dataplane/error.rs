@@ -20,6 +20,9 @@ pub enum DataplaneError {
     Plan(PlanError),
     /// The core could not build table `inet mwan` (a bug).
     NftPlan(NftPlanError),
+    /// The nf_tables socket cannot be opened at start: routes work, but
+    /// connections are not pinned.
+    NftUnavailable(NetlinkError),
     /// Putting table `inet mwan` in place failed.
     Nft(NetlinkError),
     /// Reading our routes and rules failed.
@@ -72,6 +75,7 @@ impl DataplaneError {
     pub fn kind(&self) -> DataplaneErrorKind {
         match self {
             DataplaneError::Plan(_) | DataplaneError::NftPlan(_) => DataplaneErrorKind::Plan,
+            DataplaneError::NftUnavailable(_) => DataplaneErrorKind::NftablesMissing,
             DataplaneError::Nft(NetlinkError::Kernel(k)) if nft_feature_missing(k.errno) => {
                 DataplaneErrorKind::NftablesMissing
             }
@@ -91,6 +95,9 @@ impl fmt::Display for DataplaneError {
             DataplaneError::Open { what, .. } => f.write_str(what),
             DataplaneError::Plan(_) => f.write_str("cannot plan"),
             DataplaneError::NftPlan(_) => f.write_str("cannot build nft table inet mwan"),
+            DataplaneError::NftUnavailable(_) => {
+                f.write_str("nf_tables unavailable, connections are not pinned")
+            }
             DataplaneError::Nft(_) => f.write_str("nft table inet mwan"),
             DataplaneError::Observe(_) => f.write_str("reading our routes and rules"),
             DataplaneError::Refused { failed, total, .. } => write!(
@@ -117,6 +124,7 @@ impl std::error::Error for DataplaneError {
             | DataplaneError::Apply { source, .. }
             | DataplaneError::Wan { source, .. }
             | DataplaneError::Nft(source)
+            | DataplaneError::NftUnavailable(source)
             | DataplaneError::Observe(source) => Some(source),
             DataplaneError::Plan(e) => Some(e),
             DataplaneError::NftPlan(e) => Some(e),
@@ -145,6 +153,10 @@ mod tests {
             source: std::io::Error::from_raw_os_error(libc::EBADF),
         };
         let cases = [
+            (
+                DataplaneError::NftUnavailable(io()),
+                DataplaneErrorKind::NftablesMissing,
+            ),
             (
                 DataplaneError::Nft(NetlinkError::Kernel(refusal(libc::EOPNOTSUPP))),
                 DataplaneErrorKind::NftablesMissing,

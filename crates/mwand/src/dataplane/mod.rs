@@ -51,6 +51,10 @@ pub struct Dataplane {
     /// The last failure: its report (compared, so a repeat is logged
     /// once) and its class, for status.
     last_error: Option<(String, DataplaneErrorKind)>,
+    /// What stays wrong however often a pass succeeds (nf_tables missing:
+    /// routes work, connections are not pinned); shown as the last error
+    /// when there is no other.
+    degraded: Option<(String, DataplaneErrorKind)>,
     /// A pass failed: re-read the kernel at the next housekeeping pass.
     reconcile_due: bool,
     /// Someone else changed our routes, rules or nft table, or links and
@@ -109,10 +113,17 @@ impl Dataplane {
                 None
             }
         };
+        let mut degraded = None;
         let (mut nft, conntrack) = if apply_enabled {
-            let nft = Nft::open()
-                .map_err(|e| log::warn!("nf_tables unavailable ({e}): no connection pinning"))
-                .ok();
+            let nft = match Nft::open() {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    log::warn!("nf_tables unavailable ({e}): no connection pinning");
+                    let e = DataplaneError::NftUnavailable(e);
+                    degraded = Some((report(&e), e.kind()));
+                    None
+                }
+            };
             let ct = Conntrack::open()
                 .map_err(|e| {
                     log::warn!("ctnetlink unavailable ({e}): pinned flows are not flushed")
@@ -145,7 +156,8 @@ impl Dataplane {
             sysctls,
             plan: None,
             allocation: Allocation::default(),
-            last_error: None,
+            last_error: degraded.clone(),
+            degraded,
             reconcile_due: false,
             reconcile_now: false,
             foreign_removal: false,
@@ -378,7 +390,7 @@ impl Dataplane {
             ok &= self.sync_nft(&plan, config, &devices);
             ok &= self.flush_moved(&plan, config, engine, wans, now);
             if ok {
-                self.last_error = None;
+                self.last_error = self.degraded.clone();
             }
         }
         self.plan = Some(plan);
