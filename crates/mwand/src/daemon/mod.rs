@@ -1,7 +1,8 @@
-//! The controller's event loop: constant tokens for the listeners, the
-//! signalfd and the netlink socket; one token per connection after those.
-//! Every handler reads until WouldBlock and never blocks; time-driven work
-//! (respawns, adoption deadlines, tracker silence) sits in one timer map.
+//! The controller's event loop: start-up, dispatch on the tokens of
+//! `tokens.rs`, accepting and serving connections (`peers.rs`). Every
+//! handler reads until WouldBlock and never blocks; time-driven work
+//! (respawns, adoption deadlines, tracker silence) sits in one timer map
+//! (`links.rs`). Decisions are mwan-core's; the handlers perform them.
 
 mod control;
 mod error;
