@@ -587,3 +587,35 @@ fn sysctls_set_before_a_kill_9_are_restored_by_the_next_mwand() {
         "table left behind"
     );
 }
+
+#[test]
+fn peers_mwand_drops_are_counted_in_status() {
+    let Some((_tb, m, s)) = two_wans_online() else {
+        return;
+    };
+    assert_eq!(s["event_loop"]["dropped_control_peers"], 0, "{s:#}");
+    assert_eq!(s["dataplane_error_kind"], serde_json::Value::Null, "{s:#}");
+    // An unreadable request on the control socket and an unreadable frame
+    // on the trackers' socket: each connection is dropped and counted.
+    for (socket, garbage) in [
+        ("control.sock", &b"\xff\xff\xff\xff"[..]),
+        ("track.sock", &b"\x05\x00\x00\x00\x01\x00zzz"[..]),
+    ] {
+        let mut c =
+            std::os::unix::net::UnixStream::connect(m.run_dir.join(socket)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        c.write_all(garbage).expect("write");
+        // mwand closes the connection once it has read the garbage.
+        c.read_to_end(&mut Vec::new()).ok();
+    }
+    let s = m.status();
+    assert_eq!(s["event_loop"]["dropped_control_peers"], 1, "{s:#}");
+    assert_eq!(s["event_loop"]["dropped_tracker_peers"], 1, "{s:#}");
+    assert_eq!(s["event_loop"]["refused_control_peers"], 0, "{s:#}");
+    let text = String::from_utf8_lossy(&m.ctl(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains("1 tracker connection(s) dropped, 1 control connection(s) dropped"),
+        "{text}"
+    );
+}

@@ -12,6 +12,7 @@ pub mod health;
 pub mod plan;
 pub mod policy;
 pub mod quality;
+pub mod tracker_control;
 
 /// Monotonic time in milliseconds since an origin the caller chooses.
 /// The core never reads a clock; the event loops pass `now` in.

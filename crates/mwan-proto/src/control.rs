@@ -29,6 +29,9 @@ pub enum Request {
     },
 }
 
+// One reply is built per request and sent at once, never stored in bulk:
+// boxing the large Status would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Status(Status),
@@ -64,6 +67,56 @@ pub struct Status {
     /// What the data plane did since start (docs/status-json.md).
     #[serde(default)]
     pub dataplane: DataplaneCounters,
+    /// The class of `dataplane_error`, so a script can tell a kernel
+    /// refusal from a missing kernel feature or a bug (docs/status-json.md).
+    #[serde(default)]
+    pub dataplane_error_kind: Option<DataplaneErrorKind>,
+    /// What mwand's event loop saw that it did not expect, since start.
+    #[serde(default)]
+    pub event_loop: EventLoopCounters,
+}
+
+/// Classes of data plane errors (docs/status-json.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataplaneErrorKind {
+    /// The kernel refused a change (routes, rules, nft table, conntrack):
+    /// retried on the next reconcile.
+    KernelRefused,
+    /// The kernel lacks nf_tables support for what the table needs.
+    NftablesMissing,
+    /// Reading the kernel's state failed (a netlink socket error).
+    KernelUnreadable,
+    /// The core could not build the plan: a bug, please report it.
+    Plan,
+}
+
+impl DataplaneErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataplaneErrorKind::KernelRefused => "kernel_refused",
+            DataplaneErrorKind::NftablesMissing => "nftables_missing",
+            DataplaneErrorKind::KernelUnreadable => "kernel_unreadable",
+            DataplaneErrorKind::Plan => "plan",
+        }
+    }
+}
+
+/// Counters of mwand's event loop since start: events and peers it did not
+/// expect (each is also logged when it happens).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLoopCounters {
+    /// Readiness events for a token nothing owns (a connection closed
+    /// earlier in the same batch of events, or a bug).
+    pub unexpected_events: u64,
+    /// Control connections mwand closed because it could not read a request.
+    pub dropped_control_peers: u64,
+    /// Control peers refused at accept (uid not allowed).
+    pub refused_control_peers: u64,
+    /// Tracker connections mwand dropped: unreadable data, data before
+    /// Hello, a second Hello, a tracker it does not run, replaced by a newer
+    /// connection of the same tracker, or hung.
+    pub dropped_tracker_peers: u64,
 }
 
 /// Counters of the data plane's work since mwand started.

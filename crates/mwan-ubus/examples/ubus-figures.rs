@@ -52,6 +52,8 @@ fn status(wans: usize) -> Status {
         dataplane_error: None,
         overrides: Vec::new(),
         dataplane: Default::default(),
+        dataplane_error_kind: None,
+        event_loop: Default::default(),
     }
 }
 

@@ -53,6 +53,8 @@ fn sample_status() -> Status {
         dataplane_error: None,
         overrides: Vec::new(),
         dataplane: Default::default(),
+        dataplane_error_kind: None,
+        event_loop: Default::default(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Rendering of mwand's replies: tables for people, JSON for scripts.
 
 use mwan_proto::control::{
-    InterfaceStatus, OverrideStatus, PolicyExplanation, PolicyStatus, Response, RuleStatus, Status,
+    EventLoopCounters, InterfaceStatus, OverrideStatus, PolicyExplanation, PolicyStatus, Response,
+    RuleStatus, Status,
 };
 
 /// The reply's payload as JSON (docs/status-json.md), one document per call.
@@ -72,9 +73,33 @@ fn status(s: &Status) -> String {
         }
     }
     if let Some(e) = &s.dataplane_error {
-        out += &format!("data plane error: {e}\n");
+        match s.dataplane_error_kind {
+            Some(kind) => out += &format!("data plane error ({}): {e}\n", kind.as_str()),
+            None => out += &format!("data plane error: {e}\n"),
+        }
     }
+    out += &event_loop_line(&s.event_loop);
     out
+}
+
+/// One line when mwand's event loop saw something it did not expect;
+/// nothing in the usual case.
+fn event_loop_line(c: &EventLoopCounters) -> String {
+    let parts: Vec<String> = [
+        (c.unexpected_events, "unexpected event(s)"),
+        (c.dropped_tracker_peers, "tracker connection(s) dropped"),
+        (c.dropped_control_peers, "control connection(s) dropped"),
+        (c.refused_control_peers, "control peer(s) refused"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("event loop: {}\n", parts.join(", "))
+    }
 }
 
 fn override_line(o: Option<&OverrideStatus>) -> String {
@@ -219,7 +244,32 @@ mod tests {
             dataplane_error: None,
             overrides: Vec::new(),
             dataplane: Default::default(),
+            dataplane_error_kind: None,
+            event_loop: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_error_kind_and_event_loop_surprises_are_shown_only_when_there() {
+        let t = text(&Response::Status(sample()));
+        assert!(
+            !t.contains("data plane error") && !t.contains("event loop"),
+            "{t}"
+        );
+        let mut s = sample();
+        s.dataplane_error = Some("1 of 2 change(s) refused".into());
+        s.dataplane_error_kind = Some(mwan_proto::control::DataplaneErrorKind::KernelRefused);
+        s.event_loop.dropped_tracker_peers = 2;
+        s.event_loop.unexpected_events = 1;
+        let t = text(&Response::Status(s));
+        assert!(
+            t.contains("data plane error (kernel_refused): 1 of 2 change(s) refused"),
+            "{t}"
+        );
+        assert!(
+            t.contains("event loop: 1 unexpected event(s), 2 tracker connection(s) dropped\n"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (`connecting` finishes before `connected` starts); different interfaces
 //! run in parallel.
 
+use mwan_core::tracker_control::LinkHook;
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -33,6 +34,15 @@ pub enum Action {
     Disconnecting,
     Ifup,
     Ifdown,
+}
+
+impl From<LinkHook> for Action {
+    fn from(hook: LinkHook) -> Self {
+        match hook {
+            LinkHook::Ifup => Action::Ifup,
+            LinkHook::Ifdown => Action::Ifdown,
+        }
+    }
 }
 
 impl Action {
@@ -199,6 +209,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+    #[test]
+    fn the_cores_link_hooks_are_mwan3s_ifup_and_ifdown() {
+        assert_eq!(Action::from(LinkHook::Ifup).as_str(), "ifup");
+        assert_eq!(Action::from(LinkHook::Ifdown).as_str(), "ifdown");
+    }
 
     /// A hook script in its own dir: `slow` actions run `slow_cmd` first;
     /// every run appends "ACTION INTERFACE" to the log.

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     match daemon::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{}", daemon::report(&e));
             ExitCode::from(e.exit_code())
         }
     }

@@ -7,7 +7,8 @@
 //! `handle_request` and back with [`UbusService::answer`]; `Mwan3Status`
 //! with [`UbusService::answer_mwan3`]; the rest are facts.
 
-use mio::{Registry, Token};
+use crate::daemon::tokens::UBUS;
+use mio::Registry;
 use mwan_core::config::Config;
 use mwan_proto::control::{InterfaceStatus, Response, Status};
 use mwan_ubus::agent::{self, Agent, AgentEvent, PendingCall};
@@ -16,10 +17,6 @@ use mwan_ubus::netifd::InterfaceState;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The ubus connection's token (the daemon's fixed tokens are 0..=3 and
-/// per-connection tokens start at 16).
-pub const UBUS_TOKEN: Token = Token(4);
 
 /// How long a clean shutdown waits for procd to acknowledge the removal
 /// of the trackers.
@@ -38,7 +35,7 @@ pub struct UbusService {
 impl UbusService {
     /// `supervise`: procd runs the trackers (mwand never spawns them).
     pub fn new(socket: &Path, supervise: bool) -> Result<UbusService, String> {
-        let agent = Agent::new(socket, UBUS_TOKEN, supervise)
+        let agent = Agent::new(socket, UBUS, supervise)
             .map_err(|e| format!("ubus {}: {e}", socket.display()))?;
         Ok(UbusService {
             agent,
@@ -81,7 +78,7 @@ impl UbusService {
         self.note(events)
     }
 
-    /// Readiness on [`UBUS_TOKEN`].
+    /// Readiness on [`UBUS`].
     pub fn ready(&mut self, registry: &Registry, event: &mio::event::Event) -> Vec<AgentEvent> {
         let events = self.agent.ready(registry, event, Instant::now());
         self.note(events)

@@ -9,6 +9,7 @@ use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeRe
 use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
 use mwan_core::quality::Quality;
+use mwan_core::tracker_control::{TrackerCommand, TrackerSettings};
 use mwan_core::Millis;
 use mwan_proto::control::{InterfaceStatus, TrackerStatus};
 use mwan_proto::track::{ControllerMessage, ProbeOutcome as WireOutcome, Sample};
@@ -83,6 +84,14 @@ impl NetifdFacts {
     }
 }
 
+/// A core tracker command as the message mwan-track reads.
+pub fn to_wire(command: TrackerCommand) -> ControllerMessage {
+    match command {
+        TrackerCommand::SetInterval(interval_ms) => ControllerMessage::SetInterval { interval_ms },
+        TrackerCommand::SetTimeout(timeout_ms) => ControllerMessage::SetTimeout { timeout_ms },
+    }
+}
+
 /// A state change, for logs, hooks and events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
@@ -147,10 +156,6 @@ fn new_health(settings: HealthSettings, now: Millis) -> Health {
     h.set_prompt_loss_reports(true);
     h
 }
-
-/// The timeout sent to the tracker moves in steps of this much (rounded
-/// up), so a slowly drifting RTT estimate is not a message per sample.
-const TIMEOUT_STEP_MS: Millis = 50;
 
 impl Wan {
     pub fn new(config: Interface, now: Millis) -> Self {
@@ -339,26 +344,11 @@ impl Wan {
         self.health.tracker_lost();
     }
 
-    /// Interval and timeout the tracker should use now. The timeout is the
-    /// core's adaptive one (rounded up to 50 ms steps, at most the
-    /// configured one): the tracker reports a probe lost at it, so results
-    /// keep coming during a silent cut, and keeps listening up to its
-    /// `--timeout` (the configured one), reporting later answers as
-    /// replies: the core sees the RTTs of a link whose RTT climbs
-    /// (bufferbloat) and withdraws the early failures.
-    pub fn tracker_settings(&self) -> Vec<ControllerMessage> {
-        let t = self.health.tracker_timing();
-        let timeout_ms = t
-            .timeout
-            .div_ceil(TIMEOUT_STEP_MS)
-            .saturating_mul(TIMEOUT_STEP_MS)
-            .min(self.config.timeout.max(t.timeout));
-        vec![
-            ControllerMessage::SetInterval {
-                interval_ms: t.interval,
-            },
-            ControllerMessage::SetTimeout { timeout_ms },
-        ]
+    /// Interval and timeout the tracker should use now: the core's
+    /// adaptive timing, quantised and clamped by the core
+    /// ([`TrackerSettings::from_timing`]).
+    pub fn tracker_settings(&self) -> TrackerSettings {
+        TrackerSettings::from_timing(self.health.tracker_timing(), self.config.timeout)
     }
 
     pub fn status(&self, now: Millis) -> InterfaceStatus {
@@ -443,6 +433,43 @@ mod tests {
             gateway_v4: Some("198.51.100.254".parse().unwrap()),
             ..WanFacts::default()
         }
+    }
+
+    #[test]
+    fn replies_bring_the_tracker_timeout_down_and_only_that_is_sent_again() {
+        let mut w = wan();
+        let configured = w.config().timeout;
+        let first = w.tracker_settings();
+        assert_eq!(
+            first.timeout_ms, configured,
+            "no RTT yet: the configured one"
+        );
+        assert_eq!(first.interval_ms, w.config().interval);
+        let samples: Vec<Sample> = (0..4)
+            .map(|round| Sample {
+                seq: round,
+                target: "203.0.113.1".into(),
+                method: mwan_proto::track::ProbeMethod::IcmpEcho,
+                sent_at_us: round * w.config().interval * 1000,
+                outcome: WireOutcome::Reply { rtt_us: 10_000 },
+                round,
+            })
+            .collect();
+        w.on_samples(&samples, 4 * w.config().interval);
+        let after = w.tracker_settings();
+        assert!(after.timeout_ms < configured, "{after:?}");
+        assert_eq!(after.timeout_ms % 50, 0, "{after:?}");
+        let sent: Vec<ControllerMessage> = after
+            .changes_since(&first)
+            .into_iter()
+            .map(to_wire)
+            .collect();
+        assert_eq!(
+            sent,
+            [ControllerMessage::SetTimeout {
+                timeout_ms: after.timeout_ms
+            }]
+        );
     }
 
     #[test]

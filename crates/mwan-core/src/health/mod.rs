@@ -24,10 +24,21 @@
 use std::collections::VecDeque;
 
 pub mod analysis;
+mod rounds;
+mod rtt;
+mod settings;
+
+use rounds::{record, round_succeeds, Expectation, OpenRound, TargetTally};
+use rtt::RttEstimator;
+use settings::MAX_ROUND_GAP;
+pub use settings::{
+    recommended_defaults, HealthSettings, QualityThresholds, RecommendedTracking,
+    DEFAULT_TIMEOUT_FLOOR_MS, RECOMMENDED_TRACKING, ROUND_GRACE_MS,
+};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{InitialState, Interface, ProbeBudget};
+use crate::config::InitialState;
 use crate::Millis;
 
 /// A WAN's tracking state, as mwan3 names them.
@@ -89,101 +100,6 @@ pub struct ProbeResult {
     pub outcome: ProbeOutcome,
 }
 
-/// mwan3's `check_quality` thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QualityThresholds {
-    pub failure_latency_ms: u32,
-    pub recovery_latency_ms: u32,
-    pub failure_loss_pct: u32,
-    pub recovery_loss_pct: u32,
-}
-
-/// Everything the health machine needs from one `interface` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthSettings {
-    pub enabled: bool,
-    /// Number of `track_ip` entries; 0 means "assumed online".
-    pub targets: usize,
-    pub reliability: u32,
-    pub count: u32,
-    pub interval: Millis,
-    pub failure_interval: Millis,
-    pub recovery_interval: Millis,
-    pub keep_failure_interval: bool,
-    pub down: u32,
-    pub up: u32,
-    pub initial_state: InitialState,
-    /// `Some` when `check_quality` is on.
-    pub quality_check: Option<QualityThresholds>,
-    /// Configured `timeout`: the upper bound of the effective probe timeout.
-    pub timeout: Millis,
-    /// Lower bound of the effective probe timeout.
-    pub timeout_floor: Millis,
-    /// Silence after which the tracker is presumed stuck and the state Unknown.
-    pub silence_limit: Millis,
-}
-
-/// Lower bound of the adaptive probe timeout (Linux's TCP_RTO_MIN).
-pub const DEFAULT_TIMEOUT_FLOOR_MS: Millis = 200;
-/// Slack on top of the longest legitimate silence before a tracker counts as stuck.
-const SILENCE_SLACK_MS: Millis = 500;
-/// How long past a probe's timeout the core waits for the tracker to report it.
-pub const ROUND_GRACE_MS: Millis = 50;
-/// Larger jumps in round numbers are taken as a tracker restart, not as lost rounds.
-const MAX_ROUND_GAP: u64 = 64;
-/// At most 2^MAX_BACKOFF_SHIFT times the RTO after rounds without any reply.
-const MAX_BACKOFF_SHIFT: u32 = 6;
-
-impl HealthSettings {
-    /// The settings an interface section implies (mwan3 defaults already
-    /// resolved by the config layer).
-    pub fn from_interface(iface: &Interface) -> Self {
-        let targets = iface.track_ip.len();
-        let quality_check = iface.check_quality.then_some(QualityThresholds {
-            failure_latency_ms: iface.failure_latency_ms,
-            recovery_latency_ms: iface.recovery_latency_ms,
-            failure_loss_pct: iface.failure_loss_pct,
-            recovery_loss_pct: iface.recovery_loss_pct,
-        });
-        let longest_interval = iface
-            .interval
-            .max(iface.failure_interval)
-            .max(iface.recovery_interval)
-            .max(budget_round_spacing(iface));
-        HealthSettings {
-            enabled: iface.enabled,
-            targets,
-            reliability: iface.reliability,
-            count: iface.count.max(1),
-            interval: iface.interval,
-            failure_interval: iface.failure_interval,
-            recovery_interval: iface.recovery_interval,
-            keep_failure_interval: iface.keep_failure_interval,
-            down: iface.down.max(1),
-            up: iface.up.max(1),
-            initial_state: iface.initial_state,
-            quality_check,
-            timeout: iface.timeout,
-            timeout_floor: DEFAULT_TIMEOUT_FLOOR_MS,
-            silence_limit: 2 * longest_interval + iface.timeout + SILENCE_SLACK_MS,
-        }
-    }
-}
-
-/// The spacing of rounds a probe budget forces on the tracker (0 if none).
-fn budget_round_spacing(iface: &Interface) -> Millis {
-    let probes_per_round = (iface.track_ip.len() as u64).max(1) * u64::from(iface.count.max(1));
-    match iface.probe_budget {
-        Some(ProbeBudget::ProbesPerMinute(n)) if n > 0 => probes_per_round * 60_000 / u64::from(n),
-        Some(ProbeBudget::BytesPerDay(bytes)) if bytes > 0 => {
-            // Request and reply, IP + ICMP headers on top of the payload.
-            let per_probe = 2 * (u64::from(iface.size) + 28);
-            probes_per_round * per_probe * 86_400_000 / bytes
-        }
-        _ => 0,
-    }
-}
-
 /// A state change, as an event for logs, hotplug and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {
@@ -240,34 +156,6 @@ enum Crossed {
     WentUp,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct TargetTally {
-    results: u32,
-    replies: u32,
-    rtt_sum_us: u64,
-}
-
-#[derive(Debug, Clone)]
-struct OpenRound {
-    round: u64,
-    /// Timeout in force when the round was first seen.
-    timeout: Millis,
-    deadline: Millis,
-    tally: Vec<TargetTally>,
-    /// Without check_quality: Some(success) once certain.
-    verdict: Option<bool>,
-    /// All probes reported, or the deadline passed.
-    complete: bool,
-    expired: bool,
-}
-
-/// A round the tracker is expected to send at `sent_at` (its schedule).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Expectation {
-    round: u64,
-    sent_at: Millis,
-}
-
 /// Slack on the tracker's schedule before an expected round counts as
 /// missing: timer and scheduling delays, an eighth of the spacing. A round
 /// failed too early by a late tracker is withdrawn when its answers arrive
@@ -282,41 +170,6 @@ pub fn schedule_slack(spacing: Millis) -> Millis {
 pub fn round_span(spacing: Millis, probes_per_round: u64) -> Millis {
     let n = probes_per_round.max(1);
     spacing * (n - 1) / n
-}
-
-/// RFC 6298 estimator in integer microseconds.
-#[derive(Debug, Clone, Copy, Default)]
-struct RttEstimator {
-    srtt_us: i64,
-    rttvar_us: i64,
-    samples: u64,
-    /// Doubling after rounds that got no reply at all while down (RFC 6298 5.5).
-    backoff_shift: u32,
-}
-
-impl RttEstimator {
-    fn sample(&mut self, rtt_us: u32) {
-        let r = i64::from(rtt_us);
-        if self.samples == 0 {
-            self.srtt_us = r;
-            self.rttvar_us = r / 2;
-        } else {
-            self.rttvar_us += ((self.srtt_us - r).abs() - self.rttvar_us) / 4;
-            self.srtt_us += (r - self.srtt_us) / 8;
-        }
-        self.samples += 1;
-        self.backoff_shift = 0;
-    }
-
-    fn timeout(&self, floor: Millis, cap: Millis) -> Millis {
-        if self.samples == 0 {
-            return cap;
-        }
-        let rto_us = self.srtt_us + (4 * self.rttvar_us).max(1000);
-        let rto_ms = (rto_us.max(0) as u64).div_ceil(1000);
-        let backed_off = rto_ms.max(floor).saturating_mul(1 << self.backoff_shift);
-        backed_off.min(cap)
-    }
 }
 
 /// One WAN's health machine.
@@ -798,262 +651,6 @@ impl Health {
             _ => {}
         }
     }
-
-    /// Index of the open round for this result, creating it in round order.
-    /// Round numbers count up by one per round, so a gap means rounds whose
-    /// results are still on their way (a reply of round n+1 often overtakes
-    /// the loss report of round n): they are opened too, and fail at their
-    /// deadline if nothing arrives.
-    fn open_round(&mut self, probe: &ProbeResult, timeout: Millis, now: Millis) -> usize {
-        let spacing = self.round_spacing();
-        if let Some(e) = self.expect.as_mut() {
-            // An earlier-sent probe of the newest round anchors its successor better.
-            if e.round == probe.round + 1 {
-                e.sent_at = e.sent_at.min(probe.sent_at + spacing);
-            }
-        }
-        if let Some(i) = self.rounds.iter().position(|r| r.round == probe.round) {
-            return i;
-        }
-        let deadline = probe.sent_at.min(now) + self.span() + timeout + ROUND_GRACE_MS;
-        let first = match self.highest_seen {
-            Some(h) if probe.round > h + 1 && probe.round - h - 1 <= MAX_ROUND_GAP => h + 1,
-            _ => probe.round,
-        };
-        for round in first..=probe.round {
-            self.insert_round(round, timeout, deadline);
-        }
-        let newest = match self.highest_seen {
-            None => true,
-            Some(h) => probe.round > h,
-        };
-        if newest {
-            self.highest_seen = Some(probe.round);
-            let spacing = self.round_spacing();
-            self.expect = Some(Expectation {
-                round: probe.round + 1,
-                sent_at: probe.sent_at + spacing,
-            });
-        }
-        self.rounds
-            .iter()
-            .position(|r| r.round == probe.round)
-            .unwrap_or(0)
-    }
-
-    /// Open a round (in round order) and return its index.
-    fn insert_round(&mut self, round: u64, timeout: Millis, deadline: Millis) -> usize {
-        let mut tally = self.spare_tallies.pop().unwrap_or_default();
-        tally.clear();
-        tally.resize(self.settings.targets, TargetTally::default());
-        let open = OpenRound {
-            round,
-            timeout,
-            deadline,
-            tally,
-            verdict: None,
-            complete: false,
-            expired: false,
-        };
-        let at = self
-            .rounds
-            .iter()
-            .position(|r| r.round > round)
-            .unwrap_or(self.rounds.len());
-        self.rounds.insert(at, open);
-        at
-    }
-
-    /// Decide what can be decided about one round from its tally.
-    fn settle(&mut self, index: usize) {
-        let s = &self.settings;
-        let round = &mut self.rounds[index];
-        let all_in = round.expired || round.tally.iter().all(|t| t.results >= s.count);
-        if s.quality_check.is_some() {
-            // Loss and mean latency need every probe of the round.
-            round.complete = all_in;
-            return;
-        }
-        let mut up = 0u32;
-        let mut down = 0u32;
-        for t in &round.tally {
-            if t.replies > 0 {
-                up += 1;
-            } else if t.results >= s.count || round.expired {
-                down += 1;
-            }
-        }
-        let targets = s.targets as u32;
-        if up >= s.reliability {
-            round.verdict = Some(true);
-        } else if down > targets.saturating_sub(s.reliability) || (all_in && up < s.reliability) {
-            round.verdict = Some(false);
-        }
-        round.complete = round.verdict.is_some() || all_in;
-    }
-
-    fn expire_rounds(&mut self, now: Millis, out: &mut Vec<Transition>) {
-        let mut any = false;
-        for i in 0..self.rounds.len() {
-            if !self.rounds[i].complete && self.rounds[i].deadline <= now {
-                self.rounds[i].expired = true;
-                self.counters.rounds_expired += 1;
-                self.settle(i);
-                any = true;
-            }
-        }
-        if any {
-            self.release_rounds(now, out);
-        }
-    }
-
-    /// Apply decided rounds at the head of the queue, in round order.
-    fn release_rounds(&mut self, now: Millis, out: &mut Vec<Transition>) {
-        while self.rounds.front().is_some_and(|r| r.complete) {
-            let Some(round) = self.rounds.pop_front() else {
-                break;
-            };
-            let recovering = matches!(self.phase, Phase::Down { .. });
-            let success = match round.verdict {
-                Some(v) => v,
-                None => round_succeeds(&self.settings, recovering, &round),
-            };
-            let any_reply = round.tally.iter().any(|t| t.replies > 0);
-            self.last_applied = Some(round.round);
-            self.apply_round(success, any_reply, now, out);
-            if matches!(self.phase, Phase::Up { failed } if failed > 0) && !success {
-                self.failed_run.push(round);
-            } else {
-                self.spare_tallies.push(round.tally);
-                if !matches!(self.phase, Phase::Up { failed } if failed > 0) {
-                    for r in self.failed_run.drain(..) {
-                        self.spare_tallies.push(r.tally);
-                    }
-                }
-            }
-        }
-    }
-
-    /// One decided round through mwan3's score counter.
-    fn apply_round(
-        &mut self,
-        success: bool,
-        any_reply: bool,
-        now: Millis,
-        out: &mut Vec<Transition>,
-    ) {
-        self.prev_interval = self.interval().1;
-        let s = &self.settings;
-        if success {
-            self.counters.rounds_ok += 1;
-        } else {
-            self.counters.rounds_failed += 1;
-        }
-        let (phase, crossed) = match (self.phase, success) {
-            (Phase::Up { .. }, true) => (Phase::Up { failed: 0 }, Crossed::No),
-            (Phase::Up { failed }, false) if failed + 1 >= s.down => {
-                (Phase::Down { succeeded: 0 }, Crossed::WentDown)
-            }
-            (Phase::Up { failed }, false) => (Phase::Up { failed: failed + 1 }, Crossed::No),
-            (Phase::Down { succeeded }, true) if succeeded + 1 >= s.up => {
-                (Phase::Up { failed: 0 }, Crossed::WentUp)
-            }
-            (Phase::Down { succeeded }, true) => (
-                Phase::Down {
-                    succeeded: succeeded + 1,
-                },
-                Crossed::No,
-            ),
-            (Phase::Down { .. }, false) => (Phase::Down { succeeded: 0 }, Crossed::No),
-        };
-        self.phase = phase;
-        self.crossed = crossed;
-        // Back off only once the link is declared down: while it is up the
-        // timeout stays at the RTO so a cut is detected within the bound of
-        // docs/decisions.md; once down, doubling lets a link whose RTT jumped
-        // past the RTO (and a tracker that reports no late replies) be heard
-        // again.
-        if !success && !any_reply && matches!(phase, Phase::Down { .. }) {
-            self.rtt.backoff_shift = (self.rtt.backoff_shift + 1).min(MAX_BACKOFF_SHIFT);
-        }
-        self.awaiting_round = false;
-        self.aged = false;
-        self.update_state(now, out);
-    }
-
-    fn recycle_rounds(&mut self) {
-        for round in self.rounds.drain(..).chain(self.failed_run.drain(..)) {
-            self.spare_tallies.push(round.tally);
-        }
-    }
-}
-
-/// Add one result to a target's tally; false if it adds nothing (duplicate).
-fn record(
-    tally: &mut TargetTally,
-    count: u32,
-    outcome: ProbeOutcome,
-    answered: Option<u32>,
-) -> bool {
-    match (outcome, answered) {
-        // A late answer to a probe already reported lost (as LateReply, or
-        // as a second Reply sample for the same probe).
-        (ProbeOutcome::LateReply { .. }, Some(rtt_us)) if tally.replies < tally.results => {
-            tally.replies += 1;
-            tally.rtt_sum_us += u64::from(rtt_us);
-            true
-        }
-        (ProbeOutcome::Reply { .. }, Some(rtt_us))
-            if tally.results >= count && tally.replies < tally.results =>
-        {
-            tally.replies += 1;
-            tally.rtt_sum_us += u64::from(rtt_us);
-            true
-        }
-        (ProbeOutcome::LateReply { .. }, None) => false,
-        _ if tally.results >= count => false,
-        (_, answered) => {
-            tally.results += 1;
-            if let Some(rtt_us) = answered {
-                tally.replies += 1;
-                tally.rtt_sum_us += u64::from(rtt_us);
-            }
-            true
-        }
-    }
-}
-
-/// Whether a round with this tally succeeds: `reliability` targets up. A
-/// target is up when it answered; with check_quality, when its loss and mean
-/// latency are within the failure thresholds while the link is up, within
-/// the recovery thresholds while it is down (the hysteresis the option names
-/// promise; docs/decisions.md compares this with mwan3's literal code).
-fn round_succeeds(settings: &HealthSettings, recovering: bool, round: &OpenRound) -> bool {
-    let count = settings.count;
-    let up = round
-        .tally
-        .iter()
-        .filter(|t| match settings.quality_check {
-            None => t.replies > 0,
-            Some(q) => {
-                let lost = count - t.replies.min(count);
-                // ping prints an integer percentage and mwan3 compares that.
-                let loss_pct = lost * 100 / count;
-                let latency_ms = if t.replies == 0 {
-                    u64::MAX
-                } else {
-                    t.rtt_sum_us / u64::from(t.replies) / 1000
-                };
-                if recovering {
-                    loss_pct <= q.recovery_loss_pct
-                        && latency_ms <= u64::from(q.recovery_latency_ms)
-                } else {
-                    loss_pct < q.failure_loss_pct && latency_ms < u64::from(q.failure_latency_ms)
-                }
-            }
-        })
-        .count() as u32;
-    up >= settings.reliability
 }
 
 fn initial_phase(initial: InitialState) -> Phase {
@@ -1061,58 +658,4 @@ fn initial_phase(initial: InitialState) -> Phase {
         InitialState::Online => Phase::Up { failed: 0 },
         InitialState::Offline => Phase::Down { succeeded: 0 },
     }
-}
-
-/// Our own defaults for new `/etc/config/mwan` files (not mwan3's): detect a
-/// silent cut within about a second without false failovers at 5 % loss and
-/// 30 ms jitter. The numbers are justified in docs/decisions.md.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RecommendedTracking {
-    /// Number of `track_ip` targets to configure (independent hosts).
-    pub targets: u32,
-    pub reliability: u32,
-    pub count: u32,
-    pub interval_ms: Millis,
-    pub failure_interval_ms: Millis,
-    pub recovery_interval_ms: Millis,
-    pub keep_failure_interval: bool,
-    /// Configured timeout: the cap of the adaptive timeout (tolerates 1-2 s bufferbloat).
-    pub timeout_ms: Millis,
-    pub timeout_floor_ms: Millis,
-    pub down: u32,
-    pub up: u32,
-    /// Quality scoring (wanmon-style) defaults.
-    pub smoothing: f64,
-    pub loss_divisor: f64,
-    pub loss_limit_pct: f64,
-    pub bias_ms: f64,
-    /// Score-mode policy defaults.
-    pub hysteresis: f64,
-    pub min_stable_ms: Millis,
-}
-
-/// See [`RecommendedTracking`].
-pub const RECOMMENDED_TRACKING: RecommendedTracking = RecommendedTracking {
-    targets: 3,
-    reliability: 1,
-    count: 1,
-    interval_ms: 200,
-    failure_interval_ms: 200,
-    recovery_interval_ms: 200,
-    keep_failure_interval: false,
-    timeout_ms: 3000,
-    timeout_floor_ms: DEFAULT_TIMEOUT_FLOOR_MS,
-    down: 3,
-    up: 10,
-    smoothing: 0.0095,
-    loss_divisor: 10.0,
-    loss_limit_pct: 50.0,
-    bias_ms: 0.0,
-    hysteresis: 30.0,
-    min_stable_ms: 30_000,
-};
-
-/// Same as [`RECOMMENDED_TRACKING`], for callers that prefer a function.
-pub fn recommended_defaults() -> RecommendedTracking {
-    RECOMMENDED_TRACKING
 }

@@ -1,13 +1,14 @@
 //! Control requests (the control socket and the ubus object share them),
 //! hot reload, and the status mwanctl shows.
 
-use super::{Daemon, Peer};
+use super::Daemon;
 use crate::clock::now_ms;
 use mwan_core::config;
 use mwan_core::Millis;
 use mwan_proto::control::{
     InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus,
 };
+use std::path::Path;
 
 impl Daemon {
     /// Validates the config file, then applies only what changed. On error
@@ -37,31 +38,7 @@ impl Daemon {
         self.decide_and_apply(now);
         self.sync_trackers(now);
         let after: Vec<String> = self.wans.keys().cloned().collect();
-        let added: Vec<_> = after
-            .iter()
-            .filter(|n| !before.contains(n))
-            .cloned()
-            .collect();
-        let removed: Vec<_> = before
-            .iter()
-            .filter(|n| !after.contains(n))
-            .cloned()
-            .collect();
-        Ok(format!(
-            "reloaded {}: {} interface(s){}{}",
-            self.config_path.display(),
-            after.len(),
-            if added.is_empty() {
-                String::new()
-            } else {
-                format!(", added {}", added.join(" "))
-            },
-            if removed.is_empty() {
-                String::new()
-            } else {
-                format!(", removed {}", removed.join(" "))
-            },
-        ))
+        Ok(reload_summary(&self.config_path, &before, &after))
     }
 
     /// Answers one control request (the control socket and the ubus object
@@ -130,16 +107,10 @@ impl Daemon {
                         message: self.unknown_interface(&interface),
                     };
                 }
-                let warning = self.wans.get(&interface).and_then(|wan| {
-                    let st = wan.status(now);
-                    matches!(st.state.as_str(), "offline" | "unknown" | "disabled").then(|| {
-                        let why = st.reason.map(|r| format!(" ({r})")).unwrap_or_default();
-                        format!(
-                            "\nnote: {interface} is {}{why}: traffic forced onto it is likely lost",
-                            st.state
-                        )
-                    })
-                });
+                let warning = self
+                    .wans
+                    .get(&interface)
+                    .and_then(|wan| override_warning(&wan.status(now)));
                 match self.engine.set_override(&self.config, interface, policy) {
                     Ok(mut message) => {
                         message += &warning.unwrap_or_default();
@@ -177,9 +148,7 @@ impl Daemon {
             .iter()
             .map(|i| match self.wans.get(&i.name) {
                 Some(wan) => {
-                    let connected = self.conns.values().any(
-                        |p| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == i.name),
-                    );
+                    let connected = self.conns.tracker_connected(&i.name);
                     let mut s = wan.status(now);
                     s.tracker = TrackerStatus {
                         pid: self.supervisor.pid(&i.name),
@@ -190,31 +159,15 @@ impl Daemon {
                             .map(|t| now.saturating_sub(t) / 1000),
                         connected,
                     };
-                    if s.state == "unknown" && s.reason.is_none() && !i.track_ip.is_empty() {
-                        s.reason = match (s.tracker.pid, connected) {
-                            (None, _) => Some("tracker not running".into()),
-                            (Some(_), false) => Some("tracker not connected".into()),
-                            (Some(_), true) => None,
-                        };
+                    if s.reason.is_none() && !i.track_ip.is_empty() {
+                        s.reason = tracker_reason(&s.state, s.tracker.pid, connected);
                     }
                     s
                 }
                 None => InterfaceStatus {
-                    name: i.name.clone(),
                     device: i.device.clone(),
-                    state: "disabled".into(),
                     state_age_s: now.saturating_sub(self.started_at) / 1000,
-                    latency_ms: None,
-                    jitter_ms: None,
-                    loss_pct: None,
-                    score: None,
-                    tracker: TrackerStatus {
-                        pid: None,
-                        restarts: 0,
-                        uptime_s: None,
-                        connected: false,
-                    },
-                    reason: Some("disabled in config".into()),
+                    ..disabled_in_config(&i.name)
                 },
             })
             .collect();
@@ -223,6 +176,7 @@ impl Daemon {
     }
 
     pub(super) fn status(&self, now: Millis) -> Status {
+        let dataplane_error = self.dataplane.last_error();
         Status {
             interfaces: self.interfaces(now),
             policies: self.engine.policy_status(),
@@ -232,7 +186,7 @@ impl Daemon {
                 .map(|(interface, policy)| OverrideStatus { interface, policy }),
             uptime_s: now.saturating_sub(self.started_at) / 1000,
             config: self.config_path.display().to_string(),
-            dataplane_error: self.dataplane.last_error(),
+            dataplane_error: dataplane_error.as_ref().map(|(m, _)| m.clone()),
             overrides: self
                 .engine
                 .all_overrides()
@@ -240,6 +194,145 @@ impl Daemon {
                 .map(|(interface, policy)| OverrideStatus { interface, policy })
                 .collect(),
             dataplane: self.dataplane.counters(),
+            dataplane_error_kind: dataplane_error.map(|(_, kind)| kind),
+            event_loop: self.loop_counters.clone(),
+        }
+    }
+}
+
+/// The status of an interface the config disables (no figures, no tracker).
+fn disabled_in_config(name: &str) -> InterfaceStatus {
+    InterfaceStatus {
+        name: name.to_string(),
+        device: None,
+        state: "disabled".into(),
+        state_age_s: 0,
+        latency_ms: None,
+        jitter_ms: None,
+        loss_pct: None,
+        score: None,
+        tracker: TrackerStatus {
+            pid: None,
+            restarts: 0,
+            uptime_s: None,
+            connected: false,
+        },
+        reason: Some("disabled in config".into()),
+    }
+}
+
+/// `reloaded PATH: N interface(s), added A B, removed C`.
+fn reload_summary(path: &Path, before: &[String], after: &[String]) -> String {
+    let missing_from = |from: &[String], of: &[String]| -> Vec<String> {
+        of.iter().filter(|n| !from.contains(n)).cloned().collect()
+    };
+    let list = |label: &str, names: Vec<String>| {
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(", {label} {}", names.join(" "))
+        }
+    };
+    format!(
+        "reloaded {}: {} interface(s){}{}",
+        path.display(),
+        after.len(),
+        list("added", missing_from(before, after)),
+        list("removed", missing_from(after, before)),
+    )
+}
+
+/// The note an override onto a WAN that does not work gets: the operator
+/// may mean it (testing), but should know traffic is likely lost.
+fn override_warning(st: &InterfaceStatus) -> Option<String> {
+    if !matches!(st.state.as_str(), "offline" | "unknown" | "disabled") {
+        return None;
+    }
+    let why = st
+        .reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    Some(format!(
+        "\nnote: {} is {}{why}: traffic forced onto it is likely lost",
+        st.name, st.state
+    ))
+}
+
+/// Why a tracked WAN is `unknown` when its tracker is the reason.
+fn tracker_reason(state: &str, pid: Option<u32>, connected: bool) -> Option<String> {
+    if state != "unknown" {
+        return None;
+    }
+    match (pid, connected) {
+        (None, _) => Some("tracker not running".into()),
+        (Some(_), false) => Some("tracker not connected".into()),
+        (Some(_), true) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_reload_says_what_it_added_and_removed() {
+        let p = Path::new("/etc/config/mwan");
+        assert_eq!(
+            reload_summary(p, &names(&["wan1", "wan2"]), &names(&["wan1", "wan2"])),
+            "reloaded /etc/config/mwan: 2 interface(s)"
+        );
+        assert_eq!(
+            reload_summary(
+                p,
+                &names(&["wan1", "wan2"]),
+                &names(&["wan1", "wan3", "wan4"])
+            ),
+            "reloaded /etc/config/mwan: 3 interface(s), added wan3 wan4, removed wan2"
+        );
+    }
+
+    fn status(state: &str, reason: Option<&str>) -> InterfaceStatus {
+        InterfaceStatus {
+            state: state.into(),
+            reason: reason.map(str::to_string),
+            ..disabled_in_config("wan2")
+        }
+    }
+
+    #[test]
+    fn an_override_onto_a_wan_that_does_not_work_gets_a_note() {
+        assert_eq!(override_warning(&status("online", None)), None);
+        assert_eq!(override_warning(&status("connecting", None)), None);
+        assert_eq!(
+            override_warning(&status("disabled", Some("no carrier"))).as_deref(),
+            Some("\nnote: wan2 is disabled (no carrier): traffic forced onto it is likely lost")
+        );
+        assert_eq!(
+            override_warning(&status("offline", None)).as_deref(),
+            Some("\nnote: wan2 is offline: traffic forced onto it is likely lost")
+        );
+    }
+
+    #[test]
+    fn an_unknown_wan_says_when_its_tracker_is_why() {
+        let cases = [
+            ("unknown", None, false, Some("tracker not running")),
+            ("unknown", Some(7), false, Some("tracker not connected")),
+            ("unknown", Some(7), true, None),
+            ("online", None, false, None),
+            ("offline", Some(7), false, None),
+        ];
+        for (state, pid, connected, reason) in cases {
+            assert_eq!(
+                tracker_reason(state, pid, connected).as_deref(),
+                reason,
+                "{state} {pid:?} {connected}"
+            );
         }
     }
 }

@@ -1,41 +1,41 @@
-//! The controller's event loop: constant tokens for the listeners, the
-//! signalfd and the netlink socket; one token per connection after those.
-//! Every handler reads until WouldBlock and never blocks; time-driven work
-//! (respawns, adoption deadlines, tracker silence) sits in one timer map.
+//! The controller's event loop: start-up, dispatch on the tokens of
+//! `tokens.rs`, accepting and serving connections (`peers.rs`). Every
+//! handler reads until WouldBlock and never blocks; time-driven work
+//! (respawns, adoption deadlines, tracker silence) sits in one timer map
+//! (`links.rs`). Decisions are mwan-core's; the handlers perform them.
 
 mod control;
+mod error;
+mod links;
+mod peers;
+pub(crate) mod tokens;
+mod trackers;
 mod ubus;
+
+pub use error::{report, DaemonError};
 
 use crate::clock::{now_ms, Timers};
 use crate::conn::{peer_uid, refuse, Conn, ReadOutcome};
 use crate::dataplane::Dataplane;
 use crate::engine::Engine;
-use crate::hooks::{Action, Hooks, DEFAULT_HOOKS};
+use crate::hooks::{Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
-use crate::supervisor::{self, Supervisor, Wake};
-use crate::tracker_cmd::{self, TrackerFacts};
-use crate::ubus_service::{UbusService, UBUS_TOKEN};
-use crate::wan::Wan;
+use crate::supervisor::{self, Supervisor};
+use crate::ubus_service::UbusService;
+use crate::wan::{to_wire, Wan};
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
-use mwan_core::config::{self, Config, Rejected};
+use mwan_core::config::{self, Config};
 use mwan_core::Millis;
-use mwan_proto::control::{Request, Response};
+use mwan_proto::control::{EventLoopCounters, Request, Response};
 use mwan_proto::track::TrackerMessage;
 use mwan_ubus::agent::AgentEvent;
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use peers::{Peer, Peers};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-
-const SIGNALS: Token = Token(0);
-const CONTROL: Token = Token(1);
-const TRACK: Token = Token(2);
-const NETLINK: Token = Token(3);
-/// nf_tables notifications (someone else touched table `inet mwan`).
-const NFT_EVENTS: Token = Token(5);
-const FIRST_CONN: usize = 16;
+use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
 
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
@@ -50,51 +50,6 @@ enum Timer {
     Health(String),
 }
 
-#[derive(Debug)]
-pub enum DaemonError {
-    Config(Rejected),
-    RunDir(PathBuf, io::Error),
-    AlreadyRunning(PathBuf),
-    Io(&'static str, io::Error),
-    Dataplane(String),
-}
-
-impl DaemonError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DaemonError::Config(_) => 2,
-            DaemonError::AlreadyRunning(_) => 3,
-            _ => 1,
-        }
-    }
-}
-
-impl fmt::Display for DaemonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DaemonError::Config(r) => write!(f, "the config is invalid, not starting:\n{r}"),
-            DaemonError::RunDir(p, e) => write!(f, "run dir {}: {e}", p.display()),
-            DaemonError::AlreadyRunning(p) => write!(
-                f,
-                "another mwand answers on {}; stop it first or use another --run-dir",
-                p.display()
-            ),
-            DaemonError::Io(what, e) => write!(f, "{what}: {e}"),
-            DaemonError::Dataplane(e) => write!(f, "data plane: {e}"),
-        }
-    }
-}
-
-enum Peer {
-    Control(Conn),
-    Tracker {
-        conn: Conn,
-        interface: Option<String>,
-        /// When it last sent anything (hung-tracker watchdog).
-        heard_at: Millis,
-    },
-}
-
 pub struct Daemon {
     opts: Options,
     poll: Poll,
@@ -102,8 +57,10 @@ pub struct Daemon {
     control_listener: UnixListener,
     track_listener: UnixListener,
     track_path: PathBuf,
-    conns: HashMap<Token, Peer>,
-    next_token: usize,
+    conns: Peers,
+    conn_tokens: ConnTokens,
+    /// Unexpected events and dropped peers, for status.
+    loop_counters: EventLoopCounters,
     config_path: PathBuf,
     config: Config,
     wans: BTreeMap<String, Wan>,
@@ -168,15 +125,17 @@ fn ubus_answers(socket: &Path) -> bool {
     }
 }
 
-fn tracker_binary(opts: &Options) -> PathBuf {
-    if let Some(p) = &opts.tracker_bin {
-        return p.clone();
+/// Why a control peer with this uid (or this failure to read it) may not
+/// steer mwand; None when it may: root and the `--allow-uid` uids.
+fn refusal(uid: io::Result<u32>, allowed: &[u32]) -> Option<String> {
+    match uid {
+        Ok(0) => None,
+        Ok(uid) if allowed.contains(&uid) => None,
+        Ok(uid) => Some(format!(
+            "uid {uid} is not allowed: only root and uids given to mwand with --allow-uid may use the control socket"
+        )),
+        Err(e) => Some(format!("cannot read the caller's credentials: {e}")),
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("mwan-track")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("mwan-track"))
 }
 
 impl Daemon {
@@ -241,7 +200,7 @@ impl Daemon {
             None
         };
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
-        let supervisor = Supervisor::new(tracker_binary(&opts), !procd);
+        let supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         let hook_paths = if opts.hooks.is_empty() {
             DEFAULT_HOOKS.iter().map(PathBuf::from).collect()
         } else {
@@ -269,8 +228,9 @@ impl Daemon {
             control_listener,
             track_listener,
             track_path,
-            conns: HashMap::new(),
-            next_token: FIRST_CONN,
+            conns: Peers::default(),
+            conn_tokens: ConnTokens::default(),
+            loop_counters: EventLoopCounters::default(),
             config_path,
             config: loaded.config,
             wans: BTreeMap::new(),
@@ -340,92 +300,6 @@ impl Daemon {
         }
     }
 
-    fn tracker_argv(&self, wan: &Wan) -> Option<Vec<String>> {
-        let facts = TrackerFacts {
-            device: wan.device().map(str::to_string),
-            mark: self.dataplane.tracker_mark(&wan.config().name),
-            source: wan.source(),
-            gateway: wan.gateway(),
-        };
-        tracker_cmd::argv(
-            wan.config(),
-            &facts,
-            &self.track_path,
-            wan.config().interval,
-            wan.config().timeout,
-        )
-    }
-
-    fn adopt_running_trackers(&mut self, now: Millis) {
-        for found in supervisor::scan_running(&self.track_path) {
-            let name = found
-                .argv
-                .windows(2)
-                .find(|w| w[0] == "--interface")
-                .map(|w| w[1].clone());
-            let want = name
-                .as_ref()
-                .and_then(|n| self.wans.get(n))
-                .and_then(|w| self.tracker_argv(w));
-            match (name, want) {
-                (Some(name), Some(want)) if self.supervisor.pid(&name).is_none() => {
-                    let wakes = self.supervisor.adopt(&name, found, want, now);
-                    self.arm_wakes(wakes);
-                }
-                (name, _) => {
-                    log::info!(
-                        "stopping tracker pid {} ({}): not wanted by this config",
-                        found.pid,
-                        name.as_deref().unwrap_or("?")
-                    );
-                    supervisor::stop_stray(found.pid);
-                }
-            }
-        }
-    }
-
-    /// Ensures each enabled, trackable WAN has its tracker with the right
-    /// command line (same pid when nothing changed) and no other runs.
-    fn sync_trackers(&mut self, now: Millis) {
-        if !self.supervisor.spawning {
-            self.sync_procd_trackers(now);
-            return;
-        }
-        let mut wakes = Vec::new();
-        for name in self.supervisor.supervised() {
-            let wanted = self.wans.get(&name).and_then(|w| self.tracker_argv(w));
-            if wanted.is_none() {
-                self.supervisor.remove(&name);
-            }
-        }
-        let names: Vec<String> = self.wans.keys().cloned().collect();
-        for name in names {
-            if let Some(argv) = self.wans.get(&name).and_then(|w| self.tracker_argv(w)) {
-                wakes.extend(self.supervisor.ensure(&name, argv, now));
-            }
-        }
-        self.arm_wakes(wakes);
-    }
-
-    /// Round deadlines decide a cut as soon as the probes are overdue, not
-    /// at the next housekeeping pass.
-    fn arm_health(&mut self, name: &str) {
-        let key = Timer::Health(name.to_string());
-        match self.wans.get(name).and_then(Wan::next_deadline) {
-            Some(at) => self.timers.arm(key, at),
-            None => self.timers.cancel(&key),
-        }
-    }
-
-    fn arm_wakes(&mut self, wakes: Vec<Wake>) {
-        for w in wakes {
-            match w {
-                Wake::SpawnAt(name, at) => self.timers.arm(Timer::Spawn(name), at),
-                Wake::AdoptionDeadline(name, at) => self.timers.arm(Timer::Adoption(name), at),
-            }
-        }
-    }
-
     fn event_loop(&mut self) -> Result<(), DaemonError> {
         let mut events = Events::with_capacity(64);
         while !self.stop {
@@ -455,18 +329,19 @@ impl Daemon {
                 return Err(DaemonError::Io("epoll_wait", e));
             }
             for ev in events.iter() {
-                match ev.token() {
-                    SIGNALS => self.on_signals(),
-                    CONTROL => self.accept(true),
-                    TRACK => self.accept(false),
-                    NETLINK => self.on_netlink(),
-                    NFT_EVENTS => {
+                match tokens::source(ev.token()) {
+                    Source::Signals => self.on_signals(),
+                    Source::ControlListener => self.accept(true),
+                    Source::TrackListener => self.accept(false),
+                    Source::Netlink => self.on_netlink(),
+                    Source::NftEvents => {
                         if self.dataplane.read_nft_events() {
                             self.dirty = true;
                         }
                     }
-                    UBUS_TOKEN => self.on_ubus(ev),
-                    token => self.on_conn(token),
+                    Source::Ubus => self.on_ubus(ev),
+                    Source::Conn(token) => self.on_conn(token),
+                    Source::Unknown(token) => self.unexpected_event(token),
                 }
             }
             let now = now_ms();
@@ -526,11 +401,11 @@ impl Daemon {
             };
             if let Some(why) = control.then(|| self.peer_refusal(&stream)).flatten() {
                 // The peer is told why, then closed; it never gets a Conn.
+                self.loop_counters.refused_control_peers += 1;
                 refuse(&mut stream, why);
                 continue;
             }
-            let token = Token(self.next_token);
-            self.next_token += 1;
+            let token = self.conn_tokens.allocate();
             if let Err(e) = self
                 .poll
                 .registry()
@@ -543,11 +418,7 @@ impl Daemon {
             let peer = if control {
                 Peer::Control(conn)
             } else {
-                Peer::Tracker {
-                    conn,
-                    interface: None,
-                    heard_at: now_ms(),
-                }
+                Peer::tracker(conn, now_ms())
             };
             self.conns.insert(token, peer);
             // Data may already be waiting (edge-triggered registration).
@@ -557,20 +428,26 @@ impl Daemon {
 
     /// Why this control peer may not steer mwand, or None when it may.
     fn peer_refusal(&self, stream: &UnixStream) -> Option<String> {
-        let why = match peer_uid(stream) {
-            Ok(0) => return None,
-            Ok(uid) if self.opts.allow_uids.contains(&uid) => return None,
-            Ok(uid) => format!(
-                "uid {uid} is not allowed: only root and uids given to mwand with --allow-uid may use the control socket"
-            ),
-            Err(e) => format!("cannot read the caller's credentials: {e}"),
-        };
+        let why = refusal(peer_uid(stream), &self.opts.allow_uids)?;
         log::warn!("control socket: refusing a peer: {why}");
         Some(why)
     }
 
+    /// A readiness event for a token nothing owns: counted and logged, as
+    /// firecracker's event handlers do, instead of silently ignored.
+    fn unexpected_event(&mut self, token: Token) {
+        self.loop_counters.unexpected_events += 1;
+        log::warn!(
+            "event loop: readiness for token {} that nothing owns",
+            token.0
+        );
+    }
+
     fn on_conn(&mut self, token: Token) {
-        let Some(mut peer) = self.conns.remove(&token) else {
+        let Some(mut peer) = self.conns.take(token) else {
+            // Closed earlier in this batch of events.
+            self.loop_counters.unexpected_events += 1;
+            log::debug!("event for closed connection {}", token.0);
             return;
         };
         let keep = match &mut peer {
@@ -584,12 +461,7 @@ impl Daemon {
         if keep {
             self.conns.insert(token, peer);
         } else {
-            let (mut conn, iface) = match peer {
-                Peer::Control(c) => (c, None),
-                Peer::Tracker {
-                    conn, interface, ..
-                } => (conn, interface),
-            };
+            let (mut conn, iface) = peer.into_parts();
             if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
                 log::debug!("deregister: {e}");
             }
@@ -623,6 +495,7 @@ impl Daemon {
                         log::debug!("cannot queue error reply: {e}");
                     }
                     conn.closing = true;
+                    self.loop_counters.dropped_control_peers += 1;
                     break;
                 }
             }
@@ -644,6 +517,7 @@ impl Daemon {
                 Ok(Some(msg)) => {
                     *heard_at = now;
                     if !self.on_tracker_message(conn, interface, msg, now) {
+                        self.loop_counters.dropped_tracker_peers += 1;
                         return false;
                     }
                 }
@@ -653,6 +527,7 @@ impl Daemon {
                         "tracker {}: {e}; dropping the connection (it reconnects)",
                         interface.as_deref().unwrap_or("?")
                     );
+                    self.loop_counters.dropped_tracker_peers += 1;
                     return false;
                 }
             }
@@ -689,27 +564,15 @@ impl Daemon {
                     return false;
                 }
                 // A second connection of the same tracker replaces the first.
-                let old: Vec<Token> = self
-                    .conns
-                    .iter()
-                    .filter(|(_, p)| matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name))
-                    .map(|(t, _)| *t)
-                    .collect();
-                for t in old {
-                    if let Some(Peer::Tracker { mut conn, .. }) = self.conns.remove(&t) {
-                        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
-                            log::debug!("deregister: {e}");
-                        }
-                    }
-                }
+                self.drop_trackers_of(&name);
                 log::info!(
                     "{name}: tracker pid {pid} connected (running {} s, {dropped_samples} sample(s) dropped while alone)",
                     (now * 1000).saturating_sub(started_at_us) / 1_000_000
                 );
                 let wan = self.wans.get_mut(&name).expect("checked above");
                 wan.tracker_connected(started_at_us);
-                for m in wan.tracker_settings() {
-                    if let Err(e) = conn.queue(&m) {
+                for m in wan.tracker_settings().commands() {
+                    if let Err(e) = conn.queue(&to_wire(m)) {
                         log::warn!("{name}: cannot queue tracker settings: {e}");
                     }
                 }
@@ -729,13 +592,10 @@ impl Daemon {
                 if let Some(wan) = self.wans.get_mut(&name) {
                     let before = wan.tracker_settings();
                     let changes = wan.on_samples(&samples, now);
-                    let after = wan.tracker_settings();
-                    if before != after {
-                        for m in after.into_iter().filter(|m| !before.contains(m)) {
-                            log::debug!("{name}: tracker now {m:?}");
-                            if let Err(e) = conn.queue(&m) {
-                                log::warn!("{name}: cannot queue tracker settings: {e}");
-                            }
+                    for m in wan.tracker_settings().changes_since(&before) {
+                        log::debug!("{name}: tracker now {m:?}");
+                        if let Err(e) = conn.queue(&to_wire(m)) {
+                            log::warn!("{name}: cannot queue tracker settings: {e}");
                         }
                     }
                     self.on_state_changes(&name, changes, now);
@@ -747,132 +607,6 @@ impl Daemon {
                 // Its rounds fail on their own; the reason goes to the log.
                 log::warn!("{name}: tracker reports: {message}");
                 true
-            }
-        }
-    }
-
-    fn on_state_changes(&mut self, name: &str, changes: Vec<crate::wan::Change>, _now: Millis) {
-        if changes.is_empty() {
-            return;
-        }
-        let device = self
-            .wans
-            .get(name)
-            .and_then(|w| w.device().map(str::to_string));
-        for c in changes {
-            log::info!("{name}: {} -> {}", c.from, c.to);
-            if let Some(action) = c.hook_action() {
-                self.hooks.run(action, name, device.as_deref());
-            }
-        }
-        self.dirty = true;
-    }
-
-    fn on_netlink(&mut self) {
-        let now = now_ms();
-        let events = self.dataplane.read_events();
-        for ev in events {
-            let Some(wan) = self
-                .wans
-                .values_mut()
-                .find(|w| w.device() == Some(ev.device.as_str()))
-            else {
-                continue;
-            };
-            let name = wan.config().name.clone();
-            let mut changes = Vec::new();
-            if let Some(up) = ev.carrier {
-                if wan.facts().carrier != up {
-                    let action = if up { Action::Ifup } else { Action::Ifdown };
-                    self.hooks.run(action, &name, wan.device());
-                }
-                changes.extend(wan.on_carrier(up, now));
-            }
-            let facts_changed = wan.learn_facts(self.dataplane.facts(wan.device()));
-            self.on_state_changes(&name, changes, now);
-            if facts_changed {
-                log::info!("{name}: addresses or gateway changed");
-                self.dirty = true;
-                self.sync_trackers(now);
-            }
-        }
-    }
-
-    fn on_timer(&mut self, t: Timer, now: Millis) {
-        match t {
-            Timer::Housekeeping => {
-                self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
-                // Hook timeouts (a hung hook sends no SIGCHLD).
-                self.hooks.reap();
-                self.replace_hung_trackers(now);
-                let wakes = self.supervisor.check_adopted(now);
-                self.arm_wakes(wakes);
-                let names: Vec<String> = self.wans.keys().cloned().collect();
-                for name in names {
-                    let changes = match self.wans.get_mut(&name) {
-                        Some(w) => w.tick(now),
-                        None => continue,
-                    };
-                    self.on_state_changes(&name, changes, now);
-                }
-                self.dataplane.retry_flushes(now);
-                if self.dataplane.needs_reconcile() {
-                    self.dirty = true;
-                }
-            }
-            Timer::Spawn(name) => {
-                let wakes = self.supervisor.spawn_due(&name, now);
-                self.arm_wakes(wakes);
-            }
-            Timer::Adoption(name) => {
-                let wakes = self.supervisor.adoption_due(&name, now);
-                self.arm_wakes(wakes);
-            }
-            Timer::Health(name) => {
-                let changes = match self.wans.get_mut(&name) {
-                    Some(w) => w.tick(now),
-                    None => return,
-                };
-                self.on_state_changes(&name, changes, now);
-                self.arm_health(&name);
-            }
-        }
-    }
-
-    /// A connected tracker reports every probe within its timeout, lost or
-    /// not; one that has said nothing for longer than its WAN's silence
-    /// limit is hung (stopped, stuck): it is replaced. Its WAN's rounds
-    /// failed meanwhile, as for a silent cut: from mwand's side the two
-    /// look alike until the tracker's timeout has passed.
-    fn replace_hung_trackers(&mut self, now: Millis) {
-        let hung: Vec<String> = self
-            .conns
-            .values()
-            .filter_map(|p| match p {
-                Peer::Tracker {
-                    interface: Some(name),
-                    heard_at,
-                    ..
-                } => {
-                    let limit = self.wans.get(name)?.silence_limit();
-                    (now.saturating_sub(*heard_at) > limit).then(|| name.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        for name in hung {
-            log::warn!("{name}: tracker silent past its silence limit; replacing it");
-            self.conns.retain(
-                |_, p| !matches!(p, Peer::Tracker { interface: Some(n), .. } if *n == name),
-            );
-            if let Some(wan) = self.wans.get_mut(&name) {
-                wan.tracker_disconnected();
-            }
-            if self.supervisor.spawning {
-                let wakes = self.supervisor.replace_hung(&name, now);
-                self.arm_wakes(wakes);
-            } else if let Some(u) = self.ubus.as_mut() {
-                u.restart_tracker(self.poll.registry(), &name);
             }
         }
     }
@@ -915,5 +649,42 @@ impl Daemon {
                 log::debug!("remove {}: {e}", path.display());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_allowed_uids_may_steer() {
+        assert_eq!(refusal(Ok(0), &[]), None);
+        assert_eq!(refusal(Ok(1000), &[1000]), None);
+        let why = refusal(Ok(1001), &[1000]).expect("refused");
+        assert!(why.starts_with("uid 1001 is not allowed"), "{why}");
+        let why = refusal(Err(io::Error::other("EBADF")), &[0]).expect("refused");
+        assert_eq!(why, "cannot read the caller's credentials: EBADF");
+    }
+
+    #[test]
+    fn a_live_socket_is_already_running_and_a_stale_file_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("mwand-bind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("control.sock");
+        // A stale socket file (nobody listens): bound over.
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("stale"));
+        let live = bind_socket(&path).expect("stale file replaced");
+        match bind_socket(&path) {
+            Err(e @ DaemonError::AlreadyRunning(_)) => assert_eq!(e.exit_code(), 3),
+            other => panic!("second bind: {:?}", other.map(|_| ())),
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+        drop(live);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

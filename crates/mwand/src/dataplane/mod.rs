@@ -7,10 +7,19 @@
 //! With `--no-dataplane` the plan is still built (tracker marks come from
 //! it) and facts are still read, but nothing is written to the kernel.
 
+mod error;
+mod sysctl;
+
+pub use error::DataplaneError;
+use error::WanStep;
+
+use crate::daemon::report;
 use crate::engine::Engine;
 use crate::wan::Wan;
 use mwan_core::config::{Config, PolicyTarget};
-use mwan_core::flush::{self, Carrying, FlushReason};
+use mwan_core::flush::{
+    self, Carrying, FlushReason, PendingFlushes, PinFilter, Retry, FLUSH_ATTEMPTS,
+};
 use mwan_core::plan::nft::NftTable;
 use mwan_core::plan::{
     self, Allocation, NetworkPlan, PlanInput, PlanSettings, PolicyRoutes, Route, WanFacts, WanInput,
@@ -20,7 +29,7 @@ use mwan_netlink::conntrack::Conntrack;
 use mwan_netlink::nft::{Nft, NftWatch};
 use mwan_netlink::sysctl::Saved;
 use mwan_netlink::{Event, Events, Rtnl, Snapshot};
-use mwan_proto::control::{DataplaneCounters, RuleStatus};
+use mwan_proto::control::{DataplaneCounters, DataplaneErrorKind, RuleStatus};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -39,7 +48,13 @@ pub struct Dataplane {
     sysctls: Saved,
     plan: Option<NetworkPlan>,
     allocation: Allocation,
-    last_error: Option<String>,
+    /// The last failure: its report (compared, so a repeat is logged
+    /// once) and its class, for status.
+    last_error: Option<(String, DataplaneErrorKind)>,
+    /// What stays wrong however often a pass succeeds (nf_tables missing:
+    /// routes work, connections are not pinned); shown as the last error
+    /// when there is no other.
+    degraded: Option<(String, DataplaneErrorKind)>,
     /// A pass failed: re-read the kernel at the next housekeeping pass.
     reconcile_due: bool,
     /// Someone else changed our routes, rules or nft table, or links and
@@ -67,36 +82,23 @@ pub struct Dataplane {
     /// Per WAN usable, and the (policy, WAN) pairs active, at the last
     /// pass: what the core's flush decision compares against.
     carrying: Carrying,
-    /// WANs whose pinned connections were flushed and are checked again.
-    pending_flushes: BTreeMap<String, PendingFlush>,
+    /// WANs whose pinned connections were flushed and are checked again
+    /// (the core's retry policy).
+    pending_flushes: PendingFlushes,
 }
-
-/// A conntrack flush to check again (entries may survive one: offloaded
-/// flows on older kernels, connections opened in between).
-struct PendingFlush {
-    mark: u32,
-    mask: u32,
-    /// Flushed because the WAN failed (else: policies moved off it).
-    failed: bool,
-    attempts: u32,
-    next_at: Millis,
-}
-
-/// A flush is checked this long after it was sent (the flowtable's GC
-/// runs about every second) ...
-const FLUSH_RECHECK_MS: Millis = 2_000;
-/// ... and repeated at most this many times. The count cannot tell flows
-/// that survived from new ones: the dead WAN's tracker keeps probing, and
-/// its probes' conntrack entries get the WAN's pin too (harmless to
-/// delete), so a flush usually runs all its attempts.
-const FLUSH_ATTEMPTS: u32 = 3;
 
 impl Dataplane {
-    pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, String> {
+    pub fn new(apply_enabled: bool, config: &Config) -> Result<Self, DataplaneError> {
         let protocol = PlanSettings::from_config(config).protocol;
-        let mut rtnl = Rtnl::open(protocol).map_err(|e| format!("rtnetlink: {e}"))?;
+        let mut rtnl = Rtnl::open(protocol).map_err(|source| DataplaneError::Open {
+            what: "rtnetlink",
+            source,
+        })?;
         let snapshot =
-            Snapshot::take(rtnl.socket(), protocol).map_err(|e| format!("reading links: {e}"))?;
+            Snapshot::take(rtnl.socket(), protocol).map_err(|source| DataplaneError::Open {
+                what: "reading links",
+                source,
+            })?;
         let events = match Events::subscribe(protocol) {
             Ok(mut e) => {
                 // Our own writes come back as notifications stamped with our
@@ -111,10 +113,17 @@ impl Dataplane {
                 None
             }
         };
+        let mut degraded = None;
         let (mut nft, conntrack) = if apply_enabled {
-            let nft = Nft::open()
-                .map_err(|e| log::warn!("nf_tables unavailable ({e}): no connection pinning"))
-                .ok();
+            let nft = match Nft::open() {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    log::warn!("nf_tables unavailable ({e}): no connection pinning");
+                    let e = DataplaneError::NftUnavailable(e);
+                    degraded = Some((report(&e), e.kind()));
+                    None
+                }
+            };
             let ct = Conntrack::open()
                 .map_err(|e| {
                     log::warn!("ctnetlink unavailable ({e}): pinned flows are not flushed")
@@ -125,7 +134,7 @@ impl Dataplane {
             (None, None)
         };
         let sysctls = if apply_enabled {
-            set_sysctls(nft.as_mut())
+            sysctl::set_sysctls(nft.as_mut())
         } else {
             Saved::default()
         };
@@ -147,7 +156,8 @@ impl Dataplane {
             sysctls,
             plan: None,
             allocation: Allocation::default(),
-            last_error: None,
+            last_error: degraded.clone(),
+            degraded,
             reconcile_due: false,
             reconcile_now: false,
             foreign_removal: false,
@@ -159,7 +169,7 @@ impl Dataplane {
             nft_verify: true,
             rt_installed: None,
             carrying: Carrying::default(),
-            pending_flushes: BTreeMap::new(),
+            pending_flushes: PendingFlushes::default(),
         })
     }
 
@@ -362,7 +372,7 @@ impl Dataplane {
         let plan = match plan::build(&input) {
             Ok(p) => p,
             Err(e) => {
-                self.fail(format!("cannot plan: {e}"));
+                self.fail(DataplaneError::Plan(e));
                 return;
             }
         };
@@ -380,7 +390,7 @@ impl Dataplane {
             ok &= self.sync_nft(&plan, config, &devices);
             ok &= self.flush_moved(&plan, config, engine, wans, now);
             if ok {
-                self.last_error = None;
+                self.last_error = self.degraded.clone();
             }
         }
         self.plan = Some(plan);
@@ -400,7 +410,7 @@ impl Dataplane {
         let want = match plan::nft::build(plan, config, devices) {
             Ok(t) => t,
             Err(e) => {
-                self.fail(format!("cannot build nft table inet mwan: {e}"));
+                self.fail(DataplaneError::NftPlan(e));
                 return false;
             }
         };
@@ -425,7 +435,7 @@ impl Dataplane {
             }
             Err(e) => {
                 self.nft_installed = None;
-                self.fail(format!("nft table inet mwan: {e}"));
+                self.fail(DataplaneError::Nft(e));
                 false
             }
         }
@@ -456,8 +466,12 @@ impl Dataplane {
             if failed {
                 if let (Some(nft), Some(table)) = (self.nft.as_mut(), self.nft_installed.as_ref()) {
                     let sets = table.sticky_sets_of(name);
-                    if let Err(e) = nft.flush_sets(&sets) {
-                        self.fail(format!("{name}: emptying its sticky sets: {e}"));
+                    if let Err(source) = nft.flush_sets(&sets) {
+                        self.fail(DataplaneError::Wan {
+                            wan: name.clone(),
+                            doing: WanStep::EmptyStickySets,
+                            source,
+                        });
                         ok = false;
                     }
                 }
@@ -476,33 +490,25 @@ impl Dataplane {
             match ct.delete_by_mark_uncounted(w.pin_mark, plan.layout.mask) {
                 Ok(()) => {
                     log::info!("{name}: pinned connections flushed ({why})");
-                    self.pending_flushes.insert(
-                        name.clone(),
-                        PendingFlush {
-                            mark: w.pin_mark,
-                            mask: plan.layout.mask,
-                            failed,
-                            attempts: 0,
-                            next_at: now + FLUSH_RECHECK_MS,
-                        },
-                    );
+                    let filter = PinFilter {
+                        mark: w.pin_mark,
+                        mask: plan.layout.mask,
+                    };
+                    self.pending_flushes.sent(name, filter, reason, now);
                 }
-                Err(e) => {
-                    self.fail(format!("{name}: flushing its pinned connections: {e}"));
+                Err(source) => {
+                    self.fail(DataplaneError::Wan {
+                        wan: name.clone(),
+                        doing: WanStep::FlushPinned,
+                        source,
+                    });
                     ok = false;
                 }
             }
         }
         // A WAN usable (or carrying its policies) again keeps its new pins.
-        self.pending_flushes.retain(|name, p| {
-            let usable = wans.get(name).is_some_and(Wan::usable);
-            if p.failed {
-                !usable
-            } else {
-                usable && !after.carries(name)
-            }
-        });
-        self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
+        self.pending_flushes.settle(&after);
+        self.counters.conntrack_pending = self.pending_flushes.names();
         self.carrying = after;
         ok
     }
@@ -516,38 +522,39 @@ impl Dataplane {
             return;
         };
         let mut errors = Vec::new();
-        self.pending_flushes.retain(|name, p| {
-            if now < p.next_at {
-                return true;
-            }
-            let left = match ct.count_by_mark(p.mark, p.mask) {
+        for (name, filter) in self.pending_flushes.due(now) {
+            let left = match ct.count_by_mark(filter.mark, filter.mask) {
                 Ok(n) => n,
-                Err(e) => {
-                    errors.push(format!("{name}: counting its pinned connections: {e}"));
-                    return false;
+                Err(source) => {
+                    errors.push(DataplaneError::Wan {
+                        wan: name.clone(),
+                        doing: WanStep::CountPinned,
+                        source,
+                    });
+                    self.pending_flushes.failed(&name);
+                    continue;
                 }
             };
-            if left == 0 {
-                log::debug!("{name}: no pinned connection left");
-                return false;
+            match self.pending_flushes.counted(&name, left as u64, now) {
+                Retry::Done => log::debug!("{name}: no pinned connection left"),
+                Retry::GiveUp { left } => log::info!("{name}: {left} pinned connection(s) still there after {FLUSH_ATTEMPTS} more flushes (its tracker's probes among them); done"),
+                Retry::FlushAgain { filter, left } => {
+                    log::info!("{name}: {left} pinned connection(s) left (offloaded, just opened, or its tracker's probes); flushing again");
+                    if let Err(source) = ct.delete_by_mark_uncounted(filter.mark, filter.mask) {
+                        errors.push(DataplaneError::Wan {
+                            wan: name.clone(),
+                            doing: WanStep::FlushPinned,
+                            source,
+                        });
+                        self.pending_flushes.failed(&name);
+                    }
+                }
             }
-            p.attempts += 1;
-            if p.attempts > FLUSH_ATTEMPTS {
-                log::info!("{name}: {left} pinned connection(s) still there after {FLUSH_ATTEMPTS} more flushes (its tracker's probes among them); done");
-                return false;
-            }
-            log::info!("{name}: {left} pinned connection(s) left (offloaded, just opened, or its tracker's probes); flushing again");
-            if let Err(e) = ct.delete_by_mark_uncounted(p.mark, p.mask) {
-                errors.push(format!("{name}: flushing its pinned connections: {e}"));
-                return false;
-            }
-            p.next_at = now + FLUSH_RECHECK_MS;
-            true
-        });
+        }
         for e in errors {
             self.fail(e);
         }
-        self.counters.conntrack_pending = self.pending_flushes.keys().cloned().collect();
+        self.counters.conntrack_pending = self.pending_flushes.names();
     }
 
     fn sync_kernel(&mut self, plan: &NetworkPlan) -> bool {
@@ -559,7 +566,7 @@ impl Dataplane {
                     o
                 }
                 Err(e) => {
-                    self.fail(format!("reading our routes and rules: {e}"));
+                    self.fail(DataplaneError::Observe(e));
                     return false;
                 }
             },
@@ -585,31 +592,32 @@ impl Dataplane {
                 self.rt_installed = Some(desired);
                 true
             }
-            Ok(report) => {
-                let first = report
-                    .failed
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                self.fail(format!(
-                    "{} of {} change(s) refused by the kernel (retried on the next reconcile); first: {first}",
-                    report.failed.len(),
-                    ops.len()
-                ));
+            Ok(mut report) => {
+                let failed = report.failed.len();
+                let first = report.failed.swap_remove(0);
+                self.fail(DataplaneError::Refused {
+                    failed,
+                    total: ops.len(),
+                    first,
+                });
                 false
             }
-            Err(e) => {
-                self.fail(format!("applying {} change(s): {e}", ops.len()));
+            Err(source) => {
+                self.fail(DataplaneError::Apply {
+                    ops: ops.len(),
+                    source,
+                });
                 false
             }
         }
     }
 
-    fn fail(&mut self, message: String) {
-        if self.last_error.as_ref() != Some(&message) {
+    fn fail(&mut self, error: DataplaneError) {
+        let message = report(&error);
+        if self.last_error.as_ref().map(|(m, _)| m) != Some(&message) {
             log::error!("data plane: {message}");
         }
-        self.last_error = Some(message);
+        self.last_error = Some((message, error.kind()));
         self.reconcile_due = true;
     }
 
@@ -661,7 +669,8 @@ impl Dataplane {
         nets
     }
 
-    pub fn last_error(&self) -> Option<String> {
+    /// The last failure's report and class, None once a pass succeeded.
+    pub fn last_error(&self) -> Option<(String, DataplaneErrorKind)> {
         self.last_error.clone()
     }
 
@@ -690,76 +699,6 @@ impl Dataplane {
             log::error!("{e}");
         }
     }
-}
-
-/// The comment of table `inet mwan` that keeps the sysctl values from
-/// before mwand: `sysctl before mwand: ipv4/fib_multipath_hash_policy=0 ...`
-/// (paths under /proc/sys/net). The table is created right after start and
-/// survives a crash of mwand, so a restarted mwand reads the admin's values
-/// there instead of recording ours as the originals; nothing goes to a file.
-const SYSCTL_COMMENT: &str = "sysctl before mwand:";
-const SYSCTL_ROOT: &str = "/proc/sys/net/";
-
-fn sysctl_comment(originals: &[(String, String)]) -> String {
-    let mut c = SYSCTL_COMMENT.to_string();
-    for (path, value) in originals {
-        c += &format!(
-            " {}={value}",
-            path.strip_prefix(SYSCTL_ROOT).unwrap_or(path)
-        );
-    }
-    c
-}
-
-/// The originals a previous mwand recorded, or None if `comment` is not
-/// ours or names anything outside /proc/sys/net.
-fn parse_sysctl_comment(comment: &str) -> Option<Vec<(String, String)>> {
-    let rest = comment.strip_prefix(SYSCTL_COMMENT)?;
-    rest.split_whitespace()
-        .map(|kv| {
-            let (path, value) = kv.split_once('=')?;
-            let safe = !path.is_empty()
-                && !path.split('/').any(|p| p.is_empty() || p == "..")
-                && !value.is_empty();
-            safe.then(|| (format!("{SYSCTL_ROOT}{path}"), value.to_string()))
-        })
-        .collect()
-}
-
-/// Sets the data plane's sysctls. Their values from before mwand come from
-/// the comment of a table `inet mwan` a crashed mwand left, else from the
-/// kernel now; the nft socket stores them in the table it creates.
-fn set_sysctls(nft: Option<&mut Nft>) -> Saved {
-    let Some(nft) = nft else {
-        let mut s = Saved::default();
-        if let Err(e) = s.apply_dataplane_defaults() {
-            log::warn!("sysctls: {e}");
-        }
-        return s;
-    };
-    let mut saved = match nft.table_comment() {
-        Ok(Some(c)) => {
-            match parse_sysctl_comment(&c) {
-                Some(originals) => {
-                    log::info!("sysctl values from before the previous mwand, kept in table inet mwan: {c}");
-                    Saved::with_originals(originals)
-                }
-                None => Saved::default(),
-            }
-        }
-        Ok(None) => Saved::default(),
-        Err(e) => {
-            log::warn!("reading table inet mwan's comment: {e}");
-            Saved::default()
-        }
-    };
-    if let Err(e) = saved.apply_dataplane_defaults() {
-        log::warn!("sysctls: {e}");
-    }
-    if let Err(e) = nft.set_table_comment(&sysctl_comment(saved.originals())) {
-        log::warn!("sysctl values from before mwand not kept in table inet mwan: {e}");
-    }
-    saved
 }
 
 fn rule_summary(r: &mwan_core::config::Rule) -> String {
@@ -810,43 +749,5 @@ fn rule_summary(r: &mwan_core::config::Rule) -> String {
         "all traffic".into()
     } else {
         parts.join(" ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sysctl_originals_survive_the_table_comment() {
-        let originals = vec![
-            (
-                "/proc/sys/net/ipv4/fib_multipath_hash_policy".to_string(),
-                "0".to_string(),
-            ),
-            (
-                "/proc/sys/net/ipv6/fib_multipath_hash_policy".to_string(),
-                "2".to_string(),
-            ),
-            (
-                "/proc/sys/net/ipv4/conf/all/src_valid_mark".to_string(),
-                "0".to_string(),
-            ),
-        ];
-        let c = sysctl_comment(&originals);
-        assert!(c.len() <= mwan_netlink::nft::TABLE_COMMENT_MAX, "{c}");
-        assert_eq!(parse_sysctl_comment(&c), Some(originals));
-    }
-
-    #[test]
-    fn foreign_or_unsafe_comments_are_not_taken_as_originals() {
-        assert_eq!(parse_sysctl_comment("managed by someone else"), None);
-        assert_eq!(
-            parse_sysctl_comment("sysctl before mwand: ../../etc/x=1"),
-            None
-        );
-        assert_eq!(parse_sysctl_comment("sysctl before mwand: ipv4//x=1"), None);
-        assert_eq!(parse_sysctl_comment("sysctl before mwand: ipv4/x"), None);
-        assert_eq!(parse_sysctl_comment("sysctl before mwand:"), Some(vec![]));
     }
 }
