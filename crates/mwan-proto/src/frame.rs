@@ -113,7 +113,7 @@ impl FrameReader {
         let rest = &self.buf[self.start..];
         rest.len() >= 4 && {
             let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-            len > MAX_FRAME || len < 2 || rest.len() >= 4 + len
+            !(2..=MAX_FRAME).contains(&len) || rest.len() >= 4 + len
         }
     }
 
