@@ -142,30 +142,35 @@ fn a_tracker_hello_names_no_process_for_mwand_to_signal() {
     );
 }
 
-/// Runs mwand on `config` in the router namespace; returns its exit code
-/// and log if it exits within 20 s, None (after killing it) if it did not.
-fn mwand_exit(tb: &mwan_testbed::Testbed, config: &Path, run_dir: &Path) -> Option<(i32, String)> {
+/// mwand on `config` and `run_dir` in the router namespace, without a
+/// data plane, its output piped.
+fn spawn_mwand(tb: &mwan_testbed::Testbed, config: &Path, run_dir: &Path) -> std::process::Child {
     let mwand = find_binary("mwand").expect("mwand built");
-    let mut child = tb
-        .command(
-            Role::Router,
-            &[
-                path_str(&mwand),
-                "--config",
-                path_str(config),
-                "--run-dir",
-                path_str(run_dir),
-                "--supervisor",
-                "embedded",
-                "--no-dataplane",
-            ],
-        )
-        .expect("command")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mwand");
+    tb.command(
+        Role::Router,
+        &[
+            path_str(&mwand),
+            "--config",
+            path_str(config),
+            "--run-dir",
+            path_str(run_dir),
+            "--supervisor",
+            "embedded",
+            "--no-dataplane",
+        ],
+    )
+    .expect("command")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn mwand")
+}
+
+/// Runs mwand (see [`spawn_mwand`]); returns its exit code and output if
+/// it exits within 20 s, None (after killing it) if it did not.
+fn mwand_exit(tb: &mwan_testbed::Testbed, config: &Path, run_dir: &Path) -> Option<(i32, String)> {
+    let mut child = spawn_mwand(tb, config, run_dir);
     let end = Instant::now() + Duration::from_secs(20);
     while Instant::now() < end {
         if let Ok(Some(st)) = child.try_wait() {
@@ -241,25 +246,7 @@ fn a_run_dir_others_can_write_is_refused() {
 
     // One it creates itself is root's and closed to others.
     let fresh = dir.join("fresh");
-    let mwand = find_binary("mwand").expect("mwand built");
-    let mut child = tb
-        .command(
-            Role::Router,
-            &[
-                path_str(&mwand),
-                "--config",
-                path_str(&config),
-                "--run-dir",
-                path_str(&fresh),
-                "--no-dataplane",
-            ],
-        )
-        .expect("command")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_mwand(&tb, &config, &fresh);
     let end = Instant::now() + Duration::from_secs(20);
     while !fresh.join("control.sock").exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
