@@ -4,10 +4,12 @@
 //! (respawns, adoption deadlines, tracker silence) sits in one timer map.
 
 mod control;
+mod guard;
+mod limits;
 mod ubus;
 
 use crate::clock::{now_ms, Timers};
-use crate::conn::{peer_uid, refuse, Conn, ReadOutcome};
+use crate::conn::{peer_pid, peer_uid, refuse, Conn, ReadOutcome};
 use crate::dataplane::Dataplane;
 use crate::engine::Engine;
 use crate::hooks::{Action, Hooks, DEFAULT_HOOKS};
@@ -119,6 +121,11 @@ pub struct Daemon {
     ubus: Option<UbusService>,
     /// ubus events produced while answering (handled at the loop's top).
     pending_ubus: Vec<AgentEvent>,
+    /// Connections with work left after their turn's budget: served again
+    /// next turn without waiting for an event.
+    again: Vec<Token>,
+    /// Per-peer warnings (refusals, malformed input): a flood logs a few.
+    peer_log: limits::LogLimiter,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -284,6 +291,8 @@ impl Daemon {
             dirty: true,
             ubus,
             pending_ubus: Vec::new(),
+            again: Vec::new(),
+            peer_log: limits::LogLimiter::new(10, 10_000),
             opts,
         };
         log::info!(
@@ -448,6 +457,10 @@ impl Daemon {
             if let Some(u) = self.ubus.as_ref().and_then(UbusService::timeout) {
                 timeout = Some(timeout.map_or(u, |t| t.min(u)));
             }
+            let again = std::mem::take(&mut self.again);
+            if !again.is_empty() {
+                timeout = Some(std::time::Duration::ZERO);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -468,6 +481,9 @@ impl Daemon {
                     UBUS_TOKEN => self.on_ubus(ev),
                     token => self.on_conn(token),
                 }
+            }
+            for token in again {
+                self.on_conn(token);
             }
             let now = now_ms();
             for t in self.timers.expired(now) {
@@ -520,7 +536,7 @@ impl Daemon {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    log::warn!("accept: {e}");
+                    self.peer_warn(format_args!("accept: {e}"));
                     return;
                 }
             };
@@ -528,6 +544,9 @@ impl Daemon {
                 // The peer is told why, then closed; it never gets a Conn.
                 refuse(&mut stream, why);
                 continue;
+            }
+            if control {
+                self.make_room_for_control();
             }
             let token = Token(self.next_token);
             self.next_token += 1;
@@ -556,7 +575,7 @@ impl Daemon {
     }
 
     /// Why this control peer may not steer mwand, or None when it may.
-    fn peer_refusal(&self, stream: &UnixStream) -> Option<String> {
+    fn peer_refusal(&mut self, stream: &UnixStream) -> Option<String> {
         let why = match peer_uid(stream) {
             Ok(0) => return None,
             Ok(uid) if self.opts.allow_uids.contains(&uid) => return None,
@@ -565,7 +584,7 @@ impl Daemon {
             ),
             Err(e) => format!("cannot read the caller's credentials: {e}"),
         };
-        log::warn!("control socket: refusing a peer: {why}");
+        self.peer_warn(format_args!("control socket: refusing a peer: {why}"));
         Some(why)
     }
 
@@ -582,40 +601,32 @@ impl Daemon {
             } => self.serve_tracker(conn, interface, heard_at),
         };
         if keep {
+            if peer.conn().has_work() && !self.again.contains(&token) {
+                self.again.push(token);
+            }
             self.conns.insert(token, peer);
         } else {
-            let (mut conn, iface) = match peer {
-                Peer::Control(c) => (c, None),
-                Peer::Tracker {
-                    conn, interface, ..
-                } => (conn, interface),
-            };
-            if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
-                log::debug!("deregister: {e}");
-            }
-            if let Some(name) = iface {
-                log::info!("{name}: tracker disconnected");
-                if let Some(wan) = self.wans.get_mut(&name) {
-                    wan.tracker_disconnected();
-                }
-            }
+            self.drop_peer(peer);
         }
     }
 
     /// Returns false when the connection is done.
     fn serve_control(&mut self, conn: &mut Conn) -> bool {
         let outcome = conn.fill();
-        loop {
+        for _ in 0..limits::REQUESTS_PER_TURN {
             match conn.next::<Request>() {
                 Ok(Some(req)) => {
                     let resp = self.handle_request(req);
                     if let Err(e) = conn.queue(&resp) {
-                        log::warn!("control reply: {e}");
+                        self.peer_warn(format_args!(
+                            "control socket: a client does not read its replies ({e}); cutting it off"
+                        ));
+                        break;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("control socket: {e}; closing that connection");
+                    self.peer_warn(format_args!("control socket: {e}; closing that connection"));
                     let reply = Response::Error {
                         message: format!("mwand cannot read this request ({e}); are mwanctl and mwand from the same build?"),
                     };
@@ -649,10 +660,10 @@ impl Daemon {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!(
+                    self.peer_warn(format_args!(
                         "tracker {}: {e}; dropping the connection (it reconnects)",
                         interface.as_deref().unwrap_or("?")
-                    );
+                    ));
                     return false;
                 }
             }
@@ -677,15 +688,20 @@ impl Daemon {
                 },
                 None,
             ) => {
-                if !self.wans.contains_key(&name)
-                    || !self
-                        .supervisor
-                        .hello(&name, pid, (started_at_us / 1000).min(now))
-                {
-                    log::warn!(
-                        "tracker pid {pid} for '{name}' is not one this mwand runs; stopping it"
-                    );
-                    supervisor::stop_stray(pid);
+                // Who connected is the kernel's word (SO_PEERCRED), never
+                // the Hello's: a refused peer is dropped, nobody signalled.
+                let peer = peer_pid(&conn.stream).unwrap_or(None);
+                let started_at = (started_at_us / 1000).min(now);
+                let taken = if self.wans.contains_key(&name) {
+                    self.supervisor.hello(&name, peer, pid, started_at)
+                } else {
+                    Err(format!("'{name}' is not an enabled interface"))
+                };
+                if let Err(why) = taken {
+                    self.peer_warn(format_args!(
+                        "refusing a tracker Hello for '{name}' (pid {}): {why}",
+                        peer.map_or("unknown".into(), |p| p.to_string())
+                    ));
                     return false;
                 }
                 // A second connection of the same tracker replaces the first.
@@ -717,11 +733,16 @@ impl Daemon {
                 true
             }
             (TrackerMessage::Hello { .. }, Some(name)) => {
-                log::warn!("{name}: second Hello on one connection; dropping it");
+                let name = name.clone();
+                self.peer_warn(format_args!(
+                    "{name}: second Hello on one connection; dropping it"
+                ));
                 false
             }
             (_, None) => {
-                log::warn!("tracker sent data before Hello; dropping the connection");
+                self.peer_warn(format_args!(
+                    "tracker sent data before Hello; dropping the connection"
+                ));
                 false
             }
             (TrackerMessage::Samples(samples), Some(name)) => {
@@ -804,6 +825,7 @@ impl Daemon {
                 self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
                 // Hook timeouts (a hung hook sends no SIGCHLD).
                 self.hooks.reap();
+                self.close_idle();
                 self.replace_hung_trackers(now);
                 let wakes = self.supervisor.check_adopted(now);
                 self.arm_wakes(wakes);
@@ -844,21 +866,17 @@ impl Daemon {
     /// limit is hung (stopped, stuck): it is replaced. Its WAN's rounds
     /// failed meanwhile, as for a silent cut: from mwand's side the two
     /// look alike until the tracker's timeout has passed.
+    ///
+    /// A late loop (a long reload, thousands of WANs) must not pass for
+    /// silent trackers: what they sent meanwhile is read before judging.
     fn replace_hung_trackers(&mut self, now: Millis) {
+        for (token, _) in self.silent_trackers(now) {
+            self.on_conn(token);
+        }
         let hung: Vec<String> = self
-            .conns
-            .values()
-            .filter_map(|p| match p {
-                Peer::Tracker {
-                    interface: Some(name),
-                    heard_at,
-                    ..
-                } => {
-                    let limit = self.wans.get(name)?.silence_limit();
-                    (now.saturating_sub(*heard_at) > limit).then(|| name.clone())
-                }
-                _ => None,
-            })
+            .silent_trackers(now)
+            .into_iter()
+            .map(|(_, name)| name)
             .collect();
         for name in hung {
             log::warn!("{name}: tracker silent past its silence limit; replacing it");
@@ -875,6 +893,24 @@ impl Daemon {
                 u.restart_tracker(self.poll.registry(), &name);
             }
         }
+    }
+
+    /// Connected trackers heard from longer ago than their silence limit.
+    fn silent_trackers(&self, now: Millis) -> Vec<(Token, String)> {
+        self.conns
+            .iter()
+            .filter_map(|(token, p)| match p {
+                Peer::Tracker {
+                    interface: Some(name),
+                    heard_at,
+                    ..
+                } => {
+                    let limit = self.wans.get(name)?.silence_limit();
+                    (now.saturating_sub(*heard_at) > limit).then(|| (*token, name.clone()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     fn decide_and_apply(&mut self, now: Millis) {
