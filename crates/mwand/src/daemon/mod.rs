@@ -6,6 +6,7 @@
 mod control;
 mod guard;
 mod limits;
+mod rundir;
 mod ubus;
 
 use crate::clock::{now_ms, Timers};
@@ -200,21 +201,10 @@ impl Daemon {
             std::os::unix::net::UnixStream::connect(&opts.ubus_socket)
                 .map_err(|e| DaemonError::Io("ubus", procd_needs_ubus(&opts.ubus_socket, e)))?;
         }
-        std::fs::create_dir_all(&opts.run_dir)
-            .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
         let signals = Signals::new().map_err(|e| DaemonError::Io("signalfd", e))?;
         let poll = Poll::new().map_err(|e| DaemonError::Io("epoll", e))?;
-        let control_path = opts.run_dir.join("control.sock");
         let track_path = opts.run_dir.join("track.sock");
-        let mut control_listener = bind_socket(&control_path)?;
-        if !opts.allow_uids.is_empty() {
-            // Non-root uids must be able to connect at all; who may steer
-            // is then decided per connection by SO_PEERCRED (accept).
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o666))
-                .map_err(|e| DaemonError::RunDir(control_path.clone(), e))?;
-        }
-        let mut track_listener = bind_socket(&track_path)?;
+        let (mut control_listener, mut track_listener) = rundir::bind_listeners(&opts)?;
         let registry = poll.registry();
         signals
             .register(registry, SIGNALS)
@@ -826,6 +816,7 @@ impl Daemon {
                 // Hook timeouts (a hung hook sends no SIGCHLD).
                 self.hooks.reap();
                 self.close_idle();
+                self.restore_sockets_if_gone();
                 self.replace_hung_trackers(now);
                 let wakes = self.supervisor.check_adopted(now);
                 self.arm_wakes(wakes);
