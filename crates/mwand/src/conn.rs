@@ -203,3 +203,43 @@ pub fn refuse(stream: &mut UnixStream, message: String) {
         Err(e) => log::debug!("cannot encode the refusal: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_reads_at_most_its_budget_and_remembers_the_rest() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let requests = frame::encode(&42u32).unwrap().repeat(4096);
+        let mut sent = 0;
+        while sent < 2 * READ_BUDGET {
+            match theirs.write(&requests) {
+                Ok(n) => sent += n,
+                Err(e) => panic!("socket took only {sent} bytes: {e}"),
+            }
+        }
+        let mut c = Conn::new(ours, Token(0));
+        assert!(matches!(c.fill(), ReadOutcome::Open));
+        assert_eq!(c.reader.pending(), READ_BUDGET);
+        assert!(
+            c.has_work(),
+            "bytes left in the socket must be served next turn"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_reads_no_replies_gets_no_more_and_is_cut_off_past_the_cap() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(&frame::encode(&7u32).unwrap()).unwrap();
+        let mut c = Conn::new(ours, Token(0));
+        c.fill();
+        let reply = vec![0u8; OUTPUT_BACKLOG + 1];
+        c.queue(&reply).unwrap();
+        assert_eq!(c.next::<u32>().unwrap(), None, "served while behind");
+        assert!(!c.has_work());
+        while c.queue(&reply).is_ok() {}
+        assert!(c.closing && c.drained(), "kept {} bytes", c.out.len());
+        assert_eq!(c.next::<u32>().unwrap(), None);
+    }
+}

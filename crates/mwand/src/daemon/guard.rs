@@ -81,6 +81,19 @@ impl Daemon {
         }
     }
 
+    /// Serves every tracker connection (after the loop was late).
+    pub(super) fn read_trackers(&mut self) {
+        let trackers: Vec<_> = self
+            .conns
+            .iter()
+            .filter(|(_, p)| matches!(p, Peer::Tracker { .. }))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in trackers {
+            self.on_conn(token);
+        }
+    }
+
     /// Forgets a connection taken out of `conns`; a tracker's WAN learns
     /// that its tracker is gone.
     pub(super) fn drop_peer(&mut self, peer: Peer) {

@@ -43,6 +43,8 @@ const FIRST_CONN: usize = 16;
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
 const HOUSEKEEPING_MS: Millis = 1_000;
+/// A turn whose handlers took longer reads the trackers before its timers.
+const LATE_TURN_MS: Millis = 250;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -457,6 +459,7 @@ impl Daemon {
                 }
                 return Err(DaemonError::Io("epoll_wait", e));
             }
+            let woke = now_ms();
             for ev in events.iter() {
                 match ev.token() {
                     SIGNALS => self.on_signals(),
@@ -474,6 +477,11 @@ impl Daemon {
             }
             for token in again {
                 self.on_conn(token);
+            }
+            if now_ms().saturating_sub(woke) > LATE_TURN_MS {
+                // This turn's handlers ran long: what trackers sent
+                // meanwhile is read before deadlines judge their WANs.
+                self.read_trackers();
             }
             let now = now_ms();
             for t in self.timers.expired(now) {
