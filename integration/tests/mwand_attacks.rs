@@ -311,3 +311,46 @@ fn idle_clients_past_the_fd_limit_do_not_stop_status() {
         m.log_text()
     );
 }
+
+#[test]
+fn a_refused_uid_connecting_in_a_loop_logs_a_few_lines_and_a_count() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(1, 33);
+    let m = Mwand::start_with(
+        &tb,
+        "config globals 'globals'\n",
+        &["--supervisor", "embedded", "--allow-uid", "65533"],
+    );
+    let mwanctl = find_binary("mwanctl").expect("mwanctl built");
+    let attempts = 300;
+    let script = format!(
+        "for i in $(seq {attempts}); do {} --run-dir {} status 2>/dev/null; done; true",
+        path_str(&mwanctl),
+        path_str(&m.run_dir)
+    );
+    let refuse_loop = || {
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(["bash", "-c", &script])
+            .status()
+            .expect("setpriv (util-linux)")
+    };
+    assert!(refuse_loop().success());
+    let logged = log_lines(&m, "uid 65534 is not allowed");
+    assert!(
+        (1..50).contains(&logged),
+        "{attempts} refusals logged {logged} lines"
+    );
+    // Past the 10 s window the next refusal says how many were held back.
+    std::thread::sleep(Duration::from_secs(11));
+    let out = m.ctl(&["status"]);
+    assert!(out.status.success());
+    assert!(refuse_loop().success());
+    assert!(
+        m.log_text().contains("more suppressed)"),
+        "{}",
+        m.log_text()
+    );
+}
