@@ -93,8 +93,10 @@ fn our_reply(icmp: &[u8], cookie: &[u8; COOKIE_LEN]) -> Option<IcmpEvent> {
 }
 
 /// The error event for an ICMP error of type `t` quoting `echo`, if that is
-/// one of our echo requests. The quote holds at least 8 bytes of our ICMP
-/// header; the cookie is checked too when the router quoted that far.
+/// one of our echo requests: the quote must carry our cookie, as a reply
+/// must. id and seq alone (a bare 8-byte quote) are easily forged, and a
+/// forged error would fail a healthy WAN; a router that quotes so little
+/// just leaves the probe to time out.
 fn our_quoted_echo(
     icmp: &[u8],
     t: u8,
@@ -106,7 +108,7 @@ fn our_quoted_echo(
     if *echo.first()? != request {
         return None;
     }
-    if echo.get(8..8 + COOKIE_LEN).is_some_and(|p| p != cookie) {
+    if !cookie_matches(echo.get(8..)?, cookie) {
         return None;
     }
     Some(IcmpEvent::Error {
@@ -380,7 +382,11 @@ mod tests {
         let mut pkt = ipv4_header(1, [198, 51, 100, 1], [198, 51, 100, 2]);
         pkt.extend_from_slice(&[3, 1, 0, 0, 0, 0, 0, 0]);
         pkt.extend_from_slice(&ipv4_header(1, [198, 51, 100, 2], [192, 0, 2, 9]));
-        pkt.extend_from_slice(&req[..8]); // routers may quote only 8 bytes
+        pkt.extend_from_slice(&req[..8]);
+        // Only 8 bytes quoted: id and seq can be guessed or seen by anyone
+        // on the path, so a forged error must not fail a healthy WAN.
+        assert_eq!(parse_icmp4(&pkt, true, &COOKIE), None, "no cookie quoted");
+        pkt.extend_from_slice(&req[8..8 + COOKIE_LEN]);
         assert_eq!(
             parse_icmp4(&pkt, true, &COOKIE),
             Some(IcmpEvent::Error {
@@ -391,7 +397,7 @@ mod tests {
                 seq: 77
             })
         );
-        pkt.extend_from_slice(&req[8..n]);
+        pkt.extend_from_slice(&req[8 + COOKIE_LEN..n]);
         assert!(parse_icmp4(&pkt, true, &COOKIE).is_some());
         assert_eq!(parse_icmp4(&pkt, true, b"otherone"), None);
     }
@@ -527,8 +533,7 @@ mod tests {
             }
 
             // An ICMP error quoting our request, cut anywhere, never panics,
-            // and is recognised once the quote holds id and seq (a partial
-            // cookie is not checked: routers may quote only 8 bytes).
+            // and is recognised once the quote holds id, seq and our cookie.
             #[test]
             fn truncated_icmp_errors(cut in 0usize..120, v6 in any::<bool>()) {
                 let mut req = [0u8; 64];
@@ -547,7 +552,7 @@ mod tests {
                 };
                 let cut = cut.min(pkt.len());
                 let ev = if v6 { parse_icmp6(&pkt[..cut], &COOKIE) } else { parse_icmp4(&pkt[..cut], true, &COOKIE) };
-                let whole_quote = pkt.len() - n + 8;
+                let whole_quote = pkt.len() - n + 8 + COOKIE_LEN;
                 prop_assert_eq!(ev.is_some(), cut >= whole_quote);
             }
 

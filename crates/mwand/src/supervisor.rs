@@ -112,9 +112,19 @@ pub fn is_alive(pid: u32) -> bool {
     }
 }
 
+/// `pid` as kill(2) takes it, when it names one process other than init:
+/// 0 and negatives name process groups (-1 every process), 1 is init.
+pub fn signal_target(pid: u32) -> Option<libc::pid_t> {
+    libc::pid_t::try_from(pid).ok().filter(|&p| p > 1)
+}
+
 fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill with a positive pid only signals that process.
-    if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+    let Some(target) = signal_target(pid) else {
+        log::warn!("not signalling pid {pid}: not a single process");
+        return;
+    };
+    // SAFETY: kill with a pid above 1 only signals that process.
+    if unsafe { libc::kill(target, sig) } != 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::ESRCH) {
             log::warn!("cannot signal tracker pid {pid}: {e}");
@@ -358,30 +368,46 @@ impl Supervisor {
         }
     }
 
-    /// A tracker said Hello. Returns false if it is not the one we supervise
-    /// for that interface (a duplicate or a stray), which the caller then
-    /// stops. Under procd, procd is the authority on which process runs:
-    /// any tracker of a wanted interface is taken, a new pid counted as a
-    /// restart.
+    /// A tracker said Hello. `peer` is the pid the kernel gives for the
+    /// connection (SO_PEERCRED), `claimed` the one the Hello names. Taken
+    /// only from the process we run for that interface (spawned, adopted or,
+    /// under procd, reported by procd); under procd a new pid is taken
+    /// while the recorded one is gone or unknown (procd restarted it), and
+    /// counted as a restart. Refused: the reason, for the log; nobody is
+    /// signalled for a refused Hello.
     ///
     /// `started_at` is the tracker's own start time (its Hello, same
     /// monotonic clock): an adopted tracker's uptime counts from there.
-    pub fn hello(&mut self, interface: &str, pid: u32, started_at: Millis) -> bool {
+    pub fn hello(
+        &mut self,
+        interface: &str,
+        peer: Option<u32>,
+        claimed: u32,
+        started_at: Millis,
+    ) -> Result<(), String> {
+        let Some(pid) = peer else {
+            return Err("its pid is unknown (another pid namespace?)".into());
+        };
+        if pid != claimed {
+            return Err(format!("it claims pid {claimed}"));
+        }
         let spawning = self.spawning;
         let Some(t) = self.trackers.get_mut(interface) else {
-            return false;
+            return Err("no tracker runs for that interface".into());
         };
         match t.pid {
             Some(p) if p == pid => {
                 t.awaiting_hello = false;
                 t.started_at = Some(started_at);
-                true
+                Ok(())
             }
+            Some(p) if !spawning && is_alive(p) => Err(format!("procd runs pid {p} for it")),
             _ if !spawning => {
                 Self::record(t, Some(pid), started_at);
-                true
+                Ok(())
             }
-            _ => false,
+            Some(p) => Err(format!("mwand runs pid {p} for it")),
+            None => Err("mwand runs no tracker for it now".into()),
         }
     }
 
@@ -447,11 +473,19 @@ mod tests {
             .ensure("wan1", vec!["--interface".into(), "wan1".into()], 0)
             .is_empty());
         assert_eq!(s.pid("wan1"), None, "procd mode never spawns");
-        assert!(s.hello("wan1", 100, 10));
-        assert_eq!((s.pid("wan1"), s.restarts("wan1")), (Some(100), 0));
-        assert!(s.hello("wan1", 200, 20), "procd restarted it");
-        assert_eq!((s.pid("wan1"), s.restarts("wan1")), (Some(200), 1));
-        assert!(!s.hello("wan9", 300, 30), "not a wanted interface");
+        // Pids no process has: procd's earlier instance is gone.
+        let (first, second) = (u32::MAX / 2 - 1, u32::MAX / 2 - 2);
+        assert!(s.hello("wan1", Some(first), first, 10).is_ok());
+        assert_eq!((s.pid("wan1"), s.restarts("wan1")), (Some(first), 0));
+        assert!(
+            s.hello("wan1", Some(second), second, 20).is_ok(),
+            "procd restarted it"
+        );
+        assert_eq!((s.pid("wan1"), s.restarts("wan1")), (Some(second), 1));
+        assert!(
+            s.hello("wan9", Some(300), 300, 30).is_err(),
+            "not a wanted interface"
+        );
     }
 
     #[test]
@@ -465,7 +499,35 @@ mod tests {
             vec![Wake::SpawnAt("wan1".into(), 2_500)],
             "backoff doubles"
         );
-        assert!(!s.hello("wan1", 4242, 2_000), "not the process we run");
+        assert!(
+            s.hello("wan1", Some(4242), 4242, 2_000).is_err(),
+            "not the process we run"
+        );
+    }
+
+    #[test]
+    fn a_hello_is_judged_by_the_connecting_pid_not_the_claimed_one() {
+        let mut s = Supervisor::new(PathBuf::from("/nonexistent/mwan-track"), false);
+        s.ensure("wan1", vec![], 0);
+        let me = std::process::id();
+        s.record_pid("wan1", Some(me), 0);
+        // Another process claiming the live tracker's pid.
+        let err = s.hello("wan1", Some(me + 1), me, 10).unwrap_err();
+        assert!(err.contains(&format!("claims pid {me}")), "{err}");
+        // Honest about its own pid, but procd runs another, live one.
+        assert!(s.hello("wan1", Some(me + 1), me + 1, 10).is_err());
+        assert!(s.hello("wan1", None, me, 10).is_err());
+        assert!(s.hello("wan1", Some(me), me, 10).is_ok());
+        assert_eq!(s.pid("wan1"), Some(me));
+    }
+
+    #[test]
+    fn only_single_processes_other_than_init_are_signalled() {
+        for pid in [0, 1, 1 << 31, u32::MAX] {
+            assert_eq!(signal_target(pid), None, "pid {pid}");
+        }
+        assert_eq!(signal_target(2), Some(2));
+        assert_eq!(signal_target(i32::MAX as u32), Some(i32::MAX));
     }
 
     #[test]

@@ -64,9 +64,13 @@ pub fn default_path() -> PathBuf {
 
 /// Reads and validates a config file. The file name in messages is the path
 /// as given.
+/// Largest config accepted (mwan3 configs of hundreds of interfaces are
+/// well below it).
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 pub fn load(path: &Path) -> Result<Loaded, Rejected> {
     let source = path.display().to_string();
-    match std::fs::read(path) {
+    match read_regular(path) {
         Ok(bytes) => {
             // Real configs carry Latin-1 or broken UTF-8 in comments now and
             // then; only comments and values can hold such bytes, and a lossy
@@ -74,18 +78,45 @@ pub fn load(path: &Path) -> Result<Loaded, Rejected> {
             let text = String::from_utf8_lossy(&bytes);
             parse(&source, &text)
         }
-        Err(err) => Err(Rejected {
+        Err(message) => Err(Rejected {
             problems: vec![Diagnostic::new(
                 Kind::Invalid,
                 &source,
                 0,
                 None,
                 None,
-                format!("cannot read the file: {err}"),
+                message,
             )],
             warnings: Vec::new(),
         }),
     }
+}
+
+/// The file's bytes if it is a regular file of at most [`MAX_CONFIG_BYTES`].
+/// A FIFO or device put in the config's place is refused before it is
+/// opened (opening a FIFO blocks until a writer comes: it would stall
+/// mwand's loop); the opened file is checked again.
+fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read the file: {e}");
+    let not_regular = || "not a regular file: a config must be a plain file".to_string();
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "the file is larger than {MAX_CONFIG_BYTES} bytes: not a config"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Parses and validates config text. `source_name` is used in messages and
@@ -103,5 +134,30 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, Rejected> {
         Ok(Loaded { config, warnings })
     } else {
         Err(Rejected { problems, warnings })
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    #[test]
+    fn a_device_or_fifo_is_refused_without_reading_it() {
+        let r = load(Path::new("/dev/null")).unwrap_err();
+        let text = r.to_string();
+        assert!(
+            text.contains("/dev/null") && text.contains("not a regular file"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_config_larger_than_the_cap_is_refused() {
+        let path = std::env::temp_dir().join(format!("mwan-big-{}", std::process::id()));
+        std::fs::write(&path, "# padding\n".repeat(MAX_CONFIG_BYTES / 10 + 1)).unwrap();
+        let r = load(&path);
+        std::fs::remove_file(&path).unwrap();
+        let text = r.unwrap_err().to_string();
+        assert!(text.contains("larger than"), "{text}");
     }
 }

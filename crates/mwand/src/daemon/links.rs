@@ -71,6 +71,8 @@ impl Daemon {
                 self.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
                 // Hook timeouts (a hung hook sends no SIGCHLD).
                 self.hooks.reap();
+                self.close_idle();
+                self.restore_sockets_if_gone();
                 self.replace_hung_trackers(now);
                 let wakes = self.supervisor.check_adopted(now);
                 self.arm_wakes(wakes);

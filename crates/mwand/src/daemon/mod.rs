@@ -6,8 +6,11 @@
 
 mod control;
 mod error;
+mod guard;
+mod limits;
 mod links;
 mod peers;
+mod rundir;
 pub(crate) mod tokens;
 mod trackers;
 mod ubus;
@@ -15,12 +18,12 @@ mod ubus;
 pub use error::{report, DaemonError};
 
 use crate::clock::{now_ms, Timers};
-use crate::conn::{peer_uid, refuse, Conn, ReadOutcome};
+use crate::conn::{peer_pid, peer_uid, refuse, Conn, ReadOutcome};
 use crate::dataplane::Dataplane;
 use crate::engine::Engine;
 use crate::hooks::{Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
-use crate::supervisor::{self, Supervisor};
+use crate::supervisor::Supervisor;
 use crate::ubus_service::UbusService;
 use crate::wan::{to_wire, Wan};
 use crate::{Options, SupervisorMode};
@@ -40,6 +43,8 @@ use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
 const HOUSEKEEPING_MS: Millis = 1_000;
+/// A turn whose handlers took longer reads the trackers before its timers.
+const LATE_TURN_MS: Millis = 250;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -76,6 +81,11 @@ pub struct Daemon {
     ubus: Option<UbusService>,
     /// ubus events produced while answering (handled at the loop's top).
     pending_ubus: Vec<AgentEvent>,
+    /// Connections with work left after their turn's budget: served again
+    /// next turn without waiting for an event.
+    again: Vec<Token>,
+    /// Per-peer warnings (refusals, malformed input): a flood logs a few.
+    peer_log: limits::LogLimiter,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -152,21 +162,10 @@ impl Daemon {
             std::os::unix::net::UnixStream::connect(&opts.ubus_socket)
                 .map_err(|e| DaemonError::Io("ubus", procd_needs_ubus(&opts.ubus_socket, e)))?;
         }
-        std::fs::create_dir_all(&opts.run_dir)
-            .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
         let signals = Signals::new().map_err(|e| DaemonError::Io("signalfd", e))?;
         let poll = Poll::new().map_err(|e| DaemonError::Io("epoll", e))?;
-        let control_path = opts.run_dir.join("control.sock");
         let track_path = opts.run_dir.join("track.sock");
-        let mut control_listener = bind_socket(&control_path)?;
-        if !opts.allow_uids.is_empty() {
-            // Non-root uids must be able to connect at all; who may steer
-            // is then decided per connection by SO_PEERCRED (accept).
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o666))
-                .map_err(|e| DaemonError::RunDir(control_path.clone(), e))?;
-        }
-        let mut track_listener = bind_socket(&track_path)?;
+        let (mut control_listener, mut track_listener) = rundir::bind_listeners(&opts)?;
         let registry = poll.registry();
         signals
             .register(registry, SIGNALS)
@@ -244,6 +243,8 @@ impl Daemon {
             dirty: true,
             ubus,
             pending_ubus: Vec::new(),
+            again: Vec::new(),
+            peer_log: limits::LogLimiter::new(10, 10_000),
             opts,
         };
         log::info!(
@@ -322,12 +323,17 @@ impl Daemon {
             if let Some(u) = self.ubus.as_ref().and_then(UbusService::timeout) {
                 timeout = Some(timeout.map_or(u, |t| t.min(u)));
             }
+            let again = std::mem::take(&mut self.again);
+            if !again.is_empty() {
+                timeout = Some(std::time::Duration::ZERO);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(DaemonError::Io("epoll_wait", e));
             }
+            let woke = now_ms();
             for ev in events.iter() {
                 match tokens::source(ev.token()) {
                     Source::Signals => self.on_signals(),
@@ -343,6 +349,14 @@ impl Daemon {
                     Source::Conn(token) => self.on_conn(token),
                     Source::Unknown(token) => self.unexpected_event(token),
                 }
+            }
+            for token in again {
+                self.on_conn(token);
+            }
+            if now_ms().saturating_sub(woke) > LATE_TURN_MS {
+                // This turn's handlers ran long: what trackers sent
+                // meanwhile is read before deadlines judge their WANs.
+                self.read_trackers();
             }
             let now = now_ms();
             for t in self.timers.expired(now) {
@@ -395,7 +409,7 @@ impl Daemon {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    log::warn!("accept: {e}");
+                    self.peer_warn(format_args!("accept: {e}"));
                     return;
                 }
             };
@@ -404,6 +418,9 @@ impl Daemon {
                 self.loop_counters.refused_control_peers += 1;
                 refuse(&mut stream, why);
                 continue;
+            }
+            if control {
+                self.make_room_for_control();
             }
             let token = self.conn_tokens.allocate();
             if let Err(e) = self
@@ -427,9 +444,9 @@ impl Daemon {
     }
 
     /// Why this control peer may not steer mwand, or None when it may.
-    fn peer_refusal(&self, stream: &UnixStream) -> Option<String> {
+    fn peer_refusal(&mut self, stream: &UnixStream) -> Option<String> {
         let why = refusal(peer_uid(stream), &self.opts.allow_uids)?;
-        log::warn!("control socket: refusing a peer: {why}");
+        self.peer_warn(format_args!("control socket: refusing a peer: {why}"));
         Some(why)
     }
 
@@ -459,35 +476,32 @@ impl Daemon {
             } => self.serve_tracker(conn, interface, heard_at),
         };
         if keep {
+            if peer.conn().has_work() && !self.again.contains(&token) {
+                self.again.push(token);
+            }
             self.conns.insert(token, peer);
         } else {
-            let (mut conn, iface) = peer.into_parts();
-            if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
-                log::debug!("deregister: {e}");
-            }
-            if let Some(name) = iface {
-                log::info!("{name}: tracker disconnected");
-                if let Some(wan) = self.wans.get_mut(&name) {
-                    wan.tracker_disconnected();
-                }
-            }
+            self.drop_peer(peer);
         }
     }
 
     /// Returns false when the connection is done.
     fn serve_control(&mut self, conn: &mut Conn) -> bool {
         let outcome = conn.fill();
-        loop {
+        for _ in 0..limits::REQUESTS_PER_TURN {
             match conn.next::<Request>() {
                 Ok(Some(req)) => {
                     let resp = self.handle_request(req);
                     if let Err(e) = conn.queue(&resp) {
-                        log::warn!("control reply: {e}");
+                        self.peer_warn(format_args!(
+                            "control socket: a client does not read its replies ({e}); cutting it off"
+                        ));
+                        break;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("control socket: {e}; closing that connection");
+                    self.peer_warn(format_args!("control socket: {e}; closing that connection"));
                     let reply = Response::Error {
                         message: format!("mwand cannot read this request ({e}); are mwanctl and mwand from the same build?"),
                     };
@@ -523,10 +537,10 @@ impl Daemon {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!(
+                    self.peer_warn(format_args!(
                         "tracker {}: {e}; dropping the connection (it reconnects)",
                         interface.as_deref().unwrap_or("?")
-                    );
+                    ));
                     self.loop_counters.dropped_tracker_peers += 1;
                     return false;
                 }
@@ -552,15 +566,20 @@ impl Daemon {
                 },
                 None,
             ) => {
-                if !self.wans.contains_key(&name)
-                    || !self
-                        .supervisor
-                        .hello(&name, pid, (started_at_us / 1000).min(now))
-                {
-                    log::warn!(
-                        "tracker pid {pid} for '{name}' is not one this mwand runs; stopping it"
-                    );
-                    supervisor::stop_stray(pid);
+                // Who connected is the kernel's word (SO_PEERCRED), never
+                // the Hello's: a refused peer is dropped, nobody signalled.
+                let peer = peer_pid(&conn.stream).unwrap_or(None);
+                let started_at = (started_at_us / 1000).min(now);
+                let taken = if self.wans.contains_key(&name) {
+                    self.supervisor.hello(&name, peer, pid, started_at)
+                } else {
+                    Err(format!("'{name}' is not an enabled interface"))
+                };
+                if let Err(why) = taken {
+                    self.peer_warn(format_args!(
+                        "refusing a tracker Hello for '{name}' (pid {}): {why}",
+                        peer.map_or("unknown".into(), |p| p.to_string())
+                    ));
                     return false;
                 }
                 // A second connection of the same tracker replaces the first.
@@ -580,11 +599,16 @@ impl Daemon {
                 true
             }
             (TrackerMessage::Hello { .. }, Some(name)) => {
-                log::warn!("{name}: second Hello on one connection; dropping it");
+                let name = name.clone();
+                self.peer_warn(format_args!(
+                    "{name}: second Hello on one connection; dropping it"
+                ));
                 false
             }
             (_, None) => {
-                log::warn!("tracker sent data before Hello; dropping the connection");
+                self.peer_warn(format_args!(
+                    "tracker sent data before Hello; dropping the connection"
+                ));
                 false
             }
             (TrackerMessage::Samples(samples), Some(name)) => {

@@ -59,6 +59,10 @@ impl Peers {
         self.by_token.remove(&token)
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&Token, &Peer)> + Clone {
+        self.by_token.iter()
+    }
+
     /// Whether a tracker that said Hello for `name` is connected.
     pub fn tracker_connected(&self, name: &str) -> bool {
         self.by_token.values().any(|p| p.is_tracker_of(name))

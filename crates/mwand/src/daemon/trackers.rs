@@ -102,16 +102,26 @@ impl Daemon {
     /// Replaces the trackers the core finds hung (silent past their WAN's
     /// silence limit, `mwan_core::tracker_control::hung_trackers`): their
     /// connection is dropped, their WAN told, then the remedy performed.
+    ///
+    /// A late loop (a long reload, thousands of WANs) must not pass for
+    /// silent trackers: what they sent meanwhile is read before judging.
     pub(super) fn replace_hung_trackers(&mut self, now: Millis) {
-        let contacts = self
-            .conns
-            .tracker_contacts(|name| self.wans.get(name).map(Wan::silence_limit));
         let supervision = if self.supervisor.spawning {
             Supervision::Embedded
         } else {
             Supervision::Procd
         };
-        for hung in hung_trackers(&contacts, supervision, now) {
+        let hung_now = |d: &Self| {
+            let contacts = d
+                .conns
+                .tracker_contacts(|name| d.wans.get(name).map(Wan::silence_limit));
+            hung_trackers(&contacts, supervision, now)
+        };
+        if hung_now(self).is_empty() {
+            return;
+        }
+        self.read_trackers();
+        for hung in hung_now(self) {
             let name = hung.interface;
             log::warn!(
                 "{name}: tracker silent past its silence limit ({} ms); replacing it",

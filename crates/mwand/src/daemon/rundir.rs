@@ -1,0 +1,141 @@
+//! The run dir holds the control and tracker sockets. mwand makes it
+//! itself, owned by its uid and closed to others (0700; 0711 with
+//! `--allow-uid`, so allowed uids can reach the control socket by name),
+//! or refuses one another uid owns or others may write: whoever controls
+//! it could keep mwand from starting or put their own tracker socket there.
+//! Removed while mwand runs, it is made again with both sockets
+//! (housekeeping checks), so restarted trackers and mwanctl find them.
+
+use super::{bind_socket, Daemon, DaemonError, CONTROL, TRACK};
+use crate::Options;
+use mio::net::UnixListener;
+use mio::Interest;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// Makes `dir` (0700, or 0711 when `others_connect`), or checks that an
+/// existing one is a directory of ours that only we may write.
+pub fn prepare(dir: &Path, others_connect: bool) -> io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) => check(&meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mode = if others_connect { 0o711 } else { 0o700 };
+            std::fs::DirBuilder::new().mode(mode).create(dir)?;
+            // The umask may have taken bits we want (o+x).
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn check(meta: &std::fs::Metadata) -> io::Result<()> {
+    // SAFETY: geteuid has no failure mode and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |why: String| {
+        Err(io::Error::other(format!(
+            "{why}: remove it or choose another --run-dir"
+        )))
+    };
+    if !meta.is_dir() {
+        return refuse("not a directory".into());
+    }
+    if meta.uid() != me {
+        return refuse(format!(
+            "owned by uid {}, not by mwand's uid {me}",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "others may write it (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Prepares the run dir and binds the control and tracker sockets in it.
+pub(super) fn bind_listeners(opts: &Options) -> Result<(UnixListener, UnixListener), DaemonError> {
+    let others_connect = !opts.allow_uids.is_empty();
+    prepare(&opts.run_dir, others_connect)
+        .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
+    let control_path = opts.run_dir.join("control.sock");
+    let control = bind_socket(&control_path)?;
+    if others_connect {
+        // Non-root uids must be able to connect at all; who may steer
+        // is then decided per connection by SO_PEERCRED (accept).
+        std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| DaemonError::RunDir(control_path.clone(), e))?;
+    }
+    let track = bind_socket(&opts.run_dir.join("track.sock"))?;
+    Ok((control, track))
+}
+
+impl Daemon {
+    /// Housekeeping: if either socket is gone (run dir removed), makes the
+    /// run dir and both sockets again.
+    pub(super) fn restore_sockets_if_gone(&mut self) {
+        let control_path = self.opts.run_dir.join("control.sock");
+        let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+        if present(&control_path) && present(&self.track_path) {
+            return;
+        }
+        log::warn!(
+            "{}: a socket is gone; making the run dir and sockets again",
+            self.opts.run_dir.display()
+        );
+        // Ours: the sockets still there would answer bind_socket's check.
+        for path in [&control_path, &self.track_path] {
+            if let Err(e) = std::fs::remove_file(path) {
+                log::debug!("remove {}: {e}", path.display());
+            }
+        }
+        let (mut control, mut track) = match bind_listeners(&self.opts) {
+            Ok(l) => l,
+            Err(e) => {
+                self.peer_warn(format_args!("cannot make the sockets again: {e}"));
+                return;
+            }
+        };
+        let registry = self.poll.registry();
+        for old in [&mut self.control_listener, &mut self.track_listener] {
+            if let Err(e) = registry.deregister(old) {
+                log::debug!("deregister listener: {e}");
+            }
+        }
+        for (new, token) in [(&mut control, CONTROL), (&mut track, TRACK)] {
+            if let Err(e) = registry.register(new, token, Interest::READABLE) {
+                log::error!("cannot listen on the new socket: {e}");
+            }
+        }
+        self.control_listener = control;
+        self.track_listener = track;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_dir_others_may_write_or_own_is_refused() {
+        let base = std::env::temp_dir().join(format!("mwand-rundir-{}", std::process::id()));
+        let dir = base.join("run");
+        prepare(&dir, false).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        prepare(&dir, false).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = prepare(&dir, false).unwrap_err().to_string();
+        assert!(err.contains("others may write it (mode 777)"), "{err}");
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::write(&dir, "").unwrap();
+        let err = prepare(&dir, false).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
