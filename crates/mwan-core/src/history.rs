@@ -98,6 +98,8 @@ pub struct WanHistory {
     newest: Option<u64>,
     /// Second of the first sample: nothing before it is held.
     first: u64,
+    /// State changes recorded as events since start (for `/metrics`).
+    transitions: u64,
 }
 
 impl WanHistory {
@@ -107,11 +109,17 @@ impl WanHistory {
             slots: vec![GAP; RING_SECONDS].into_boxed_slice(),
             newest: None,
             first: 0,
+            transitions: 0,
         }
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// State changes since start, counted by [`History::event`].
+    pub fn transitions(&self) -> u64 {
+        self.transitions
     }
 
     fn slot_mut(&mut self, second: u64) -> &mut Slot {
@@ -297,7 +305,13 @@ impl History {
     }
 
     /// Adds an event; the oldest goes once [`EVENT_CAPACITY`] are held.
+    /// A state event also counts a transition of the WAN it names.
     pub fn event(&mut self, now: Millis, kind: EventKind, subject: &str, text: &str, reason: &str) {
+        if kind == EventKind::State {
+            if let Some(w) = self.wans.iter_mut().find(|w| w.name == subject) {
+                w.transitions += 1;
+            }
+        }
         if self.events.len() == EVENT_CAPACITY {
             self.events.pop_front();
         }
@@ -556,6 +570,8 @@ mod tests {
         assert_eq!(h.wans()[0].points_since(7).len(), 3);
         assert!(h.wans()[1].points_since(0).is_empty());
         assert_eq!(h.events_since(4).count(), 1);
+        assert_eq!(h.wans()[0].transitions(), 1);
+        assert_eq!(h.wans()[1].transitions(), 0);
         assert_eq!(h.events_since(5).count(), 0);
         // Next poll with the returned cursor: only the newest second again,
         // then whatever came after it.
