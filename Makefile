@@ -13,7 +13,7 @@ APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 
-.PHONY: all build release test unit integration demo bench validate deps clean web
+.PHONY: all build release test unit integration demo bench validate deps clean web web-test
 
 # The dashboard's files, embedded gzip-compressed in mwand (docs/dashboard.md).
 # The .gz files are committed; a test in mwand checks they match.
@@ -69,6 +69,13 @@ validate:
 ## web: recompress the dashboard after editing web/.
 web: $(WEB_FILES:=.gz)
 	@cat $(WEB_FILES:=.gz) | wc -c | xargs printf 'dashboard: %s bytes gzipped\n'
+
+## web-test: the page rendered in headless Chromium against canned API
+## replies (not mwand); screenshots in target/screenshots/.
+web-test: $(WEB_FILES:=.gz)
+	@command -v chromium >/dev/null || { echo "make web-test: apt-get install chromium" >&2; exit 1; }
+	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm install --no-audit --no-fund)
+	node integration/web/render.mjs
 
 web/%.gz: web/%
 	gzip -9 -n -c $< > $@

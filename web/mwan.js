@@ -113,7 +113,7 @@
       el("div", { "class": "card-head" }, el("h3", null, name), c.badge, c.age, c.device),
       c.reason, dl, c.graph,
       el("div", { "class": "legend" }, el("span", { "class": "l-lat" }, "— latency"),
-        el("span", { "class": "l-loss" }, "▮ loss"), el("span", null, "┆ state change")),
+        el("span", { "class": "l-loss" }, "▮ loss"), el("span", null, "┆ state change"), el("span", null, "last hour →")),
       el("div", { "class": "row" }, restart, force));
     $("wans").appendChild(c.root);
     cards[name] = c;

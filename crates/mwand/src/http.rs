@@ -233,6 +233,8 @@ pub const ASSETS: [Asset; 3] = [
 #[derive(Debug, Clone, PartialEq)]
 pub enum Route {
     Asset(usize),
+    /// `/favicon.ico`: 204, so browsers do not log a 404 on every visit.
+    NoContent,
     Status,
     Explain,
     History {
@@ -295,6 +297,9 @@ pub fn route(request: &Request, peer: &SocketAddr, access: &Access) -> Result<Ro
         } else {
             Err(refuse(405, format!("{path} is read-only: use GET")))
         };
+    }
+    if path == "/favicon.ico" && read_only {
+        return Ok(Route::NoContent);
     }
     if READS.contains(&path) {
         if !read_only {
@@ -467,6 +472,7 @@ fn json_string(p: &str) -> Option<(String, &str)> {
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
