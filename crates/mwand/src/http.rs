@@ -554,6 +554,59 @@ pub fn json_response(json: &str, head_only: bool) -> Vec<u8> {
     response(200, "application/json", &[], json.as_bytes(), head_only)
 }
 
+/// Connections served at once; one more is accepted and closed at once,
+/// so a flood of idle clients cannot take the memory or the loop.
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// What the API reads and does: mwand implements it over the handlers the
+/// control socket already uses, so the page and `mwanctl` agree.
+pub trait Api {
+    /// The `Status` object, as `mwanctl status --json`.
+    fn status_json(&mut self) -> String;
+    /// `{"explain": [...]}`, as `mwanctl explain --json`.
+    fn explain_json(&mut self) -> String;
+    /// `mwan_core::history::History::json_since(since)`.
+    fn history_json(&mut self, since: u64) -> String;
+    fn metrics_text(&mut self) -> String;
+    /// A write: mwand's message, or why it refused.
+    fn control(&mut self, request: Control) -> Result<String, String>;
+}
+
+/// The whole response to a complete request from `peer`.
+pub fn serve(request: &Request, peer: &SocketAddr, access: &Access, api: &mut dyn Api) -> Vec<u8> {
+    let head_only = request.method == Method::Head;
+    let route = match route(request, peer, access) {
+        Ok(route) => route,
+        Err(refusal) => return refusal_response(&refusal),
+    };
+    match route {
+        Route::Asset(i) => asset_response(i, head_only),
+        Route::NoContent => response(204, "text/plain", &[], b"", head_only),
+        Route::Status => json_response(&api.status_json(), head_only),
+        Route::Explain => json_response(&api.explain_json(), head_only),
+        Route::History { since } => json_response(&api.history_json(since), head_only),
+        Route::Metrics => response(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            &[],
+            api.metrics_text().as_bytes(),
+            head_only,
+        ),
+        Route::Control(request) => {
+            let (status, key, text) = match api.control(request) {
+                Ok(message) => (200, "{\"ok\":true,\"message\":", message),
+                // mwand understood the request and refused it (an unknown
+                // interface or policy): the client's to fix.
+                Err(error) => (400, "{\"ok\":false,\"error\":", error),
+            };
+            let mut body = key.to_owned();
+            mwan_core::history::json_string(&mut body, &text);
+            body.push('}');
+            response(status, "application/json", &[], body.as_bytes(), false)
+        }
+    }
+}
+
 fn label(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
@@ -1120,6 +1173,113 @@ mod tests {
         let html = std::fs::read_to_string(web.join("index.html")).unwrap_or_default();
         assert!(
             !html.contains("<script>") && !html.contains("<style") && !html.contains(" style=")
+        );
+    }
+
+    /// mwand's side, recorded: what the API asked for.
+    #[derive(Default)]
+    struct Recorder {
+        asked: Vec<String>,
+    }
+
+    impl Api for Recorder {
+        fn status_json(&mut self) -> String {
+            self.asked.push("status".into());
+            "{\"uptime_s\":1}".into()
+        }
+        fn explain_json(&mut self) -> String {
+            self.asked.push("explain".into());
+            "{\"explain\":[]}".into()
+        }
+        fn history_json(&mut self, since: u64) -> String {
+            self.asked.push(format!("history {since}"));
+            "{}".into()
+        }
+        fn metrics_text(&mut self) -> String {
+            self.asked.push("metrics".into());
+            "# metrics\n".into()
+        }
+        fn control(&mut self, request: Control) -> Result<String, String> {
+            self.asked.push(format!("{request:?}"));
+            match request {
+                Control::Restart { interface } if interface == "wan9" => {
+                    Err("no interface \"wan9\"".into())
+                }
+                _ => Ok("done".into()),
+            }
+        }
+    }
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn serve_answers_reads_writes_and_refusals() {
+        let open = Access { token: None };
+        let mut api = Recorder::default();
+        let get = |t: &str| complete(format!("GET {t} HTTP/1.1\r\n\r\n").as_bytes());
+        let r = text(serve(&get("/api/status"), &remote(), &open, &mut api));
+        assert!(
+            r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with("\r\n\r\n{\"uptime_s\":1}"),
+            "{r}"
+        );
+        let r = text(serve(
+            &get("/api/history?since=7"),
+            &remote(),
+            &open,
+            &mut api,
+        ));
+        assert!(r.contains("Content-Type: application/json\r\n"), "{r}");
+        let r = text(serve(&get("/metrics"), &remote(), &open, &mut api));
+        assert!(r.contains("Content-Type: text/plain; version=0.0.4"), "{r}");
+        let head = complete(b"HEAD /api/explain HTTP/1.1\r\n\r\n");
+        let r = text(serve(&head, &remote(), &open, &mut api));
+        assert!(
+            r.contains("Content-Length: 14\r\n") && r.ends_with("\r\n\r\n"),
+            "{r}"
+        );
+        let r = text(serve(
+            &post("/api/restart", "", "{\"interface\":\"wan1\"}"),
+            &loopback(),
+            &open,
+            &mut api,
+        ));
+        assert!(
+            r.starts_with("HTTP/1.1 200 ") && r.ends_with("{\"ok\":true,\"message\":\"done\"}"),
+            "{r}"
+        );
+        let r = text(serve(
+            &post("/api/restart", "", "{\"interface\":\"wan9\"}"),
+            &loopback(),
+            &open,
+            &mut api,
+        ));
+        assert!(
+            r.starts_with("HTTP/1.1 400 ")
+                && r.ends_with("{\"ok\":false,\"error\":\"no interface \\\"wan9\\\"\"}"),
+            "{r}"
+        );
+        // Refused before mwand is asked anything.
+        let r = text(serve(
+            &post("/api/reload", "", "{}"),
+            &remote(),
+            &open,
+            &mut api,
+        ));
+        assert!(r.starts_with("HTTP/1.1 401 "), "{r}");
+        let r = text(serve(&get("/api/reload"), &loopback(), &open, &mut api));
+        assert!(r.starts_with("HTTP/1.1 405 "), "{r}");
+        assert_eq!(
+            api.asked,
+            [
+                "status",
+                "history 7",
+                "metrics",
+                "explain",
+                "Restart { interface: \"wan1\" }",
+                "Restart { interface: \"wan9\" }"
+            ]
         );
     }
 
