@@ -366,12 +366,34 @@ fn authorize_write(request: &Request, peer: &SocketAddr, access: &Access) -> Res
     match (request.header(TOKEN_HEADER), &access.token) {
         (Some(given), Some(expected)) if same_token(given, expected) => Ok(()),
         (Some(_), _) => Err(refuse(403, "wrong token")),
-        (None, _) if peer.ip().is_loopback() => Ok(()),
+        // The Host check stops DNS rebinding: a page of evil.example made
+        // to resolve to 127.0.0.1 is same-origin, but its Host is not ours.
+        (None, _)
+            if peer.ip().is_loopback() && request.header("host").is_none_or(is_loopback_host) =>
+        {
+            Ok(())
+        }
+        (None, _) if peer.ip().is_loopback() => Err(refuse(
+            403,
+            "a write without token must address the loopback by IP or localhost",
+        )),
         (None, _) => Err(refuse(
             401,
             "writes from another host need the X-Mwan-Token header",
         )),
     }
+}
+
+/// `127.0.0.1`, `[::1]` or `localhost`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn query_u64(query: &str, key: &str) -> Result<Option<u64>, Refusal> {
@@ -830,7 +852,7 @@ mod tests {
     fn post(path: &str, headers: &str, body: &str) -> Request {
         complete(
             format!(
-                "POST {path} HTTP/1.1\r\nHost: router:8080\r\nContent-Type: application/json\r\n\
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\n\
                  {headers}Content-Length: {}\r\n\r\n{body}",
                 body.len()
             )
@@ -840,7 +862,7 @@ mod tests {
 
     #[test]
     fn a_request_arriving_byte_by_byte_completes_once() {
-        let text = b"POST /api/restart HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{\"interface\":\"wan1\"}\n";
+        let text = b"POST /api/restart HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{\"interface\":\"wan1\"}\n";
         let mut reader = RequestReader::new(0);
         for (i, b) in text.iter().enumerate() {
             let p = reader.feed(&[*b]);
@@ -1036,7 +1058,7 @@ mod tests {
             route(&foreign, &loopback(), &Access { token: None }).map_err(|r| r.status),
             Err(403)
         );
-        let same = post("/api/reload", "Origin: http://router:8080\r\n", "{}");
+        let same = post("/api/reload", "Origin: http://127.0.0.1:8080\r\n", "{}");
         assert_eq!(
             route(&same, &loopback(), &Access { token: None }),
             Ok(Route::Control(Control::Reload))
@@ -1048,6 +1070,30 @@ mod tests {
             route(&form, &loopback(), &Access { token: None }).map_err(|r| r.status),
             Err(415)
         );
+    }
+
+    #[test]
+    fn dns_rebinding_cannot_write_through_loopback() {
+        let open = Access { token: None };
+        let rebound = complete(
+            b"POST /api/reload HTTP/1.1\r\nHost: evil.example:8080\r\nOrigin: http://evil.example:8080\r\n\
+              Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        );
+        assert_eq!(
+            route(&rebound, &loopback(), &open).map_err(|r| r.status),
+            Err(403)
+        );
+        for host in ["localhost:8080", "127.0.0.1", "[::1]:8080", "LOCALHOST"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "router:8080",
+            "evil.example",
+            "[2001:db8::1]:80",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]
