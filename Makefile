@@ -7,18 +7,24 @@ export CARGO_TERM_COLOR ?= never
 
 # Debian packages the tests, the demo and the benchmarks use. Only test and
 # benchmark tooling: mwand itself never runs any of them.
-APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps
+APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps \
+	python3-prometheus-client
 APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 
-.PHONY: all build release test unit integration demo bench validate deps clean
+.PHONY: all build release test unit integration demo bench validate deps clean web web-test
+
+# The dashboard's files, embedded gzip-compressed in mwand (docs/dashboard.md).
+# The .gz files are committed; a test in mwand checks they match.
+WEB_FILES := web/index.html web/mwan.css web/mwan.js
 
 all: build
 
 ## deps: install the Debian packages above when a command is missing.
 deps:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	/usr/bin/python3 -c 'import prometheus_client.parser' 2>/dev/null || missing="$$missing prometheus_client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: missing:$$missing; installing $(APT_PACKAGES)"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get needs it)" >&2; exit 1; fi; \
@@ -59,6 +65,20 @@ bench: deps release
 validate:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## web: recompress the dashboard after editing web/.
+web: $(WEB_FILES:=.gz)
+	@cat $(WEB_FILES:=.gz) | wc -c | xargs printf 'dashboard: %s bytes gzipped\n'
+
+## web-test: the page rendered in headless Chromium against canned API
+## replies (not mwand); screenshots in target/screenshots/.
+web-test: $(WEB_FILES:=.gz)
+	@command -v chromium >/dev/null || { echo "make web-test: apt-get install chromium" >&2; exit 1; }
+	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm install --no-audit --no-fund)
+	node integration/web/render.mjs
+
+web/%.gz: web/%
+	gzip -9 -n -c $< > $@
 
 clean:
 	$(CARGO) clean

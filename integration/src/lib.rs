@@ -35,3 +35,14 @@ pub fn icmp_tracker_args(
     }
     a
 }
+
+/// A `kB` field of `/proc/<pid>/status` (`pid` may be `self`), 0 when absent.
+pub fn proc_kb(pid: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

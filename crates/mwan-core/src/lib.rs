@@ -9,6 +9,7 @@
 pub mod config;
 pub mod flush;
 pub mod health;
+pub mod history;
 pub mod plan;
 pub mod policy;
 pub mod quality;

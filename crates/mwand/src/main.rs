@@ -8,6 +8,8 @@ mod daemon;
 mod dataplane;
 mod engine;
 mod hooks;
+#[allow(dead_code)]
+mod http;
 mod signals;
 mod supervisor;
 mod tracker_cmd;

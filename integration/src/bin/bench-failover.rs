@@ -16,6 +16,7 @@
 #[path = "../../tests/mwand_harness/mod.rs"]
 mod mwand_harness;
 
+use mwan_integration::proc_kb;
 use mwan_testbed::{find_binary, require_netns, Impairment};
 use mwand_harness::*;
 use std::net::SocketAddrV4;
@@ -237,16 +238,6 @@ fn proc_ticks(pid: u32) -> u64 {
     get(11) + get(12)
 }
 
-fn proc_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// False failovers of a noisy but working wan1 over `minutes`, and the
 /// footprint of mwand and its trackers meanwhile.
 fn noisy_link(minutes: f64) -> (usize, usize, Vec<Footprint>) {
@@ -292,8 +283,8 @@ fn noisy_link(minutes: f64) -> (usize, usize, Vec<Footprint>) {
         .zip(ticks0)
         .map(|((name, pid), t0)| Footprint {
             name: name.clone(),
-            rss_kb: proc_kb(*pid, "VmRSS:"),
-            rss_anon_kb: proc_kb(*pid, "RssAnon:"),
+            rss_kb: proc_kb(&pid.to_string(), "VmRSS:"),
+            rss_anon_kb: proc_kb(&pid.to_string(), "RssAnon:"),
             cpu_pct: (proc_ticks(*pid).saturating_sub(t0)) as f64 / hz / secs * 100.0,
         })
         .collect();
