@@ -35,3 +35,28 @@ pub fn icmp_tracker_args(
     }
     a
 }
+
+/// A testbed of `wans` WANs with each WAN's tracker mark routed
+/// ([`mwan_testbed::Testbed::route_tracker_mark`]); the marks, WAN 1 first.
+pub fn testbed_with_tracker_marks(wans: usize) -> (mwan_testbed::Testbed, Vec<String>) {
+    let tb = mwan_testbed::Testbed::up(mwan_testbed::TestbedOptions {
+        wans,
+        ..Default::default()
+    })
+    .expect("testbed up");
+    let marks = (1..=wans)
+        .map(|i| tb.route_tracker_mark(i).expect("tracker mark route"))
+        .collect();
+    (tb, marks)
+}
+
+/// The number of `key` (`RssAnon:`, `Pss:`) in a /proc/PID/status or
+/// smaps_rollup text, in kB.
+pub fn proc_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
