@@ -7,13 +7,17 @@ export CARGO_TERM_COLOR ?= never
 
 # Debian packages the tests, the demo and the benchmarks use. Only test and
 # benchmark tooling: mwand itself never runs any of them.
-APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps \
+APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps xz-utils \
 	python3-prometheus-client
-APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps
+APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps xz
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 
-.PHONY: all build release test unit integration demo bench validate deps clean web web-test
+# The one executable's applets: links to target/<profile>/mwan, as on the router.
+APPLETS := mwand mwan-track mwanctl mwan3
+link_applets = cd target/$(1) && for a in $(APPLETS); do ln -sfn mwan $$a; done
+
+.PHONY: all build release install test unit integration demo bench footprint validate deps clean web web-test
 
 # The dashboard's files, embedded gzip-compressed in mwand (docs/dashboard.md).
 # The .gz files are committed; a test in mwand checks they match.
@@ -39,10 +43,16 @@ deps:
 ## build: debug binaries of the whole workspace.
 build:
 	$(CARGO) build --workspace --bins
+	$(call link_applets,debug)
 
 ## release: size-tuned binaries (what ships, what the demo and benchmarks run).
 release:
 	$(CARGO) build --release --workspace --bins
+	$(call link_applets,release)
+
+## install: what the OpenWrt package installs, into DESTDIR (openwrt-package/install.sh).
+install: release
+	openwrt-package/install.sh target/release/mwan "$(DESTDIR)"
 
 ## test: unit, property and integration tests (integration tests need root).
 # Integration tests spawn mwand, mwan-track and mwan-testbed from the target
@@ -52,14 +62,28 @@ test: deps build
 	$(CARGO) test --release -p mwan-core --test sim_noise --test sim_swaps -- --include-ignored
 	# The OpenWrt package's shell files are shellchecked by mwan-ubus's package test.
 	shellcheck integration/*.sh
+	# The installed files against size-budget.txt (a release build: what ships).
+	$(MAKE) --no-print-directory release
+	integration/footprint.sh --check
 
 ## demo: two simulated WANs, mwand failing over live, cleaned up after.
 demo: deps release
 	integration/demo.sh
 
 ## bench: every benchmark's figures (see integration/README.md).
-bench: deps release
+bench: deps release footprint
 	@for b in $(BENCH_BINS); do echo; echo "=== $$b ==="; target/release/$$b || exit 1; done
+
+## footprint: installed sizes (plain, gzip, xz) and each crate's share of the code.
+# cargo bloat builds with symbols: in a target dir of its own, so it does not
+# replace the stripped release build.
+footprint: release
+	@echo "=== installed footprint ==="
+	@integration/footprint.sh
+	@echo; echo "=== each crate's share of mwan's .text (cargo bloat --release --crates) ==="
+	@if $(CARGO) bloat --version >/dev/null 2>&1; then \
+	  CARGO_TARGET_DIR=target/bloat $(CARGO) bloat --release --crates -p mwan -n 25 2>/dev/null; \
+	else echo "cargo bloat not installed (cargo install cargo-bloat): table skipped"; fi
 
 ## validate: formatting and lints, as CI expects them.
 validate:

@@ -9,6 +9,7 @@
 //! `skip_serializing_if`, `flatten`, untagged enums or `serde_json::Value`
 //! in these types.
 
+pub mod cli;
 pub mod control;
 pub mod frame;
 pub mod track;

@@ -516,8 +516,7 @@ pub fn find_binary(name: &str) -> Result<PathBuf, Error> {
         }
     }
     dirs.iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+        .find_map(|d| applet_link(d, name).or_else(|| Some(d.join(name)).filter(|p| p.is_file())))
         .ok_or_else(|| {
             Error::Binary(format!(
                 "binary '{name}' not found in {}: run `cargo build --workspace --bins` \
@@ -528,4 +527,27 @@ pub fn find_binary(name: &str) -> Result<PathBuf, Error> {
                     .join(", ")
             ))
         })
+}
+
+/// The programs that are applets of the one `mwan` executable.
+pub const APPLETS: [&str; 4] = ["mwand", "mwan-track", "mwanctl", "mwan3"];
+
+/// `dir/name` as a link to `dir/mwan` when `name` is an applet and `dir`
+/// holds `mwan` (cargo builds `mwan` only; `make build` makes the links,
+/// this covers a plain `cargo test`). A stale `name` from the days of one
+/// executable per program is replaced; the rename makes this safe with
+/// tests running side by side.
+fn applet_link(dir: &Path, name: &str) -> Option<PathBuf> {
+    if !APPLETS.contains(&name) || !dir.join("mwan").is_file() {
+        return None;
+    }
+    let link = dir.join(name);
+    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("mwan")) {
+        return Some(link);
+    }
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::remove_file(&tmp).ok();
+    std::os::unix::fs::symlink("mwan", &tmp).ok()?;
+    std::fs::rename(&tmp, &link).ok()?;
+    Some(link)
 }

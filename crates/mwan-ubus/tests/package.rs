@@ -51,6 +51,34 @@ fn default_config_loads_with_two_wans_balanced_and_failover() {
     assert!(read("files/mwan.uci-defaults").contains("MARKER='# mwan-default-config'"));
 }
 
+/// `make install` and the package install the same files: both run
+/// install.sh, and install.sh installs every file of files/.
+#[test]
+fn make_install_and_the_package_share_one_file_list() {
+    let script = read("install.sh");
+    for entry in std::fs::read_dir(package_dir().join("files")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            script.contains(&format!("\"$files/{name}\"")),
+            "install.sh does not install files/{name}"
+        );
+    }
+    let package = read("Makefile");
+    let install = &package[package
+        .find("define Package/mwan/install")
+        .expect("Package/mwan/install")..];
+    let install = &install[..install.find("endef").expect("endef")];
+    assert!(
+        install.contains("install.sh"),
+        "Package/mwan/install must run install.sh:\n{install}"
+    );
+    let top = std::fs::read_to_string(package_dir().join("../Makefile")).unwrap();
+    assert!(
+        top.contains("openwrt-package/install.sh"),
+        "make install must run install.sh"
+    );
+}
+
 #[test]
 fn shell_files_pass_shellcheck() {
     let found = Command::new("shellcheck").arg("--version").output().is_ok();
@@ -62,12 +90,12 @@ fn shell_files_pass_shellcheck() {
         eprintln!("SKIP: {msg}");
         return;
     }
-    let dir = package_dir().join("files");
+    let dir = package_dir();
     let files = [
-        "mwan.init",
-        "mwan.uci-defaults",
-        "mwan.user",
-        "mwan3.compat",
+        "files/mwan.init",
+        "files/mwan.uci-defaults",
+        "files/mwan.user",
+        "install.sh",
     ];
     let out = Command::new("shellcheck")
         .args(["-s", "sh", "-S", "style"])

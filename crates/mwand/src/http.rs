@@ -1380,8 +1380,10 @@ mod tests {
             uptime_s: 100,
             config: "/etc/config/mwan".into(),
             dataplane_error: None,
+            dataplane_error_kind: None,
             overrides: Vec::new(),
             dataplane: Default::default(),
+            event_loop: Default::default(),
         }
     }
 

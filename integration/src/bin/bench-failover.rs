@@ -16,7 +16,7 @@
 #[path = "../../tests/mwand_harness/mod.rs"]
 mod mwand_harness;
 
-use mwan_integration::proc_kb;
+use mwan_integration::proc_status_kb;
 use mwan_testbed::{find_binary, require_netns, Impairment};
 use mwand_harness::*;
 use std::net::SocketAddrV4;
@@ -283,8 +283,8 @@ fn noisy_link(minutes: f64) -> (usize, usize, Vec<Footprint>) {
         .zip(ticks0)
         .map(|((name, pid), t0)| Footprint {
             name: name.clone(),
-            rss_kb: proc_kb(&pid.to_string(), "VmRSS:"),
-            rss_anon_kb: proc_kb(&pid.to_string(), "RssAnon:"),
+            rss_kb: proc_status_kb(&pid.to_string(), "VmRSS:"),
+            rss_anon_kb: proc_status_kb(&pid.to_string(), "RssAnon:"),
             cpu_pct: (proc_ticks(*pid).saturating_sub(t0)) as f64 / hz / secs * 100.0,
         })
         .collect();

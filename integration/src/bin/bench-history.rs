@@ -10,14 +10,14 @@
 
 use mwan_core::health::LinkState;
 use mwan_core::history::{bytes_per_wan, event_bytes, EventKind, History, Sample, RING_SECONDS};
-use mwan_integration::proc_kb;
+use mwan_integration::proc_status_kb;
 
 const WANS: usize = 8;
 
 fn main() {
     let names: Vec<String> = (1..=WANS).map(|i| format!("wan{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let before = proc_kb("self", "RssAnon:");
+    let before = proc_status_kb("self", "RssAnon:");
     let mut h = History::new();
     h.set_interfaces(&refs);
     let hour = RING_SECONDS as u64;
@@ -51,7 +51,7 @@ fn main() {
             );
         }
     }
-    let after = proc_kb("self", "RssAnon:");
+    let after = proc_status_kb("self", "RssAnon:");
     let full = h.json_since(0);
     let next = h.newest_second().unwrap_or(0);
     let poll = h.json_since(next);

@@ -19,10 +19,8 @@
 //!                    [--only accuracy|cut|footprint]
 //! Needs root, iputils-ping and fping, and `cargo build --release --workspace --bins`.
 
-use mwan_integration::icmp_tracker_args;
-use mwan_testbed::{
-    find_binary, monotonic_us, require_netns, Impairment, Role, Testbed, TestbedOptions,
-};
+use mwan_integration::{icmp_tracker_args, proc_kb, testbed_with_tracker_marks};
+use mwan_testbed::{find_binary, monotonic_us, require_netns, Impairment, Role, Testbed};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixListener;
 use std::process::{Child, ExitCode, Stdio};
@@ -480,21 +478,13 @@ fn proc_figures(pid: u32) -> Option<ProcFigures> {
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let schedstat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
     let cpu_ns = schedstat.split_whitespace().next()?.parse().ok()?;
-    let kb = |text: &str, key: &str| -> Option<u64> {
-        text.lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     Some(ProcFigures {
         ticks,
         cpu_ns,
-        rss_anon_kb: kb(&status, "RssAnon:")?,
-        pss_kb: kb(&rollup, "Pss:")?,
+        rss_anon_kb: proc_kb(&status, "RssAnon:")?,
+        pss_kb: proc_kb(&rollup, "Pss:")?,
     })
 }
 
@@ -651,15 +641,7 @@ fn main() -> ExitCode {
     if !require_netns() {
         return ExitCode::SUCCESS;
     }
-    let tb = Testbed::up(TestbedOptions {
-        wans: 2,
-        ..Default::default()
-    })
-    .expect("testbed up");
-    let marks = vec![
-        tb.route_tracker_mark(1).expect("tracker mark route"),
-        tb.route_tracker_mark(2).expect("tracker mark route"),
-    ];
+    let (tb, marks) = testbed_with_tracker_marks(2);
     if o.runs("accuracy") {
         accuracy_and_loss(&tb, &o, &marks);
     }

@@ -1,6 +1,7 @@
 //! `mwanctl check`: every problem and every warning at once, text and JSON.
 
-use std::process::Command;
+mod common;
+use common::applet;
 
 fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("mwanctl-check-{}-{name}", std::process::id()));
@@ -15,7 +16,7 @@ const WARNING_ONLY: &str = "config globals 'globals'\n\toption bogus '1'\n\n\
 config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '192.0.2.1'\n";
 
 fn check(path: &std::path::Path, json: bool) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mwanctl"));
+    let mut c = applet("mwanctl");
     if json {
         c.arg("--json");
     }

@@ -1,7 +1,10 @@
 //! mwand refuses to start in ways that would leave it running blind.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::applet;
 
 #[test]
 fn procd_mode_without_ubus_refuses_to_start() {
@@ -13,7 +16,7 @@ fn procd_mode_without_ubus_refuses_to_start() {
         "config interface 'wan1'\n\toption enabled '1'\n\toption device 'eth9'\n\tlist track_ip '192.0.2.1'\n",
     )
     .expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mwand"))
+    let mut child = applet("mwand")
         .arg("--config")
         .arg(&config)
         .arg("--run-dir")

@@ -50,8 +50,9 @@ pub mod alloc_count {
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    let a = match args::parse(std::env::args().skip(1)) {
+/// The `mwan-track` applet: `args` are the arguments after the program name.
+pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let a = match args::parse(args) {
         Ok(a) => a,
         Err(e @ (args::ArgsError::Help | args::ArgsError::Version)) => {
             println!("{e}");

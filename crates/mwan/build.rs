@@ -1,0 +1,42 @@
+//! How release builds of `mwan` are linked (figures in docs/footprint.md).
+//!
+//! 1. Without unwind tables (.eh_frame and its index, ~180 KB of ~1.4 MB on
+//!    x86_64). The workspace builds releases with panic=abort, so nothing
+//!    unwinds: the tables would only feed a backtrace that RUST_BACKTRACE
+//!    asks for. rustc cannot leave them out itself (std comes prebuilt with
+//!    them, and fat LTO merges its "uwtable" flag into every function), so
+//!    the linker discards them, through an INSERT script that GNU ld and
+//!    lld both read. MWAN_KEEP_UNWIND_TABLES=1 keeps them.
+//! 2. As a position-dependent executable (-no-pie). A PIE's loader patches
+//!    every pointer in .data.rel.ro at start, which turns those ~32 KB into
+//!    private memory in every process: one executable for all programs
+//!    made each tracker's RssAnon grow by 20 kB that way. Without PIE they
+//!    stay shared page cache, and the ~32 KB of relocations leave the file.
+//!    The cost: the executable's own code sits at a fixed address (shared
+//!    libraries, heap and stack stay randomised). MWAN_PIE=1 builds a PIE.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=MWAN_KEEP_UNWIND_TABLES");
+    println!("cargo:rerun-if-env-changed=MWAN_PIE");
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if !release || !linux {
+        return;
+    }
+    if std::env::var_os("MWAN_KEEP_UNWIND_TABLES").is_none() {
+        let script = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+            .join("discard-unwind-tables.ld");
+        std::fs::write(
+            &script,
+            "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n",
+        )
+        .expect("write the linker script into OUT_DIR");
+        println!("cargo:rustc-link-arg-bin=mwan=-Wl,-T,{}", script.display());
+        println!("cargo:rustc-link-arg-bin=mwan=-Wl,--no-eh-frame-hdr");
+    }
+    if std::env::var_os("MWAN_PIE").is_none() {
+        println!("cargo:rustc-link-arg-bin=mwan=-no-pie");
+    }
+}

@@ -1,0 +1,78 @@
+//! One executable, chosen by argv[0] or by `mwan APPLET`.
+
+mod common;
+use common::applet;
+
+fn run(c: &mut std::process::Command) -> (Option<i32>, String, String) {
+    let out = c.output().expect("run mwan");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn each_link_name_runs_its_applet() {
+    for (name, says) in [
+        ("mwand", "mwand 0."),
+        ("mwanctl", "mwanctl 0."),
+        ("/usr/sbin/mwan-track", "mwan-track 0."),
+    ] {
+        let (code, out, err) = run(applet(name).arg("--version"));
+        assert_eq!(code, Some(0), "{name}: {err}");
+        assert!(out.starts_with(says), "{name}: {out}");
+    }
+}
+
+#[test]
+fn mwan_applet_args_runs_the_named_applet() {
+    let (code, out, _) = run(applet("mwan").args(["mwanctl", "--help"]));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Usage: mwanctl"), "{out}");
+    let (code, out, _) = run(applet("mwan").arg("--help"));
+    assert_eq!(code, Some(0));
+    for name in ["mwand", "mwan-track", "mwanctl", "mwan3"] {
+        assert!(out.contains(name), "help lists {name}: {out}");
+    }
+}
+
+#[test]
+fn an_unknown_applet_or_flag_is_a_usage_error() {
+    let (code, _, err) = run(applet("mwan").arg("nosuch"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown applet 'nosuch'"), "{err}");
+    let (code, _, err) = run(&mut applet("mwan-other"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("'mwan-other'"), "{err}");
+    for name in ["mwand", "mwanctl"] {
+        let (code, _, err) = run(applet(name).arg("--bogus"));
+        assert_eq!(code, Some(2), "{name}");
+        assert!(err.contains("unknown option --bogus"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn mwan3_maps_mwan3_commands_and_refuses_the_rest() {
+    let (code, out, _) = run(&mut applet("mwan3"));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("Syntax: mwan3"), "{out}");
+    let (code, _, err) = run(applet("mwan3").args(["use", "wan", "ping"]));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("mwanctl override"), "{err}");
+    let (code, _, err) = run(applet("mwan3").args(["ifdown", "wan"]));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("ifdown wan"), "{err}");
+    let (code, out, _) = run(applet("mwan3").arg("ifup"));
+    assert_eq!(code, Some(1));
+    assert!(out.contains("Syntax: mwan3"), "{out}");
+    // Status is mwanctl's: its reply, or its own error when no mwand runs.
+    let (code, out, err) = run(applet("mwan3").arg("status"));
+    match code {
+        Some(0) => assert!(out.contains("INTERFACE"), "{out}"),
+        _ => assert!(
+            code == Some(3) && err.starts_with("mwanctl: "),
+            "{code:?} {err}"
+        ),
+    }
+}

@@ -1,0 +1,300 @@
+//! mwanctl: the command line for mwand.
+//!
+//! `check` validates a config without a daemon; every other command talks to
+//! a running mwand over its control socket (`<run-dir>/control.sock`).
+//! Exit codes (docs/mwanctl.md): 0 success, 1 the request failed or the
+//! config has problems, 2 usage error, 3 mwand cannot be reached.
+
+mod check;
+mod client;
+mod compat;
+mod render;
+
+pub use compat::mwan3_compat;
+
+use mwan_proto::cli::{self, Arg, Lexer, Usage};
+use mwan_proto::control::{Request, Response};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code when the command ran and the answer is "no" (config problems,
+/// daemon refused the request).
+const EXIT_FAILED: u8 = 1;
+/// Exit code when mwand cannot be reached or answers garbage.
+const EXIT_UNREACHABLE: u8 = 3;
+
+const HELP: &str = "\
+mwanctl: show and steer mwand, the multi-WAN manager (docs/mwanctl.md)
+
+Usage: mwanctl [OPTIONS] <COMMAND>
+
+Commands:
+  check [--config PATH]   validate a config file and print its resolved summary
+                          (no daemon needed; default /etc/config/mwan, else
+                          /etc/config/mwan3)
+  status                  interfaces, policies and override at a glance
+  interfaces              per-interface health and tracker
+  policies                per-policy active members and shares
+  rules                   rules in match order with their policy
+  connected               networks treated as connected (never sent to a WAN)
+  restart WAN             restart one interface's tracker; others keep running
+  reload                  reload the config: validated first, then only what
+                          changed is applied
+  override WAN [--policy P]
+                          force traffic onto WAN (all policies, or P)
+  override --clear [--policy P]
+                          remove the override (of P, or all)
+  explain [POLICY]        why each policy uses what it uses, in words
+
+Options (anywhere on the line):
+      --run-dir DIR       directory holding mwand's sockets [default: /var/run/mwan]
+      --ubus-socket PATH  ubus socket, used when the control socket does not
+                          answer (OpenWrt) [default: /var/run/ubus/ubus.sock]
+      --json              print the reply as JSON (docs/status-json.md)
+  -h, --help              print this help
+  -V, --version           print the version
+
+Exit status: 0 done, 1 refused or failed, 2 usage error, 3 mwand unreachable.
+";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq)]
+struct Cli {
+    run_dir: PathBuf,
+    ubus_socket: PathBuf,
+    json: bool,
+    command: Command,
+}
+
+#[derive(Debug, PartialEq)]
+enum Command {
+    /// Validate a config file (no daemon needed).
+    Check { config: Option<PathBuf> },
+    /// Everything else is one request to mwand.
+    Daemon(Request),
+}
+
+impl Cli {
+    /// Parses the arguments after the program name. Options may come
+    /// before or after the command, as with the clap parser this replaced.
+    fn parse(args: impl IntoIterator<Item = String>) -> Result<Cli, Usage> {
+        let mut run_dir = PathBuf::from("/var/run/mwan");
+        let mut ubus_socket = PathBuf::from("/var/run/ubus/ubus.sock");
+        let mut json = false;
+        let (mut config, mut policy, mut clear) = (None, None, false);
+        let mut words: Vec<String> = Vec::new();
+        let mut lexer = Lexer::new(args);
+        while let Some(arg) = lexer.next() {
+            match &arg {
+                Arg::Operand(w) => words.push(w.clone()),
+                Arg::Long(name, inline) => {
+                    let inline = inline.clone();
+                    match name.as_str() {
+                        "run-dir" => run_dir = lexer.value(name, inline)?.into(),
+                        "ubus-socket" => ubus_socket = lexer.value(name, inline)?.into(),
+                        "json" => json = true,
+                        "config" => config = Some(PathBuf::from(lexer.value(name, inline)?)),
+                        "policy" => policy = Some(lexer.value(name, inline)?),
+                        "clear" => clear = true,
+                        "help" => return Err(Usage::Help),
+                        "version" => return Err(Usage::Version),
+                        _ => return Err(cli::unknown(&arg)),
+                    }
+                }
+                Arg::Short('h') => return Err(Usage::Help),
+                Arg::Short('V') => return Err(Usage::Version),
+                Arg::Short(_) => return Err(cli::unknown(&arg)),
+            }
+        }
+        let mut words = words.into_iter();
+        let Some(name) = words.next() else {
+            return Err(Usage::Error("a command is required (see --help)".into()));
+        };
+        let operand = words.next();
+        if let Some(extra) = words.next() {
+            return Err(Usage::Error(format!("unexpected argument '{extra}'")));
+        }
+        let flag_misplaced =
+            |flag: &str| Usage::Error(format!("{flag} does not apply to '{name}'"));
+        if config.is_some() && name != "check" {
+            return Err(flag_misplaced("--config"));
+        }
+        if (policy.is_some() || clear) && name != "override" {
+            return Err(flag_misplaced(if clear { "--clear" } else { "--policy" }));
+        }
+        let no_operand = |request: Request| match &operand {
+            Some(w) => Err(Usage::Error(format!("unexpected argument '{w}'"))),
+            None => Ok(Command::Daemon(request)),
+        };
+        let command = match name.as_str() {
+            "check" => match &operand {
+                Some(w) => return Err(Usage::Error(format!("unexpected argument '{w}'"))),
+                None => Command::Check { config },
+            },
+            "status" => no_operand(Request::Status)?,
+            "interfaces" => no_operand(Request::Interfaces)?,
+            "policies" => no_operand(Request::Policies)?,
+            "rules" => no_operand(Request::Rules)?,
+            "connected" => no_operand(Request::Connected)?,
+            "reload" => no_operand(Request::Reload)?,
+            "restart" => match operand {
+                Some(interface) => Command::Daemon(Request::Restart { interface }),
+                None => return Err(Usage::Error("restart needs an interface".into())),
+            },
+            "override" => Command::Daemon(match (clear, operand) {
+                (true, None) => Request::ClearOverride { policy },
+                (true, Some(_)) => {
+                    return Err(Usage::Error(
+                        "override takes an interface or --clear, not both".into(),
+                    ))
+                }
+                (false, Some(interface)) => Request::Override { interface, policy },
+                (false, None) => {
+                    return Err(Usage::Error(
+                        "override needs an interface, or --clear".into(),
+                    ))
+                }
+            }),
+            "explain" => Command::Daemon(Request::Explain { policy: operand }),
+            other => return Err(Usage::Error(format!("unknown command '{other}'"))),
+        };
+        Ok(Cli {
+            run_dir,
+            ubus_socket,
+            json,
+            command,
+        })
+    }
+}
+
+/// The `mwanctl` applet: `args` are the arguments after the program name.
+pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let cli = match Cli::parse(args) {
+        Ok(cli) => cli,
+        Err(usage) => return cli::finish(usage, "mwanctl", HELP),
+    };
+    let request = match cli.command {
+        Command::Check { config } => return check(config, cli.json),
+        Command::Daemon(request) => request,
+    };
+    let socket = cli.run_dir.join("control.sock");
+    let response = match client::call(&socket, &request) {
+        Ok(r) => r,
+        // No control socket, but a bus: mwand may be reached through ubus.
+        Err(e @ client::ClientError::Connect { .. }) if cli.ubus_socket.exists() => {
+            match client::call_ubus(&cli.ubus_socket, &request) {
+                Ok(r) => r,
+                Err(ue) => {
+                    eprintln!("mwanctl: {e}; {ue}");
+                    return ExitCode::from(EXIT_UNREACHABLE);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("mwanctl: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    match response {
+        Response::Error { message } => {
+            // Scripts reading --json get an answer on stdout too, shaped
+            // like the success reply of restart/reload/override.
+            if cli.json {
+                println!("{}", serde_json::json!({ "ok": false, "error": message }));
+            }
+            eprintln!("mwanctl: {message}");
+            ExitCode::from(EXIT_FAILED)
+        }
+        other => {
+            let text = if cli.json {
+                render::json(&other)
+            } else {
+                render::text(&other)
+            };
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn check(path: Option<PathBuf>, json: bool) -> ExitCode {
+    if check::run(path, json) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Cli, Usage> {
+        Cli::parse(words.iter().map(|w| w.to_string()))
+    }
+
+    fn request(words: &[&str]) -> Request {
+        match parse(words).map(|c| c.command) {
+            Ok(Command::Daemon(r)) => r,
+            other => panic!("{words:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_and_options_in_any_order() {
+        let c = parse(&["interfaces", "--json", "--run-dir=/r"]).unwrap();
+        assert!(c.json);
+        assert_eq!(c.run_dir, PathBuf::from("/r"));
+        assert_eq!(c.command, Command::Daemon(Request::Interfaces));
+        assert_eq!(
+            parse(&["--json", "check", "--config", "/c"])
+                .unwrap()
+                .command,
+            Command::Check {
+                config: Some(PathBuf::from("/c"))
+            }
+        );
+        assert_eq!(
+            request(&["override", "wan1", "--policy", "balanced"]),
+            Request::Override {
+                interface: "wan1".into(),
+                policy: Some("balanced".into())
+            }
+        );
+        assert_eq!(
+            request(&["override", "--clear"]),
+            Request::ClearOverride { policy: None }
+        );
+        assert_eq!(
+            request(&["restart", "wan2"]),
+            Request::Restart {
+                interface: "wan2".into()
+            }
+        );
+        assert_eq!(request(&["explain"]), Request::Explain { policy: None });
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        for (words, wanted) in [
+            (&[][..], "a command is required"),
+            (&["frobnicate"], "unknown command 'frobnicate'"),
+            (&["restart"], "restart needs an interface"),
+            (&["override"], "needs an interface, or --clear"),
+            (&["override", "wan1", "--clear"], "not both"),
+            (&["status", "extra"], "unexpected argument 'extra'"),
+            (
+                &["status", "--policy", "p"],
+                "--policy does not apply to 'status'",
+            ),
+            (&["status", "--bogus"], "unknown option --bogus"),
+            (&["status", "--run-dir"], "--run-dir needs a value"),
+        ] {
+            match parse(words) {
+                Err(Usage::Error(e)) => assert!(e.contains(wanted), "{words:?}: {e}"),
+                other => panic!("{words:?}: {other:?}"),
+            }
+        }
+        assert_eq!(parse(&["status", "--help"]), Err(Usage::Help));
+    }
+}
