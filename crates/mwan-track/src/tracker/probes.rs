@@ -51,6 +51,8 @@ pub(super) struct Binding {
     pub(super) src6: Option<Ipv6Addr>,
 }
 
+/// Everything of the tracker but its method's sockets and the controller
+/// connection: the state a probe method reads and ends probes in.
 pub(super) struct Probes {
     /// The command line the tracker was started with.
     pub(super) config: Args,

@@ -114,9 +114,6 @@ pub(super) fn deregister(registry: &Registry, fd: RawFd) {
     }
 }
 
-/// Datagrams of one batch and how many were read.
-pub(super) type Batch = [sys::Received; RECV_BATCH];
-
 /// Reads the next batch from `fd` into `rx` (datagram i at `i * RX_SLOT`).
 /// `None` when drained, or after too many errors. A pending socket error
 /// is returned once by recv (for ping sockets its details are in the error
@@ -125,7 +122,7 @@ pub(super) type Batch = [sys::Received; RECV_BATCH];
 pub(super) fn next_batch(
     fd: RawFd,
     rx: &mut [u8],
-    got: &mut Batch,
+    got: &mut [sys::Received; RECV_BATCH],
     errors: &mut u32,
     mut on_error: impl FnMut(&mut [u8]),
 ) -> Option<usize> {
