@@ -6,7 +6,6 @@
 
 mod mwand_harness;
 
-use mwan_proto::control::Request;
 use mwan_proto::frame;
 use mwan_proto::track::TrackerMessage;
 use mwan_testbed::{find_binary, Role};
@@ -22,32 +21,6 @@ use std::time::{Duration, Instant};
 /// Lines of mwand's log that contain `needle`.
 fn log_lines(m: &Mwand, needle: &str) -> usize {
     m.log_text().lines().filter(|l| l.contains(needle)).count()
-}
-
-/// A control client that writes status requests as fast as the socket
-/// takes them and never reads a reply; it reconnects when cut off. Runs
-/// until `stop` is set; returns how many requests went out.
-fn flood(sock: &Path, stop: &AtomicBool) -> u64 {
-    let request = frame::encode(&Request::Status).expect("encode");
-    let burst: Vec<u8> = request.repeat(256);
-    let mut sent = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(mut c) = UnixStream::connect(sock) else {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        c.set_write_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        while !stop.load(Ordering::Relaxed) {
-            match c.write(&burst) {
-                Ok(n) => sent += (n / request.len()) as u64,
-                // Blocked: mwand reads no faster than it answers.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => break,
-            }
-        }
-    }
-    sent
 }
 
 #[test]
