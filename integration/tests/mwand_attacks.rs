@@ -327,3 +327,27 @@ fn a_refused_uid_connecting_in_a_loop_logs_a_few_lines_and_a_count() {
         m.log_text()
     );
 }
+
+#[test]
+fn a_client_that_says_nothing_is_closed_after_the_idle_timeout() {
+    let Some((_tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let sock = m.run_dir.join("control.sock");
+    let mut silent = UnixStream::connect(&sock).expect("connect");
+    // Half a request: the length of a frame that never comes.
+    let mut partial = UnixStream::connect(&sock).expect("connect");
+    partial.write_all(&64u32.to_le_bytes()).expect("write");
+    for c in [&mut silent, &mut partial] {
+        // The idle timeout is 30 s; mwand checks it every second.
+        c.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        assert!(
+            c.read_to_end(&mut got).is_ok(),
+            "an idle client was kept past 60 s:\n{}",
+            m.log_text()
+        );
+    }
+    assert!(m.ctl(&["status"]).status.success());
+}
