@@ -6,7 +6,6 @@
 
 mod mwand_harness;
 
-use mwan_proto::control::Request;
 use mwan_proto::frame;
 use mwan_proto::track::TrackerMessage;
 use mwan_testbed::{find_binary, Role};
@@ -22,32 +21,6 @@ use std::time::{Duration, Instant};
 /// Lines of mwand's log that contain `needle`.
 fn log_lines(m: &Mwand, needle: &str) -> usize {
     m.log_text().lines().filter(|l| l.contains(needle)).count()
-}
-
-/// A control client that writes status requests as fast as the socket
-/// takes them and never reads a reply; it reconnects when cut off. Runs
-/// until `stop` is set; returns how many requests went out.
-fn flood(sock: &Path, stop: &AtomicBool) -> u64 {
-    let request = frame::encode(&Request::Status).expect("encode");
-    let burst: Vec<u8> = request.repeat(256);
-    let mut sent = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(mut c) = UnixStream::connect(sock) else {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        c.set_write_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        while !stop.load(Ordering::Relaxed) {
-            match c.write(&burst) {
-                Ok(n) => sent += (n / request.len()) as u64,
-                // Blocked: mwand reads no faster than it answers.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => break,
-            }
-        }
-    }
-    sent
 }
 
 #[test]
@@ -353,4 +326,28 @@ fn a_refused_uid_connecting_in_a_loop_logs_a_few_lines_and_a_count() {
         "{}",
         m.log_text()
     );
+}
+
+#[test]
+fn a_client_that_says_nothing_is_closed_after_the_idle_timeout() {
+    let Some((_tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let sock = m.run_dir.join("control.sock");
+    let mut silent = UnixStream::connect(&sock).expect("connect");
+    // Half a request: the length of a frame that never comes.
+    let mut partial = UnixStream::connect(&sock).expect("connect");
+    partial.write_all(&64u32.to_le_bytes()).expect("write");
+    for c in [&mut silent, &mut partial] {
+        // The idle timeout is 30 s; mwand checks it every second.
+        c.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        assert!(
+            c.read_to_end(&mut got).is_ok(),
+            "an idle client was kept past 60 s:\n{}",
+            m.log_text()
+        );
+    }
+    assert!(m.ctl(&["status"]).status.success());
 }

@@ -420,3 +420,30 @@ pub fn wan_of_answer<'a>(tb: &'a Testbed, answer: &str) -> Option<&'a str> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// A control client that writes status requests as fast as the socket
+/// takes them and never reads a reply; it reconnects when cut off. Runs
+/// until `stop` is set; returns how many requests went out.
+pub fn flood(sock: &Path, stop: &std::sync::atomic::AtomicBool) -> u64 {
+    use std::io::Write;
+    let request = mwan_proto::frame::encode(&mwan_proto::control::Request::Status).expect("encode");
+    let burst: Vec<u8> = request.repeat(256);
+    let mut sent = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut c) = std::os::unix::net::UnixStream::connect(sock) else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        c.set_write_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        while !stop.load(Ordering::Relaxed) {
+            match c.write(&burst) {
+                Ok(n) => sent += (n / request.len()) as u64,
+                // Blocked: mwand reads no faster than it answers.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+    }
+    sent
+}
