@@ -7,9 +7,9 @@ export CARGO_TERM_COLOR ?= never
 
 # Debian packages the tests, the demo and the benchmarks use. Only test and
 # benchmark tooling: mwand itself never runs any of them.
-APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps \
+APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps curl \
 	python3-prometheus-client
-APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps
+APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps curl
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 

@@ -10,6 +10,8 @@ use mwan_core::Millis;
 use mwan_proto::control::{Request as Control, Status};
 use std::net::SocketAddr;
 
+pub mod server;
+
 /// Request line plus headers.
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 32;
@@ -1224,8 +1226,8 @@ mod tests {
 
     /// mwand's side, recorded: what the API asked for.
     #[derive(Default)]
-    struct Recorder {
-        asked: Vec<String>,
+    pub(crate) struct Recorder {
+        pub(crate) asked: Vec<String>,
     }
 
     impl Api for Recorder {
