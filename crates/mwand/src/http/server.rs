@@ -242,6 +242,18 @@ mod tests {
         Arc<AtomicBool>,
         std::thread::JoinHandle<Vec<String>>,
     ) {
+        run_server_with(timeout, Recorder::default())
+    }
+
+    /// The server with `api` behind it; the thread returns what was asked.
+    fn run_server_with(
+        timeout: Millis,
+        mut api: Recorder,
+    ) -> (
+        SocketAddr,
+        Arc<AtomicBool>,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
@@ -255,7 +267,6 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             let start = Instant::now();
             let now = || start.elapsed().as_millis() as Millis;
-            let mut api = Recorder::default();
             let mut events = Events::with_capacity(64);
             while !stop_flag.load(Ordering::Relaxed) {
                 let wait = server
@@ -396,5 +407,50 @@ mod tests {
             .join()
             .unwrap_or_else(|_| panic!("server thread panicked"));
         assert_eq!(asked, ["Restart { interface: \"wan1\" }"]);
+    }
+
+    /// Debian's chromium loads the page from this server under its CSP,
+    /// runs the script and renders what the API gives (canned here).
+    /// Part of `make web-test`, not of `cargo test`: it needs chromium.
+    #[test]
+    #[ignore = "needs chromium: make web-test"]
+    fn chromium_renders_the_page_served_by_this_server() {
+        let (addr, stop, thread) = run_server_with(5_000, Recorder::canned());
+        let profile = std::env::temp_dir().join(format!("mwan-chromium-{}", std::process::id()));
+        let out = std::process::Command::new("/usr/bin/chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=4000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("http://{addr}/"))
+            .output()
+            .unwrap_or_else(|e| panic!("/usr/bin/chromium: {e} (apt-get install chromium)"));
+        let removed = std::fs::remove_dir_all(&profile);
+        let dom = String::from_utf8_lossy(&out.stdout);
+        stop.store(true, Ordering::Relaxed);
+        let asked = thread
+            .join()
+            .unwrap_or_else(|_| panic!("server thread panicked"));
+        assert!(removed.is_ok(), "{removed:?}");
+        for want in [
+            "data-wan=\"wan1\" data-state=\"online\"",
+            "12.5 ms",
+            "policy balanced uses wan1",
+            "online -&gt; offline",
+        ] {
+            assert!(dom.contains(want), "no '{want}' in the DOM:\n{dom}");
+        }
+        for call in ["status", "explain", "history 0"] {
+            assert!(asked.iter().any(|a| a == call), "{asked:?}");
+        }
     }
 }
