@@ -7,9 +7,9 @@ export CARGO_TERM_COLOR ?= never
 
 # Debian packages the tests, the demo and the benchmarks use. Only test and
 # benchmark tooling: mwand itself never runs any of them.
-APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps curl \
+APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps \
 	python3-prometheus-client
-APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps curl
+APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 
@@ -77,7 +77,7 @@ web-test: $(WEB_FILES:=.gz)
 	@command -v chromium >/dev/null || { echo "make web-test: apt-get install chromium" >&2; exit 1; }
 	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm install --no-audit --no-fund)
 	node integration/web/render.mjs
-	$(CARGO) test -p mwand --bin mwand http::server::tests::chromium -- --include-ignored
+	$(CARGO) test -p mwand http::server::tests::chromium -- --include-ignored
 
 web/%.gz: web/%
 	gzip -9 -n -c $< > $@

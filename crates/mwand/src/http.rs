@@ -1180,7 +1180,7 @@ mod tests {
 
     /// Runs `program` with `input` on its stdin; panics naming it if it
     /// cannot run (`make deps` installs what the tests use).
-    fn pipe(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    pub(crate) fn pipe(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
         use std::io::Write;
         use std::process::{Command, Stdio};
         Command::new(program)
