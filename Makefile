@@ -95,11 +95,13 @@ web: $(WEB_FILES:=.gz)
 	@cat $(WEB_FILES:=.gz) | wc -c | xargs printf 'dashboard: %s bytes gzipped\n'
 
 ## web-test: the page rendered in headless Chromium against canned API
-## replies (not mwand); screenshots in target/screenshots/.
+## replies (not mwand's state); screenshots in target/screenshots/. Then
+## Chromium loads it from mwand's own HTTP server code (http::server).
 web-test: $(WEB_FILES:=.gz)
 	@command -v chromium >/dev/null || { echo "make web-test: apt-get install chromium" >&2; exit 1; }
 	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm install --no-audit --no-fund)
 	node integration/web/render.mjs
+	$(CARGO) test -p mwand http::server::tests::chromium -- --include-ignored
 
 web/%.gz: web/%
 	gzip -9 -n -c $< > $@

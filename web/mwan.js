@@ -213,6 +213,12 @@
 
   function addHistory(h) {
     states = h.states || states;
+    if (h.reset) {
+      // mwand's clock restarted (a reboot): what we hold is another timeline.
+      series = {};
+      seenEvents = {};
+      $("events").textContent = "";
+    }
     clockOffset = Date.now() / 1000 - h.next;
     h.wans.forEach(function (w) {
       var s = series[w.name] || (series[w.name] = {});
@@ -224,8 +230,10 @@
     });
     var list = $("events");
     h.events.forEach(function (e) {
-      if (seenEvents[e.seq]) return;
-      seenEvents[e.seq] = true;
+      // seq restarts with mwand; with the time it names one event.
+      var key = e.seq + "@" + e.at_ms;
+      if (seenEvents[key]) return;
+      seenEvents[key] = true;
       var li = el("li", { "data-kind": e.kind },
         el("time", null, clock(e.t)), el("strong", null, e.subject + " "),
         e.text, e.reason ? el("div", { "class": "muted" }, e.reason) : null);

@@ -59,8 +59,24 @@ function explain() {
     { policy: "failover", lines: ["policy failover uses wan1 (metric 1) for IPv4; wan2 is standby"] },
   ] };
 }
+// After a reboot mwand's monotonic clock starts again near 0.
+let rebooted = false;
+function historyAfterReboot(since) {
+  const next = 50 + polls, reset = since > next;
+  const from = reset ? 0 : since;
+  const wan = (name) => ({ name, t0: from, latency_ms: [], jitter_ms: [], loss_pct: [], score: [], state: [] });
+  const wans = [wan("wan1"), wan("wan2")];
+  for (let t = from; t <= next; t++) for (const w of wans) {
+    w.latency_ms.push(9); w.jitter_ms.push(1); w.loss_pct.push(0); w.score.push(10); w.state.push(1);
+  }
+  const events = [{ seq: 1, t: 40, at_ms: 40_000, kind: "state", subject: "wan1", text: "unknown -> online", reason: "after boot" }];
+  return { next, reset, step_s: 1, states: ["unknown", "online", "disconnecting", "offline", "connecting", "disabled"], wans,
+    events: events.filter((e) => e.t >= from) };
+}
+
 // An hour of wan1 with a dip, and wan2 with some loss and a gap.
 function history(since) {
+  if (rebooted) return historyAfterReboot(since);
   const cut = polls >= 3;
   const next = NOW + polls;
   const from = Math.max(since, next - 3599);
@@ -209,6 +225,13 @@ try {
   await page.locator("#reload").click();
   await page.waitForTimeout(300);
   assert.equal(writes.length, before, "a declined confirmation still wrote");
+
+  // A reboot: the page's cursor is from another timeline; it starts over.
+  rebooted = true;
+  await until(page, () => document.querySelectorAll("#events li").length === 1);
+  assert.match(await page.locator("#events li").first().textContent(), /wan1 unknown -> online/);
+  await until(page, () => Number(document.querySelector('article.wan[data-wan="wan1"] svg.graph').getAttribute("data-points")) < 100);
+  rebooted = false;
 
   // A phone, in the dark.
   const phone = await browser.newPage();

@@ -340,9 +340,16 @@ impl History {
     /// docs/dashboard.md). Columns per WAN, one entry per second from `t0`;
     /// `next` is the cursor for the next poll: the newest second, which is
     /// sent again because it may still gain samples.
+    ///
+    /// A cursor past the newest second comes from before a reboot (the
+    /// monotonic clock restarted): the reply is then the whole history with
+    /// `"reset": true`, and the page drops what it had.
     pub fn json_since(&self, since: u64) -> String {
-        let next = self.newest_second().unwrap_or(since).max(since);
-        let mut out = format!("{{\"next\":{next},\"step_s\":1,\"states\":[");
+        let newest = self.newest_second();
+        let reset = newest.is_some_and(|n| since > n);
+        let since = if reset { 0 } else { since };
+        let next = newest.unwrap_or(since).max(since);
+        let mut out = format!("{{\"next\":{next},\"reset\":{reset},\"step_s\":1,\"states\":[");
         for (i, s) in STATES.iter().enumerate() {
             out += if i > 0 { ",\"" } else { "\"" };
             out += s.as_str();
@@ -645,7 +652,7 @@ mod tests {
         let json = h.json_since(0);
         assert_eq!(
             json,
-            "{\"next\":5,\"step_s\":1,\
+            "{\"next\":5,\"reset\":false,\"step_s\":1,\
              \"states\":[\"unknown\",\"online\",\"disconnecting\",\"offline\",\"connecting\",\"disabled\"],\
              \"wans\":[{\"name\":\"wan1\",\"t0\":3,\"latency_ms\":[12.5,null,8],\
              \"jitter_ms\":[1.3,null,0.8],\"loss_pct\":[100,null,0],\"score\":[13.5,null,9],\
@@ -656,5 +663,12 @@ mod tests {
         );
         // A poll from the cursor carries only the newest second.
         assert!(h.json_since(5).contains("\"t0\":5,\"latency_ms\":[8]"));
+        // A cursor from before a reboot gets everything again, flagged.
+        let after_reboot = h.json_since(9_000);
+        assert!(
+            after_reboot.starts_with("{\"next\":5,\"reset\":true,"),
+            "{after_reboot}"
+        );
+        assert!(after_reboot.contains("\"t0\":3,"), "{after_reboot}");
     }
 }

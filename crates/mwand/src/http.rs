@@ -10,6 +10,8 @@ use mwan_core::Millis;
 use mwan_proto::control::{Request as Control, Status};
 use std::net::SocketAddr;
 
+pub mod server;
+
 /// Request line plus headers.
 pub const MAX_HEAD: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 32;
@@ -1178,7 +1180,7 @@ mod tests {
 
     /// Runs `program` with `input` on its stdin; panics naming it if it
     /// cannot run (`make deps` installs what the tests use).
-    fn pipe(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    pub(crate) fn pipe(program: &str, args: &[&str], input: &[u8]) -> std::process::Output {
         use std::io::Write;
         use std::process::{Command, Stdio};
         Command::new(program)
@@ -1224,21 +1226,72 @@ mod tests {
 
     /// mwand's side, recorded: what the API asked for.
     #[derive(Default)]
-    struct Recorder {
-        asked: Vec<String>,
+    pub(crate) struct Recorder {
+        pub(crate) asked: Vec<String>,
+        /// Answer with a real-looking mwand (for the browser) instead of
+        /// stubs.
+        canned: bool,
+    }
+
+    /// One WAN online, one policy, one event: enough for the page.
+    const CANNED_STATUS: &str = r#"{"config":"/etc/config/mwan","dataplane_error":null,
+"interfaces":[{"name":"wan1","device":"eth1","state":"online","state_age_s":65,"latency_ms":12.5,
+"jitter_ms":1.0,"loss_pct":0.0,"score":13.5,"tracker":{"pid":42,"restarts":0,"uptime_s":65,"connected":true},
+"reason":null}],"override":null,"overrides":[],
+"dataplane":{"route_dumps":1,"restored_objects":0,"nft_installs":1,"conntrack_pending":[]},
+"policies":[{"name":"balanced","active":[{"interface":"wan1","weight":1,"share_pct":100.0}],
+"last_resort":null}],"uptime_s":65}"#;
+    const CANNED_EXPLAIN: &str = r#"{"explain":[{"policy":"balanced","lines":["policy balanced uses wan1 (weight 1) for IPv4"]}]}"#;
+
+    impl Recorder {
+        pub(crate) fn canned() -> Self {
+            Recorder {
+                canned: true,
+                ..Self::default()
+            }
+        }
     }
 
     impl Api for Recorder {
         fn status_json(&mut self) -> String {
             self.asked.push("status".into());
+            if self.canned {
+                return CANNED_STATUS.into();
+            }
             "{\"uptime_s\":1}".into()
         }
         fn explain_json(&mut self) -> String {
             self.asked.push("explain".into());
+            if self.canned {
+                return CANNED_EXPLAIN.into();
+            }
             "{\"explain\":[]}".into()
         }
         fn history_json(&mut self, since: u64) -> String {
             self.asked.push(format!("history {since}"));
+            if self.canned {
+                let mut h = mwan_core::history::History::new();
+                h.set_interfaces(&["wan1"]);
+                let sample = mwan_core::history::Sample {
+                    state: mwan_core::health::LinkState::Online,
+                    latency_ms: Some(12.5),
+                    jitter_ms: Some(1.0),
+                    loss_pct: Some(0.0),
+                    score: Some(13.5),
+                };
+                for s in 0..120 {
+                    h.record("wan1", s * 1000, &sample);
+                }
+                let kind = mwan_core::history::EventKind::State;
+                h.event(
+                    60_000,
+                    kind,
+                    "wan1",
+                    "online -> offline",
+                    "3 of 3 rounds failed",
+                );
+                return h.json_since(since);
+            }
             "{}".into()
         }
         fn metrics_text(&mut self) -> String {
