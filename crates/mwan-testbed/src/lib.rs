@@ -352,14 +352,19 @@ impl Testbed {
         self.state.command(role, argv)
     }
 
-    /// Starts `argv` in `role`'s namespace without waiting.
+    /// Starts `argv` in `role`'s namespace without waiting for it to end,
+    /// but returns only once it runs inside that namespace: `ip netns exec`
+    /// enters it after the fork, and a teardown that listed the
+    /// namespace's processes in between would miss it for good.
     pub fn spawn(&self, role: Role, argv: &[&str]) -> Result<Child, Error> {
-        self.command(role, argv)?.spawn().map_err(|e| {
+        let mut child = self.command(role, argv)?.spawn().map_err(|e| {
             Error::Command(netns::CommandError {
                 what: format!("start {} in {role:?}", argv.join(" ")),
                 detail: e.to_string(),
             })
-        })
+        })?;
+        netns::wait_entered(&mut child, self.state.namespace(role)?);
+        Ok(child)
     }
 
     pub fn impair(&self, wan: &str, imp: Impairment) -> Result<HopStatus, Error> {

@@ -96,6 +96,23 @@ pub fn list_namespaces() -> Vec<String> {
 }
 
 /// Pids of processes whose network namespace is `ns`.
+/// Waits (at most 5 s) until `child` runs in namespace `ns` or has exited.
+pub fn wait_entered(child: &mut std::process::Child, ns: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(format!("/run/netns/{ns}")).map(|m| m.ino()) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let inside = std::fs::metadata(format!("/proc/{}/ns/net", child.id()))
+            .is_ok_and(|m| m.ino() == target);
+        if inside || !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 pub fn namespace_pids(ns: &str) -> Vec<i32> {
     match run("ip", &["netns", "pids", ns], None) {
         Ok(out) => String::from_utf8_lossy(&out.stdout)
