@@ -284,13 +284,16 @@ pub fn count_by_kind(diagnostics: &[Diagnostic]) -> Vec<(Kind, usize)> {
     for d in diagnostics {
         counts[d.kind as usize] += d.count();
     }
-    let mut list: Vec<(Kind, usize)> = Kind::ALL
-        .into_iter()
-        .zip(counts)
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    // Stable: equal counts keep declaration order.
-    list.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    // At most one entry per kind: an insertion keeps the code small (a
+    // slice sort would add its own copy to mwanctl) and equal counts in
+    // declaration order.
+    let mut list: Vec<(Kind, usize)> = Vec::new();
+    for (kind, n) in Kind::ALL.into_iter().zip(counts) {
+        if n > 0 {
+            let at = list.iter().position(|&(_, m)| m < n).unwrap_or(list.len());
+            list.insert(at, (kind, n));
+        }
+    }
     list
 }
 
