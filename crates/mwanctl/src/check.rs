@@ -3,6 +3,7 @@
 //! `--json` gives each warning's kind and count as well as its text.
 
 use mwan_core::config::{self, count_by_kind, warning_summary, Diagnostic};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Checks the config at `path` (default: mwand's) and prints the outcome.
@@ -62,26 +63,44 @@ fn total(warnings: &[Diagnostic]) -> usize {
 
 /// `warnings` stays a list of texts (as before); `warning_kinds` gives each
 /// one's kind code and count in the same order, `warning_counts` the totals
-/// per kind.
-fn json_report(path: &Path, problems: &[Diagnostic], warnings: &[Diagnostic]) -> serde_json::Value {
-    let texts = |v: &[Diagnostic]| -> Vec<String> { v.iter().map(ToString::to_string).collect() };
-    let kinds: Vec<serde_json::Value> = warnings
+/// per kind. Built from `Value`s directly: `json!` would serialize each new
+/// field type through serde, which costs flash.
+fn json_report(path: &Path, problems: &[Diagnostic], warnings: &[Diagnostic]) -> Value {
+    let texts =
+        |v: &[Diagnostic]| -> Value { v.iter().map(|d| Value::from(d.to_string())).collect() };
+    let object = |fields: Vec<(&str, Value)>| -> Value {
+        Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    };
+    let kinds: Value = warnings
         .iter()
-        .map(|w| serde_json::json!({ "kind": w.kind.code(), "count": w.count(), "line": w.line }))
+        .map(|w| {
+            object(vec![
+                ("kind", w.kind.code().into()),
+                ("count", (w.count() as u64).into()),
+                ("line", (w.line as u64).into()),
+            ])
+        })
         .collect();
-    let counts: serde_json::Map<String, serde_json::Value> = count_by_kind(warnings)
-        .into_iter()
-        .map(|(k, n)| (k.code().to_string(), n.into()))
-        .collect();
-    serde_json::json!({
-        "ok": problems.is_empty(),
-        "config": path.display().to_string(),
-        "problems": texts(problems),
-        "warnings": texts(warnings),
-        "warning_kinds": kinds,
-        "warning_counts": counts,
-        "warning_total": total(warnings),
-    })
+    let counts = object(
+        count_by_kind(warnings)
+            .into_iter()
+            .map(|(k, n)| (k.code(), (n as u64).into()))
+            .collect(),
+    );
+    object(vec![
+        ("ok", problems.is_empty().into()),
+        ("config", path.display().to_string().into()),
+        ("problems", texts(problems)),
+        ("warnings", texts(warnings)),
+        ("warning_kinds", kinds),
+        ("warning_counts", counts),
+        ("warning_total", (total(warnings) as u64).into()),
+    ])
 }
 
 /// The summary's last line ends like every other, so what follows it on

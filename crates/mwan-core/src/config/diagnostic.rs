@@ -248,10 +248,11 @@ impl fmt::Display for Diagnostic {
 /// apart (each is its own fix), and errors are kept one by one. Order is
 /// kept (by first occurrence).
 pub fn aggregate(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
-    use std::collections::HashMap;
+    // A BTreeMap, not a HashMap: mwanctl has no other HashMap, and this
+    // one would cost it hashing code for nothing.
     let mut out: Vec<Diagnostic> = Vec::with_capacity(diagnostics.len());
     type Key = (String, Option<(String, String)>, Option<String>, Kind);
-    let mut first: HashMap<Key, usize> = HashMap::new();
+    let mut first: std::collections::BTreeMap<Key, usize> = Default::default();
     for d in diagnostics {
         if d.is_error() {
             out.push(d);
@@ -279,12 +280,20 @@ pub fn aggregate(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
 
 /// Problems per kind, most frequent first (ties in [`Kind`] order).
 pub fn count_by_kind(diagnostics: &[Diagnostic]) -> Vec<(Kind, usize)> {
-    let mut counts: std::collections::BTreeMap<Kind, usize> = Default::default();
+    let mut counts = [0usize; Kind::ALL.len()];
     for d in diagnostics {
-        *counts.entry(d.kind).or_default() += d.count();
+        counts[d.kind as usize] += d.count();
     }
-    let mut list: Vec<(Kind, usize)> = counts.into_iter().collect();
-    list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    // At most one entry per kind: an insertion keeps the code small (a
+    // slice sort would add its own copy to mwanctl) and equal counts in
+    // declaration order.
+    let mut list: Vec<(Kind, usize)> = Vec::new();
+    for (kind, n) in Kind::ALL.into_iter().zip(counts) {
+        if n > 0 {
+            let at = list.iter().position(|&(_, m)| m < n).unwrap_or(list.len());
+            list.insert(at, (kind, n));
+        }
+    }
     list
 }
 
@@ -380,6 +389,8 @@ mod tests {
         let all = Kind::ALL;
         let codes: std::collections::BTreeSet<&str> = all.iter().map(|k| k.code()).collect();
         assert_eq!(codes.len(), all.len());
+        // count_by_kind indexes by discriminant.
+        assert!(all.iter().enumerate().all(|(i, k)| *k as usize == i));
         assert!(all
             .iter()
             .all(|k| (k.severity() == Severity::Error) == (*k == Kind::Invalid)));
