@@ -12,7 +12,7 @@ APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 
-.PHONY: all build release test unit integration demo bench validate deps clean
+.PHONY: all build release test unit integration demo bench validate deps clean cross-test
 
 all: build
 
@@ -46,6 +46,13 @@ test: deps build
 	$(CARGO) test --release -p mwan-core --test sim_noise --test sim_swaps -- --include-ignored
 	# The OpenWrt package's shell files are shellchecked by mwan-ubus's package test.
 	shellcheck integration/*.sh
+
+## cross-test: build for armv7 and s390x (big-endian) with Debian trixie's
+# Rust 1.85 in a chroot and run the unprivileged tests under qemu-user; see
+# docs/cross.md. CROSS_TARGETS="armv7 aarch64 s390x" adds 64-bit ARM.
+CROSS_TARGETS ?= armv7 s390x
+cross-test:
+	integration/cross/cross-test.sh $(CROSS_TARGETS)
 
 ## demo: two simulated WANs, mwand failing over live, cleaned up after.
 demo: deps release
