@@ -82,9 +82,10 @@ setup_chroot() {
 }
 
 # Lets the kernel run the targets' executables with the chroot's qemu. F
-# opens the interpreter now, so it works inside the chroot; P keeps argv[0]
-# (a multi-call binary looks at it). Our own entry names, re-registered each
-# run so they take precedence over any older ones the host has.
+# opens the interpreter now, so it works inside the chroot (and goes on
+# working if that chroot is rebuilt); P keeps argv[0] (a multi-call binary
+# looks at it). Our own entry names, registered once per boot: replacing them
+# would break a run that is starting binaries at that moment.
 register_binfmt() {
     local misc=/proc/sys/fs/binfmt_misc name conf line
     [ -e $misc/register ] || mount -t binfmt_misc binfmt_misc $misc
@@ -92,7 +93,7 @@ register_binfmt() {
         read -r _ _ _ name <<<"$(target_info "$t")"
         conf=$chroot_dir/usr/lib/binfmt.d/qemu-$name.conf
         [ -e "$conf" ] || die "no $conf in the chroot"
-        [ -e "$misc/mwan-cross-$name" ] && echo -1 >"$misc/mwan-cross-$name"
+        [ -e "$misc/mwan-cross-$name" ] && continue
         line=$(sed -e "s|^:qemu-$name:|:mwan-cross-$name:|" \
             -e "s|:/usr/libexec/qemu-binfmt/|:$chroot_dir/usr/libexec/qemu-binfmt/|" "$conf")
         echo "$line" >$misc/register
@@ -129,8 +130,10 @@ inner() {
     cp /etc/ssl/certs/ca-certificates.crt "$chroot_dir/etc/ssl/certs/host-ca-certificates.crt"
 
     local failed=0 summary="" t triple gnu env_t total_passed=0 total_failed=0
+    # Tests are built with opt-level 1 (debug assertions and overflow checks
+    # stay on): under qemu the property tests run several times faster.
     local cargo_env=(CARGO_HOME=/mwan/cargo CARGO_TARGET_DIR=/mwan/target CARGO_TERM_COLOR=never
-        CARGO_HTTP_CAINFO=/etc/ssl/certs/host-ca-certificates.crt)
+        CARGO_HTTP_CAINFO=/etc/ssl/certs/host-ca-certificates.crt CARGO_PROFILE_DEV_OPT_LEVEL=1)
     # The declared minimum Rust holds for everything `make test` builds:
     # the whole workspace with every test target, by Debian's 1.85.
     echo "=== $(in_chroot rustc --version): cargo check --workspace --all-targets"
