@@ -17,7 +17,7 @@ BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.r
 APPLETS := mwand mwan-track mwanctl mwan3
 link_applets = cd target/$(1) && for a in $(APPLETS); do ln -sfn mwan $$a; done
 
-.PHONY: all build release install test unit integration demo bench footprint validate deps clean web web-test
+.PHONY: all build release install test unit integration demo bench footprint validate deps clean web web-test cross-test
 
 # The dashboard's files, embedded gzip-compressed in mwand (docs/dashboard.md).
 # The .gz files are committed; a test in mwand checks they match.
@@ -65,6 +65,13 @@ test: deps build
 	# The installed files against size-budget.txt (a release build: what ships).
 	$(MAKE) --no-print-directory release
 	integration/footprint.sh --check
+
+## cross-test: build for armv7 and s390x (big-endian) with Debian trixie's
+# Rust 1.85 in a chroot and run the unprivileged tests under qemu-user; see
+# docs/cross.md. CROSS_TARGETS="armv7 aarch64 s390x" adds 64-bit ARM.
+CROSS_TARGETS ?= armv7 s390x
+cross-test:
+	integration/cross/cross-test.sh $(CROSS_TARGETS)
 
 ## demo: two simulated WANs, mwand failing over live, cleaned up after.
 demo: deps release
