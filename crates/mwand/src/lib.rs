@@ -1,6 +1,7 @@
 //! mwand: the multi-WAN controller. One mio event loop over the trackers'
 //! socket, the control socket, rtnetlink events, a signalfd and timers
-//! (docs/mwand.md).
+//! (docs/mwand.md). A library: the `mwand` applet of the one executable
+//! (crates/mwan) calls [`main`].
 
 mod clock;
 mod conn;
@@ -8,6 +9,7 @@ mod daemon;
 mod dataplane;
 mod engine;
 mod hooks;
+mod logger;
 mod signals;
 mod supervisor;
 mod tracker_cmd;
@@ -15,8 +17,6 @@ mod tracker_cmd;
 #[allow(dead_code)]
 mod ubus_service;
 mod wan;
-
-mod logger;
 
 use mwan_proto::cli::{self, Arg, Lexer, Usage};
 use std::path::PathBuf;
