@@ -1,6 +1,7 @@
 //! mwand: the multi-WAN controller. One mio event loop over the trackers'
 //! socket, the control socket, rtnetlink events, a signalfd and timers
-//! (docs/mwand.md).
+//! (docs/mwand.md). A library: the `mwand` applet of the one executable
+//! (crates/mwan) calls [`main`].
 
 mod clock;
 mod conn;
@@ -10,6 +11,7 @@ mod engine;
 mod hooks;
 #[allow(dead_code)]
 mod http;
+mod logger;
 mod signals;
 mod supervisor;
 mod tracker_cmd;
@@ -17,8 +19,6 @@ mod tracker_cmd;
 #[allow(dead_code)]
 mod ubus_service;
 mod wan;
-
-mod logger;
 
 use mwan_proto::cli::{self, Arg, Lexer, Usage};
 use std::path::PathBuf;

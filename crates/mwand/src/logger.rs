@@ -2,8 +2,8 @@
 //! -v/-q, RUST_LOG overriding it with env_logger's directive syntax
 //! (`debug`, `mwand=debug,mwan_netlink=trace`, `off`).
 //!
-//! Our own instead of env_logger: that crate cost ~40 KB of flash for
-//! what fits here (docs/footprint.md).
+//! Our own instead of env_logger: that crate and env_filter cost 9 KiB of
+//! .text of their own for what fits here (docs/footprint.md).
 
 use log::{LevelFilter, Log, Metadata, Record};
 use std::io::Write;

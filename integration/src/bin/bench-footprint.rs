@@ -11,7 +11,11 @@
 //!    RssAnon (/proc/PID/status) and Pss (/proc/PID/smaps_rollup) of each.
 //!    Pss shares the executable's pages among the 4 trackers only (nothing
 //!    else of that build runs), as on a router where mwand shares them too.
-//! 3. Start: spawn to the tracker connecting to its controller socket
+//! 3. The whole set as on a router: mwand (embedded supervisor, no data
+//!    plane) with 4 WANs and its 4 trackers; RssAnon and Pss of mwand and
+//!    the sum over all five processes, where Pss now splits the
+//!    executable's pages between mwand and the trackers too.
+//! 4. Start: spawn to the tracker connecting to its controller socket
 //!    (argument parsing, sockets opened, capabilities dropped), median of
 //!    --starts runs; and `mwan-track --version` spawn to exit (the loader's
 //!    share: mapping and relocating a bigger executable).
@@ -226,6 +230,91 @@ fn measure(tb: &Testbed, o: &Options, marks: &[String], bin: &Path) -> Figures {
     }
 }
 
+/// A 4-WAN config with every WAN tracked, as in docs/configuration.md.
+fn four_wan_config(tb: &Testbed) -> String {
+    let mut c = String::from("config globals 'globals'\n\toption mmx_mask '0x3F00'\n\n");
+    for w in tb.wans() {
+        c += &format!(
+            "config interface '{}'\n\toption enabled '1'\n\toption device '{}'\n\
+             \tlist track_ip '{}'\n\tlist track_ip '203.0.113.1'\n\tlist track_ip '203.0.113.2'\n\
+             \tlist track_ip '203.0.113.3'\n\toption interval '1'\n\toption timeout '1'\n\n",
+            w.name, w.device, w.gateway_v4
+        );
+    }
+    c
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    st.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// (mwand RssAnon, mwand Pss, trackers, sum of Pss of all) in kB.
+fn whole_set(tb: &Testbed, o: &Options, dir: &Path, tag: &str) -> Option<(u64, u64, usize, u64)> {
+    let work = tb
+        .run_dir()
+        .join(format!("bench-footprint-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("work dir");
+    let config = work.join("mwan");
+    std::fs::write(&config, four_wan_config(tb)).expect("write config");
+    let argv: Vec<String> = vec![
+        dir.join("mwand").display().to_string(),
+        "--config".into(),
+        config.display().to_string(),
+        "--run-dir".into(),
+        work.join("run").display().to_string(),
+        "--supervisor".into(),
+        "embedded".into(),
+        "--tracker-bin".into(),
+        dir.join("mwan-track").display().to_string(),
+        "--no-dataplane".into(),
+        "--hook".into(),
+        "/nonexistent".into(),
+        "-q".into(),
+    ];
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let mwand = tb
+        .command(Role::Router, &argv)
+        .expect("command")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mwand");
+    std::thread::sleep(Duration::from_secs(o.settle_s));
+    let trackers = children(mwand.id());
+    let figures = memory(mwand.id()).map(|(anon, pss)| {
+        let trackers_pss: u64 = trackers
+            .iter()
+            .filter_map(|&p| memory(p))
+            .map(|(_, p)| p)
+            .sum();
+        (anon, pss, trackers.len(), pss + trackers_pss)
+    });
+    stop(mwand);
+    if let Err(e) = std::fs::remove_dir_all(&work) {
+        eprintln!("bench-footprint: remove {}: {e}", work.display());
+    }
+    figures
+}
+
 fn main() -> ExitCode {
     let o = match parse_options() {
         Ok(o) => o,
@@ -278,6 +367,22 @@ fn main() -> ExitCode {
             f.connect_ms,
             f.version_ms
         );
+    }
+    println!(
+        "== the whole set: mwand (4 WANs, embedded supervisor, --no-dataplane) and its trackers, after {} s",
+        o.settle_s
+    );
+    println!(
+        "   {:<12} {:>16} {:>12} {:>9} {:>22}",
+        "build", "mwand RssAnon kB", "mwand Pss kB", "trackers", "Pss kB, all processes"
+    );
+    for (i, (name, dir)) in o.builds.iter().enumerate() {
+        match whole_set(&tb, &o, dir, &i.to_string()) {
+            Some((anon, pss, n, total)) => {
+                println!("   {name:<12} {anon:>16} {pss:>12} {n:>9} {total:>22}")
+            }
+            None => println!("   {name:<12} mwand exited early (config or permissions?)"),
+        }
     }
     ExitCode::SUCCESS
 }
