@@ -420,3 +420,121 @@ pub fn wan_of_answer<'a>(tb: &'a Testbed, answer: &str) -> Option<&'a str> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// ubusd + procd double (`mwan-ubus-double`) in the router namespace,
+/// playing netifd too when given a netifd dump file; stopped on drop (its
+/// instances die with it).
+pub struct Double {
+    pub child: Child,
+    pub socket: PathBuf,
+}
+
+impl Double {
+    pub fn start(tb: &Testbed, netifd: Option<&Path>) -> Double {
+        let dir = PathBuf::from(format!(
+            "/tmp/mwand-procd-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let socket = dir.join("ubus.sock");
+        let bin = find_binary("mwan-ubus-double").expect("mwan-ubus-double built");
+        let mut argv = vec![path_str(&bin), "--socket", path_str(&socket)];
+        if let Some(file) = netifd {
+            argv.extend(["--netifd", path_str(file)]);
+        }
+        let child = tb
+            .spawn(Role::Router, &argv)
+            .expect("start the ubus double");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < end,
+                "the ubus double did not create its socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Double { child, socket }
+    }
+
+    /// Sends the double a signal (SIGUSR1: netifd restarts; SIGUSR2:
+    /// netifd publishes every interface's state).
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        self.child.wait().ok();
+        if let Some(dir) = self.socket.parent() {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
+
+/// netifd's dump for the testbed's WANs, up, as the real one lists them
+/// (l3_device, addresses, default routes); what `mwan-ubus-double
+/// --netifd` answers from.
+pub fn netifd_dump(wans: &[WanInfo]) -> String {
+    let interfaces: Vec<Value> = wans
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "interface": w.name, "up": true, "pending": false, "available": true,
+                "autostart": true, "dynamic": false, "uptime": 100, "proto": "static",
+                "device": w.device, "l3_device": w.device, "metric": w.metric,
+                "ipv4-address": [{"address": w.router_v4.to_string(), "mask": w.v4_prefix}],
+                "ipv6-address": [{"address": w.router_v6.to_string(), "mask": w.v6_prefix}],
+                "route": [
+                    {"target": "0.0.0.0", "mask": 0, "nexthop": w.gateway_v4.to_string(), "source": "0.0.0.0/0"},
+                    {"target": "::", "mask": 0, "nexthop": w.gateway_v6.to_string(), "source": "::/0"}
+                ],
+                "data": {}
+            })
+        })
+        .collect();
+    serde_json::json!({ "interface": interfaces }).to_string()
+}
+
+/// A config as on a router: interfaces named as in /etc/config/network,
+/// no `device` (netifd tells it).
+pub fn config_without_devices(wans: &[WanInfo]) -> String {
+    config(wans, &ours)
+        .lines()
+        .filter(|l| !l.contains("option device"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// State changes mwand logged (`wan1: unknown -> online`), per WAN.
+pub fn transitions(log: &str, wan: &str) -> Vec<String> {
+    let prefix = format!("{wan}: ");
+    log.lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+        .filter(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            words.len() == 3 && words[1] == "->"
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Everything a restart must leave as it was: rules, every route of every
+/// table, the whole nft ruleset.
+pub fn full_kernel_dump(tb: &Testbed) -> String {
+    let mut s = String::new();
+    for argv in [
+        &["ip", "-4", "rule"][..],
+        &["ip", "-6", "rule"],
+        &["ip", "-4", "route", "show", "table", "all"],
+        &["ip", "-6", "route", "show", "table", "all"],
+        &["nft", "list", "ruleset"],
+    ] {
+        s += &format!("# {}\n", argv.join(" "));
+        s += &tb.exec_ok(Role::Router, argv).expect("dump");
+    }
+    s
+}
