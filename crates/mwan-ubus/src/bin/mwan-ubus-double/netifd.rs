@@ -10,7 +10,7 @@
 //! (`ubus.object.add`).
 
 use super::{Bus, Object, Owner};
-use mwan_ubus::blobmsg::Table;
+use mwan_ubus::blobmsg::{Table, Value};
 use mwan_ubus::client::{signature, MethodSpec};
 use mwan_ubus::message::{status, Message};
 use std::path::PathBuf;
@@ -121,12 +121,15 @@ impl Bus {
         let interfaces = netifd.interfaces();
         let publisher = netifd.client_id;
         for (name, status) in interfaces {
+            // netifd's notification names its interface, its status does not.
+            let mut data = Table::new().with("interface", Value::string(name.as_str()));
+            data.0.extend(status.0);
             let path = format!("{DUMP_OBJECT}.{name}");
             let Some(obj) = self.object_by_path(&path) else {
                 continue;
             };
             let seq = self.netifd_seq();
-            self.fan_out(obj, publisher, seq, "interface.update", status);
+            self.fan_out(obj, publisher, seq, "interface.update", data);
         }
     }
 
