@@ -11,9 +11,8 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{require_netns, Role, Testbed};
+use mwan_testbed::{require_netns, Testbed};
 use mwand_harness::*;
-use std::io::Read;
 use std::time::Duration;
 
 /// Kills mwand with SIGKILL, starts it again, and checks that the restart
@@ -25,13 +24,7 @@ fn restart_changes_nothing(tb: &Testbed, m: &mut Mwand) {
     // Let the trackers' settings and the data plane settle.
     std::thread::sleep(Duration::from_millis(500));
     let before = full_kernel_dump(tb);
-    let mut monitor = tb
-        .command(Role::Router, &["ip", "monitor", "route", "rule"])
-        .expect("monitor")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("ip monitor");
-    std::thread::sleep(Duration::from_millis(200));
+    let monitor = Monitor::start(tb, &["monitor", "route", "rule"]);
 
     m.kill9();
     let log_before = m.log_text().len();
@@ -45,15 +38,7 @@ fn restart_changes_nothing(tb: &Testbed, m: &mut Mwand) {
     let log = m.log_text();
     let new_log = log.get(log_before..).unwrap_or_default().to_string();
 
-    monitor.kill().expect("stop monitor");
-    monitor.wait().expect("reap monitor");
-    let mut events = String::new();
-    monitor
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut events)
-        .expect("monitor output");
+    let events = monitor.finish();
     let ours: Vec<&str> = events
         .lines()
         .filter(|l| l.starts_with("Deleted") || l.contains("proto 77"))
@@ -62,10 +47,11 @@ fn restart_changes_nothing(tb: &Testbed, m: &mut Mwand) {
         ours.is_empty(),
         "routes or rules deleted or rewritten across the restart:\n{events}\nmwand log:\n{new_log}"
     );
-    assert_eq!(
-        full_kernel_dump(tb),
-        before,
-        "the kernel changed across the restart; mwand log:\n{new_log}"
+    assert_same_dump(
+        &full_kernel_dump(tb),
+        &before,
+        "the kernel changed across the restart",
+        &new_log,
     );
     assert!(
         !new_log.contains("replaced"),
@@ -93,29 +79,14 @@ fn kill_9_under_procd_with_netifd_facts_changes_nothing_in_the_kernel() {
         return;
     }
     let tb = testbed(2, 1);
-    let dir = std::env::temp_dir().join(format!("mwand-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let netifd = dir.join("netifd.json");
-    std::fs::write(&netifd, netifd_dump(tb.wans())).expect("netifd dump");
-    let double = Double::start(&tb, Some(&netifd));
-    let mut m = Mwand::start_with(
-        &tb,
-        &config_without_devices(tb.wans()),
-        &[
-            "--supervisor",
-            "procd",
-            "--ubus-socket",
-            path_str(&double.socket),
-        ],
-    );
+    let netifd = WithNetifd::start(&tb, &[]);
+    let mut m = netifd.mwand(&tb);
     let s = m.wait(30, "devices learnt from netifd", |s| {
         iface(s, "wan1")["device"] == tb.wans()[0].device.as_str()
     });
     assert_eq!(iface(&s, "wan2")["device"], tb.wans()[1].device.as_str());
     restart_changes_nothing(&tb, &mut m);
     assert!(m.stop(), "mwand did not stop on SIGTERM");
-    drop(double);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -126,4 +97,59 @@ fn kill_9_under_the_embedded_supervisor_with_kernel_facts_changes_nothing() {
     let tb = testbed(2, 1);
     let mut m = Mwand::start(&tb, &config(tb.wans(), &ours));
     restart_changes_nothing(&tb, &mut m);
+}
+
+/// When netifd brings a WAN up (issue 12, minor): from mwand's start, a
+/// WAN netifd reports down is no policy member (the policy uses the next one, not an
+/// `unreachable` table for a member without routes), its coming up never
+/// sets a policy table `unreachable` on the way, and a netifd restart
+/// afterwards logs no error and rewrites nothing.
+#[test]
+fn a_wan_netifd_brings_up_never_leaves_its_policy_without_a_route() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let netifd = WithNetifd::start(&tb, &["wan1"]);
+    // Every IPv4 route mwand writes, from its start (the policies' IPv6
+    // tables are `unreachable` throughout: no WAN here has IPv6).
+    let monitor = Monitor::start(&tb, &["-4", "monitor", "route"]);
+    let mut m = netifd.mwand(&tb);
+    m.wait(30, "failover on wan2 while netifd has wan1 down", |s| {
+        active(s, "failover") == ["wan2"] && state(s, "wan2") == "online"
+    });
+    std::fs::write(&netifd.netifd, netifd_dump(tb.wans(), &[])).expect("netifd dump");
+    netifd.double.signal(libc::SIGUSR2);
+    m.wait(30, "failover back on wan1 once netifd has it up", |s| {
+        active(s, "failover") == ["wan1"] && state(s, "wan1") == "online"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let before = full_kernel_dump(&tb);
+
+    // netifd restarts: its objects go and come back; nothing changes.
+    let log_before = m.log_text().len();
+    netifd.double.signal(libc::SIGUSR1);
+    std::thread::sleep(Duration::from_secs(2));
+    let events = monitor.finish();
+    let log = m.log_text();
+    let new_log = log.get(log_before..).unwrap_or_default();
+    let unreachable: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("unreachable"))
+        .collect();
+    assert!(
+        unreachable.is_empty(),
+        "a policy table went unreachable while wan2 was usable:\n{events}\nmwand log:\n{log}"
+    );
+    assert!(
+        !new_log.contains("ERROR"),
+        "a netifd restart logged an error:\n{new_log}"
+    );
+    assert_same_dump(
+        &full_kernel_dump(&tb),
+        &before,
+        "netifd's restart changed the kernel",
+        new_log,
+    );
+    assert!(m.stop(), "mwand did not stop on SIGTERM");
 }

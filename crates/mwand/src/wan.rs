@@ -288,11 +288,17 @@ impl Wan {
 
     /// The core's view of this WAN for policy resolution.
     pub fn view(&self) -> WanView {
-        WanView::new(
+        let mut view = WanView::new(
             &self.config.name,
             &self.health,
             Some(&self.quality.snapshot()),
-        )
+        );
+        // A WAN that cannot carry a route now (netifd says down, no device
+        // or address yet) is no member to choose: the policy takes its
+        // next usable member instead of an `unreachable` table that the
+        // plan would write for a member without a route.
+        view.usable &= self.facts.routable(self.config.family);
+        view
     }
 
     /// Usable for policies (the core decides).

@@ -475,13 +475,20 @@ impl Drop for Double {
     }
 }
 
-/// netifd's dump for the testbed's WANs, up, as the real one lists them
-/// (l3_device, addresses, default routes); what `mwan-ubus-double
-/// --netifd` answers from.
-pub fn netifd_dump(wans: &[WanInfo]) -> String {
+/// netifd's dump for the testbed's WANs as the real one lists them: up
+/// (l3_device, addresses, default routes), or down for those in `down`;
+/// what `mwan-ubus-double --netifd` answers from.
+pub fn netifd_dump(wans: &[WanInfo], down: &[&str]) -> String {
     let interfaces: Vec<Value> = wans
         .iter()
         .map(|w| {
+            if down.contains(&w.name.as_str()) {
+                return serde_json::json!({
+                    "interface": w.name, "up": false, "pending": false, "available": true,
+                    "autostart": true, "dynamic": false, "proto": "static",
+                    "device": w.device, "data": {}
+                });
+            }
             serde_json::json!({
                 "interface": w.name, "up": true, "pending": false, "available": true,
                 "autostart": true, "dynamic": false, "uptime": 100, "proto": "static",
@@ -523,7 +530,9 @@ pub fn transitions(log: &str, wan: &str) -> Vec<String> {
 }
 
 /// Everything a restart must leave as it was: rules, every route of every
-/// table, the whole nft ruleset.
+/// table, the whole nft ruleset. Table `local` is left out: the kernel
+/// adds IPv6 link-local entries there whenever the testbed's links finish
+/// DAD, and nobody else writes it.
 pub fn full_kernel_dump(tb: &Testbed) -> String {
     let mut s = String::new();
     for argv in [
@@ -534,7 +543,107 @@ pub fn full_kernel_dump(tb: &Testbed) -> String {
         &["nft", "list", "ruleset"],
     ] {
         s += &format!("# {}\n", argv.join(" "));
-        s += &tb.exec_ok(Role::Router, argv).expect("dump");
+        let out = tb.exec_ok(Role::Router, argv).expect("dump");
+        for line in out.lines().filter(|l| !l.contains(" table local ")) {
+            s += line;
+            s.push('\n');
+        }
     }
     s
+}
+
+/// Panics, naming the lines that differ, when two kernel dumps differ.
+pub fn assert_same_dump(after: &str, before: &str, what: &str, log: &str) {
+    if after == before {
+        return;
+    }
+    let gone: Vec<&str> = before
+        .lines()
+        .filter(|l| !after.lines().any(|a| a == *l))
+        .collect();
+    let new: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .collect();
+    panic!("{what}: lines gone {gone:#?}, lines new {new:#?}\nmwand log:\n{log}");
+}
+
+/// `ip monitor ARGS...` in the router namespace, from now until `finish`.
+pub struct Monitor(Child);
+
+impl Monitor {
+    pub fn start(tb: &Testbed, args: &[&str]) -> Monitor {
+        let argv: Vec<&str> = ["ip"].iter().chain(args).copied().collect();
+        let child = tb
+            .command(Role::Router, &argv)
+            .expect("monitor")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        // ip subscribes to its groups after it starts.
+        std::thread::sleep(Duration::from_millis(200));
+        Monitor(child)
+    }
+
+    /// Stops it; what it printed.
+    pub fn finish(mut self) -> String {
+        use std::io::Read;
+        self.0.kill().expect("stop monitor");
+        self.0.wait().expect("reap monitor");
+        let mut events = String::new();
+        self.0
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut events)
+            .expect("monitor output");
+        events
+    }
+}
+
+/// A testbed's router under procd semantics with netifd's facts: the ubus
+/// double playing procd and netifd (its dump in `netifd`, written with the
+/// WANs in `down` down) and mwand on a config without devices.
+pub struct WithNetifd {
+    pub dir: PathBuf,
+    pub netifd: PathBuf,
+    pub double: Double,
+}
+
+impl WithNetifd {
+    pub fn start(tb: &Testbed, down: &[&str]) -> WithNetifd {
+        let dir = PathBuf::from(format!(
+            "/tmp/mwand-netifd-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let netifd = dir.join("netifd.json");
+        std::fs::write(&netifd, netifd_dump(tb.wans(), down)).expect("netifd dump");
+        let double = Double::start(tb, Some(&netifd));
+        WithNetifd {
+            dir,
+            netifd,
+            double,
+        }
+    }
+
+    pub fn mwand(&self, tb: &Testbed) -> Mwand {
+        Mwand::start_with(
+            tb,
+            &config_without_devices(tb.wans()),
+            &[
+                "--supervisor",
+                "procd",
+                "--ubus-socket",
+                path_str(&self.double.socket),
+            ],
+        )
+    }
+}
+
+impl Drop for WithNetifd {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
 }

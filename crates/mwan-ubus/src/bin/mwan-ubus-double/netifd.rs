@@ -3,8 +3,9 @@
 //! answer from FILE, a netifd dump (`{"interface": [{"interface": "wan",
 //! "up": true, "l3_device": ..., "ipv4-address": [...], "route": [...]}]}`),
 //! read again at every call so a test changes netifd's view by rewriting it.
-//! SIGUSR2 publishes `interface.update` of every interface to its
-//! subscribers (netifd does on any change); SIGUSR1 restarts netifd: its
+//! SIGUSR2 publishes every interface's state as netifd does on a change
+//! (the `network.interface` event ifup/ifdown, then `interface.update` or
+//! `interface.down` to the object's subscribers); SIGUSR1 restarts netifd: its
 //! objects go away as ubusd removes a departing client's (UNSUBSCRIBE to
 //! each subscriber, `ubus.object.remove`) and come back with new ids
 //! (`ubus.object.add`).
@@ -113,7 +114,9 @@ impl Bus {
         self.netifd_start();
     }
 
-    /// `interface.update` of every interface to its subscribers.
+    /// What netifd does when interfaces change: the `network.interface`
+    /// event (ifup / ifdown) of each, then `interface.update` (or
+    /// `interface.down`) to the interface object's subscribers.
     pub fn netifd_publish(&mut self) {
         let Some(netifd) = self.netifd.as_mut() else {
             return;
@@ -122,14 +125,25 @@ impl Bus {
         let publisher = netifd.client_id;
         for (name, status) in interfaces {
             // netifd's notification names its interface, its status does not.
+            let up = status.get("up").and_then(Value::as_bool).unwrap_or(false);
+            let action = if up { "ifup" } else { "ifdown" };
+            let event = Table::new()
+                .with("action", Value::string(action))
+                .with("interface", Value::string(name.as_str()));
+            self.emit_event(DUMP_OBJECT, event);
             let mut data = Table::new().with("interface", Value::string(name.as_str()));
             data.0.extend(status.0);
+            let method = if up {
+                "interface.update"
+            } else {
+                "interface.down"
+            };
             let path = format!("{DUMP_OBJECT}.{name}");
             let Some(obj) = self.object_by_path(&path) else {
                 continue;
             };
             let seq = self.netifd_seq();
-            self.fan_out(obj, publisher, seq, "interface.update", data);
+            self.fan_out(obj, publisher, seq, method, data);
         }
     }
 
