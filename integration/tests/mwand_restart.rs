@@ -4,8 +4,8 @@
 //! or replaced on the way, the trackers kept their pids, and each WAN
 //! changed state once at most when its tracker replayed its backlog.
 //! Under procd (the ubus double, playing netifd: the config names no
-//! device, as on a router) and under the embedded supervisor (devices in
-//! the config: the kernel's facts).
+//! device, as on a router) and under the embedded supervisor, with
+//! netifd's facts and with the kernel's (devices in the config).
 //!
 //! Needs root and `make build` first.
 
@@ -85,6 +85,18 @@ fn kill_9_under_procd_with_netifd_facts_changes_nothing_in_the_kernel() {
         iface(s, "wan1")["device"] == tb.wans()[0].device.as_str()
     });
     assert_eq!(iface(&s, "wan2")["device"], tb.wans()[1].device.as_str());
+    restart_changes_nothing(&tb, &mut m);
+    assert!(m.stop(), "mwand did not stop on SIGTERM");
+}
+
+#[test]
+fn kill_9_under_the_embedded_supervisor_with_netifd_facts_changes_nothing() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let netifd = WithNetifd::start(&tb, &[]);
+    let mut m = netifd.mwand_with(&tb, "embedded");
     restart_changes_nothing(&tb, &mut m);
     assert!(m.stop(), "mwand did not stop on SIGTERM");
 }

@@ -628,13 +628,19 @@ impl WithNetifd {
         }
     }
 
+    /// mwand with procd running the trackers.
     pub fn mwand(&self, tb: &Testbed) -> Mwand {
+        self.mwand_with(tb, "procd")
+    }
+
+    /// mwand with `--supervisor SUPERVISOR` (netifd's facts either way).
+    pub fn mwand_with(&self, tb: &Testbed, supervisor: &str) -> Mwand {
         Mwand::start_with(
             tb,
             &config_without_devices(tb.wans()),
             &[
                 "--supervisor",
-                "procd",
+                supervisor,
                 "--ubus-socket",
                 path_str(&self.double.socket),
             ],
