@@ -161,13 +161,7 @@ fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
     };
     let (pid1, pid2) = (tracker_pid(&s, "wan1"), tracker_pid(&s, "wan2"));
     let dump = kernel_dump(&tb);
-    let mut monitor = tb
-        .command(Role::Router, &["ip", "monitor", "route", "rule"])
-        .expect("monitor")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("ip monitor");
-    std::thread::sleep(Duration::from_millis(200));
+    let monitor = Monitor::start(&tb, &["monitor", "route", "rule"]);
 
     let table_before = nft_table(&tb);
     m.kill9();
@@ -202,15 +196,7 @@ fn kill_9_and_restart_adopts_trackers_and_routes_without_a_flap() {
         m.tracker_pids()
     );
     std::thread::sleep(Duration::from_millis(500));
-    monitor.kill().expect("stop monitor");
-    monitor.wait().expect("reap monitor");
-    let mut events = String::new();
-    monitor
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut events)
-        .expect("monitor output");
+    let events = monitor.finish();
     let ours: Vec<&str> = events
         .lines()
         .filter(|l| l.contains("proto 77") || l.contains("table 10"))

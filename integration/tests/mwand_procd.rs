@@ -8,53 +8,9 @@
 
 mod mwand_harness;
 
-use mwan_testbed::{find_binary, require_netns, Role, Testbed};
+use mwan_testbed::require_netns;
 use mwand_harness::*;
-use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
-
-/// ubusd + procd double in the router namespace; stopped on drop (its
-/// instances die with it).
-struct Double {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Double {
-    fn start(tb: &Testbed) -> Double {
-        let dir = PathBuf::from(format!("/tmp/mwand-procd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let socket = dir.join("ubus.sock");
-        let bin = find_binary("mwan-ubus-double").expect("mwan-ubus-double built");
-        let child = tb
-            .spawn(
-                Role::Router,
-                &[path_str(&bin), "--socket", path_str(&socket)],
-            )
-            .expect("start the ubus double");
-        let end = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < end,
-                "the ubus double did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Double { child, socket }
-    }
-}
-
-impl Drop for Double {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().ok();
-        if let Some(dir) = self.socket.parent() {
-            std::fs::remove_dir_all(dir).ok();
-        }
-    }
-}
 
 fn parent_of(pid: u64) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -72,7 +28,7 @@ fn procd_runs_the_trackers_and_restarts_one_alone() {
         return;
     }
     let tb = testbed(2, 1);
-    let double = Double::start(&tb);
+    let double = Double::start(&tb, None);
     let mut m = Mwand::start_with(
         &tb,
         &config(tb.wans(), &ours),

@@ -47,6 +47,9 @@ pub enum AgentEvent {
     },
     /// netifd's view of one interface (dump at connect, or an update).
     Interface(InterfaceState),
+    /// netifd's dump arrived (after its `Interface` events): netifd knows
+    /// no other interface, so none other will be reported now.
+    NetifdListed,
     /// netifd's `network.interface` event: ifup / ifdown.
     InterfaceAction(InterfaceEvent),
     /// procd started a tracker instance (pid follows in TrackerPid).
@@ -95,6 +98,10 @@ pub struct Agent {
     supervise: bool,
     /// Trackers procd should run: wan -> command line.
     trackers: BTreeMap<String, InstanceSpec>,
+    /// mwand said which trackers it wants ([`Agent::set_trackers`]): until
+    /// then no instance procd runs is a leftover (a restarted mwand learns
+    /// its WANs' devices from netifd a moment after connecting).
+    trackers_known: bool,
     followed: Vec<String>,
     next_tag: Tag,
     purposes: HashMap<Tag, Purpose>,
@@ -122,6 +129,7 @@ impl Agent {
             session: Session::new(socket, token, client),
             supervise,
             trackers: BTreeMap::new(),
+            trackers_known: false,
             followed: Vec::new(),
             next_tag: 1,
             purposes: HashMap::new(),
@@ -286,9 +294,14 @@ impl Agent {
             .map(|(w, spec)| (procd::tracker_instance(w), spec.clone()))
             .collect();
         self.trackers = wanted;
+        let first = !std::mem::replace(&mut self.trackers_known, true);
         if !self.supervise || !self.session.is_connected() {
             // Sent in full after the next HELLO.
             return;
+        }
+        if first {
+            // Instances procd kept for WANs this config no longer has.
+            self.refresh_tracker_pids();
         }
         for wan in gone {
             let data = procd::delete(procd::TRACKER_SERVICE, Some(&procd::tracker_instance(&wan)));
@@ -520,6 +533,7 @@ impl Agent {
                         .into_iter()
                         .map(AgentEvent::Interface),
                 );
+                out.push(AgentEvent::NetifdListed);
             }
             Purpose::InterfaceStatus(name) if code == status::OK => {
                 out.extend(InterfaceState::parse(Some(&name), &body).map(AgentEvent::Interface));
@@ -539,6 +553,9 @@ impl Agent {
                     let Some(wan) = procd::wan_of_instance(&inst.name).map(str::to_owned) else {
                         continue;
                     };
+                    if !self.trackers_known {
+                        continue;
+                    }
                     if !self.trackers.contains_key(&wan) {
                         let data = procd::delete(procd::TRACKER_SERVICE, Some(&inst.name));
                         self.call(

@@ -752,16 +752,24 @@ impl Client {
             }
             MsgType::Unsubscribe => {
                 let own = msg.obj_id();
-                if let Some(s) = self
+                if let Some(i) = self
                     .subs
-                    .iter_mut()
-                    .find(|s| s.own_id.is_some() && s.own_id == own)
+                    .iter()
+                    .position(|s| s.own_id.is_some() && s.own_id == own)
                 {
-                    s.target = None;
+                    self.subs[i].target = None;
                     events.push(Event::SubscriptionLost {
-                        path: s.path.clone(),
+                        path: self.subs[i].path.clone(),
                     });
+                    // Its target may be back before our registration for
+                    // ubus.object.add takes (netifd restarting at once, or
+                    // UNSUBSCRIBE read late): look once more, after it. (A
+                    // listener still to be created looks once registered.)
+                    let listening = self.listener.is_some();
                     self.watch_for_new_objects()?;
+                    if listening {
+                        self.lookup_for_subscription(i)?;
+                    }
                 }
             }
             other => events.push(Event::Unexpected(format!(

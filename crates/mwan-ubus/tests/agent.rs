@@ -387,6 +387,18 @@ fn fake_netifd_objects(double: &Double, with_dump: bool) -> BusThread {
     })
 }
 
+/// The calls a fake netifd received, as `path method`.
+fn calls_to(netifd: &BusThread) -> Vec<String> {
+    netifd
+        .events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::Invoke(inv) => Some(format!("{} {}", inv.path, inv.method)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn an_interface_that_appears_after_start_is_read_once_subscribed() {
     // mwand (START=19) may come up before netifd (START=20), and after a
@@ -409,15 +421,7 @@ fn an_interface_that_appears_after_start_is_read_once_subscribed() {
         ("wan", true, Some("192.0.2.1"))
     );
     // It was the status call (there is no dump object here).
-    let calls: Vec<String> = netifd
-        .events
-        .try_iter()
-        .filter_map(|e| match e {
-            Event::Invoke(inv) => Some(format!("{} {}", inv.path, inv.method)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(calls, ["network.interface.wan status"]);
+    assert_eq!(calls_to(&netifd), ["network.interface.wan status"]);
 }
 
 #[test]
@@ -488,6 +492,85 @@ fn follows_netifd_across_a_ubusd_restart() {
         .filter(|e| matches!(e, AgentEvent::ProcdPresent(_)))
         .count();
     assert_eq!(probes, 1);
+}
+
+/// A netifd dump with `wan` up at `address`, for `mwan-ubus-double --netifd`.
+fn write_netifd_dump(file: &std::path::Path, address: &str) {
+    let mut status = wan_status(true).to_json();
+    status["interface"] = "wan".into();
+    status["ipv4-address"] = serde_json::json!([{"address": address, "mask": 24}]);
+    let dump = serde_json::json!({ "interface": [status] });
+    std::fs::write(file, dump.to_string()).unwrap();
+}
+
+fn wan_address(e: &AgentEvent) -> Option<&str> {
+    match e {
+        AgentEvent::Interface(s) if s.name == "wan" => s.ipv4.first().map(|a| a.address.as_str()),
+        _ => None,
+    }
+}
+
+/// netifd restarts while ubusd stays (issue 12): ubusd sends the
+/// subscriber UNSUBSCRIBE and listeners `ubus.object.remove`, netifd's
+/// objects come back with new ids, and the agent subscribes again and
+/// reads the interface's new state by itself. Played by the double's
+/// netifd (`--netifd`, SIGUSR1).
+#[test]
+fn follows_netifd_across_a_netifd_restart() {
+    let file = std::env::temp_dir().join(format!("mwan-netifd-{}.json", std::process::id()));
+    write_netifd_dump(&file, "192.0.2.10");
+    let double = Double::start_with(&["--netifd", file.to_str().unwrap()]);
+    let mut l = Loop::new(&double, false);
+    l.agent.follow_interfaces(["wan"]);
+    let first = l.until("wan from netifd's dump", |e| wan_address(e).is_some());
+    assert_eq!(wan_address(&first), Some("192.0.2.10"));
+    // Let the subscription settle, so the restart is what it must survive.
+    std::thread::sleep(Duration::from_millis(300));
+    write_netifd_dump(&file, "192.0.2.20");
+    double.signal(libc::SIGUSR1);
+    l.until("wan read again after netifd restarted", |e| {
+        wan_address(e) == Some("192.0.2.20")
+    });
+    // And it follows netifd's updates on the new object.
+    std::thread::sleep(Duration::from_millis(300));
+    write_netifd_dump(&file, "192.0.2.30");
+    double.signal(libc::SIGUSR2);
+    l.until("netifd's interface.update after the restart", |e| {
+        wan_address(e) == Some("192.0.2.30")
+    });
+    std::fs::remove_file(&file).ok();
+}
+
+/// The same through a netifd that is a client of the bus: it exits (its
+/// connection closes) and a new one registers.
+#[test]
+fn follows_a_netifd_client_that_exits_and_comes_back() {
+    let double = Double::start();
+    let netifd = fake_netifd(&double);
+    netifd.wait_for(
+        "netifd objects",
+        |e| matches!(e, Event::ObjectRegistered { path, .. } if path == "network.interface.wan"),
+    );
+    let mut l = Loop::new(&double, false);
+    l.agent.follow_interfaces(["wan"]);
+    l.until("wan from the dump", |e| wan_address(e).is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    drop(netifd);
+    std::thread::sleep(Duration::from_millis(200));
+    let netifd = fake_netifd(&double);
+    netifd.wait_for(
+        "netifd back",
+        |e| matches!(e, Event::ObjectRegistered { path, .. } if path == "network.interface.wan"),
+    );
+    l.until("wan read again from the new netifd", |e| {
+        wan_address(e).is_some()
+    });
+    // Read through the new object (no dump: the agent is not reconnecting).
+    let calls = calls_to(&netifd);
+    assert!(
+        calls.iter().all(|c| c == "network.interface.wan status"),
+        "{calls:?}"
+    );
 }
 
 #[test]

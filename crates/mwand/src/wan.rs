@@ -9,6 +9,7 @@ use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeRe
 use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
 use mwan_core::quality::Quality;
+use mwan_core::startup::{self, WanFactsSource};
 use mwan_core::tracker_control::{TrackerCommand, TrackerSettings};
 use mwan_core::Millis;
 use mwan_proto::control::{InterfaceStatus, TrackerStatus};
@@ -127,6 +128,19 @@ pub struct Wan {
     /// CLOCK_MONOTONIC µs start time of the tracker last heard from: a new
     /// value means a new tracker process, whose round numbers start over.
     tracker_started_at_us: Option<u64>,
+    /// The time the last sample was judged at (see [`Wan::on_samples`]):
+    /// never goes back.
+    sample_clock: Millis,
+}
+
+/// The net change of a batch (first `from` to last `to`; none when it
+/// ends where it began): mwan_core::startup::coalesce.
+pub fn coalesce_changes(changes: &[Change]) -> Vec<Change> {
+    let pairs: Vec<_> = changes.iter().map(|c| (c.from, c.to)).collect();
+    startup::coalesce(&pairs)
+        .map(|(from, to)| Change { from, to })
+        .into_iter()
+        .collect()
 }
 
 fn to_core(s: &Sample, iface: &Interface) -> Option<ProbeResult> {
@@ -168,6 +182,7 @@ impl Wan {
             netifd_device: None,
             netifd: None,
             tracker_started_at_us: None,
+            sample_clock: 0,
         }
     }
 
@@ -209,6 +224,16 @@ impl Wan {
         self.netifd_device = state.route_device().map(str::to_string);
         self.netifd = Some(NetifdFacts::from_state(state));
         before.as_deref() != self.device()
+    }
+
+    /// Where this WAN's facts come from, and whether netifd's arrived.
+    pub fn facts_source(&self) -> WanFactsSource {
+        match self.config.device {
+            Some(_) => WanFactsSource::Kernel,
+            None => WanFactsSource::Netifd {
+                reported: self.netifd.is_some(),
+            },
+        }
     }
 
     /// What the kernel says about the WAN's device, with the config's
@@ -263,11 +288,17 @@ impl Wan {
 
     /// The core's view of this WAN for policy resolution.
     pub fn view(&self) -> WanView {
-        WanView::new(
+        let mut view = WanView::new(
             &self.config.name,
             &self.health,
             Some(&self.quality.snapshot()),
-        )
+        );
+        // A WAN that cannot carry a route now (netifd says down, no device
+        // or address yet) is no member to choose: the policy takes its
+        // next usable member instead of an `unreachable` table that the
+        // plan would write for a member without a route.
+        view.usable &= self.facts.routable(self.config.family);
+        view
     }
 
     /// Usable for policies (the core decides).
@@ -295,9 +326,19 @@ impl Wan {
             .collect()
     }
 
+    /// One batch of samples. Each is judged at the time it reached the
+    /// tracker at the latest (sent + configured timeout), not at `now`: a
+    /// backlog a tracker replays after mwand restarted is then folded in
+    /// as it happened, instead of every old round looking overdue and the
+    /// state flapping once per sample. The batch is one change at most
+    /// ([`coalesce_changes`]).
     pub fn on_samples(&mut self, samples: &[Sample], now: Millis) -> Vec<Change> {
         let mut out = Vec::new();
         for s in samples {
+            let at = (s.sent_at_us / 1000 + self.config.timeout)
+                .min(now)
+                .max(self.sample_clock);
+            self.sample_clock = at;
             let Some(p) = to_core(s, &self.config) else {
                 log::debug!(
                     "{}: sample for unknown target {}",
@@ -307,9 +348,9 @@ impl Wan {
                 continue;
             };
             self.quality.on_probe_at(p.target, p.outcome, p.sent_at);
-            out.extend(Self::changes(self.health.on_probe(&p, now)));
+            out.extend(Self::changes(self.health.on_probe(&p, at)));
         }
-        out
+        coalesce_changes(&out)
     }
 
     /// Carrier from rtnetlink: loss is an immediate failover signal, as
@@ -433,6 +474,39 @@ mod tests {
             gateway_v4: Some("198.51.100.254".parse().unwrap()),
             ..WanFacts::default()
         }
+    }
+
+    /// A tracker that outlived mwand replays its backlog to the new one in
+    /// one batch: samples sent over the last seconds, all answered. The
+    /// WAN changes state once, never back and forth (issue 12, bug 2).
+    #[test]
+    fn a_replayed_backlog_is_one_change_at_most() {
+        let text = "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '203.0.113.1'\n\
+            \tlist track_ip '203.0.113.2'\n\tlist track_ip '203.0.113.3'\n\toption interval '0.2'\n\
+            \toption failure_interval '0.2'\n\toption recovery_interval '0.2'\n\toption timeout '3'\n\
+            \toption down '3'\n\toption up '10'\n\toption reliability '1'\n";
+        let loaded = mwan_core::config::parse("test", text).expect("config");
+        let started = 100_000;
+        let mut w = Wan::new(loaded.config.interfaces[0].clone(), started);
+        w.tracker_connected(1);
+        let targets = ["203.0.113.1", "203.0.113.2", "203.0.113.3"];
+        // 40 rounds, 0.2 s apart: the 6.6 s before mwand started and the
+        // 1.4 s until the tracker reconnected, read at once.
+        let samples: Vec<Sample> = (0..40u64)
+            .flat_map(|round| {
+                targets.iter().enumerate().map(move |(i, t)| Sample {
+                    seq: round * 3 + i as u64,
+                    target: t.to_string(),
+                    method: mwan_proto::track::ProbeMethod::IcmpEcho,
+                    sent_at_us: (started - 6_600 + round * 200) * 1000,
+                    outcome: WireOutcome::Reply { rtt_us: 10_000 },
+                    round,
+                })
+            })
+            .collect();
+        let changes = w.on_samples(&samples, started + 1_400);
+        assert!(changes.len() <= 1, "{} changes: {changes:?}", changes.len());
+        assert_eq!(w.state(), LinkState::Online);
     }
 
     #[test]

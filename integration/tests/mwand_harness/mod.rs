@@ -447,3 +447,236 @@ pub fn flood(sock: &Path, stop: &std::sync::atomic::AtomicBool) -> u64 {
     }
     sent
 }
+
+/// ubusd + procd double (`mwan-ubus-double`) in the router namespace,
+/// playing netifd too when given a netifd dump file; stopped on drop (its
+/// instances die with it).
+pub struct Double {
+    pub child: Child,
+    pub socket: PathBuf,
+}
+
+impl Double {
+    pub fn start(tb: &Testbed, netifd: Option<&Path>) -> Double {
+        let dir = PathBuf::from(format!(
+            "/tmp/mwand-procd-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let socket = dir.join("ubus.sock");
+        let bin = find_binary("mwan-ubus-double").expect("mwan-ubus-double built");
+        let mut argv = vec![path_str(&bin), "--socket", path_str(&socket)];
+        if let Some(file) = netifd {
+            argv.extend(["--netifd", path_str(file)]);
+        }
+        let child = tb
+            .spawn(Role::Router, &argv)
+            .expect("start the ubus double");
+        let end = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < end,
+                "the ubus double did not create its socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Double { child, socket }
+    }
+
+    /// Sends the double a signal (SIGUSR1: netifd restarts; SIGUSR2:
+    /// netifd publishes every interface's state).
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        self.child.wait().ok();
+        if let Some(dir) = self.socket.parent() {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
+
+/// netifd's dump for the testbed's WANs as the real one lists them: up
+/// (l3_device, addresses, default routes), or down for those in `down`;
+/// what `mwan-ubus-double --netifd` answers from.
+pub fn netifd_dump(wans: &[WanInfo], down: &[&str]) -> String {
+    let interfaces: Vec<Value> = wans
+        .iter()
+        .map(|w| {
+            if down.contains(&w.name.as_str()) {
+                return serde_json::json!({
+                    "interface": w.name, "up": false, "pending": false, "available": true,
+                    "autostart": true, "dynamic": false, "proto": "static",
+                    "device": w.device, "data": {}
+                });
+            }
+            serde_json::json!({
+                "interface": w.name, "up": true, "pending": false, "available": true,
+                "autostart": true, "dynamic": false, "uptime": 100, "proto": "static",
+                "device": w.device, "l3_device": w.device, "metric": w.metric,
+                "ipv4-address": [{"address": w.router_v4.to_string(), "mask": w.v4_prefix}],
+                "ipv6-address": [{"address": w.router_v6.to_string(), "mask": w.v6_prefix}],
+                "route": [
+                    {"target": "0.0.0.0", "mask": 0, "nexthop": w.gateway_v4.to_string(), "source": "0.0.0.0/0"},
+                    {"target": "::", "mask": 0, "nexthop": w.gateway_v6.to_string(), "source": "::/0"}
+                ],
+                "data": {}
+            })
+        })
+        .collect();
+    serde_json::json!({ "interface": interfaces }).to_string()
+}
+
+/// A config as on a router: interfaces named as in /etc/config/network,
+/// no `device` (netifd tells it).
+pub fn config_without_devices(wans: &[WanInfo]) -> String {
+    config(wans, &ours)
+        .lines()
+        .filter(|l| !l.contains("option device"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// State changes mwand logged (`wan1: unknown -> online`), per WAN.
+pub fn transitions(log: &str, wan: &str) -> Vec<String> {
+    let prefix = format!("{wan}: ");
+    log.lines()
+        .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+        .filter(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            words.len() == 3 && words[1] == "->"
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Everything a restart must leave as it was: rules, every route of every
+/// table, the whole nft ruleset. Table `local` is left out: the kernel
+/// adds IPv6 link-local entries there whenever the testbed's links finish
+/// DAD, and nobody else writes it.
+pub fn full_kernel_dump(tb: &Testbed) -> String {
+    let mut s = String::new();
+    for argv in [
+        &["ip", "-4", "rule"][..],
+        &["ip", "-6", "rule"],
+        &["ip", "-4", "route", "show", "table", "all"],
+        &["ip", "-6", "route", "show", "table", "all"],
+        &["nft", "list", "ruleset"],
+    ] {
+        s += &format!("# {}\n", argv.join(" "));
+        let out = tb.exec_ok(Role::Router, argv).expect("dump");
+        for line in out.lines().filter(|l| !l.contains(" table local ")) {
+            s += line;
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Panics, naming the lines that differ, when two kernel dumps differ.
+pub fn assert_same_dump(after: &str, before: &str, what: &str, log: &str) {
+    if after == before {
+        return;
+    }
+    let gone: Vec<&str> = before
+        .lines()
+        .filter(|l| !after.lines().any(|a| a == *l))
+        .collect();
+    let new: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .collect();
+    panic!("{what}: lines gone {gone:#?}, lines new {new:#?}\nmwand log:\n{log}");
+}
+
+/// `ip monitor ARGS...` in the router namespace, from now until `finish`.
+pub struct Monitor(Child);
+
+impl Monitor {
+    pub fn start(tb: &Testbed, args: &[&str]) -> Monitor {
+        let argv: Vec<&str> = ["ip"].iter().chain(args).copied().collect();
+        let child = tb
+            .command(Role::Router, &argv)
+            .expect("monitor")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        // ip subscribes to its groups after it starts.
+        std::thread::sleep(Duration::from_millis(200));
+        Monitor(child)
+    }
+
+    /// Stops it; what it printed.
+    pub fn finish(mut self) -> String {
+        use std::io::Read;
+        self.0.kill().expect("stop monitor");
+        self.0.wait().expect("reap monitor");
+        let mut events = String::new();
+        self.0
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut events)
+            .expect("monitor output");
+        events
+    }
+}
+
+/// A testbed's router under procd semantics with netifd's facts: the ubus
+/// double playing procd and netifd (its dump in `netifd`, written with the
+/// WANs in `down` down) and mwand on a config without devices.
+pub struct WithNetifd {
+    pub dir: PathBuf,
+    pub netifd: PathBuf,
+    pub double: Double,
+}
+
+impl WithNetifd {
+    pub fn start(tb: &Testbed, down: &[&str]) -> WithNetifd {
+        let dir = PathBuf::from(format!(
+            "/tmp/mwand-netifd-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let netifd = dir.join("netifd.json");
+        std::fs::write(&netifd, netifd_dump(tb.wans(), down)).expect("netifd dump");
+        let double = Double::start(tb, Some(&netifd));
+        WithNetifd {
+            dir,
+            netifd,
+            double,
+        }
+    }
+
+    /// mwand with procd running the trackers.
+    pub fn mwand(&self, tb: &Testbed) -> Mwand {
+        self.mwand_with(tb, "procd")
+    }
+
+    /// mwand with `--supervisor SUPERVISOR` (netifd's facts either way).
+    pub fn mwand_with(&self, tb: &Testbed, supervisor: &str) -> Mwand {
+        Mwand::start_with(
+            tb,
+            &config_without_devices(tb.wans()),
+            &[
+                "--supervisor",
+                supervisor,
+                "--ubus-socket",
+                path_str(&self.double.socket),
+            ],
+        )
+    }
+}
+
+impl Drop for WithNetifd {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}

@@ -140,12 +140,19 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A running double on a socket in a private temp dir; killed on drop.
 pub struct Double {
     child: Option<Child>,
-    dir: PathBuf,
+    pub dir: PathBuf,
     pub socket: PathBuf,
+    /// Arguments after `--socket PATH` (e.g. `--netifd FILE`).
+    args: Vec<String>,
 }
 
 impl Double {
     pub fn start() -> Double {
+        Self::start_with(&[])
+    }
+
+    /// With extra arguments after `--socket PATH`.
+    pub fn start_with(args: &[&str]) -> Double {
         let dir = std::env::temp_dir().join(format!(
             "mwan-ubus-double-{}-{}",
             std::process::id(),
@@ -153,10 +160,12 @@ impl Double {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("ubus.sock");
+        let args = args.iter().map(|a| a.to_string()).collect();
         let mut d = Double {
             child: None,
             dir,
             socket,
+            args,
         };
         d.spawn();
         d
@@ -166,6 +175,7 @@ impl Double {
         let child = Command::new(env!("CARGO_BIN_EXE_mwan-ubus-double"))
             .arg("--socket")
             .arg(&self.socket)
+            .args(&self.args)
             .spawn()
             .expect("start mwan-ubus-double");
         self.child = Some(child);
@@ -173,6 +183,16 @@ impl Double {
         while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
             assert!(Instant::now() < deadline, "double did not come up");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGUSR1: its netifd restarts; SIGUSR2: its netifd publishes.
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) of our own child.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
         }
     }
 

@@ -97,6 +97,7 @@ impl Daemon {
                 let wakes = self.supervisor.adoption_due(&name, now);
                 self.arm_wakes(wakes);
             }
+            Timer::FirstApply => self.dirty = true,
             Timer::Health(name) => {
                 let changes = match self.wans.get_mut(&name) {
                     Some(w) => w.tick(now),

@@ -25,11 +25,12 @@ use crate::hooks::{Hooks, DEFAULT_HOOKS};
 use crate::signals::{Signal, Signals};
 use crate::supervisor::Supervisor;
 use crate::ubus_service::UbusService;
-use crate::wan::{to_wire, Wan};
+use crate::wan::{coalesce_changes, to_wire, Change, Wan};
 use crate::{Options, SupervisorMode};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 use mwan_core::config::{self, Config};
+use mwan_core::startup::{self, FirstApply, Netifd, FACTS_WAIT_MS};
 use mwan_core::Millis;
 use mwan_proto::control::{EventLoopCounters, Request, Response};
 use mwan_proto::track::TrackerMessage;
@@ -53,6 +54,8 @@ enum Timer {
     Adoption(String),
     /// A WAN's health machine has a round deadline or silence limit due.
     Health(String),
+    /// The bounded wait for netifd's facts before the first write is over.
+    FirstApply,
 }
 
 pub struct Daemon {
@@ -78,6 +81,12 @@ pub struct Daemon {
     stop: bool,
     /// Something changed that may change policy decisions.
     dirty: bool,
+    /// Every WAN's facts were known (or the wait for them ended) and the
+    /// first plan was written: until then nothing is written to the kernel
+    /// and no tracker is started or stopped (`mwan_core::startup`).
+    facts_ready: bool,
+    /// netifd listed its interfaces (its dump answered).
+    netifd_listed: bool,
     ubus: Option<UbusService>,
     /// ubus events produced while answering (handled at the loop's top).
     pending_ubus: Vec<AgentEvent>,
@@ -241,6 +250,8 @@ impl Daemon {
             started_at: now,
             stop: false,
             dirty: true,
+            facts_ready: false,
+            netifd_listed: false,
             ubus,
             pending_ubus: Vec::new(),
             again: Vec::new(),
@@ -260,12 +271,12 @@ impl Daemon {
         }
         d.sync_wans(now);
         // The first plan adopts what a previous mwand left in the kernel and
-        // gives the tracker marks the trackers' command lines carry.
+        // gives the tracker marks the trackers' command lines carry; it
+        // waits for the WANs' facts (netifd's a moment after connecting).
         d.decide_and_apply(now);
-        if d.supervisor.spawning {
-            d.adopt_running_trackers(now);
+        if !d.facts_ready {
+            log::info!("waiting for netifd's facts of every WAN (at most {} s) before touching routes, rules, nft or trackers", FACTS_WAIT_MS / 1000);
         }
-        d.sync_trackers(now);
         d.timers.arm(Timer::Housekeeping, now + HOUSEKEEPING_MS);
         Ok(d)
     }
@@ -526,27 +537,33 @@ impl Daemon {
     ) -> bool {
         let outcome = conn.fill();
         let now = now_ms();
-        loop {
+        // Everything read at once (a replayed backlog spans many frames)
+        // is one change of the WAN's state at most.
+        let mut changes = Vec::new();
+        let keep = loop {
             match conn.next::<TrackerMessage>() {
                 Ok(Some(msg)) => {
                     *heard_at = now;
-                    if !self.on_tracker_message(conn, interface, msg, now) {
+                    if !self.on_tracker_message(conn, interface, msg, &mut changes, now) {
                         self.loop_counters.dropped_tracker_peers += 1;
-                        return false;
+                        break false;
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => break true,
                 Err(e) => {
                     self.peer_warn(format_args!(
                         "tracker {}: {e}; dropping the connection (it reconnects)",
                         interface.as_deref().unwrap_or("?")
                     ));
                     self.loop_counters.dropped_tracker_peers += 1;
-                    return false;
+                    break false;
                 }
             }
+        };
+        if let Some(name) = interface.as_deref() {
+            self.on_state_changes(name, coalesce_changes(&changes), now);
         }
-        conn.flush(self.poll.registry()) && !matches!(outcome, ReadOutcome::Gone)
+        keep && conn.flush(self.poll.registry()) && !matches!(outcome, ReadOutcome::Gone)
     }
 
     fn on_tracker_message(
@@ -554,6 +571,7 @@ impl Daemon {
         conn: &mut Conn,
         interface: &mut Option<String>,
         msg: TrackerMessage,
+        changes: &mut Vec<Change>,
         now: Millis,
     ) -> bool {
         match (msg, interface.as_ref()) {
@@ -615,14 +633,13 @@ impl Daemon {
                 let name = name.clone();
                 if let Some(wan) = self.wans.get_mut(&name) {
                     let before = wan.tracker_settings();
-                    let changes = wan.on_samples(&samples, now);
+                    changes.extend(wan.on_samples(&samples, now));
                     for m in wan.tracker_settings().changes_since(&before) {
                         log::debug!("{name}: tracker now {m:?}");
                         if let Err(e) = conn.queue(&to_wire(m)) {
                             log::warn!("{name}: cannot queue tracker settings: {e}");
                         }
                     }
-                    self.on_state_changes(&name, changes, now);
                     self.arm_health(&name);
                 }
                 true
@@ -635,7 +652,60 @@ impl Daemon {
         }
     }
 
+    /// Whether the first plan may be written (the core's
+    /// `startup::first_apply`); arms the end of the wait when not.
+    fn facts_known(&mut self, now: Millis) -> bool {
+        let netifd = match (&self.ubus, self.netifd_listed) {
+            (None, _) => Netifd::Absent,
+            (Some(_), true) => Netifd::Listed,
+            (Some(_), false) => Netifd::Pending,
+        };
+        let wans = self
+            .wans
+            .values()
+            .map(|w| (w.config().name.as_str(), w.facts_source()));
+        match startup::first_apply(wans, netifd, self.started_at, now) {
+            FirstApply::Apply => true,
+            FirstApply::Wait { missing, until } => {
+                log::debug!(
+                    "first plan waits for netifd's facts of {}",
+                    missing.join(", ")
+                );
+                self.timers.arm(Timer::FirstApply, until);
+                false
+            }
+            FirstApply::GiveUp { missing } => {
+                log::warn!(
+                    "netifd reported nothing of {} within {} s: writing the plan without it",
+                    missing.join(", "),
+                    FACTS_WAIT_MS / 1000
+                );
+                true
+            }
+        }
+    }
+
+    /// The policies decided and the plan applied. The first time only once
+    /// every WAN's facts are known (see `facts_known`): then the previous
+    /// mwand's trackers are adopted and the wanted ones started.
     fn decide_and_apply(&mut self, now: Millis) {
+        if !self.facts_ready {
+            if !self.facts_known(now) {
+                return;
+            }
+            self.facts_ready = true;
+            self.timers.cancel(&Timer::FirstApply);
+            self.resolve_and_apply(now);
+            if self.supervisor.spawning {
+                self.adopt_running_trackers(now);
+            }
+            self.sync_trackers(now);
+            return;
+        }
+        self.resolve_and_apply(now);
+    }
+
+    fn resolve_and_apply(&mut self, now: Millis) {
         let changed = self.engine.resolve(&self.config, &self.wans, now);
         if changed {
             for line in self.engine.summary_lines() {

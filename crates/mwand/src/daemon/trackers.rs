@@ -40,6 +40,11 @@ impl Daemon {
     }
 
     pub(super) fn adopt_running_trackers(&mut self, now: Millis) {
+        if !self.facts_ready {
+            // Without its WAN's facts a tracker looks unwanted: adopted
+            // once they are known (decide_and_apply).
+            return;
+        }
         for found in supervisor::scan_running(&self.track_path) {
             let name = found
                 .argv
@@ -70,6 +75,9 @@ impl Daemon {
     /// Ensures each enabled, trackable WAN has its tracker with the right
     /// command line (same pid when nothing changed) and no other runs.
     pub(super) fn sync_trackers(&mut self, now: Millis) {
+        if !self.facts_ready {
+            return;
+        }
         if !self.supervisor.spawning {
             self.sync_procd_trackers(now);
             return;

@@ -12,6 +12,10 @@ impl Daemon {
     /// procd mode: procd runs exactly the wanted trackers (same argv as the
     /// embedded supervisor, program first); unchanged ones keep their pid.
     pub(super) fn sync_procd_trackers(&mut self, now: Millis) {
+        if !self.facts_ready {
+            // Wanting none now would stop the trackers procd kept running.
+            return;
+        }
         let mut wanted = BTreeMap::new();
         for name in self.supervisor.supervised() {
             if self
@@ -81,6 +85,8 @@ impl Daemon {
                         continue;
                     };
                     let moved = wan.set_netifd(&state);
+                    // The first plan may have been waiting for this.
+                    self.dirty |= !self.facts_ready;
                     self.dataplane.refresh();
                     let facts = self.dataplane.facts(wan.device());
                     if wan.learn_facts(facts) || moved {
@@ -121,6 +127,10 @@ impl Daemon {
                 }
                 AgentEvent::Disconnected => log::warn!("ubus connection lost; reconnecting"),
                 AgentEvent::ProcdPresent(_) => {}
+                AgentEvent::NetifdListed => {
+                    self.netifd_listed = true;
+                    self.dirty |= !self.facts_ready;
+                }
             }
         }
     }

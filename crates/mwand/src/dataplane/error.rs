@@ -72,6 +72,26 @@ fn netlink_kind(e: &NetlinkError) -> DataplaneErrorKind {
 }
 
 impl DataplaneError {
+    /// A refusal that only says the kernel is not there yet: a gateway
+    /// written a moment before its device's address (netifd restarting or
+    /// bringing a WAN up reports the address as it adds it), or a device
+    /// netifd is recreating. The next pass, at the address event or the
+    /// housekeeping reconcile, succeeds: worth no error in the log.
+    pub fn is_transient(&self) -> bool {
+        let DataplaneError::Refused { first, .. } = self else {
+            return false;
+        };
+        let invalid_gateway = first
+            .ext_ack
+            .as_deref()
+            .is_some_and(|m| m.contains("invalid gateway"));
+        match first.errno {
+            libc::EINVAL | libc::ENETUNREACH => invalid_gateway,
+            libc::ENODEV => true,
+            _ => false,
+        }
+    }
+
     pub fn kind(&self) -> DataplaneErrorKind {
         match self {
             DataplaneError::Plan(_) | DataplaneError::NftPlan(_) => DataplaneErrorKind::Plan,
@@ -144,6 +164,27 @@ mod tests {
             what: "add rule".into(),
             ext_ack: None,
         }
+    }
+
+    #[test]
+    fn a_gateway_before_its_address_is_transient() {
+        let refused = |errno, ext_ack: Option<&str>| DataplaneError::Refused {
+            failed: 1,
+            total: 3,
+            first: KernelError {
+                ext_ack: ext_ack.map(str::to_string),
+                ..refusal(errno)
+            },
+        };
+        let gateway = Some("Nexthop has invalid gateway");
+        assert!(refused(libc::EINVAL, gateway).is_transient());
+        assert!(refused(libc::ENETUNREACH, gateway).is_transient());
+        assert!(refused(libc::ENODEV, None).is_transient());
+        assert!(
+            !refused(libc::EINVAL, Some("Invalid prefix for given prefix length")).is_transient()
+        );
+        assert!(!refused(libc::EINVAL, None).is_transient());
+        assert!(!refused(libc::EPERM, None).is_transient());
     }
 
     #[test]

@@ -615,7 +615,11 @@ impl Dataplane {
     fn fail(&mut self, error: DataplaneError) {
         let message = report(&error);
         if self.last_error.as_ref().map(|(m, _)| m) != Some(&message) {
-            log::error!("data plane: {message}");
+            if error.is_transient() {
+                log::info!("data plane: {message}; the device is not ready yet, retrying");
+            } else {
+                log::error!("data plane: {message}");
+            }
         }
         self.last_error = Some((message, error.kind()));
         self.reconcile_due = true;

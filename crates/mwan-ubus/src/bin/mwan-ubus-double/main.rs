@@ -8,13 +8,18 @@
 //! `send`, `ubus.object.add`), SUBSCRIBE with ACTIVE notifications to the
 //! owner (1 on the first subscriber, 0 when the last one's client goes),
 //! NOTIFY fan-out; and procd's set/add/delete/list/signal (procd.rs).
-//! Not done, because the captures do not show it: wildcard event patterns,
-//! `ubus.object.remove`, UNSUBSCRIBE to subscribers whose target went away
-//! (real ubusd sends both, per its source), REMOVE_OBJECT, ACLs, monitor.
-//! A client that goes away just loses its objects.
-//! Usage: `mwan-ubus-double --socket PATH`; SIGTERM/SIGINT stop it
-//! and its instances (which also die with it via PDEATHSIG).
+//! When an object goes away (its client left, or netifd restarts) it does
+//! what ubusd's `ubusd_free_object` does: UNSUBSCRIBE to each subscriber
+//! (OBJID the subscriber, TARGET the object), then `ubus.object.remove`
+//! ({id, path}, the shape of `ubus.object.add`).
+//! With `--netifd FILE` it also plays netifd (netifd.rs).
+//! Not done, because neither captures nor tests need it: wildcard event
+//! patterns, REMOVE_OBJECT, ACLs, monitor.
+//! Usage: `mwan-ubus-double --socket PATH [--netifd FILE]`; SIGTERM/SIGINT
+//! stop it and its instances (which also die with it via PDEATHSIG);
+//! SIGUSR1 restarts its netifd, SIGUSR2 makes netifd publish its state.
 
+mod netifd;
 mod procd;
 
 use mio::net::UnixListener;
@@ -25,6 +30,7 @@ use mwan_ubus::conn::Connection;
 use mwan_ubus::message::{status, Attr, Message, MsgType, EVENT_OBJECT_ID};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(0);
@@ -36,6 +42,7 @@ const POLL_TICK: Duration = Duration::from_millis(50);
 enum Owner {
     Client(usize),
     Procd,
+    Netifd,
 }
 
 #[derive(Debug)]
@@ -60,6 +67,7 @@ struct Bus {
     /// (listener object id, pattern)
     listeners: Vec<(u32, String)>,
     procd: procd::Procd,
+    netifd: Option<netifd::Netifd>,
     procd_seq: u16,
     /// Sequence number of event deliveries, shared by all listeners.
     event_seq: u16,
@@ -165,29 +173,19 @@ impl Bus {
                 self.status(peer, msg.seq, 0, status::OK);
             }
             MsgType::AddObject => {
-                let id = self.new_id();
                 let type_id = self.new_id();
-                let path = msg.path().map(str::to_owned);
-                self.objects.insert(
-                    id,
-                    Object {
-                        path: path.clone(),
-                        type_id,
-                        signature: msg.signature().cloned().unwrap_or_default(),
-                        owner: Owner::Client(peer),
-                        subscribers: Vec::new(),
-                        invoke_seq: 0,
-                    },
-                );
+                let named = msg.path().is_some();
+                // As captured (e1): listeners hear of the object before its owner gets the id.
+                let id = self.add_object(Object {
+                    path: msg.path().map(str::to_owned),
+                    type_id,
+                    signature: msg.signature().cloned().unwrap_or_default(),
+                    owner: Owner::Client(peer),
+                    subscribers: Vec::new(),
+                    invoke_seq: 0,
+                });
                 let mut reply = Message::new(MsgType::Data, msg.seq, 0).with(Attr::ObjId(id));
-                if let Some(p) = path {
-                    // As captured (e1): listeners hear of the object before its owner gets the id.
-                    self.emit_event(
-                        "ubus.object.add",
-                        Table::new()
-                            .with("id", Value::Int32(id as i32))
-                            .with("path", Value::string(p)),
-                    );
+                if named {
                     reply = reply.with(Attr::ObjType(type_id));
                 }
                 self.send(peer, &reply);
@@ -229,6 +227,68 @@ impl Bus {
                 eprintln!("double: unsupported {other:?} from {client_id:#x}");
                 self.status(peer, msg.seq, msg.peer, status::INVALID_COMMAND);
             }
+        }
+    }
+
+    /// Registers an object; a named one is announced as `ubus.object.add`.
+    fn add_object(&mut self, object: Object) -> u32 {
+        let id = self.new_id();
+        let path = object.path.clone();
+        self.objects.insert(id, object);
+        if let Some(p) = path {
+            self.emit_event("ubus.object.add", object_event(id, p));
+        }
+        id
+    }
+
+    fn object_by_path(&self, path: &str) -> Option<u32> {
+        self.objects
+            .iter()
+            .find(|(_, o)| o.path.as_deref() == Some(path))
+            .map(|(id, _)| *id)
+    }
+
+    /// An object goes away, in the order of ubusd's `ubusd_free_object`:
+    /// its own subscriptions end (ACTIVE=0 to a target left without
+    /// subscribers), each subscriber of it gets UNSUBSCRIBE, then
+    /// listeners hear `ubus.object.remove`.
+    fn remove_object(&mut self, id: u32) {
+        let targets: Vec<u32> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| o.subscribers.contains(&id))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in targets {
+            let now_empty = self.objects.get_mut(&t).is_some_and(|o| {
+                o.subscribers.retain(|s| *s != id);
+                o.subscribers.is_empty()
+            });
+            if now_empty {
+                self.notify_active(t, false);
+            }
+        }
+        let subscribers = self
+            .objects
+            .get(&id)
+            .map(|o| o.subscribers.clone())
+            .unwrap_or_default();
+        for sub in subscribers {
+            let Some(s) = self.objects.get_mut(&sub) else {
+                continue;
+            };
+            s.invoke_seq = s.invoke_seq.wrapping_add(1);
+            let (seq, owner) = (s.invoke_seq, s.owner);
+            if let Owner::Client(peer) = owner {
+                let m = Message::new(MsgType::Unsubscribe, seq, 0)
+                    .with(Attr::ObjId(sub))
+                    .with(Attr::Target(id));
+                self.send(peer, &m);
+            }
+        }
+        self.listeners.retain(|(l, _)| *l != id);
+        if let Some(Object { path: Some(p), .. }) = self.objects.remove(&id) {
+            self.emit_event("ubus.object.remove", object_event(id, p));
         }
     }
 
@@ -312,6 +372,7 @@ impl Bus {
                     .with(Attr::Data(data));
                 self.send(owner, &fwd);
             }
+            Owner::Netifd => self.netifd_call(peer, msg.seq, obj, &method),
             Owner::Procd => {
                 let (code, reply, notices) = self.procd.call(&method, &data, now);
                 self.publish(notices);
@@ -340,53 +401,47 @@ impl Bus {
             .filter(|(_, o)| o.owner == Owner::Client(peer))
             .map(|(id, _)| *id)
             .collect();
-        for id in &owned {
-            // Their subscribers are not told (not in the captures).
-            self.objects.remove(id);
-            self.listeners.retain(|(l, _)| l != id);
-        }
-        // Its subscriber objects leave their targets (g3: ACTIVE=0 when the last goes).
-        let targets: Vec<u32> = self
-            .objects
-            .iter()
-            .filter(|(_, o)| o.subscribers.iter().any(|s| owned.contains(s)))
-            .map(|(id, _)| *id)
-            .collect();
-        for t in targets {
-            let now_empty = self.objects.get_mut(&t).is_some_and(|o| {
-                o.subscribers.retain(|s| !owned.contains(s));
-                o.subscribers.is_empty()
-            });
-            if now_empty {
-                self.notify_active(t, false);
-            }
+        // Its subscriber objects leave their targets (g3: ACTIVE=0 when
+        // the last goes); its objects' subscribers are told.
+        for id in owned {
+            self.remove_object(id);
         }
     }
 }
 
+/// `ubus.object.add` / `ubus.object.remove` data, as ubusd builds it.
+fn object_event(id: u32, path: String) -> Table {
+    Table::new()
+        .with("id", Value::Int32(id as i32))
+        .with("path", Value::string(path))
+}
+
 fn main() {
+    const USAGE: &str = "usage: mwan-ubus-double --socket PATH [--netifd FILE]";
     let mut socket: Option<PathBuf> = None;
+    let mut netifd: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--socket" | "-s" => socket = args.next().map(PathBuf::from),
+            "--netifd" => netifd = args.next().map(PathBuf::from),
             _ => {
-                eprintln!("usage: mwan-ubus-double --socket PATH");
+                eprintln!("{USAGE}");
                 std::process::exit(2);
             }
         }
     }
     let Some(socket) = socket else {
-        eprintln!("usage: mwan-ubus-double --socket PATH");
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
-    if let Err(e) = run(&socket) {
+    if let Err(e) = run(&socket, netifd) {
         eprintln!("mwan-ubus-double: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(socket: &std::path::Path) -> std::io::Result<()> {
+fn run(socket: &std::path::Path, netifd: Option<PathBuf>) -> std::io::Result<()> {
     match std::fs::remove_file(socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -406,6 +461,7 @@ fn run(socket: &std::path::Path) -> std::io::Result<()> {
         objects: BTreeMap::new(),
         listeners: Vec::new(),
         procd: procd::Procd::default(),
+        netifd: None,
         procd_seq: 0,
         event_seq: 0,
         procd_client_id: 0,
@@ -426,6 +482,11 @@ fn run(socket: &std::path::Path) -> std::io::Result<()> {
             invoke_seq: 0,
         },
     );
+    if let Some(file) = netifd {
+        let id = bus.new_id();
+        bus.netifd = Some(netifd::Netifd::new(file, id));
+        bus.netifd_start();
+    }
     eprintln!("mwan-ubus-double: listening on {}", socket.display());
     let mut events = Events::with_capacity(64);
     let mut next_token = 1usize;
@@ -434,6 +495,12 @@ fn run(socket: &std::path::Path) -> std::io::Result<()> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => events.clear(),
             Err(e) => return Err(e),
+        }
+        if take_flag(&FLAGS.netifd_restart) {
+            bus.netifd_restart();
+        }
+        if take_flag(&FLAGS.netifd_publish) {
+            bus.netifd_publish();
         }
         if stop_requested(stop) {
             bus.procd.shutdown();
@@ -495,22 +562,43 @@ fn run(socket: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// SIGTERM/SIGINT through a flag polled each tick.
-fn signals() -> std::io::Result<&'static std::sync::atomic::AtomicBool> {
-    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    extern "C" fn on_signal(_: libc::c_int) {
-        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+/// What the signals asked for, polled each tick.
+struct Flags {
+    stop: AtomicBool,
+    netifd_restart: AtomicBool,
+    netifd_publish: AtomicBool,
+}
+
+static FLAGS: Flags = Flags {
+    stop: AtomicBool::new(false),
+    netifd_restart: AtomicBool::new(false),
+    netifd_publish: AtomicBool::new(false),
+};
+
+fn take_flag(flag: &AtomicBool) -> bool {
+    flag.swap(false, Ordering::SeqCst)
+}
+
+/// SIGTERM/SIGINT stop; SIGUSR1/SIGUSR2 restart netifd / make it publish.
+fn signals() -> std::io::Result<&'static AtomicBool> {
+    extern "C" fn on_signal(sig: libc::c_int) {
+        let flag = match sig {
+            libc::SIGUSR1 => &FLAGS.netifd_restart,
+            libc::SIGUSR2 => &FLAGS.netifd_publish,
+            _ => &FLAGS.stop,
+        };
+        flag.store(true, Ordering::SeqCst);
     }
-    for sig in [libc::SIGTERM, libc::SIGINT] {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         let r = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
         if r == libc::SIG_ERR {
             return Err(std::io::Error::last_os_error());
         }
     }
-    Ok(&STOP)
+    Ok(&FLAGS.stop)
 }
 
-fn stop_requested(flag: &std::sync::atomic::AtomicBool) -> bool {
-    flag.load(std::sync::atomic::Ordering::SeqCst)
+fn stop_requested(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::SeqCst)
 }
