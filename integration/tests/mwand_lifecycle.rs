@@ -619,3 +619,32 @@ fn peers_mwand_drops_are_counted_in_status() {
         "{text}"
     );
 }
+
+/// `mwanctl pause|resume` (mwan3's `ifdown|ifup`): the WAN leaves every
+/// policy and loses its tracker while its device stays up, and comes back.
+#[test]
+fn a_paused_wan_is_neither_tracked_nor_used_until_resumed() {
+    let Some((_tb, m, s)) = two_wans_online() else {
+        return;
+    };
+    assert!(active(&s, "balanced").contains(&"wan2".to_string()));
+    let out = m.ctl(&["pause", "wan2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = m.status();
+    assert_eq!(state(&s, "wan2"), "disabled", "{s:#}");
+    assert_eq!(
+        iface(&s, "wan2")["reason"],
+        mwan_proto::control::PAUSED_REASON
+    );
+    assert_eq!(tracker_pid(&s, "wan2"), None, "tracker stopped: {s:#}");
+    assert_eq!(active(&s, "balanced"), ["wan1"], "{s:#}");
+    assert!(m.ctl(&["resume", "wan2"]).status.success());
+    m.wait(20, "wan2 online again", |s| {
+        state(s, "wan2") == "online" && active(s, "balanced").contains(&"wan2".to_string())
+    });
+    assert_eq!(m.ctl(&["pause", "nosuchwan"]).status.code(), Some(1));
+}

@@ -407,3 +407,30 @@ fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
     assert_eq!(v["interfaces"]["wanb"]["tracking"], "down");
     assert_eq!(v["interfaces"]["wanb"]["status"], "disabled");
 }
+
+/// mwan3's tracking word for a WAN stopped by `mwan3 ifdown` is "paused";
+/// LuCI shows anything but online/offline/notracking as disabled.
+#[test]
+fn mwan3_status_says_paused_for_a_paused_wan() {
+    let mut status = sample_status();
+    let wan = &mut status.interfaces[0];
+    wan.state = "disabled".into();
+    wan.tracker.connected = false;
+    wan.reason = Some(mwan_proto::control::PAUSED_REASON.into());
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(true),
+            track_ips: vec!["198.51.100.1".into()],
+            ..Default::default()
+        },
+    );
+    let v = luci::status(&status, &[], &extras, Some("interfaces"), Some("wan"));
+    let wan = &v["interfaces"]["wan"];
+    assert_eq!(
+        (wan["tracking"].as_str(), wan["running"].as_bool()),
+        (Some("paused"), Some(false))
+    );
+    assert_eq!(wan["status"], "disabled");
+}

@@ -38,6 +38,8 @@ Commands:
   rules                   rules in match order with their policy
   connected               networks treated as connected (never sent to a WAN)
   restart WAN             restart one interface's tracker; others keep running
+  pause WAN               stop tracking and using WAN (netifd keeps it up)
+  resume WAN              track and use WAN again
   reload                  reload the config: validated first, then only what
                           changed is applied
   override WAN [--policy P]
@@ -137,10 +139,16 @@ impl Cli {
             "rules" => no_operand(Request::Rules)?,
             "connected" => no_operand(Request::Connected)?,
             "reload" => no_operand(Request::Reload)?,
-            "restart" => match operand {
-                Some(interface) => Command::Daemon(Request::Restart { interface }),
-                None => return Err(Usage::Error("restart needs an interface".into())),
-            },
+            "restart" | "pause" | "resume" => {
+                let Some(interface) = operand else {
+                    return Err(Usage::Error(format!("{name} needs an interface")));
+                };
+                Command::Daemon(match name.as_str() {
+                    "restart" => Request::Restart { interface },
+                    "pause" => Request::Pause { interface },
+                    _ => Request::Resume { interface },
+                })
+            }
             "override" => Command::Daemon(match (clear, operand) {
                 (true, None) => Request::ClearOverride { policy },
                 (true, Some(_)) => {
@@ -272,6 +280,18 @@ mod tests {
             }
         );
         assert_eq!(request(&["explain"]), Request::Explain { policy: None });
+        assert_eq!(
+            request(&["pause", "wan2"]),
+            Request::Pause {
+                interface: "wan2".into()
+            }
+        );
+        assert_eq!(
+            request(&["resume", "wan2"]),
+            Request::Resume {
+                interface: "wan2".into()
+            }
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ use mwan_proto::control::{EventLoopCounters, Request, Response};
 use mwan_proto::track::TrackerMessage;
 use mwan_ubus::agent::AgentEvent;
 use peers::{Peer, Peers};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
@@ -74,6 +74,8 @@ pub struct Daemon {
     timers: Timers<Timer>,
     dataplane: Dataplane,
     engine: Engine,
+    /// WANs stopped by `mwanctl pause` / `mwan3 ifdown`: neither tracked nor used.
+    paused: BTreeSet<String>,
     started_at: Millis,
     stop: bool,
     /// Something changed that may change policy decisions.
@@ -238,6 +240,7 @@ impl Daemon {
             timers: Timers::default(),
             dataplane,
             engine: Engine::default(),
+            paused: BTreeSet::new(),
             started_at: now,
             stop: false,
             dirty: true,
@@ -278,7 +281,7 @@ impl Daemon {
             .config
             .interfaces
             .iter()
-            .filter(|i| i.enabled)
+            .filter(|i| i.enabled && !self.paused.contains(&i.name))
             .cloned()
             .collect();
         self.wans
