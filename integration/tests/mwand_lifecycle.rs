@@ -648,3 +648,64 @@ fn a_paused_wan_is_neither_tracked_nor_used_until_resumed() {
     });
     assert_eq!(m.ctl(&["pause", "nosuchwan"]).status.code(), Some(1));
 }
+
+/// A manual override is kept across kill -9 (the run dir's state file) and,
+/// with --persistent, across a reboot (the config's globals `override`):
+/// real LAN traffic leaves by the override's WAN after each restart.
+#[test]
+fn an_override_survives_kill_9_and_with_persistent_a_reboot() {
+    let Some((tb, mut m, _)) = two_wans_online() else {
+        return;
+    };
+    let via = |tb: &mwan_testbed::Testbed| {
+        let answer = lan_http(tb, 5).expect("LAN fetch");
+        wan_of_answer(tb, &answer).map(str::to_string)
+    };
+    assert_eq!(
+        via(&tb).as_deref(),
+        Some("wan1"),
+        "failover policy: wan1 first"
+    );
+    assert!(m.ctl(&["override", "wan2"]).status.success());
+    assert_eq!(via(&tb).as_deref(), Some("wan2"));
+
+    m.kill9();
+    m.spawn(&tb);
+    let s = m.status();
+    assert_eq!(s["override"]["interface"], "wan2", "{s:#}");
+    assert_eq!(
+        via(&tb).as_deref(),
+        Some("wan2"),
+        "override lost by kill -9"
+    );
+
+    let out = m.ctl(&["override", "wan2", "--persistent"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(&m.config).expect("config");
+    assert!(config.contains("option override 'wan2'"), "{config}");
+    // A reboot: mwand gone, the run dir (tmpfs) empty.
+    m.kill9();
+    std::fs::remove_file(m.run_dir.join("state")).expect("state file");
+    m.spawn(&tb);
+    assert_eq!(m.status()["override"]["interface"], "wan2");
+    assert_eq!(
+        via(&tb).as_deref(),
+        Some("wan2"),
+        "persistent override lost"
+    );
+
+    assert!(m.ctl(&["override", "--clear"]).status.success());
+    let config = std::fs::read_to_string(&m.config).expect("config");
+    assert!(!config.contains("option override"), "{config}");
+    assert_eq!(via(&tb).as_deref(), Some("wan1"));
+    m.kill9();
+    m.spawn(&tb);
+    assert!(
+        m.status()["override"].is_null(),
+        "a cleared override came back"
+    );
+}

@@ -20,6 +20,9 @@ pub enum Request {
     Override {
         interface: String,
         policy: Option<String>,
+        /// Also written to the config (globals `override`): survives a reboot.
+        #[serde(default)]
+        persistent: bool,
     },
     ClearOverride {
         policy: Option<String>,

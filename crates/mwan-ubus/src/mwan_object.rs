@@ -32,6 +32,7 @@ pub fn methods() -> Vec<MethodSpec> {
                 ("interface", kind::STRING),
                 ("policy", kind::STRING),
                 ("clear", kind::INT8),
+                ("persistent", kind::INT8),
             ],
         ),
         MethodSpec::new("explain", &[("policy", kind::STRING)]),
@@ -90,10 +91,14 @@ pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
         },
         "override" => {
             let policy = opt_string(args, "policy")?;
-            let clear = args.get("clear").and_then(Value::as_bool).unwrap_or(false);
-            match (clear, opt_string(args, "interface")?) {
+            let flag = |key| args.get(key).and_then(Value::as_bool).unwrap_or(false);
+            match (flag("clear"), opt_string(args, "interface")?) {
                 (true, _) => Request::ClearOverride { policy },
-                (false, Some(interface)) => Request::Override { interface, policy },
+                (false, Some(interface)) => Request::Override {
+                    interface,
+                    policy,
+                    persistent: flag("persistent"),
+                },
                 (false, None) => {
                     return Err(invalid(
                         "override needs {\"interface\": \"<name>\"} or {\"clear\": true}".into(),
@@ -167,14 +172,19 @@ pub fn call_for(request: &Request) -> (&'static str, Table) {
         Request::Restart { interface } => ("restart", interface_table(interface)),
         Request::Pause { interface } => ("pause", interface_table(interface)),
         Request::Resume { interface } => ("resume", interface_table(interface)),
-        Request::Override { interface, policy } => (
-            "override",
-            opt(
-                Table::new().with("interface", Value::string(interface)),
-                "policy",
-                policy,
-            ),
-        ),
+        Request::Override {
+            interface,
+            policy,
+            persistent,
+        } => {
+            let t = opt(interface_table(interface), "policy", policy);
+            let t = if *persistent {
+                t.with("persistent", Value::bool(true))
+            } else {
+                t
+            };
+            ("override", t)
+        }
         Request::ClearOverride { policy } => (
             "override",
             opt(

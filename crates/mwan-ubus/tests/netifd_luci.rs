@@ -242,7 +242,8 @@ fn mwan_object_calls_map_to_control_requests() {
         mwan_object::request("override", &args(json!({"interface": "wan2"}))),
         Ok(Request::Override {
             interface: "wan2".into(),
-            policy: None
+            policy: None,
+            persistent: false,
         })
     );
     assert_eq!(
@@ -314,10 +315,18 @@ fn mwanctl_over_ubus_round_trips_requests_and_responses() {
         Request::Override {
             interface: "wan2".into(),
             policy: Some("balanced".into()),
+            persistent: false,
         },
         Request::Override {
             interface: "wan2".into(),
             policy: None,
+            persistent: true,
+        },
+        Request::Pause {
+            interface: "wan2".into(),
+        },
+        Request::Resume {
+            interface: "wan2".into(),
         },
         Request::ClearOverride { policy: None },
         Request::Explain {

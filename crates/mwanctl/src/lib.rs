@@ -42,8 +42,10 @@ Commands:
   resume WAN              track and use WAN again
   reload                  reload the config: validated first, then only what
                           changed is applied
-  override WAN [--policy P]
-                          force traffic onto WAN (all policies, or P)
+  override WAN [--policy P | --persistent]
+                          force traffic onto WAN (all policies, or P); kept
+                          across mwand restarts, and with --persistent across
+                          reboots (globals option 'override' in the config)
   override --clear [--policy P]
                           remove the override (of P, or all)
   explain [POLICY]        why each policy uses what it uses, in words
@@ -83,7 +85,7 @@ impl Cli {
         let mut run_dir = PathBuf::from("/var/run/mwan");
         let mut ubus_socket = PathBuf::from("/var/run/ubus/ubus.sock");
         let mut json = false;
-        let (mut config, mut policy, mut clear) = (None, None, false);
+        let (mut config, mut policy, mut clear, mut persistent) = (None, None, false, false);
         let mut words: Vec<String> = Vec::new();
         let mut lexer = Lexer::new(args);
         while let Some(arg) = lexer.next() {
@@ -98,6 +100,7 @@ impl Cli {
                         "config" => config = Some(PathBuf::from(lexer.value(name, inline)?)),
                         "policy" => policy = Some(lexer.value(name, inline)?),
                         "clear" => clear = true,
+                        "persistent" => persistent = true,
                         "help" => return Err(Usage::Help),
                         "version" => return Err(Usage::Version),
                         _ => return Err(cli::unknown(&arg)),
@@ -121,8 +124,19 @@ impl Cli {
         if config.is_some() && name != "check" {
             return Err(flag_misplaced("--config"));
         }
-        if (policy.is_some() || clear) && name != "override" {
-            return Err(flag_misplaced(if clear { "--clear" } else { "--policy" }));
+        if (policy.is_some() || clear || persistent) && name != "override" {
+            return Err(flag_misplaced(if clear {
+                "--clear"
+            } else if persistent {
+                "--persistent"
+            } else {
+                "--policy"
+            }));
+        }
+        if persistent && (clear || policy.is_some()) {
+            return Err(Usage::Error(
+                "--persistent keeps an override of every policy: not with --clear or --policy (--clear removes it too)".into(),
+            ));
         }
         let no_operand = |request: Request| match &operand {
             Some(w) => Err(Usage::Error(format!("unexpected argument '{w}'"))),
@@ -156,7 +170,11 @@ impl Cli {
                         "override takes an interface or --clear, not both".into(),
                     ))
                 }
-                (false, Some(interface)) => Request::Override { interface, policy },
+                (false, Some(interface)) => Request::Override {
+                    interface,
+                    policy,
+                    persistent,
+                },
                 (false, None) => {
                     return Err(Usage::Error(
                         "override needs an interface, or --clear".into(),
@@ -266,7 +284,8 @@ mod tests {
             request(&["override", "wan1", "--policy", "balanced"]),
             Request::Override {
                 interface: "wan1".into(),
-                policy: Some("balanced".into())
+                policy: Some("balanced".into()),
+                persistent: false,
             }
         );
         assert_eq!(
@@ -280,6 +299,14 @@ mod tests {
             }
         );
         assert_eq!(request(&["explain"]), Request::Explain { policy: None });
+        assert_eq!(
+            request(&["override", "wan2", "--persistent"]),
+            Request::Override {
+                interface: "wan2".into(),
+                policy: None,
+                persistent: true,
+            }
+        );
         assert_eq!(
             request(&["pause", "wan2"]),
             Request::Pause {

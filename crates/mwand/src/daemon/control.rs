@@ -101,7 +101,11 @@ impl Daemon {
                 Ok(message) => Response::Done { message },
                 Err(message) => Response::Error { message },
             },
-            Request::Override { interface, policy } => {
+            Request::Override {
+                interface,
+                policy,
+                persistent,
+            } => {
                 if !self.wans.contains_key(&interface) {
                     return Response::Error {
                         message: self.unknown_interface(&interface),
@@ -111,9 +115,17 @@ impl Daemon {
                     .wans
                     .get(&interface)
                     .and_then(|wan| override_warning(&wan.status(now)));
+                if persistent {
+                    if let Err(e) = self.persist_override(Some(&interface)) {
+                        return Response::Error {
+                            message: format!("override not written to the config: {e}"),
+                        };
+                    }
+                }
                 match self.engine.set_override(&self.config, interface, policy) {
                     Ok(mut message) => {
                         message += &warning.unwrap_or_default();
+                        self.save_state();
                         self.dirty = true;
                         self.decide_and_apply(now);
                         self.dirty = false;
@@ -123,7 +135,13 @@ impl Daemon {
                 }
             }
             Request::ClearOverride { policy } => {
+                if policy.is_none() {
+                    if let Err(e) = self.persist_override(None) {
+                        log::warn!("persistent override not removed: {e}");
+                    }
+                }
                 let message = self.engine.clear_override(policy);
+                self.save_state();
                 self.decide_and_apply(now);
                 Response::Done { message }
             }
@@ -156,6 +174,7 @@ impl Daemon {
             self.paused.remove(&interface)
         };
         if changed {
+            self.save_state();
             self.sync_wans(now);
             self.decide_and_apply(now);
             self.sync_trackers(now);

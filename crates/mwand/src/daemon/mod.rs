@@ -11,6 +11,7 @@ mod limits;
 mod links;
 mod peers;
 mod rundir;
+mod saved;
 pub(crate) mod tokens;
 mod trackers;
 mod ubus;
@@ -261,6 +262,7 @@ impl Daemon {
             let evs = u.follow(d.poll.registry(), &d.config);
             d.on_ubus_events(evs);
         }
+        d.restore_state();
         d.sync_wans(now);
         // The first plan adopts what a previous mwand left in the kernel and
         // gives the tracker marks the trackers' command lines carry.
