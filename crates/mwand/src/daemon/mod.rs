@@ -237,7 +237,7 @@ impl Daemon {
             config: loaded.config,
             wans: BTreeMap::new(),
             supervisor,
-            hooks: Hooks::new(hook_paths),
+            hooks: Hooks::new(hook_paths, opts.hotplug_call.clone()),
             timers: Timers::default(),
             dataplane,
             engine: Engine::default(),
