@@ -709,3 +709,65 @@ fn an_override_survives_kill_9_and_with_persistent_a_reboot() {
         "a cleared override came back"
     );
 }
+
+/// The package's /usr/libexec/luci-mwan3 (luci-app-mwan3's diagnostics
+/// page) answers from mwan's rules and tables, with netifd's facts from a
+/// stand-in network.sh and the track IPs from a stand-in uci.
+#[test]
+fn luci_mwan3_diagnostics_show_mwans_rules_routes_and_pings() {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let w1 = tb.wan("wan1").expect("wan1").clone();
+    let target = tb.targets().icmp_v4[0];
+    let stub = m.dir.join("stub");
+    std::fs::create_dir_all(&stub).expect("stub dir");
+    std::fs::write(
+        stub.join("network.sh"),
+        format!(
+            "network_get_device() {{ eval \"$1={}\"; }}\nnetwork_get_ipaddr() {{ eval \"$1={}\"; }}\nnetwork_get_gateway() {{ eval \"$1={}\"; }}\n",
+            w1.device, w1.router_v4, w1.gateway_v4
+        ),
+    )
+    .expect("network.sh");
+    let uci = stub.join("uci");
+    std::fs::write(&uci, format!("#!/bin/sh\necho {target}\n")).expect("uci");
+    std::fs::set_permissions(&uci, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openwrt-package/files/luci-mwan3"
+    );
+    let run = |args: &[&str]| {
+        let path = format!(
+            "{}:{}",
+            stub.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let network_sh = format!("NETWORK_SH={}", stub.join("network.sh").display());
+        let path = format!("PATH={path}");
+        let mut argv = vec!["env", network_sh.as_str(), path.as_str(), "sh", script];
+        argv.extend(args);
+        let out = tb.exec(Role::Router, &argv).expect("luci-mwan3");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let rules = run(&["diag", "rules", "wan1"]);
+    assert!(
+        rules.contains(&format!("from {} lookup", w1.router_v4)) && rules.contains("fwmark"),
+        "{rules}"
+    );
+    let routes = run(&["diag", "routes", "wan1"]);
+    assert!(
+        routes.contains(&format!("default via {}", w1.gateway_v4)),
+        "{routes}"
+    );
+    let gateway = run(&["diag", "gateway", "wan1"]);
+    assert!(gateway.contains(" 0% packet loss"), "{gateway}");
+    let tracking = run(&["diag", "tracking", "wan1"]);
+    assert!(
+        tracking.contains(&target.to_string()) && tracking.contains(" 0% packet loss"),
+        "{tracking}"
+    );
+    let bad = run(&["diag", "frob", "wan1"]);
+    assert!(bad.starts_with("Usage"), "{bad}");
+}
