@@ -771,3 +771,52 @@ fn luci_mwan3_diagnostics_show_mwans_rules_routes_and_pings() {
     let bad = run(&["diag", "frob", "wan1"]);
     assert!(bad.starts_with("Usage"), "{bad}");
 }
+
+/// `mwanctl use wan2 -- CMD` on the router: CMD's connection leaves by
+/// wan2 while the policy (failover: wan1 first) sends the router's other
+/// traffic by wan1; `mwan3 use` is the same command.
+#[test]
+fn mwanctl_use_sends_one_commands_traffic_through_the_named_wan() {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let http = tb.targets().http[0];
+    let fetch = format!(
+        "exec 3<>/dev/tcp/{}/{} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+        http.ip(),
+        http.port()
+    );
+    let mwanctl = mwan_testbed::find_binary("mwanctl").expect("mwanctl");
+    let mwanctl = mwanctl.to_str().expect("utf-8");
+    let run_dir = path_str(&m.run_dir);
+    let router_fetch = |prefix: &[&str]| {
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend(["timeout", "5", "bash", "-c", &fetch]);
+        let out = tb.exec(Role::Router, &argv).expect("fetch");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        wan_of_answer(&tb, &text)
+            .map(str::to_string)
+            .ok_or(format!("{text}{err}"))
+    };
+    assert_eq!(router_fetch(&[]).as_deref(), Ok("wan1"), "the policy's WAN");
+    let via_use = router_fetch(&[mwanctl, "--run-dir", run_dir, "use", "wan2", "--"]);
+    assert_eq!(via_use.as_deref(), Ok("wan2"), "{}", m.log_text());
+    // Everyone else's traffic is unchanged.
+    assert_eq!(router_fetch(&[]).as_deref(), Ok("wan1"));
+    let bad = tb
+        .exec(
+            Role::Router,
+            &[
+                mwanctl,
+                "--run-dir",
+                run_dir,
+                "use",
+                "nosuchwan",
+                "--",
+                "true",
+            ],
+        )
+        .expect("mwanctl");
+    assert_eq!(bad.status.code(), Some(1));
+}

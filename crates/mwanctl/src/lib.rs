@@ -49,6 +49,8 @@ Commands:
   override --clear [--policy P]
                           remove the override (of P, or all)
   explain [POLICY]        why each policy uses what it uses, in words
+  use WAN -- CMD [ARG...] run CMD with all its traffic through WAN (its
+                          own and its children's sockets; root only)
 
 Options (anywhere on the line):
       --run-dir DIR       directory holding mwand's sockets [default: /var/run/mwan]
@@ -74,6 +76,8 @@ struct Cli {
 enum Command {
     /// Validate a config file (no daemon needed).
     Check { config: Option<PathBuf> },
+    /// Run a command through one WAN (the command follows `--`).
+    Use { wan: String },
     /// Everything else is one request to mwand.
     Daemon(Request),
 }
@@ -182,6 +186,10 @@ impl Cli {
                 }
             }),
             "explain" => Command::Daemon(Request::Explain { policy: operand }),
+            "use" => match operand {
+                Some(wan) => Command::Use { wan },
+                None => return Err(Usage::Error("use needs a WAN: use WAN -- CMD".into())),
+            },
             other => return Err(Usage::Error(format!("unknown command '{other}'"))),
         };
         Ok(Cli {
@@ -195,32 +203,93 @@ impl Cli {
 
 /// The `mwanctl` applet: `args` are the arguments after the program name.
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let mut args: Vec<String> = args.into_iter().collect();
+    // `use WAN -- CMD...`: what follows `--` is the command, not ours.
+    let command_line = match args.iter().position(|a| a == "--") {
+        Some(at) => args.split_off(at).split_off(1),
+        None => Vec::new(),
+    };
     let cli = match Cli::parse(args) {
         Ok(cli) => cli,
         Err(usage) => return cli::finish(usage, "mwanctl", HELP),
     };
-    let request = match cli.command {
-        Command::Check { config } => return check(config, cli.json),
-        Command::Daemon(request) => request,
+    let request = match &cli.command {
+        Command::Check { config } => return check(config.clone(), cli.json),
+        Command::Use { wan } => return run_through(&cli, wan, &command_line),
+        Command::Daemon(request) => request.clone(),
     };
+    match ask(&cli, &request) {
+        Ok(response) => print_response(&cli, response),
+        Err(code) => code,
+    }
+}
+
+/// One request to mwand: over its control socket, else over ubus.
+fn ask(cli: &Cli, request: &Request) -> Result<Response, ExitCode> {
     let socket = cli.run_dir.join("control.sock");
-    let response = match client::call(&socket, &request) {
+    Ok(match client::call(&socket, request) {
         Ok(r) => r,
         // No control socket, but a bus: mwand may be reached through ubus.
         Err(e @ client::ClientError::Connect { .. }) if cli.ubus_socket.exists() => {
-            match client::call_ubus(&cli.ubus_socket, &request) {
+            match client::call_ubus(&cli.ubus_socket, request) {
                 Ok(r) => r,
                 Err(ue) => {
                     eprintln!("mwanctl: {e}; {ue}");
-                    return ExitCode::from(EXIT_UNREACHABLE);
+                    return Err(ExitCode::from(EXIT_UNREACHABLE));
                 }
             }
         }
         Err(e) => {
             eprintln!("mwanctl: {e}");
-            return ExitCode::from(EXIT_UNREACHABLE);
+            return Err(ExitCode::from(EXIT_UNREACHABLE));
         }
+    })
+}
+
+/// `use WAN -- CMD`: into WAN's cgroup (mwand made it and sends its
+/// sockets to WAN), then exec CMD, which inherits the cgroup.
+fn run_through(cli: &Cli, wan: &str, command_line: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = command_line.split_first() else {
+        return cli::finish(
+            Usage::Error("use needs a command: use WAN -- CMD [ARG...]".into()),
+            "mwanctl",
+            HELP,
+        );
     };
+    let interfaces = match ask(cli, &Request::Interfaces) {
+        Ok(Response::Interfaces(v)) => v,
+        Ok(other) => {
+            eprintln!("mwanctl: unexpected reply {other:?}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        Err(code) => return code,
+    };
+    match interfaces.iter().find(|i| i.name == wan) {
+        Some(i) if i.state != "disabled" => {}
+        found => {
+            let why = found.map_or("not configured", |_| "disabled or paused");
+            eprintln!("mwanctl: {wan} is {why}: mwand routes nothing through it");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    let entered = mwan_proto::cgroup::root().and_then(|root| {
+        let procs = root
+            .join(mwan_proto::cgroup::use_path(wan))
+            .join("cgroup.procs");
+        std::fs::write(&procs, std::process::id().to_string())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", procs.display())))
+    });
+    if let Err(e) = entered {
+        eprintln!("mwanctl: cannot enter {wan}'s cgroup: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let e = std::process::Command::new(program).args(args).exec();
+    eprintln!("mwanctl: {program}: {e}");
+    ExitCode::from(127)
+}
+
+fn print_response(cli: &Cli, response: Response) -> ExitCode {
     match response {
         Response::Error { message } => {
             // Scripts reading --json get an answer on stdout too, shaped
@@ -327,6 +396,7 @@ mod tests {
             (&[][..], "a command is required"),
             (&["frobnicate"], "unknown command 'frobnicate'"),
             (&["restart"], "restart needs an interface"),
+            (&["use"], "use needs a WAN"),
             (&["override"], "needs an interface, or --clear"),
             (&["override", "wan1", "--clear"], "not both"),
             (&["status", "extra"], "unexpected argument 'extra'"),
