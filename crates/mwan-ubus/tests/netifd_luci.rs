@@ -443,3 +443,46 @@ fn mwan3_status_says_paused_for_a_paused_wan() {
     );
     assert_eq!(wan["status"], "disabled");
 }
+
+/// What prometheus-node-exporter-lua's mwan3 collector and luci-app-mwan3's
+/// overview read, as they read it over ubus: `up`, `enabled`, `running` are
+/// blobmsg booleans (Lua `x and 1 or 0` needs a boolean, not 0), the
+/// counters integers; an enabled WAN without track IPs is `notracking`
+/// with netifd's uptime (LuCI shows it green only when uptime > 0).
+#[test]
+fn mwan3_status_fields_have_the_types_the_exporter_and_luci_read() {
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(true),
+            netifd_up: Some(true),
+            netifd_uptime_s: Some(35),
+            track_ips: Vec::new(),
+        },
+    );
+    let v = luci::status(&sample_status(), &[], &extras, Some("interfaces"), None);
+    assert_eq!(v["interfaces"]["wan"]["status"], "notracking");
+    assert_eq!(v["interfaces"]["wan"]["tracking"], "disabled");
+    let t = Table::from_json(&v).unwrap();
+    let Some(mwan_ubus::blobmsg::Value::Table(ifaces)) = t.get("interfaces") else {
+        panic!("interfaces: {t:?}")
+    };
+    let Some(mwan_ubus::blobmsg::Value::Table(wan)) = ifaces.get("wan") else {
+        panic!("wan: {ifaces:?}")
+    };
+    use mwan_ubus::blobmsg::Value as B;
+    for key in ["up", "enabled", "running"] {
+        assert!(
+            matches!(wan.get(key), Some(B::Int8(0 | 1))),
+            "{key}: {wan:?}"
+        );
+    }
+    for key in [
+        "age", "online", "offline", "uptime", "score", "lost", "turn",
+    ] {
+        assert!(matches!(wan.get(key), Some(B::Int32(_))), "{key}: {wan:?}");
+    }
+    assert_eq!(wan.get("uptime"), Some(&B::Int32(35)));
+    assert_eq!(wan.get("up"), Some(&B::Int8(1)));
+}
