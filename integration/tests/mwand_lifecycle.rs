@@ -605,3 +605,204 @@ fn peers_mwand_drops_are_counted_in_status() {
         "{text}"
     );
 }
+
+/// `mwanctl pause|resume` (mwan3's `ifdown|ifup`): the WAN leaves every
+/// policy and loses its tracker while its device stays up, and comes back.
+#[test]
+fn a_paused_wan_is_neither_tracked_nor_used_until_resumed() {
+    let Some((_tb, m, s)) = two_wans_online() else {
+        return;
+    };
+    assert!(active(&s, "balanced").contains(&"wan2".to_string()));
+    let out = m.ctl(&["pause", "wan2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = m.status();
+    assert_eq!(state(&s, "wan2"), "disabled", "{s:#}");
+    assert_eq!(
+        iface(&s, "wan2")["reason"],
+        mwan_proto::control::PAUSED_REASON
+    );
+    assert_eq!(tracker_pid(&s, "wan2"), None, "tracker stopped: {s:#}");
+    assert_eq!(active(&s, "balanced"), ["wan1"], "{s:#}");
+    assert!(m.ctl(&["resume", "wan2"]).status.success());
+    m.wait(20, "wan2 online again", |s| {
+        state(s, "wan2") == "online" && active(s, "balanced").contains(&"wan2".to_string())
+    });
+    assert_eq!(m.ctl(&["pause", "nosuchwan"]).status.code(), Some(1));
+}
+
+/// A manual override is kept across kill -9 (the run dir's state file) and,
+/// with --persistent, across a reboot (the config's globals `override`):
+/// real LAN traffic leaves by the override's WAN after each restart.
+#[test]
+fn an_override_survives_kill_9_and_with_persistent_a_reboot() {
+    let Some((tb, mut m, _)) = two_wans_online() else {
+        return;
+    };
+    let via = |tb: &mwan_testbed::Testbed| {
+        let answer = lan_http(tb, 5).expect("LAN fetch");
+        wan_of_answer(tb, &answer).map(str::to_string)
+    };
+    assert_eq!(
+        via(&tb).as_deref(),
+        Some("wan1"),
+        "failover policy: wan1 first"
+    );
+    assert!(m.ctl(&["override", "wan2"]).status.success());
+    assert_eq!(via(&tb).as_deref(), Some("wan2"));
+
+    m.kill9();
+    m.spawn(&tb);
+    let s = m.status();
+    assert_eq!(s["override"]["interface"], "wan2", "{s:#}");
+    assert_eq!(
+        via(&tb).as_deref(),
+        Some("wan2"),
+        "override lost by kill -9"
+    );
+
+    let out = m.ctl(&["override", "wan2", "--persistent"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(&m.config).expect("config");
+    assert!(config.contains("option override 'wan2'"), "{config}");
+    // A reboot: mwand gone, the run dir (tmpfs) empty.
+    m.kill9();
+    std::fs::remove_file(m.run_dir.join("state")).expect("state file");
+    m.spawn(&tb);
+    assert_eq!(m.status()["override"]["interface"], "wan2");
+    assert_eq!(
+        via(&tb).as_deref(),
+        Some("wan2"),
+        "persistent override lost"
+    );
+
+    assert!(m.ctl(&["override", "--clear"]).status.success());
+    let config = std::fs::read_to_string(&m.config).expect("config");
+    assert!(!config.contains("option override"), "{config}");
+    assert_eq!(via(&tb).as_deref(), Some("wan1"));
+    m.kill9();
+    m.spawn(&tb);
+    assert!(
+        m.status()["override"].is_null(),
+        "a cleared override came back"
+    );
+}
+
+/// The package's /usr/libexec/luci-mwan3 (luci-app-mwan3's diagnostics
+/// page) answers from mwan's rules and tables, with netifd's facts from a
+/// stand-in network.sh and the track IPs from a stand-in uci.
+#[test]
+fn luci_mwan3_diagnostics_show_mwans_rules_routes_and_pings() {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let w1 = tb.wan("wan1").expect("wan1").clone();
+    let target = tb.targets().icmp_v4[0];
+    let stub = m.dir.join("stub");
+    std::fs::create_dir_all(&stub).expect("stub dir");
+    std::fs::write(
+        stub.join("network.sh"),
+        format!(
+            "network_get_device() {{ eval \"$1={}\"; }}\nnetwork_get_ipaddr() {{ eval \"$1={}\"; }}\nnetwork_get_gateway() {{ eval \"$1={}\"; }}\n",
+            w1.device, w1.router_v4, w1.gateway_v4
+        ),
+    )
+    .expect("network.sh");
+    let uci = stub.join("uci");
+    std::fs::write(&uci, format!("#!/bin/sh\necho {target}\n")).expect("uci");
+    std::fs::set_permissions(&uci, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openwrt-package/files/luci-mwan3"
+    );
+    let run = |args: &[&str]| {
+        let path = format!(
+            "{}:{}",
+            stub.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let network_sh = format!("NETWORK_SH={}", stub.join("network.sh").display());
+        let path = format!("PATH={path}");
+        let mut argv = vec!["env", network_sh.as_str(), path.as_str(), "sh", script];
+        argv.extend(args);
+        let out = tb.exec(Role::Router, &argv).expect("luci-mwan3");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let rules = run(&["diag", "rules", "wan1"]);
+    assert!(
+        rules.contains(&format!("from {} lookup", w1.router_v4)) && rules.contains("fwmark"),
+        "{rules}"
+    );
+    let routes = run(&["diag", "routes", "wan1"]);
+    assert!(
+        routes.contains(&format!("default via {}", w1.gateway_v4)),
+        "{routes}"
+    );
+    let gateway = run(&["diag", "gateway", "wan1"]);
+    assert!(gateway.contains(" 0% packet loss"), "{gateway}");
+    let tracking = run(&["diag", "tracking", "wan1"]);
+    assert!(
+        tracking.contains(&target.to_string()) && tracking.contains(" 0% packet loss"),
+        "{tracking}"
+    );
+    let bad = run(&["diag", "frob", "wan1"]);
+    assert!(bad.starts_with("Usage"), "{bad}");
+}
+
+/// `mwanctl use wan2 -- CMD` on the router: CMD's connection leaves by
+/// wan2 while the policy (failover: wan1 first) sends the router's other
+/// traffic by wan1; `mwan3 use` is the same command.
+#[test]
+fn mwanctl_use_sends_one_commands_traffic_through_the_named_wan() {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let http = tb.targets().http[0];
+    let fetch = format!(
+        "exec 3<>/dev/tcp/{}/{} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+        http.ip(),
+        http.port()
+    );
+    let mwanctl = mwan_testbed::find_binary("mwanctl").expect("mwanctl");
+    let mwanctl = mwanctl.to_str().expect("utf-8");
+    let run_dir = path_str(&m.run_dir);
+    let router_fetch = |prefix: &[&str]| {
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend(["timeout", "5", "bash", "-c", &fetch]);
+        let out = tb.exec(Role::Router, &argv).expect("fetch");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        wan_of_answer(&tb, &text)
+            .map(str::to_string)
+            .ok_or(format!("{text}{err}"))
+    };
+    assert_eq!(router_fetch(&[]).as_deref(), Ok("wan1"), "the policy's WAN");
+    let via_use = router_fetch(&[mwanctl, "--run-dir", run_dir, "use", "wan2", "--"]);
+    assert_eq!(via_use.as_deref(), Ok("wan2"), "{}", m.log_text());
+    // Everyone else's traffic is unchanged.
+    assert_eq!(router_fetch(&[]).as_deref(), Ok("wan1"));
+    let bad = tb
+        .exec(
+            Role::Router,
+            &[
+                mwanctl,
+                "--run-dir",
+                run_dir,
+                "use",
+                "nosuchwan",
+                "--",
+                "true",
+            ],
+        )
+        .expect("mwanctl");
+    assert_eq!(bad.status.code(), Some(1));
+}

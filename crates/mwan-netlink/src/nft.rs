@@ -28,6 +28,8 @@ pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 pub const NFPROTO_INET: u8 = 1;
 
 const NFT_MSG_NEWTABLE: u16 = 0;
+/// `socket cgroupv2`: the id of the socket's cgroup at a given level.
+const NFT_SOCKET_CGROUPV2: u32 = 3;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
@@ -344,6 +346,14 @@ fn encode_match(m: &mut MsgBuilder, table: &NftTable, x: &Match) {
                     be32(m, 4, id); // NFTA_LOOKUP_SET_ID
                 }
             });
+        }
+        Match::SocketCgroupV2 { level, id, .. } => {
+            expr(m, "socket", |m| {
+                be32(m, 1, NFT_SOCKET_CGROUPV2); // NFTA_SOCKET_KEY
+                be32(m, 2, NFT_REG_1); // NFTA_SOCKET_DREG
+                be32(m, 3, *level); // NFTA_SOCKET_LEVEL
+            });
+            cmp(m, NFT_CMP_EQ, &id.to_ne_bytes());
         }
     }
 }

@@ -20,6 +20,9 @@ pub enum Request {
     Override {
         interface: String,
         policy: Option<String>,
+        /// Also written to the config (globals `override`): survives a reboot.
+        #[serde(default)]
+        persistent: bool,
     },
     ClearOverride {
         policy: Option<String>,
@@ -27,7 +30,18 @@ pub enum Request {
     Explain {
         policy: Option<String>,
     },
+    /// Stop tracking and using one WAN until [`Request::Resume`] (mwan3's
+    /// `ifdown`: netifd keeps the interface up).
+    Pause {
+        interface: String,
+    },
+    Resume {
+        interface: String,
+    },
 }
+
+/// The `reason` of a WAN stopped by [`Request::Pause`].
+pub const PAUSED_REASON: &str = "paused (mwanctl pause / mwan3 ifdown)";
 
 // One reply is built per request and sent at once, never stored in bulk:
 // boxing the large Status would only add an allocation.

@@ -9,10 +9,11 @@
 //! `skip_serializing_if`, `flatten`, untagged enums or `serde_json::Value`
 //! in these types.
 
+pub mod cgroup;
 pub mod cli;
 pub mod control;
 pub mod frame;
 pub mod track;
 
 /// Bumped on every incompatible change of any message in this crate.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

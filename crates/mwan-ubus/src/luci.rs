@@ -56,6 +56,9 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
     };
     let tracking = if untracked {
         "disabled"
+    } else if i.reason.as_deref() == Some(mwan_proto::control::PAUSED_REASON) {
+        // mwan3's word for a tracker stopped by `mwan3 ifdown`.
+        "paused"
     } else if i.tracker.connected {
         "active"
     } else {

@@ -32,9 +32,12 @@ pub fn methods() -> Vec<MethodSpec> {
                 ("interface", kind::STRING),
                 ("policy", kind::STRING),
                 ("clear", kind::INT8),
+                ("persistent", kind::INT8),
             ],
         ),
         MethodSpec::new("explain", &[("policy", kind::STRING)]),
+        MethodSpec::new("pause", &[("interface", kind::STRING)]),
+        MethodSpec::new("resume", &[("interface", kind::STRING)]),
     ]
 }
 
@@ -63,6 +66,11 @@ fn opt_string(args: &Table, key: &str) -> Result<Option<String>, BadCall> {
     }
 }
 
+fn interface_arg(method: &str, args: &Table) -> Result<String, BadCall> {
+    opt_string(args, "interface")?
+        .ok_or_else(|| invalid(format!("{method} needs {{\"interface\": \"<name>\"}}")))
+}
+
 /// Maps a call of the `mwan` object to a control request.
 pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
     Ok(match method {
@@ -73,15 +81,24 @@ pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
         "connected" => Request::Connected,
         "reload" => Request::Reload,
         "restart" => Request::Restart {
-            interface: opt_string(args, "interface")?
-                .ok_or_else(|| invalid("restart needs {\"interface\": \"<name>\"}".into()))?,
+            interface: interface_arg(method, args)?,
+        },
+        "pause" => Request::Pause {
+            interface: interface_arg(method, args)?,
+        },
+        "resume" => Request::Resume {
+            interface: interface_arg(method, args)?,
         },
         "override" => {
             let policy = opt_string(args, "policy")?;
-            let clear = args.get("clear").and_then(Value::as_bool).unwrap_or(false);
-            match (clear, opt_string(args, "interface")?) {
+            let flag = |key| args.get(key).and_then(Value::as_bool).unwrap_or(false);
+            match (flag("clear"), opt_string(args, "interface")?) {
                 (true, _) => Request::ClearOverride { policy },
-                (false, Some(interface)) => Request::Override { interface, policy },
+                (false, Some(interface)) => Request::Override {
+                    interface,
+                    policy,
+                    persistent: flag("persistent"),
+                },
                 (false, None) => {
                     return Err(invalid(
                         "override needs {\"interface\": \"<name>\"} or {\"clear\": true}".into(),
@@ -152,18 +169,22 @@ pub fn call_for(request: &Request) -> (&'static str, Table) {
         Request::Rules => ("rules", Table::new()),
         Request::Connected => ("connected", Table::new()),
         Request::Reload => ("reload", Table::new()),
-        Request::Restart { interface } => (
-            "restart",
-            Table::new().with("interface", Value::string(interface)),
-        ),
-        Request::Override { interface, policy } => (
-            "override",
-            opt(
-                Table::new().with("interface", Value::string(interface)),
-                "policy",
-                policy,
-            ),
-        ),
+        Request::Restart { interface } => ("restart", interface_table(interface)),
+        Request::Pause { interface } => ("pause", interface_table(interface)),
+        Request::Resume { interface } => ("resume", interface_table(interface)),
+        Request::Override {
+            interface,
+            policy,
+            persistent,
+        } => {
+            let t = opt(interface_table(interface), "policy", policy);
+            let t = if *persistent {
+                t.with("persistent", Value::bool(true))
+            } else {
+                t
+            };
+            ("override", t)
+        }
         Request::ClearOverride { policy } => (
             "override",
             opt(
@@ -174,6 +195,10 @@ pub fn call_for(request: &Request) -> (&'static str, Table) {
         ),
         Request::Explain { policy } => ("explain", opt(Table::new(), "policy", policy)),
     }
+}
+
+fn interface_table(interface: &str) -> Table {
+    Table::new().with("interface", Value::string(interface))
 }
 
 /// Turns a reply of the `mwan` object back into the control response

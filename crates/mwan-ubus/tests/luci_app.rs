@@ -119,6 +119,7 @@ fn the_views_write_calls_become_the_intended_requests() {
             Request::Override {
                 interface: "wan2".into(),
                 policy: Some("balanced".into()),
+                persistent: false,
             },
         ),
         (

@@ -242,7 +242,8 @@ fn mwan_object_calls_map_to_control_requests() {
         mwan_object::request("override", &args(json!({"interface": "wan2"}))),
         Ok(Request::Override {
             interface: "wan2".into(),
-            policy: None
+            policy: None,
+            persistent: false,
         })
     );
     assert_eq!(
@@ -314,10 +315,18 @@ fn mwanctl_over_ubus_round_trips_requests_and_responses() {
         Request::Override {
             interface: "wan2".into(),
             policy: Some("balanced".into()),
+            persistent: false,
         },
         Request::Override {
             interface: "wan2".into(),
             policy: None,
+            persistent: true,
+        },
+        Request::Pause {
+            interface: "wan2".into(),
+        },
+        Request::Resume {
+            interface: "wan2".into(),
         },
         Request::ClearOverride { policy: None },
         Request::Explain {
@@ -406,4 +415,74 @@ fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
     let v = luci::status(&status, &[], &extras, None, None);
     assert_eq!(v["interfaces"]["wanb"]["tracking"], "down");
     assert_eq!(v["interfaces"]["wanb"]["status"], "disabled");
+}
+
+/// mwan3's tracking word for a WAN stopped by `mwan3 ifdown` is "paused";
+/// LuCI shows anything but online/offline/notracking as disabled.
+#[test]
+fn mwan3_status_says_paused_for_a_paused_wan() {
+    let mut status = sample_status();
+    let wan = &mut status.interfaces[0];
+    wan.state = "disabled".into();
+    wan.tracker.connected = false;
+    wan.reason = Some(mwan_proto::control::PAUSED_REASON.into());
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(true),
+            track_ips: vec!["198.51.100.1".into()],
+            ..Default::default()
+        },
+    );
+    let v = luci::status(&status, &[], &extras, Some("interfaces"), Some("wan"));
+    let wan = &v["interfaces"]["wan"];
+    assert_eq!(
+        (wan["tracking"].as_str(), wan["running"].as_bool()),
+        (Some("paused"), Some(false))
+    );
+    assert_eq!(wan["status"], "disabled");
+}
+
+/// What prometheus-node-exporter-lua's mwan3 collector and luci-app-mwan3's
+/// overview read, as they read it over ubus: `up`, `enabled`, `running` are
+/// blobmsg booleans (Lua `x and 1 or 0` needs a boolean, not 0), the
+/// counters integers; an enabled WAN without track IPs is `notracking`
+/// with netifd's uptime (LuCI shows it green only when uptime > 0).
+#[test]
+fn mwan3_status_fields_have_the_types_the_exporter_and_luci_read() {
+    let mut extras = BTreeMap::new();
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            enabled: Some(true),
+            netifd_up: Some(true),
+            netifd_uptime_s: Some(35),
+            track_ips: Vec::new(),
+        },
+    );
+    let v = luci::status(&sample_status(), &[], &extras, Some("interfaces"), None);
+    assert_eq!(v["interfaces"]["wan"]["status"], "notracking");
+    assert_eq!(v["interfaces"]["wan"]["tracking"], "disabled");
+    let t = Table::from_json(&v).unwrap();
+    let Some(mwan_ubus::blobmsg::Value::Table(ifaces)) = t.get("interfaces") else {
+        panic!("interfaces: {t:?}")
+    };
+    let Some(mwan_ubus::blobmsg::Value::Table(wan)) = ifaces.get("wan") else {
+        panic!("wan: {ifaces:?}")
+    };
+    use mwan_ubus::blobmsg::Value as B;
+    for key in ["up", "enabled", "running"] {
+        assert!(
+            matches!(wan.get(key), Some(B::Int8(0 | 1))),
+            "{key}: {wan:?}"
+        );
+    }
+    for key in [
+        "age", "online", "offline", "uptime", "score", "lost", "turn",
+    ] {
+        assert!(matches!(wan.get(key), Some(B::Int32(_))), "{key}: {wan:?}");
+    }
+    assert_eq!(wan.get("uptime"), Some(&B::Int32(35)));
+    assert_eq!(wan.get("up"), Some(&B::Int8(1)));
 }

@@ -100,6 +100,7 @@ fn shell_files_pass_shellcheck() {
         "files/mwan.init",
         "files/mwan.uci-defaults",
         "files/mwan.user",
+        "files/luci-mwan3",
         "install.sh",
     ];
     let out = Command::new("shellcheck")

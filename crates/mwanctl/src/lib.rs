@@ -38,13 +38,19 @@ Commands:
   rules                   rules in match order with their policy
   connected               networks treated as connected (never sent to a WAN)
   restart WAN             restart one interface's tracker; others keep running
+  pause WAN               stop tracking and using WAN (netifd keeps it up)
+  resume WAN              track and use WAN again
   reload                  reload the config: validated first, then only what
                           changed is applied
-  override WAN [--policy P]
-                          force traffic onto WAN (all policies, or P)
+  override WAN [--policy P | --persistent]
+                          force traffic onto WAN (all policies, or P); kept
+                          across mwand restarts, and with --persistent across
+                          reboots (globals option 'override' in the config)
   override --clear [--policy P]
                           remove the override (of P, or all)
   explain [POLICY]        why each policy uses what it uses, in words
+  use WAN -- CMD [ARG...] run CMD with all its traffic through WAN (its
+                          own and its children's sockets; root only)
 
 Options (anywhere on the line):
       --run-dir DIR       directory holding mwand's sockets [default: /var/run/mwan]
@@ -70,6 +76,8 @@ struct Cli {
 enum Command {
     /// Validate a config file (no daemon needed).
     Check { config: Option<PathBuf> },
+    /// Run a command through one WAN (the command follows `--`).
+    Use { wan: String },
     /// Everything else is one request to mwand.
     Daemon(Request),
 }
@@ -81,7 +89,7 @@ impl Cli {
         let mut run_dir = PathBuf::from("/var/run/mwan");
         let mut ubus_socket = PathBuf::from("/var/run/ubus/ubus.sock");
         let mut json = false;
-        let (mut config, mut policy, mut clear) = (None, None, false);
+        let (mut config, mut policy, mut clear, mut persistent) = (None, None, false, false);
         let mut words: Vec<String> = Vec::new();
         let mut lexer = Lexer::new(args);
         while let Some(arg) = lexer.next() {
@@ -96,6 +104,7 @@ impl Cli {
                         "config" => config = Some(PathBuf::from(lexer.value(name, inline)?)),
                         "policy" => policy = Some(lexer.value(name, inline)?),
                         "clear" => clear = true,
+                        "persistent" => persistent = true,
                         "help" => return Err(Usage::Help),
                         "version" => return Err(Usage::Version),
                         _ => return Err(cli::unknown(&arg)),
@@ -119,8 +128,19 @@ impl Cli {
         if config.is_some() && name != "check" {
             return Err(flag_misplaced("--config"));
         }
-        if (policy.is_some() || clear) && name != "override" {
-            return Err(flag_misplaced(if clear { "--clear" } else { "--policy" }));
+        if (policy.is_some() || clear || persistent) && name != "override" {
+            return Err(flag_misplaced(if clear {
+                "--clear"
+            } else if persistent {
+                "--persistent"
+            } else {
+                "--policy"
+            }));
+        }
+        if persistent && (clear || policy.is_some()) {
+            return Err(Usage::Error(
+                "--persistent keeps an override of every policy: not with --clear or --policy (--clear removes it too)".into(),
+            ));
         }
         let no_operand = |request: Request| match &operand {
             Some(w) => Err(Usage::Error(format!("unexpected argument '{w}'"))),
@@ -137,10 +157,16 @@ impl Cli {
             "rules" => no_operand(Request::Rules)?,
             "connected" => no_operand(Request::Connected)?,
             "reload" => no_operand(Request::Reload)?,
-            "restart" => match operand {
-                Some(interface) => Command::Daemon(Request::Restart { interface }),
-                None => return Err(Usage::Error("restart needs an interface".into())),
-            },
+            "restart" | "pause" | "resume" => {
+                let Some(interface) = operand else {
+                    return Err(Usage::Error(format!("{name} needs an interface")));
+                };
+                Command::Daemon(match name.as_str() {
+                    "restart" => Request::Restart { interface },
+                    "pause" => Request::Pause { interface },
+                    _ => Request::Resume { interface },
+                })
+            }
             "override" => Command::Daemon(match (clear, operand) {
                 (true, None) => Request::ClearOverride { policy },
                 (true, Some(_)) => {
@@ -148,7 +174,11 @@ impl Cli {
                         "override takes an interface or --clear, not both".into(),
                     ))
                 }
-                (false, Some(interface)) => Request::Override { interface, policy },
+                (false, Some(interface)) => Request::Override {
+                    interface,
+                    policy,
+                    persistent,
+                },
                 (false, None) => {
                     return Err(Usage::Error(
                         "override needs an interface, or --clear".into(),
@@ -156,6 +186,10 @@ impl Cli {
                 }
             }),
             "explain" => Command::Daemon(Request::Explain { policy: operand }),
+            "use" => match operand {
+                Some(wan) => Command::Use { wan },
+                None => return Err(Usage::Error("use needs a WAN: use WAN -- CMD".into())),
+            },
             other => return Err(Usage::Error(format!("unknown command '{other}'"))),
         };
         Ok(Cli {
@@ -169,32 +203,93 @@ impl Cli {
 
 /// The `mwanctl` applet: `args` are the arguments after the program name.
 pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let mut args: Vec<String> = args.into_iter().collect();
+    // `use WAN -- CMD...`: what follows `--` is the command, not ours.
+    let command_line = match args.iter().position(|a| a == "--") {
+        Some(at) => args.split_off(at).split_off(1),
+        None => Vec::new(),
+    };
     let cli = match Cli::parse(args) {
         Ok(cli) => cli,
         Err(usage) => return cli::finish(usage, "mwanctl", HELP),
     };
-    let request = match cli.command {
-        Command::Check { config } => return check(config, cli.json),
-        Command::Daemon(request) => request,
+    let request = match &cli.command {
+        Command::Check { config } => return check(config.clone(), cli.json),
+        Command::Use { wan } => return run_through(&cli, wan, &command_line),
+        Command::Daemon(request) => request.clone(),
     };
+    match ask(&cli, &request) {
+        Ok(response) => print_response(&cli, response),
+        Err(code) => code,
+    }
+}
+
+/// One request to mwand: over its control socket, else over ubus.
+fn ask(cli: &Cli, request: &Request) -> Result<Response, ExitCode> {
     let socket = cli.run_dir.join("control.sock");
-    let response = match client::call(&socket, &request) {
+    Ok(match client::call(&socket, request) {
         Ok(r) => r,
         // No control socket, but a bus: mwand may be reached through ubus.
         Err(e @ client::ClientError::Connect { .. }) if cli.ubus_socket.exists() => {
-            match client::call_ubus(&cli.ubus_socket, &request) {
+            match client::call_ubus(&cli.ubus_socket, request) {
                 Ok(r) => r,
                 Err(ue) => {
                     eprintln!("mwanctl: {e}; {ue}");
-                    return ExitCode::from(EXIT_UNREACHABLE);
+                    return Err(ExitCode::from(EXIT_UNREACHABLE));
                 }
             }
         }
         Err(e) => {
             eprintln!("mwanctl: {e}");
-            return ExitCode::from(EXIT_UNREACHABLE);
+            return Err(ExitCode::from(EXIT_UNREACHABLE));
         }
+    })
+}
+
+/// `use WAN -- CMD`: into WAN's cgroup (mwand made it and sends its
+/// sockets to WAN), then exec CMD, which inherits the cgroup.
+fn run_through(cli: &Cli, wan: &str, command_line: &[String]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = command_line.split_first() else {
+        return cli::finish(
+            Usage::Error("use needs a command: use WAN -- CMD [ARG...]".into()),
+            "mwanctl",
+            HELP,
+        );
     };
+    let interfaces = match ask(cli, &Request::Interfaces) {
+        Ok(Response::Interfaces(v)) => v,
+        Ok(other) => {
+            eprintln!("mwanctl: unexpected reply {other:?}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        Err(code) => return code,
+    };
+    match interfaces.iter().find(|i| i.name == wan) {
+        Some(i) if i.state != "disabled" => {}
+        found => {
+            let why = found.map_or("not configured", |_| "disabled or paused");
+            eprintln!("mwanctl: {wan} is {why}: mwand routes nothing through it");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    let entered = mwan_proto::cgroup::root().and_then(|root| {
+        let procs = root
+            .join(mwan_proto::cgroup::use_path(wan))
+            .join("cgroup.procs");
+        std::fs::write(&procs, std::process::id().to_string())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", procs.display())))
+    });
+    if let Err(e) = entered {
+        eprintln!("mwanctl: cannot enter {wan}'s cgroup: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let e = std::process::Command::new(program).args(args).exec();
+    eprintln!("mwanctl: {program}: {e}");
+    ExitCode::from(127)
+}
+
+fn print_response(cli: &Cli, response: Response) -> ExitCode {
     match response {
         Response::Error { message } => {
             // Scripts reading --json get an answer on stdout too, shaped
@@ -258,7 +353,8 @@ mod tests {
             request(&["override", "wan1", "--policy", "balanced"]),
             Request::Override {
                 interface: "wan1".into(),
-                policy: Some("balanced".into())
+                policy: Some("balanced".into()),
+                persistent: false,
             }
         );
         assert_eq!(
@@ -272,6 +368,26 @@ mod tests {
             }
         );
         assert_eq!(request(&["explain"]), Request::Explain { policy: None });
+        assert_eq!(
+            request(&["override", "wan2", "--persistent"]),
+            Request::Override {
+                interface: "wan2".into(),
+                policy: None,
+                persistent: true,
+            }
+        );
+        assert_eq!(
+            request(&["pause", "wan2"]),
+            Request::Pause {
+                interface: "wan2".into()
+            }
+        );
+        assert_eq!(
+            request(&["resume", "wan2"]),
+            Request::Resume {
+                interface: "wan2".into()
+            }
+        );
     }
 
     #[test]
@@ -280,6 +396,7 @@ mod tests {
             (&[][..], "a command is required"),
             (&["frobnicate"], "unknown command 'frobnicate'"),
             (&["restart"], "restart needs an interface"),
+            (&["use"], "use needs a WAN"),
             (&["override"], "needs an interface, or --clear"),
             (&["override", "wan1", "--clear"], "not both"),
             (&["status", "extra"], "unexpected argument 'extra'"),

@@ -1,6 +1,9 @@
 //! User hooks, mwan3-compatible: on each state change run `/etc/mwan.user`
 //! and `/etc/mwan3.user` (when present) with ACTION, INTERFACE and DEVICE in
-//! the environment. Started with fork/exec and reaped on SIGCHLD, never
+//! the environment; for the tracker's four actions also
+//! `/sbin/hotplug-call iface` with only those three, as mwan3track does, so
+//! scripts in /etc/hotplug.d/iface see them (netifd sends ifup/ifdown there
+//! itself). Started with fork/exec and reaped on SIGCHLD, never
 //! waited for: a slow hook cannot stall the loop.
 //!
 //! Per interface, hooks run one at a time in the order of the changes
@@ -24,6 +27,8 @@ const MAX_WAITING: usize = 16;
 const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub const DEFAULT_HOOKS: [&str; 2] = ["/etc/mwan.user", "/etc/mwan3.user"];
+/// OpenWrt's runner of /etc/hotplug.d/<subsystem>/* scripts.
+pub const HOTPLUG_CALL: &str = "/sbin/hotplug-call";
 
 /// mwan3's hotplug ACTION values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +66,8 @@ impl Action {
 /// One hook run to do: which script, for which change.
 struct Job {
     path: PathBuf,
+    /// hotplug-call: run `PATH iface` directly, in an empty environment.
+    hotplug: bool,
     action: Action,
     device: String,
 }
@@ -81,14 +88,16 @@ struct Lane {
 
 pub struct Hooks {
     paths: Vec<PathBuf>,
+    hotplug_call: PathBuf,
     lanes: BTreeMap<String, Lane>,
     timeout: Duration,
 }
 
 impl Hooks {
-    pub fn new(paths: Vec<PathBuf>) -> Self {
+    pub fn new(paths: Vec<PathBuf>, hotplug_call: PathBuf) -> Self {
         Self {
             paths,
+            hotplug_call,
             lanes: BTreeMap::new(),
             timeout: HOOK_TIMEOUT,
         }
@@ -98,7 +107,14 @@ impl Hooks {
     /// once when none of that interface's is running.
     pub fn run(&mut self, action: Action, interface: &str, device: Option<&str>) {
         let lane = self.lanes.entry(interface.to_string()).or_default();
-        for path in &self.paths {
+        let tracker_action = !matches!(action, Action::Ifup | Action::Ifdown);
+        let hotplug = tracker_action.then_some(&self.hotplug_call);
+        for (path, hotplug) in self
+            .paths
+            .iter()
+            .map(|p| (p, false))
+            .chain(hotplug.map(|p| (p, true)))
+        {
             if !path.is_file() {
                 continue;
             }
@@ -113,6 +129,7 @@ impl Hooks {
             }
             lane.waiting.push_back(Job {
                 path: path.clone(),
+                hotplug,
                 action,
                 device: device.unwrap_or("").to_string(),
             });
@@ -167,8 +184,16 @@ fn start_next(interface: &str, lane: &mut Lane) {
         // mwan3 sources its user file from a shell: run it through sh so a
         // file without the executable bit works as it did there. Its own
         // process group, so a timeout kills what it started too.
-        let spawned = Command::new("/bin/sh")
-            .arg(&job.path)
+        let mut cmd = if job.hotplug {
+            let mut cmd = Command::new(&job.path);
+            cmd.arg("iface").env_clear();
+            cmd
+        } else {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg(&job.path);
+            cmd
+        };
+        let spawned = cmd
             .env("ACTION", job.action.as_str())
             .env("INTERFACE", interface)
             .env("DEVICE", &job.device)
@@ -244,7 +269,10 @@ mod tests {
         }
 
         fn hooks(&self) -> Hooks {
-            Hooks::new(vec![self.dir.join("hook")])
+            Hooks::new(
+                vec![self.dir.join("hook")],
+                self.dir.join("no-hotplug-call"),
+            )
         }
 
         fn lines(&self) -> Vec<String> {
@@ -317,5 +345,38 @@ mod tests {
         h.timeout = Duration::ZERO;
         run_out(&mut h);
         assert_eq!(s.lines(), vec!["ifup wan1"; MAX_WAITING]);
+    }
+
+    /// A stand-in hotplug-call gets `iface` and only ACTION, INTERFACE and
+    /// DEVICE, for the tracker's actions; ifup/ifdown are netifd's to send.
+    #[test]
+    fn hotplug_call_gets_the_trackers_actions_in_a_clean_environment() {
+        let s = Script::new("none", "true");
+        let hotplug = s.dir.join("hotplug-call");
+        std::fs::write(
+            &hotplug,
+            format!(
+                "#!/bin/sh\necho \"hotplug $1 $ACTION $INTERFACE $DEVICE ${{HOME:-nohome}}\" >> {}\n",
+                s.log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &hotplug,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mut h = Hooks::new(vec![s.dir.join("hook")], hotplug);
+        h.run(Action::Disconnecting, "wan1", Some("eth1"));
+        h.run(Action::Ifdown, "wan1", Some("eth1"));
+        run_out(&mut h);
+        assert_eq!(
+            s.lines(),
+            [
+                "disconnecting wan1",
+                "hotplug iface disconnecting wan1 eth1 nohome",
+                "ifdown wan1"
+            ]
+        );
     }
 }

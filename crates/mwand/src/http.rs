@@ -338,6 +338,7 @@ pub fn route(request: &Request, peer: &SocketAddr, access: &Access) -> Result<Ro
         "/api/override" => Control::Override {
             interface: interface()?,
             policy: field("policy"),
+            persistent: false,
         },
         "/api/override/clear" => Control::ClearOverride {
             policy: field("policy"),
@@ -1042,7 +1043,8 @@ mod tests {
             route(&right, &remote(), &with_token()),
             Ok(Route::Control(Control::Override {
                 interface: "wan2".into(),
-                policy: Some("balanced".into())
+                policy: Some("balanced".into()),
+                persistent: false,
             }))
         );
         // Loopback writes without a token; a wrong one is still refused.

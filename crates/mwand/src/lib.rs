@@ -50,6 +50,8 @@ Options:
       --allow-uid UID      also accept control requests from UID (repeatable)
       --hook PATH          user hook script run on state changes (repeatable);
                            default /etc/mwan.user and /etc/mwan3.user
+      --hotplug-call PATH  run as 'PATH iface' on tracker state changes, when
+                           it exists [default: /sbin/hotplug-call]
       --no-dataplane       decide and report, never touch routes, rules, nft
                            or conntrack
   -v, --verbose            more logging (-v debug, -vv trace); RUST_LOG overrides
@@ -75,6 +77,8 @@ pub struct Options {
     /// User hook scripts run on state changes; default /etc/mwan.user and
     /// /etc/mwan3.user.
     pub hooks: Vec<PathBuf>,
+    /// OpenWrt's hotplug runner, told of tracker state changes as mwan3track does.
+    pub hotplug_call: PathBuf,
     /// Decide and report, but never touch routes, rules, nft or conntrack
     /// (for trying a config on a live box).
     pub no_dataplane: bool,
@@ -95,6 +99,7 @@ impl Options {
             tracker_bin: None,
             allow_uids: Vec::new(),
             hooks: Vec::new(),
+            hotplug_call: PathBuf::from(hooks::HOTPLUG_CALL),
             no_dataplane: false,
             verbose: 0,
             quiet: 0,
@@ -123,6 +128,7 @@ impl Options {
                         "tracker-bin" => o.tracker_bin = Some(lexer.value(name, inline)?.into()),
                         "allow-uid" => o.allow_uids.push(lexer.parsed(name, inline, "a uid")?),
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
+                        "hotplug-call" => o.hotplug_call = lexer.value(name, inline)?.into(),
                         "no-dataplane" => o.no_dataplane = true,
                         "verbose" => o.verbose = o.verbose.saturating_add(1),
                         "quiet" => o.quiet = o.quiet.saturating_add(1),

@@ -28,8 +28,9 @@ pub struct UbusService {
     supervise: bool,
     /// Last announced state per interface, to send events on changes only.
     announced: BTreeMap<String, String>,
-    /// netifd's latest view per interface (for mwan3's `up`/`uptime`).
-    netifd: BTreeMap<String, InterfaceState>,
+    /// netifd's latest view per interface (for mwan3's `up`/`uptime`),
+    /// and when it came: its `uptime` grows from then on.
+    netifd: BTreeMap<String, (InterfaceState, Instant)>,
 }
 
 impl UbusService {
@@ -56,14 +57,18 @@ impl UbusService {
 
     /// netifd's latest status of `interface`, if it told us.
     pub fn netifd_state(&self, interface: &str) -> Option<&InterfaceState> {
-        self.netifd.get(interface)
+        self.netifd.get(interface).map(|(st, _)| st)
     }
 
     fn note(&mut self, events: Vec<AgentEvent>) -> Vec<AgentEvent> {
+        self.note_at(events, Instant::now())
+    }
+
+    fn note_at(&mut self, events: Vec<AgentEvent>, now: Instant) -> Vec<AgentEvent> {
         for e in &events {
             match e {
                 AgentEvent::Interface(st) => {
-                    self.netifd.insert(st.name.clone(), st.clone());
+                    self.netifd.insert(st.name.clone(), (st.clone(), now));
                 }
                 // A new connection: announce every state afresh on the next pass.
                 AgentEvent::Connected => self.announced.clear(),
@@ -117,20 +122,7 @@ impl UbusService {
         connected: &[String],
         config: &Config,
     ) -> Vec<AgentEvent> {
-        let extras: BTreeMap<String, InterfaceExtra> = config
-            .interfaces
-            .iter()
-            .map(|i| {
-                let netifd = self.netifd.get(&i.name);
-                let extra = InterfaceExtra {
-                    enabled: Some(i.enabled),
-                    netifd_up: netifd.map(|n| n.up),
-                    netifd_uptime_s: netifd.and_then(|n| n.uptime_s).map(u64::from),
-                    track_ips: i.track_ip.clone(),
-                };
-                (i.name.clone(), extra)
-            })
-            .collect();
+        let extras = self.mwan3_extras(config, Instant::now());
         let body = luci::status(
             status,
             connected,
@@ -142,6 +134,29 @@ impl UbusService {
             .agent
             .reply_mwan3(registry, call, &body, Instant::now());
         self.note(events)
+    }
+
+    /// What mwan3's object reports from the config and netifd. `uptime` is
+    /// netifd's at the time it told us plus the time since (netifd counts
+    /// from the same ifup, and mwan3's object asks netifd on every call).
+    fn mwan3_extras(&self, config: &Config, now: Instant) -> BTreeMap<String, InterfaceExtra> {
+        config
+            .interfaces
+            .iter()
+            .map(|i| {
+                let netifd = self.netifd.get(&i.name);
+                let extra = InterfaceExtra {
+                    enabled: Some(i.enabled),
+                    netifd_up: netifd.map(|(n, _)| n.up),
+                    netifd_uptime_s: netifd.and_then(|(n, seen)| {
+                        let since = now.saturating_duration_since(*seen).as_secs();
+                        n.uptime_s.map(|u| u64::from(u) + since)
+                    }),
+                    track_ips: i.track_ip.clone(),
+                };
+                (i.name.clone(), extra)
+            })
+            .collect()
     }
 
     /// Sends `mwan.interface` for every interface whose state differs from
@@ -210,5 +225,41 @@ impl UbusService {
         if let Err(e) = agent::stop_trackers_blocking(&self.socket, SHUTDOWN_TIMEOUT) {
             log::warn!("could not remove the trackers' procd service: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bug 3 (issue 12): the uptime stayed what netifd said last.
+    #[test]
+    fn mwan3_uptime_grows_after_netifd_reported_it() {
+        let config = mwan_core::config::parse(
+            "test",
+            "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '192.0.2.1'\n",
+        )
+        .unwrap()
+        .config;
+        let mut ubus = UbusService::new(Path::new("/nonexistent/ubus.sock"), false).unwrap();
+        let seen = Instant::now();
+        let wan = InterfaceState {
+            name: "wan".into(),
+            up: true,
+            uptime_s: Some(30),
+            ..InterfaceState::default()
+        };
+        ubus.note_at(vec![AgentEvent::Interface(wan)], seen);
+        let later = ubus.mwan3_extras(&config, seen + Duration::from_secs(5));
+        assert_eq!(later["wan"].netifd_uptime_s, Some(35));
+        assert_eq!(later["wan"].netifd_up, Some(true));
+        // Down: netifd sends no uptime, nor do we.
+        let down = InterfaceState {
+            name: "wan".into(),
+            ..InterfaceState::default()
+        };
+        ubus.note_at(vec![AgentEvent::Interface(down)], seen);
+        let later = ubus.mwan3_extras(&config, seen + Duration::from_secs(5));
+        assert_eq!(later["wan"].netifd_uptime_s, None);
     }
 }

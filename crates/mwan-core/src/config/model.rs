@@ -29,6 +29,9 @@ pub struct Globals {
     pub loglevel: String,
     /// Source routing for traffic from a WAN's own address (mwan3 global, default off).
     pub source_routing: bool,
+    /// `option override WAN`: the manual override of every policy that
+    /// `mwanctl override WAN --persistent` wrote, applied at boot.
+    pub override_: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -253,6 +256,7 @@ impl Default for Globals {
             logging: false,
             loglevel: "notice".to_string(),
             source_routing: false,
+            override_: None,
         }
     }
 }

@@ -84,6 +84,9 @@ pub fn render(config: &Config) -> String {
     out.option("logging", flag(g.logging));
     out.option("loglevel", &g.loglevel);
     out.option("source_routing", flag(g.source_routing));
+    if let Some(wan) = &g.override_ {
+        out.option("override", wan);
+    }
 
     for i in &config.interfaces {
         out.section("interface", &i.name);

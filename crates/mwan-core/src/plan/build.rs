@@ -68,6 +68,7 @@ pub fn build(input: &PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         rules: rule_plans,
         objects: KernelObjects::sorted(routes, rules),
         warnings,
+        use_cgroups: Vec::new(),
     })
 }
 

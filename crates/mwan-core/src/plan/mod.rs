@@ -314,6 +314,21 @@ pub struct NetworkPlan {
     /// Things skipped, for the log and status (e.g. a rule naming an
     /// interface whose device is unknown).
     pub warnings: Vec<PlanWarning>,
+    /// `mwanctl use WAN -- CMD`: the cgroup per WAN whose sockets leave by
+    /// that WAN. Filled by mwand (it makes the cgroups), empty from `build`.
+    pub use_cgroups: Vec<UseCgroup>,
+}
+
+/// A cgroup v2 whose processes' sockets all leave by one WAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseCgroup {
+    pub wan: String,
+    /// Its depth below the cgroup2 root (`socket cgroupv2 level`).
+    pub level: u32,
+    /// Its path below the cgroup2 root, for the `nft -f` text.
+    pub path: String,
+    /// Its cgroup id (the kernel compares this).
+    pub id: u64,
 }
 
 /// Something the plan had to leave out; the config itself was valid.

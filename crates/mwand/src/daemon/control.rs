@@ -6,7 +6,7 @@ use crate::clock::now_ms;
 use mwan_core::config;
 use mwan_core::Millis;
 use mwan_proto::control::{
-    InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus,
+    InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus, PAUSED_REASON,
 };
 use std::path::Path;
 
@@ -101,7 +101,11 @@ impl Daemon {
                 Ok(message) => Response::Done { message },
                 Err(message) => Response::Error { message },
             },
-            Request::Override { interface, policy } => {
+            Request::Override {
+                interface,
+                policy,
+                persistent,
+            } => {
                 if !self.wans.contains_key(&interface) {
                     return Response::Error {
                         message: self.unknown_interface(&interface),
@@ -111,9 +115,17 @@ impl Daemon {
                     .wans
                     .get(&interface)
                     .and_then(|wan| override_warning(&wan.status(now)));
+                if persistent {
+                    if let Err(e) = self.persist_override(Some(&interface)) {
+                        return Response::Error {
+                            message: format!("override not written to the config: {e}"),
+                        };
+                    }
+                }
                 match self.engine.set_override(&self.config, interface, policy) {
                     Ok(mut message) => {
                         message += &warning.unwrap_or_default();
+                        self.save_state();
                         self.dirty = true;
                         self.decide_and_apply(now);
                         self.dirty = false;
@@ -123,14 +135,58 @@ impl Daemon {
                 }
             }
             Request::ClearOverride { policy } => {
+                if policy.is_none() {
+                    if let Err(e) = self.persist_override(None) {
+                        log::warn!("persistent override not removed: {e}");
+                    }
+                }
                 let message = self.engine.clear_override(policy);
+                self.save_state();
                 self.decide_and_apply(now);
                 Response::Done { message }
             }
+            Request::Pause { interface } => self.set_paused(interface, true, now),
+            Request::Resume { interface } => self.set_paused(interface, false, now),
             Request::Explain { policy } => match self.engine.explain(policy.as_deref(), now) {
                 Ok(v) => Response::Explain(v),
                 Err(message) => Response::Error { message },
             },
+        }
+    }
+
+    /// `mwanctl pause|resume WAN` (mwan3's `ifdown|ifup`): a paused WAN
+    /// is left as if disabled in the config (no tracker, in no policy)
+    /// while netifd keeps it up.
+    fn set_paused(&mut self, interface: String, pause: bool, now: Millis) -> Response {
+        if !self
+            .config
+            .interfaces
+            .iter()
+            .any(|i| i.name == interface && i.enabled)
+        {
+            return Response::Error {
+                message: self.unknown_interface(&interface),
+            };
+        }
+        let changed = if pause {
+            self.paused.insert(interface.clone())
+        } else {
+            self.paused.remove(&interface)
+        };
+        if changed {
+            self.save_state();
+            self.sync_wans(now);
+            self.decide_and_apply(now);
+            self.sync_trackers(now);
+        }
+        let (now_is, was) = match (pause, changed) {
+            (true, true) => ("paused: not tracked, in no policy", ""),
+            (false, true) => ("tracked and used again", ""),
+            (true, false) => ("paused", " already"),
+            (false, false) => ("not paused", " already"),
+        };
+        Response::Done {
+            message: format!("{interface}:{was} {now_is}"),
         }
     }
 
@@ -167,6 +223,11 @@ impl Daemon {
                 None => InterfaceStatus {
                     device: i.device.clone(),
                     state_age_s: now.saturating_sub(self.started_at) / 1000,
+                    reason: Some(if self.paused.contains(&i.name) {
+                        PAUSED_REASON.into()
+                    } else {
+                        "disabled in config".into()
+                    }),
                     ..disabled_in_config(&i.name)
                 },
             })

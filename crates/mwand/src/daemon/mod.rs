@@ -11,6 +11,7 @@ mod limits;
 mod links;
 mod peers;
 mod rundir;
+mod saved;
 pub(crate) mod tokens;
 mod trackers;
 mod ubus;
@@ -36,7 +37,7 @@ use mwan_proto::control::{EventLoopCounters, Request, Response};
 use mwan_proto::track::TrackerMessage;
 use mwan_ubus::agent::AgentEvent;
 use peers::{Peer, Peers};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
@@ -77,6 +78,8 @@ pub struct Daemon {
     timers: Timers<Timer>,
     dataplane: Dataplane,
     engine: Engine,
+    /// WANs stopped by `mwanctl pause` / `mwan3 ifdown`: neither tracked nor used.
+    paused: BTreeSet<String>,
     started_at: Millis,
     stop: bool,
     /// Something changed that may change policy decisions.
@@ -243,10 +246,11 @@ impl Daemon {
             config: loaded.config,
             wans: BTreeMap::new(),
             supervisor,
-            hooks: Hooks::new(hook_paths),
+            hooks: Hooks::new(hook_paths, opts.hotplug_call.clone()),
             timers: Timers::default(),
             dataplane,
             engine: Engine::default(),
+            paused: BTreeSet::new(),
             started_at: now,
             stop: false,
             dirty: true,
@@ -269,6 +273,7 @@ impl Daemon {
             let evs = u.follow(d.poll.registry(), &d.config);
             d.on_ubus_events(evs);
         }
+        d.restore_state();
         d.sync_wans(now);
         // The first plan adopts what a previous mwand left in the kernel and
         // gives the tracker marks the trackers' command lines carry; it
@@ -289,7 +294,7 @@ impl Daemon {
             .config
             .interfaces
             .iter()
-            .filter(|i| i.enabled)
+            .filter(|i| i.enabled && !self.paused.contains(&i.name))
             .cloned()
             .collect();
         self.wans

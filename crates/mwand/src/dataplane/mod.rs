@@ -9,6 +9,7 @@
 
 mod error;
 mod sysctl;
+mod use_cgroups;
 
 pub use error::DataplaneError;
 use error::WanStep;
@@ -85,6 +86,8 @@ pub struct Dataplane {
     /// WANs whose pinned connections were flushed and are checked again
     /// (the core's retry policy).
     pending_flushes: PendingFlushes,
+    /// The cgroups of `mwanctl use`, per WAN.
+    use_cgroups: use_cgroups::UseCgroups,
 }
 
 impl Dataplane {
@@ -170,6 +173,7 @@ impl Dataplane {
             rt_installed: None,
             carrying: Carrying::default(),
             pending_flushes: PendingFlushes::default(),
+            use_cgroups: use_cgroups::UseCgroups::default(),
         })
     }
 
@@ -369,7 +373,7 @@ impl Dataplane {
             main_defaults: &main_defaults,
             previous: &self.allocation,
         };
-        let plan = match plan::build(&input) {
+        let mut plan = match plan::build(&input) {
             Ok(p) => p,
             Err(e) => {
                 self.fail(DataplaneError::Plan(e));
@@ -383,6 +387,7 @@ impl Dataplane {
         }
         self.allocation = plan.allocation.clone();
         if self.apply_enabled {
+            plan.use_cgroups = self.use_cgroups.of(wans.keys().map(String::as_str));
             // Order matters when a WAN fails: routes and its pin rule first,
             // then its sticky entries, then its pinned connections, so the
             // clients reconnect through a live WAN at once.

@@ -34,6 +34,7 @@ const GLOBALS_OPTIONS: &[&str] = &[
     "logging",
     "loglevel",
     "source_routing",
+    "override",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "enabled",
@@ -254,6 +255,7 @@ fn globals(c: &mut Checker, s: &RawSection) -> Globals {
         logging: c.boolean(s, "logging", false),
         loglevel: c.choice(s, "loglevel", "notice", LEVELS).to_string(),
         source_routing: c.boolean(s, "source_routing", false),
+        override_: c.get_opt(s, "override", |v| Ok(v.to_string())),
     }
 }
 

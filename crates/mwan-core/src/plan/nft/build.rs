@@ -165,13 +165,34 @@ pub(super) fn prerouting_rules(plan: &NetworkPlan) -> Vec<NftRule> {
     rules
 }
 
-/// Step 5: `output` (router traffic): skip marked, restore pins, walk the
-/// rules.
+/// Step 5: `output` (router traffic): skip marked, send the sockets of
+/// `mwanctl use` cgroups to their WAN, restore pins, walk the rules.
 pub(super) fn output_rules(plan: &NetworkPlan) -> Vec<NftRule> {
     let mut rules = vec![skip_marked(plan.layout.mask)];
+    rules.extend(use_cgroup_rules(plan));
     rules.extend(restore_pins(plan));
     rules.push(jump_to_policy_rules());
     rules
+}
+
+/// Step 5a: a socket made in a WAN's `use` cgroup gets the WAN's tracker
+/// mark, whose FIB rule sends it to the WAN's table whatever the policies
+/// and the WAN's health say (as mwan3's `use`). Before the pin restore: a
+/// pin of the same WAN is withdrawn when the WAN fails.
+pub(super) fn use_cgroup_rules(plan: &NetworkPlan) -> impl Iterator<Item = NftRule> + '_ {
+    let mask = plan.layout.mask;
+    plan.use_cgroups.iter().filter_map(move |c| {
+        let w = plan.wans.iter().find(|w| w.interface == c.wan)?;
+        Some(rule(
+            vec![Match::SocketCgroupV2 {
+                level: c.level,
+                path: c.path.clone(),
+                id: c.id,
+            }],
+            vec![mark_rule(mask, w.tracker_mark)],
+            Some(Verdict::Return),
+        ))
+    })
 }
 
 /// Step 6: `postrouting`: record sticky choices in the sets of the WAN a

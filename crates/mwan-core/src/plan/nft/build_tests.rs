@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::plan::nft::tests::fixture;
+use crate::plan::UseCgroup;
 
 fn text(rules: &[NftRule]) -> Vec<String> {
     rules.iter().map(ToString::to_string).collect()
@@ -70,6 +71,39 @@ fn prerouting_and_output_skip_marked_restore_pins_then_walk() {
         assert_eq!(chain[1..4], out[1..4]);
     }
     assert!(pre[4].starts_with("meta nfproto ipv4 iifname \"eth1\" ct mark set"));
+}
+
+/// `mwanctl use wan2`: sockets of wan2's cgroup get wan2's tracker mark
+/// in output, after the skip and before the pins; a cgroup of a WAN the
+/// plan does not have gives no rule; prerouting never has one.
+#[test]
+fn output_sends_a_use_cgroups_sockets_to_its_wan() {
+    let (_, mut plan) = fixture();
+    for (wan, id) in [("wan2", 4242), ("gone", 7)] {
+        plan.use_cgroups.push(UseCgroup {
+            wan: wan.into(),
+            level: 2,
+            path: format!("mwan/{wan}"),
+            id,
+        });
+    }
+    let out = output_rules(&plan);
+    assert_eq!(out.len(), 6);
+    let wan2 = plan.wans.iter().find(|w| w.interface == "wan2").unwrap();
+    assert_eq!(
+        out[1].to_string(),
+        format!(
+            "socket cgroupv2 level 2 \"mwan/wan2\" meta mark set meta mark & 0xffffc0ff | {:#x} return",
+            wan2.tracker_mark
+        )
+    );
+    assert!(matches!(
+        out[1].matches[0],
+        Match::SocketCgroupV2 { id: 4242, .. }
+    ));
+    assert!(!text(&prerouting_rules(&plan))
+        .iter()
+        .any(|r| r.contains("cgroupv2")));
 }
 
 #[test]

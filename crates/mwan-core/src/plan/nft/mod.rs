@@ -164,6 +164,13 @@ pub enum Match {
         dir: Dir,
         set: String,
     },
+    /// `socket cgroupv2 level N "path"`: the socket's cgroup at depth
+    /// `level` is cgroup `id` (`path` is for the text only).
+    SocketCgroupV2 {
+        level: u32,
+        path: String,
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,6 +151,9 @@ impl fmt::Display for Match {
             Match::InSet { family, dir, set } => {
                 write!(f, "{} {} @{set}", l3(*family), addr_field(*dir))
             }
+            Match::SocketCgroupV2 { level, path, .. } => {
+                write!(f, "socket cgroupv2 level {level} \"{path}\"")
+            }
         }
     }
 }

@@ -1,0 +1,155 @@
+//! What an operator set at run time and a restart must not lose: manual
+//! overrides and paused WANs. mwand rewrites `<run-dir>/state` atomically
+//! on every change and reads it at start, before its first plan, so a
+//! kill -9 or a procd respawn comes back with the same choices. The run dir
+//! is on tmpfs: after a reboot only an override written to the config with
+//! `--persistent` (globals option `override`) is back.
+//!
+//! ```text
+//! override wan2            every policy on wan2
+//! override wan1 balanced   policy balanced on wan1
+//! pause wan3
+//! ```
+
+use super::Daemon;
+use std::io::Write;
+use std::path::Path;
+
+const STATE_FILE: &str = "state";
+
+impl Daemon {
+    /// Writes the overrides and paused WANs (a temporary file renamed over
+    /// the old one: a crash leaves the old or the new file, never half).
+    pub(super) fn save_state(&self) {
+        let mut text = String::new();
+        for (wan, policy) in self.engine.all_overrides() {
+            text += &format!("override {wan}");
+            if let Some(p) = policy {
+                text += &format!(" {p}");
+            }
+            text.push('\n');
+        }
+        for wan in &self.paused {
+            text += &format!("pause {wan}\n");
+        }
+        let path = self.opts.run_dir.join(STATE_FILE);
+        if let Err(e) = write_atomically(&path, text.as_bytes()) {
+            log::warn!("{}: {e}: a restart would lose overrides", path.display());
+        }
+    }
+
+    /// Takes back what [`Daemon::save_state`] wrote, or after a reboot (no
+    /// state file) the config's persistent override. Entries naming what the
+    /// config no longer has are dropped with a warning.
+    pub(super) fn restore_state(&mut self) {
+        let path = self.opts.run_dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(_) => match &self.config.globals.override_ {
+                Some(wan) => format!("override {wan}\n"),
+                None => return,
+            },
+        };
+        for (n, line) in text.lines().enumerate() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let known = |w: &str| self.config.interfaces.iter().any(|i| i.name == w);
+            let restored = match words[..] {
+                ["override", wan, ref policy @ ..] if known(wan) && policy.len() < 2 => self
+                    .engine
+                    .set_override(
+                        &self.config,
+                        wan.into(),
+                        policy.first().map(|p| p.to_string()),
+                    )
+                    .is_ok(),
+                ["pause", wan] if known(wan) => self.paused.insert(wan.into()),
+                _ => false,
+            };
+            if restored {
+                log::info!("restored from before the restart: {line}");
+            } else {
+                log::warn!("{}:{}: '{line}' ignored", path.display(), n + 1);
+            }
+        }
+    }
+
+    /// `--persistent`: sets (or with None removes) the globals option
+    /// `override` in the config file, so LuCI and `uci show` see it and a
+    /// reboot keeps it.
+    pub(super) fn persist_override(&mut self, wan: Option<&str>) -> Result<(), String> {
+        let path = &self.config_path;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let edited = with_global_override(&text, wan);
+        if edited != text {
+            write_atomically(path, edited.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        // The running config as the file now says: a reload sees no change.
+        self.config.globals.override_ = wan.map(str::to_string);
+        Ok(())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `text` (UCI) with `option override` of the globals section set to `wan`
+/// or removed; adds a globals section when there is none. Other lines stay
+/// as they are.
+fn with_global_override(text: &str, wan: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut in_globals = false;
+    let mut written = wan.is_none();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"config") {
+            in_globals = words.get(1) == Some(&"globals");
+        }
+        if in_globals && words.get(..2) == Some(&["option", "override"][..]) {
+            continue;
+        }
+        out += line;
+        out.push('\n');
+        if let (true, false, Some(wan)) = (in_globals, written, wan) {
+            if words.first() == Some(&"config") {
+                out += &format!("\toption override '{wan}'\n");
+                written = true;
+            }
+        }
+    }
+    if let (false, Some(wan)) = (written, wan) {
+        out += &format!("\nconfig globals 'globals'\n\toption override '{wan}'\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persistent_override_is_one_option_of_the_globals_section() {
+        let text = "config globals 'globals'\n\toption mmx_mask '0x3F00'\n\nconfig interface 'wan'\n\toption enabled '1'\n";
+        let set = with_global_override(text, Some("wan"));
+        assert_eq!(
+            set,
+            "config globals 'globals'\n\toption override 'wan'\n\toption mmx_mask '0x3F00'\n\nconfig interface 'wan'\n\toption enabled '1'\n"
+        );
+        // Set again: replaced, not doubled; cleared: the file as it was.
+        let again = with_global_override(&set, Some("wan2"));
+        assert_eq!(again.matches("option override").count(), 1);
+        assert!(again.contains("option override 'wan2'"));
+        assert_eq!(with_global_override(&again, None), text);
+        // No globals section: one is added.
+        let bare = "config interface 'wan'\n";
+        let added = with_global_override(bare, Some("wan"));
+        assert!(added.ends_with("\nconfig globals 'globals'\n\toption override 'wan'\n"));
+        let parsed = mwan_core::config::parse("test", &added).unwrap();
+        assert_eq!(parsed.config.globals.override_.as_deref(), Some("wan"));
+    }
+}
