@@ -18,6 +18,12 @@ mod tracker_cmd;
 mod ubus_service;
 mod wan;
 
+/// The HTTP request reader, for the fuzz targets only (docs/fuzzing.md).
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::http::*;
+}
+
 mod logger;
 
 use mwan_proto::cli::{self, Arg, Lexer, Usage};
