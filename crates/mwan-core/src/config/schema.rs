@@ -362,6 +362,19 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
     for section in &interface_sections {
         config.interfaces.push(interface(&mut c, section));
     }
+    if interface_sections.is_empty() {
+        // Accepted (an automatic mode for a missing config comes later), but
+        // never silently: applying it withdraws every route and rule of ours.
+        let line = doc.sections.first().map_or(1, |s| s.line);
+        c.diags.push(Diagnostic::new(
+            Kind::NoEffect,
+            source,
+            line,
+            None,
+            None,
+            "no interface section: this config removes all multi-WAN routing (every WAN's table, rule and mark of mwan); expected at least one 'config interface NAME'".into(),
+        ));
+    }
     check_mark_capacity(&mut c, &config, &interface_sections);
 
     for section in &member_sections {
@@ -485,9 +498,20 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
     let family = c.choice(s, "family", d.family, Family::WORDS);
     let track_method = c.choice(s, "track_method", d.track_method, TrackMethod::WORDS);
     let mut track_ip = Vec::new();
-    for (value, line) in c.list(s, "track_ip") {
+    let entries = c.list(s, "track_ip");
+    let total: usize = entries
+        .iter()
+        .map(|(v, _)| v.split_whitespace().count())
+        .sum();
+    let mut targets_seen = 0;
+    for (value, line) in entries {
         // An `option track_ip 'a b'` is a blank-separated list to the shell.
         for target in value.split_whitespace() {
+            targets_seen += 1;
+            if targets_seen == MAX_TRACK_IP + 1 {
+                // Reported once, where the list goes over.
+                c.error(line, s, Some("track_ip"), format!("{total} targets: the tracker probes at most {MAX_TRACK_IP} per interface; expected at most {MAX_TRACK_IP} (remove some, the health verdict needs only a few)"));
+            }
             match target.parse::<IpAddr>() {
                 Ok(addr) if addr.is_unspecified() => c.report(Kind::UselessTracking,
                     line,
@@ -568,10 +592,19 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         // Set below, once the probe spacing is known.
         time_constant_ms: d.quality.time_constant_ms,
     };
+    // The tracker's --budget-ppm and --budget-bytes-day ranges (its args.rs).
     let per_minute = c.get_opt(s, "probe_budget_per_minute", |v| {
-        values::integer(v, 1, 1_000_000).map(|n| n as u32)
+        values::integer(v, 1, 60_000).map(|n| n as u32)
     });
-    let per_day = c.get_opt(s, "probe_budget_bytes_per_day", values::bytes);
+    let per_day = c.get_opt(s, "probe_budget_bytes_per_day", |v| {
+        values::bytes(v).and_then(|b| {
+            if b >= 1000 {
+                Ok(b)
+            } else {
+                Err(format!("'{v}' is under 1000 bytes a day: expected at least 1000 (1k), one probe's worth"))
+            }
+        })
+    });
     let probe_budget = match (per_minute, per_day) {
         (Some(_), Some(_)) => {
             let line = s
@@ -600,7 +633,8 @@ fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         keep_failure_interval: c.boolean(s, "keep_failure_interval", d.keep_failure_interval),
         down: c.integer(s, "down", d.down, 1, 1000),
         up: c.integer(s, "up", d.up, 1, 1000),
-        size: c.integer(s, "size", d.size, 0, 65507),
+        // mwan-track's --size takes up to 65000 (its args.rs).
+        size: c.integer(s, "size", d.size, 0, 65000),
         max_ttl: c.integer(s, "max_ttl", d.max_ttl, 1, 255),
         check_quality: c.boolean(s, "check_quality", d.check_quality),
         failure_latency_ms: c.integer(s, "failure_latency", d.failure_latency_ms, 1, 3_600_000),
