@@ -489,7 +489,11 @@ fn the_globals_section_named_globals_wins() {
     assert_eq!(l.warnings.len(), 1);
     assert_eq!(l.warnings[0].line, 1);
     // Only an anonymous one: used, with a warning.
-    let l = parse("t", "config globals\n\toption mmx_mask '0xF0'\nconfig interface 'wan'\n").unwrap();
+    let l = parse(
+        "t",
+        "config globals\n\toption mmx_mask '0xF0'\nconfig interface 'wan'\n",
+    )
+    .unwrap();
     assert_eq!(l.config.globals.mmx_mask, 0xF0);
     assert!(
         l.warnings[0].message.contains("named 'globals'"),
