@@ -17,7 +17,7 @@ BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.r
 APPLETS := mwand mwan-track mwanctl mwan3
 link_applets = cd target/$(1) && for a in $(APPLETS); do ln -sfn mwan $$a; done
 
-.PHONY: all build release install test unit integration demo bench footprint validate deps clean web web-test cross-test
+.PHONY: all build release install test unit integration demo bench footprint validate deps clean web web-test cross-test fuzz
 
 # The dashboard's files, embedded gzip-compressed in mwand (docs/dashboard.md).
 # The .gz files are committed; a test in mwand checks they match.
@@ -72,6 +72,11 @@ test: deps build
 CROSS_TARGETS ?= armv7 s390x
 cross-test:
 	integration/cross/cross-test.sh $(CROSS_TARGETS)
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (docs/fuzzing.md); stable toolchain.
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 ## demo: two simulated WANs, mwand failing over live, cleaned up after.
 demo: deps release

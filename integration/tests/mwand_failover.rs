@@ -37,9 +37,17 @@ fn silent_cut_fails_over_and_back_with_lan_traffic() {
     assert_eq!(wan_of_answer(&tb, &answer), Some("wan1"), "{answer}");
 
     // mwan3-compatible hooks ran for the changes (fork/exec, not blocking).
+    // Whole lines: "disconnected wan1 eth1" contains "connected wan1 eth1",
+    // so a substring check would pass without any fail-back hook.
     let hooks = m.hooks_text();
-    assert!(hooks.contains("disconnected wan1 eth1"), "hooks: {hooks}");
-    assert!(hooks.contains("connected wan1 eth1"), "hooks: {hooks}");
+    let lines: Vec<&str> = hooks.lines().collect();
+    let down = lines.iter().position(|l| *l == "disconnected wan1 eth1");
+    let back = lines.iter().rposition(|l| *l == "connected wan1 eth1");
+    assert!(down.is_some(), "no disconnected hook for wan1: {hooks}");
+    assert!(
+        back.is_some_and(|b| Some(b) > down),
+        "no connected hook for wan1 after its disconnected one: {hooks}"
+    );
 }
 
 #[test]

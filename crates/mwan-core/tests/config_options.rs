@@ -152,7 +152,7 @@ fn interface_values_rejected_with_what_was_expected() {
         ),
         ("option down '0'", "down", "from 1 to 1000"),
         ("option up '1001'", "up", "from 1 to 1000"),
-        ("option size '70000'", "size", "from 0 to 65507"),
+        ("option size '70000'", "size", "from 0 to 65000"),
         ("option max_ttl '0'", "max_ttl", "from 1 to 255"),
         ("option failure_loss '101'", "failure_loss", "from 0 to 100"),
         ("option failure_latency '0'", "failure_latency", "from 1"),
@@ -482,13 +482,18 @@ fn rule_values_rejected_with_what_was_expected() {
 
 #[test]
 fn the_globals_section_named_globals_wins() {
-    let text = "config globals\n\toption mmx_mask '0xF0'\nconfig globals 'globals'\n\toption mmx_mask '0xFF00'\n";
+    // An interface, so that the only warnings are about globals.
+    let text = "config globals\n\toption mmx_mask '0xF0'\nconfig globals 'globals'\n\toption mmx_mask '0xFF00'\nconfig interface 'wan'\n";
     let l = parse("t", text).unwrap();
     assert_eq!(l.config.globals.mmx_mask, 0xFF00);
     assert_eq!(l.warnings.len(), 1);
     assert_eq!(l.warnings[0].line, 1);
     // Only an anonymous one: used, with a warning.
-    let l = parse("t", "config globals\n\toption mmx_mask '0xF0'\n").unwrap();
+    let l = parse(
+        "t",
+        "config globals\n\toption mmx_mask '0xF0'\nconfig interface 'wan'\n",
+    )
+    .unwrap();
     assert_eq!(l.config.globals.mmx_mask, 0xF0);
     assert!(
         l.warnings[0].message.contains("named 'globals'"),

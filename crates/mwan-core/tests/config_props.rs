@@ -154,8 +154,8 @@ fn interface(name: String) -> impl Strategy<Value = Interface> {
             );
             let budget = prop_oneof![
                 Just(None),
-                (1u32..=1_000_000).prop_map(|n| Some(ProbeBudget::ProbesPerMinute(n))),
-                (1u64..=u64::MAX / 2).prop_map(|n| Some(ProbeBudget::BytesPerDay(n))),
+                (1u32..=60_000).prop_map(|n| Some(ProbeBudget::ProbesPerMinute(n))),
+                (1000u64..=u64::MAX / 2).prop_map(|n| Some(ProbeBudget::BytesPerDay(n))),
             ];
             let quality = (
                 decimal(-100_000.0, 100_000.0),
@@ -181,7 +181,7 @@ fn interface(name: String) -> impl Strategy<Value = Interface> {
                 1u32..=100,
             );
             let probe = (
-                0u32..=65507,
+                0u32..=65000,
                 1u32..=255,
                 1u32..=3_600_000,
                 1u32..=3_600_000,

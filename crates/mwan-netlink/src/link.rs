@@ -290,7 +290,10 @@ impl Events {
         let mut out = Vec::new();
         loop {
             match self.sock.recv() {
-                Ok(msgs) => out.extend(msgs.iter().filter_map(|m| self.event(m))),
+                Ok(msgs) => out.extend(
+                    msgs.iter()
+                        .filter_map(|m| parse_event(m, self.our_protocol, self.ignore_pid)),
+                ),
                 Err(NetlinkError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::WouldBlock =>
                 {
@@ -301,47 +304,49 @@ impl Events {
             }
         }
     }
+}
 
-    fn event(&self, m: &RawMsg) -> Option<Event> {
-        let ours_echo = self.ignore_pid.is_some_and(|p| p == m.pid && p != 0);
-        match m.msg_type {
-            route::RTM_NEWROUTE | route::RTM_DELROUTE | rule::RTM_NEWRULE | rule::RTM_DELRULE
-                if ours_echo =>
-            {
-                None
-            }
-            RTM_NEWLINK | RTM_DELLINK => Some(Event::Link {
-                link: parse_link(m)?,
-                removed: m.msg_type == RTM_DELLINK,
-            }),
-            RTM_NEWADDR | RTM_DELADDR => {
-                let family = family_from_af(*m.payload.first()?)?;
-                let a = parse_address(m)?;
-                Some(Event::Address {
-                    ifindex: a.ifindex,
-                    family,
-                    removed: m.msg_type == RTM_DELADDR,
-                })
-            }
-            route::RTM_NEWROUTE | route::RTM_DELROUTE => {
-                let r = route::parse_route(m)?;
-                Some(Event::Route {
-                    family: r.route.family,
-                    table: r.route.table,
-                    ours: r.protocol == self.our_protocol,
-                    removed: m.msg_type == route::RTM_DELROUTE,
-                })
-            }
-            rule::RTM_NEWRULE | rule::RTM_DELRULE => {
-                let (r, proto) = rule::parse_rule(m)?;
-                Some(Event::Rule {
-                    family: r.family,
-                    ours: proto == self.our_protocol,
-                    removed: m.msg_type == rule::RTM_DELRULE,
-                })
-            }
-            _ => None,
+/// One rtnetlink notification as an [`Event`]; route and rule changes
+/// made by `ignore_pid` (our own requests) are dropped.
+pub fn parse_event(m: &RawMsg, our_protocol: u8, ignore_pid: Option<u32>) -> Option<Event> {
+    let ours_echo = ignore_pid.is_some_and(|p| p == m.pid && p != 0);
+    match m.msg_type {
+        route::RTM_NEWROUTE | route::RTM_DELROUTE | rule::RTM_NEWRULE | rule::RTM_DELRULE
+            if ours_echo =>
+        {
+            None
         }
+        RTM_NEWLINK | RTM_DELLINK => Some(Event::Link {
+            link: parse_link(m)?,
+            removed: m.msg_type == RTM_DELLINK,
+        }),
+        RTM_NEWADDR | RTM_DELADDR => {
+            let family = family_from_af(*m.payload.first()?)?;
+            let a = parse_address(m)?;
+            Some(Event::Address {
+                ifindex: a.ifindex,
+                family,
+                removed: m.msg_type == RTM_DELADDR,
+            })
+        }
+        route::RTM_NEWROUTE | route::RTM_DELROUTE => {
+            let r = route::parse_route(m)?;
+            Some(Event::Route {
+                family: r.route.family,
+                table: r.route.table,
+                ours: r.protocol == our_protocol,
+                removed: m.msg_type == route::RTM_DELROUTE,
+            })
+        }
+        rule::RTM_NEWRULE | rule::RTM_DELRULE => {
+            let (r, proto) = rule::parse_rule(m)?;
+            Some(Event::Rule {
+                family: r.family,
+                ours: proto == our_protocol,
+                removed: m.msg_type == rule::RTM_DELRULE,
+            })
+        }
+        _ => None,
     }
 }
 

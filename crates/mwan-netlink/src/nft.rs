@@ -21,7 +21,7 @@ use mwan_core::plan::nft::{
 use neli::consts::socket::NlFamily;
 
 use crate::error::{KernelError, NetlinkError};
-use crate::socket::{self, attr_str, attr_u32, attrs, nested, MsgBuilder, Request, Socket};
+use crate::socket::{self, attr_str, attr_u32, attrs, nested, MsgBuilder, RawMsg, Request, Socket};
 
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 /// nfgenmsg family of an `inet` table.
@@ -556,6 +556,86 @@ pub enum Drift {
     Changed(Vec<String>),
 }
 
+impl Observed {
+    /// What the kernel's dumps of chains, rules and sets say about table
+    /// `inet mwan`; messages of other tables are skipped (pure, so the
+    /// fuzzer reaches it).
+    pub fn from_dumps(chains: &[RawMsg], rules: &[RawMsg], sets: &[RawMsg]) -> Observed {
+        let mut obs = Observed::default();
+        for msg in chains {
+            let a = attrs(&msg.payload, 4);
+            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| *p);
+            if get(NFTA_CHAIN_TABLE).map(attr_str).as_deref() != Some(TABLE)
+                || msg.payload.first() != Some(&NFPROTO_INET)
+            {
+                continue;
+            }
+            let name = get(NFTA_CHAIN_NAME).map(attr_str).unwrap_or_default();
+            let base = get(NFTA_CHAIN_HOOK).map(|h| {
+                let ha = attrs(h, 0);
+                let hv = |t: u16| {
+                    ha.iter()
+                        .find(|(ty, _)| *ty == t)
+                        .and_then(|(_, p)| attr_u32(p))
+                        .map(u32::from_be)
+                        .unwrap_or(0)
+                };
+                (
+                    get(NFTA_CHAIN_TYPE).map(attr_str).unwrap_or_default(),
+                    hv(NFTA_HOOK_HOOKNUM),
+                    hv(NFTA_HOOK_PRIORITY) as i32,
+                )
+            });
+            obs.chains.push(ObservedChain {
+                name,
+                base,
+                rules: 0,
+            });
+        }
+        // Some(tag) while every rule so far carries that same tag.
+        let mut tags: Option<Option<String>> = None;
+        for msg in rules {
+            let a = attrs(&msg.payload, 4);
+            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| attr_str(p));
+            if get(NFTA_RULE_TABLE).as_deref() != Some(TABLE) {
+                continue;
+            }
+            let chain = get(NFTA_RULE_CHAIN).unwrap_or_default();
+            if let Some(c) = obs.chains.iter_mut().find(|c| c.name == chain) {
+                c.rules += 1;
+            }
+            let tag = a
+                .iter()
+                .find(|(ty, _)| *ty == NFTA_RULE_USERDATA)
+                .and_then(|(_, p)| parse_table_comment(p));
+            tags = match tags {
+                None => Some(tag),
+                Some(seen) if seen == tag => Some(seen),
+                Some(_) => Some(None),
+            };
+        }
+        obs.plan_tag = tags.flatten();
+        for msg in sets {
+            let a = attrs(&msg.payload, 4);
+            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| *p);
+            if get(NFTA_SET_TABLE).map(attr_str).as_deref() != Some(TABLE) {
+                continue;
+            }
+            let u = |t: u16| get(t).and_then(attr_u32).map(u32::from_be).unwrap_or(0);
+            obs.sets.push(ObservedSet {
+                name: get(NFTA_SET_NAME).map(attr_str).unwrap_or_default(),
+                flags: u(NFTA_SET_FLAGS),
+                key_type: u(NFTA_SET_KEY_TYPE),
+                key_len: u(NFTA_SET_KEY_LEN),
+                timeout_ms: get(NFTA_SET_TIMEOUT)
+                    .and_then(|p| p.get(..8))
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))),
+            });
+        }
+        obs
+    }
+}
+
 /// Compare a dump with the wanted table. Rule contents are not compared
 /// (the count is): our own replacement is the only writer we expect.
 pub fn drift(want: &NftTable, observed: Option<&Observed>) -> Drift {
@@ -860,78 +940,10 @@ impl Nft {
             Err(NetlinkError::Kernel(e)) if e.errno == libc::ENOENT => return Ok(None),
             Err(e) => return Err(e),
         }
-        let mut obs = Observed::default();
-        for msg in self.dump(NFT_MSG_GETCHAIN, "dump chains of inet mwan")? {
-            let a = attrs(&msg.payload, 4);
-            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| *p);
-            if get(NFTA_CHAIN_TABLE).map(attr_str).as_deref() != Some(TABLE)
-                || msg.payload.first() != Some(&NFPROTO_INET)
-            {
-                continue;
-            }
-            let name = get(NFTA_CHAIN_NAME).map(attr_str).unwrap_or_default();
-            let base = get(NFTA_CHAIN_HOOK).map(|h| {
-                let ha = attrs(h, 0);
-                let hv = |t: u16| {
-                    ha.iter()
-                        .find(|(ty, _)| *ty == t)
-                        .and_then(|(_, p)| attr_u32(p))
-                        .map(u32::from_be)
-                        .unwrap_or(0)
-                };
-                (
-                    get(NFTA_CHAIN_TYPE).map(attr_str).unwrap_or_default(),
-                    hv(NFTA_HOOK_HOOKNUM),
-                    hv(NFTA_HOOK_PRIORITY) as i32,
-                )
-            });
-            obs.chains.push(ObservedChain {
-                name,
-                base,
-                rules: 0,
-            });
-        }
-        // Some(tag) while every rule so far carries that same tag.
-        let mut tags: Option<Option<String>> = None;
-        for msg in self.dump(NFT_MSG_GETRULE, "dump rules of inet mwan")? {
-            let a = attrs(&msg.payload, 4);
-            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| attr_str(p));
-            if get(NFTA_RULE_TABLE).as_deref() != Some(TABLE) {
-                continue;
-            }
-            let chain = get(NFTA_RULE_CHAIN).unwrap_or_default();
-            if let Some(c) = obs.chains.iter_mut().find(|c| c.name == chain) {
-                c.rules += 1;
-            }
-            let tag = a
-                .iter()
-                .find(|(ty, _)| *ty == NFTA_RULE_USERDATA)
-                .and_then(|(_, p)| parse_table_comment(p));
-            tags = match tags {
-                None => Some(tag),
-                Some(seen) if seen == tag => Some(seen),
-                Some(_) => Some(None),
-            };
-        }
-        obs.plan_tag = tags.flatten();
-        for msg in self.dump(NFT_MSG_GETSET, "dump sets of inet mwan")? {
-            let a = attrs(&msg.payload, 4);
-            let get = |t: u16| a.iter().find(|(ty, _)| *ty == t).map(|(_, p)| *p);
-            if get(NFTA_SET_TABLE).map(attr_str).as_deref() != Some(TABLE) {
-                continue;
-            }
-            let u = |t: u16| get(t).and_then(attr_u32).map(u32::from_be).unwrap_or(0);
-            obs.sets.push(ObservedSet {
-                name: get(NFTA_SET_NAME).map(attr_str).unwrap_or_default(),
-                flags: u(NFTA_SET_FLAGS),
-                key_type: u(NFTA_SET_KEY_TYPE),
-                key_len: u(NFTA_SET_KEY_LEN),
-                timeout_ms: get(NFTA_SET_TIMEOUT)
-                    .and_then(|p| p.get(..8))
-                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))),
-            });
-        }
-        Ok(Some(obs))
+        let chains = self.dump(NFT_MSG_GETCHAIN, "dump chains of inet mwan")?;
+        let rules = self.dump(NFT_MSG_GETRULE, "dump rules of inet mwan")?;
+        let sets = self.dump(NFT_MSG_GETSET, "dump sets of inet mwan")?;
+        Ok(Some(Observed::from_dumps(&chains, &rules, &sets)))
     }
 
     /// Replace the table's content by `want` in one transaction: all or
@@ -1048,7 +1060,7 @@ impl NftWatch {
         let mut touched = false;
         loop {
             match self.sock.recv() {
-                Ok(msgs) => touched |= msgs.iter().any(|m| self.concerns_us(m)),
+                Ok(msgs) => touched |= msgs.iter().any(|m| concerns_our_table(m, self.ignore_pid)),
                 Err(NetlinkError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::WouldBlock =>
                 {
@@ -1059,21 +1071,22 @@ impl NftWatch {
             }
         }
     }
+}
 
-    fn concerns_us(&self, m: &socket::RawMsg) -> bool {
-        if m.msg_type >> 8 != NFNL_SUBSYS_NFTABLES
-            || m.msg_type & 0xff == NFT_MSG_NEWGEN
-            || m.payload.first() != Some(&NFPROTO_INET)
-            || self.ignore_pid.is_some_and(|p| p != 0 && p == m.pid)
-        {
-            return false;
-        }
-        // Attribute 1 names the table in table, chain, rule, set and set
-        // element messages alike.
-        attrs(&m.payload, 4)
-            .iter()
-            .any(|(t, p)| *t == 1 && attr_str(p) == TABLE)
+/// A notification of a change to table `inet mwan` not made by `ignore_pid`.
+pub fn concerns_our_table(m: &RawMsg, ignore_pid: Option<u32>) -> bool {
+    if m.msg_type >> 8 != NFNL_SUBSYS_NFTABLES
+        || m.msg_type & 0xff == NFT_MSG_NEWGEN
+        || m.payload.first() != Some(&NFPROTO_INET)
+        || ignore_pid.is_some_and(|p| p != 0 && p == m.pid)
+    {
+        return false;
     }
+    // Attribute 1 names the table in table, chain, rule, set and set
+    // element messages alike.
+    attrs(&m.payload, 4)
+        .iter()
+        .any(|(t, p)| *t == 1 && attr_str(p) == TABLE)
 }
 
 impl std::os::fd::AsRawFd for NftWatch {

@@ -613,7 +613,7 @@ fn tolerated(errno: i32, tolerate: Tolerate) -> bool {
 }
 
 /// An NLMSG_ERROR: None for an ACK (error 0), else (errno, extended ACK text).
-fn parse_error(msg: &RawMsg) -> Option<(i32, Option<String>)> {
+pub fn parse_error(msg: &RawMsg) -> Option<(i32, Option<String>)> {
     let code = i32::from_ne_bytes(msg.payload.get(..4)?.try_into().ok()?);
     if code == 0 {
         return None;
@@ -630,13 +630,16 @@ fn parse_error(msg: &RawMsg) -> Option<(i32, Option<String>)> {
                 .map(|b| u32::from_ne_bytes(b) as usize)
                 .unwrap_or(NLMSG_HDRLEN)
         };
-        let tlv_start = (4 + orig_len + 3) & !3;
+        // Saturating: the length is the sender's word (a 32-bit router's
+        // usize would wrap on 0xffffffff).
+        let tlv_start = orig_len.saturating_add(4 + 3) & !3;
         ext = attrs(&msg.payload, tlv_start)
             .into_iter()
             .find(|(t, _)| *t == NLMSGERR_ATTR_MSG)
             .map(|(_, p)| attr_str(p));
     }
-    Some((-code, ext))
+    // Saturating: i32::MIN has no negation (found by fuzz/netlink).
+    Some((code.saturating_neg(), ext))
 }
 
 #[cfg(test)]
@@ -689,6 +692,23 @@ mod tests {
             payload: vec![0; 20],
         };
         assert_eq!(parse_error(&ack), None);
+    }
+
+    /// fuzz/netlink: an error code of i32::MIN overflowed its negation, and
+    /// an original-message length near u32::MAX overflowed on 32 bits.
+    #[test]
+    fn error_with_extreme_code_or_length_is_read_not_a_panic() {
+        let mut payload = i32::MIN.to_ne_bytes().to_vec();
+        payload.extend_from_slice(&u32::MAX.to_ne_bytes());
+        payload.extend_from_slice(&[0u8; 12]);
+        let msg = RawMsg {
+            msg_type: NLMSG_ERROR,
+            flags: NLM_F_ACK_TLVS,
+            seq: 1,
+            pid: 0,
+            payload,
+        };
+        assert_eq!(parse_error(&msg), Some((i32::MAX, None)));
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub struct Status {
     /// What mwand's event loop saw that it did not expect, since start.
     #[serde(default)]
     pub event_loop: EventLoopCounters,
+    /// A config that is accepted but surely not meant, said where scripts
+    /// and dashboards look: today only a config with no interface, which
+    /// removes all multi-WAN routing (docs/status-json.md).
+    #[serde(default)]
+    pub config_warning: Option<String>,
 }
 
 /// Classes of data plane errors (docs/status-json.md).

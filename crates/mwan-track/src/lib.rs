@@ -10,6 +10,12 @@ mod sys;
 mod timers;
 mod tracker;
 
+/// The probe-reply parsers, for the fuzz targets only (docs/fuzzing.md).
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::packet::*;
+}
+
 /// Debug builds count heap allocations, so tests can check that a running
 /// tracker allocates nothing per probe (release builds use the plain
 /// system allocator).

@@ -54,6 +54,7 @@ fn status(wans: usize) -> Status {
         dataplane: Default::default(),
         dataplane_error_kind: None,
         event_loop: Default::default(),
+        config_warning: None,
     }
 }
 

@@ -141,6 +141,7 @@ fn sample_status() -> Status {
         dataplane: Default::default(),
         dataplane_error_kind: None,
         event_loop: Default::default(),
+        config_warning: None,
     }
 }
 

@@ -246,6 +246,7 @@ mod tests {
             dataplane: Default::default(),
             dataplane_error_kind: None,
             event_loop: Default::default(),
+            config_warning: None,
         }
     }
 

@@ -1439,6 +1439,7 @@ mod tests {
             overrides: Vec::new(),
             dataplane: Default::default(),
             event_loop: Default::default(),
+            config_warning: None,
         }
     }
 

@@ -20,6 +20,12 @@ mod tracker_cmd;
 mod ubus_service;
 mod wan;
 
+/// The HTTP request reader, for the fuzz targets only (docs/fuzzing.md).
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::http::*;
+}
+
 use mwan_proto::cli::{self, Arg, Lexer, Usage};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +54,9 @@ Options:
       --ubus-socket PATH   ubus socket (OpenWrt) [default: /var/run/ubus/ubus.sock]
       --tracker-bin PATH   mwan-track binary; default: next to mwand, else PATH
       --allow-uid UID      also accept control requests from UID (repeatable)
+      --tracker-user NAME  user the embedded supervisor runs trackers as, with
+                           only CAP_NET_RAW (+CAP_NET_ADMIN for the fwmark)
+                           [default: mwan if it exists, else nobody; root: no drop]
       --hook PATH          user hook script run on state changes (repeatable);
                            default /etc/mwan.user and /etc/mwan3.user
       --hotplug-call PATH  run as 'PATH iface' on tracker state changes, when
@@ -74,6 +83,9 @@ pub struct Options {
     pub tracker_bin: Option<PathBuf>,
     /// Also accept control requests from these uids (root always may).
     pub allow_uids: Vec<u32>,
+    /// User the embedded supervisor runs trackers as; default `mwan` if
+    /// it exists, else `nobody`; `root` keeps them root.
+    pub tracker_user: Option<String>,
     /// User hook scripts run on state changes; default /etc/mwan.user and
     /// /etc/mwan3.user.
     pub hooks: Vec<PathBuf>,
@@ -98,6 +110,7 @@ impl Options {
             ubus_socket: PathBuf::from("/var/run/ubus/ubus.sock"),
             tracker_bin: None,
             allow_uids: Vec::new(),
+            tracker_user: None,
             hooks: Vec::new(),
             hotplug_call: PathBuf::from(hooks::HOTPLUG_CALL),
             no_dataplane: false,
@@ -127,6 +140,7 @@ impl Options {
                         "ubus-socket" => o.ubus_socket = lexer.value(name, inline)?.into(),
                         "tracker-bin" => o.tracker_bin = Some(lexer.value(name, inline)?.into()),
                         "allow-uid" => o.allow_uids.push(lexer.parsed(name, inline, "a uid")?),
+                        "tracker-user" => o.tracker_user = Some(lexer.value(name, inline)?),
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "hotplug-call" => o.hotplug_call = lexer.value(name, inline)?.into(),
                         "no-dataplane" => o.no_dataplane = true,

@@ -48,8 +48,141 @@ struct Tracker {
     awaiting_hello: bool,
 }
 
+/// The unprivileged user trackers run as (docs/tracker.md, "Privileges").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackerUser {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+
+/// Capabilities a tracker with this command line needs: CAP_NET_RAW for
+/// its raw/packet sockets and SO_BINDTODEVICE, CAP_NET_ADMIN only for the
+/// fwmark (`--mark`: SO_MARK takes CAP_NET_RAW only from Linux 5.17, and
+/// OpenWrt 23.05 runs 5.15).
+pub fn tracker_capabilities(argv: &[String]) -> &'static [u32] {
+    if argv.iter().any(|a| a == "--mark") {
+        &[CAP_NET_RAW, CAP_NET_ADMIN]
+    } else {
+        &[CAP_NET_RAW]
+    }
+}
+
+/// The tracker user: `name` (`--tracker-user`), else `mwan` when that user
+/// exists, else `nobody`. None when mwand is not root (it cannot switch)
+/// or the name is `root` (no drop, as before).
+pub fn resolve_tracker_user(name: Option<&str>) -> Result<Option<TrackerUser>, String> {
+    // SAFETY: geteuid has no failure mode.
+    if unsafe { libc::geteuid() } != 0 || name == Some("root") {
+        return Ok(None);
+    }
+    let lookup = |n: &str| {
+        let c = std::ffi::CString::new(n).ok()?;
+        // SAFETY: getpwnam with a NUL-terminated name; mwand is one thread
+        // and copies the fields out before any other passwd call.
+        let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+        // SAFETY: a non-null result points at a valid passwd entry.
+        (!pw.is_null()).then(|| unsafe {
+            TrackerUser {
+                uid: (*pw).pw_uid,
+                gid: (*pw).pw_gid,
+            }
+        })
+    };
+    match name {
+        Some(n) => lookup(n)
+            .map(Some)
+            .ok_or_else(|| format!("--tracker-user: no user '{n}' in the password database")),
+        None => Ok(lookup("mwan").or_else(|| lookup("nobody"))),
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn check(rc: libc::c_long) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// In the child between fork and exec (async-signal-safe calls only, no
+/// allocation): keep `caps` in the bounding set and nothing else, switch
+/// to `user` with no supplementary groups, and carry `caps` across exec as
+/// ambient capabilities (the tracker binary has no file capabilities).
+fn become_tracker_user(user: TrackerUser, caps: &[u32]) -> io::Result<()> {
+    let mask: u64 = caps.iter().fold(0, |m, &c| m | 1 << c);
+    // SAFETY: prctl, setgroups, setres[ug]id and capset with plain integers
+    // and pointers to locals; none allocates.
+    unsafe {
+        for cap in 0..64u32 {
+            if mask & (1 << cap) == 0
+                && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+            {
+                // EINVAL: past the kernel's last capability.
+                break;
+            }
+        }
+        // Permitted capabilities survive the uid change.
+        check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).into())?;
+        check(libc::setgroups(0, std::ptr::null()).into())?;
+        check(libc::setresgid(user.gid, user.gid, user.gid).into())?;
+        check(libc::setresuid(user.uid, user.uid, user.uid).into())?;
+        let header = CapHeader {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        let low = mask as u32;
+        let high = (mask >> 32) as u32;
+        let data = [
+            CapData {
+                effective: low,
+                permitted: low,
+                inheritable: low,
+            },
+            CapData {
+                effective: high,
+                permitted: high,
+                inheritable: high,
+            },
+        ];
+        check(libc::syscall(libc::SYS_capset, &header, data.as_ptr()))?;
+        for &cap in caps {
+            check(
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
+                .into(),
+            )?;
+        }
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).into())?;
+    }
+    Ok(())
+}
+
 pub struct Supervisor {
     binary: PathBuf,
+    /// Who spawned trackers run as; None: as mwand (not root, or `root`).
+    user: Option<TrackerUser>,
     trackers: BTreeMap<String, Tracker>,
     /// Trackers sent SIGTERM, reaped on a later SIGCHLD.
     stopping: Vec<Child>,
@@ -136,10 +269,21 @@ impl Supervisor {
     pub fn new(binary: PathBuf, spawning: bool) -> Self {
         Self {
             binary,
+            user: None,
             trackers: BTreeMap::new(),
             stopping: Vec::new(),
             spawning,
         }
+    }
+
+    /// Trackers spawned from now on run as `user` with only the
+    /// capabilities their command line needs.
+    pub fn set_user(&mut self, user: Option<TrackerUser>) {
+        self.user = user;
+    }
+
+    pub fn user(&self) -> Option<TrackerUser> {
+        self.user
     }
 
     /// Records a tracker found running at start; it is given the grace period
@@ -224,6 +368,15 @@ impl Supervisor {
         // Own process group: a Ctrl-C aimed at mwand's terminal must not
         // take the trackers down with it; they outlive a crashed mwand.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        if let Some(user) = self.user {
+            let caps = tracker_capabilities(&t.argv);
+            // SAFETY: the closure makes only async-signal-safe syscalls.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    become_tracker_user(user, caps)
+                });
+            }
+        }
         match cmd.spawn() {
             Ok(child) => {
                 log::info!("{interface}: started tracker pid {}", child.id());

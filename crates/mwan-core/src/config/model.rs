@@ -278,6 +278,9 @@ impl Default for QualitySettings {
 /// Score mode defaults: a challenger must be this many points (ms) better,
 /// and a link must have been usable this long before traffic fails back to
 /// it. Taken from the core's analysed recommendation (docs/decisions.md).
+/// Targets one tracker probes at most (mwan-track's `--target` limit, its
+/// args.rs): more is a config error, not a tracker that exits forever.
+pub const MAX_TRACK_IP: usize = 64;
 pub const DEFAULT_SCORE_HYSTERESIS: f64 = crate::health::RECOMMENDED_TRACKING.hysteresis;
 pub const DEFAULT_SCORE_MIN_STABLE_MS: DurationMs =
     crate::health::RECOMMENDED_TRACKING.min_stable_ms;

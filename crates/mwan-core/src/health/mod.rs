@@ -198,6 +198,10 @@ pub struct Health {
     /// still be sleeping it when the interval changes).
     prev_interval: Millis,
     last_heard: Option<Millis>,
+    /// Since when probes have been expected (creation, link up): a tracker
+    /// never heard from by `tracking_since + silence_limit` makes an `Up`
+    /// start offline (issue 13, attack #7).
+    tracking_since: Millis,
     rtt: RttEstimator,
     counters: HealthCounters,
     spare_tallies: Vec<Vec<TargetTally>>,
@@ -227,6 +231,7 @@ impl Health {
             expect: None,
             prev_interval: 0,
             last_heard: None,
+            tracking_since: now,
             rtt: RttEstimator::default(),
             counters: HealthCounters::default(),
             spare_tallies: Vec::new(),
@@ -365,6 +370,9 @@ impl Health {
             .min();
         let silence = match (self.aged, self.last_heard) {
             (false, Some(heard)) if self.tracking() => Some(heard + self.settings.silence_limit),
+            (_, None) if self.tracking() && matches!(self.phase, Phase::Up { .. }) => {
+                Some(self.tracking_since + self.settings.silence_limit)
+            }
             _ => None,
         };
         let expected = self.expect.map(|e| self.expectation_deadline(e));
@@ -509,12 +517,31 @@ impl Health {
         }
         self.expire_rounds(now, &mut out);
         self.expire_expected(now, &mut out);
-        if let Some(heard) = self.last_heard {
-            if !self.aged && now >= heard + self.settings.silence_limit {
-                self.go_silent(now, &mut out);
+        match self.last_heard {
+            Some(heard) => {
+                if !self.aged && now >= heard + self.settings.silence_limit {
+                    self.go_silent(now, &mut out);
+                }
             }
+            None => self.never_heard(now, &mut out),
         }
         out
+    }
+
+    /// No probe result at all since tracking began, for longer than the
+    /// silence limit: the tracker cannot run (refused its command line,
+    /// cannot open its socket, never connects). `initial_state online` was
+    /// a guess nothing has confirmed: the WAN becomes offline (unusable,
+    /// with its hook) until probes bring it up, as with `initial_state
+    /// offline`. A tracker that was heard and went silent ages instead.
+    fn never_heard(&mut self, now: Millis, out: &mut Vec<Transition>) {
+        if matches!(self.phase, Phase::Up { .. })
+            && now >= self.tracking_since + self.settings.silence_limit
+        {
+            self.phase = Phase::Down { succeeded: 0 };
+            self.awaiting_round = false;
+            self.update_state(now, out);
+        }
     }
 
     /// The tracker went silent: Unknown (aged) with the counter's history
@@ -593,6 +620,7 @@ impl Health {
         self.last_applied = None;
         self.highest_seen = None;
         self.last_heard = None;
+        self.tracking_since = now;
         self.aged = false;
         self.awaiting_round = true;
         self.crossed = Crossed::No;

@@ -257,6 +257,12 @@ impl Daemon {
             dataplane: self.dataplane.counters(),
             dataplane_error_kind: dataplane_error.map(|(_, kind)| kind),
             event_loop: self.loop_counters.clone(),
+            config_warning: self.config.interfaces.is_empty().then(|| {
+                format!(
+                    "{} has no interface section: all multi-WAN routing is removed",
+                    self.config_path.display()
+                )
+            }),
         }
     }
 }

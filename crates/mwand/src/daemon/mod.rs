@@ -177,7 +177,12 @@ impl Daemon {
         let signals = Signals::new().map_err(|e| DaemonError::Io("signalfd", e))?;
         let poll = Poll::new().map_err(|e| DaemonError::Io("epoll", e))?;
         let track_path = opts.run_dir.join("track.sock");
-        let (mut control_listener, mut track_listener) = rundir::bind_listeners(&opts)?;
+        // The embedded supervisor switches to this user itself; procd is
+        // asked to (procd.rs). Either way the tracker socket admits its group.
+        let tracker_user = crate::supervisor::resolve_tracker_user(opts.tracker_user.as_deref())
+            .map_err(|e| DaemonError::Io("tracker user", std::io::Error::other(e)))?;
+        let (mut control_listener, mut track_listener) =
+            rundir::bind_listeners(&opts, tracker_user.map(|u| u.gid))?;
         let registry = poll.registry();
         signals
             .register(registry, SIGNALS)
@@ -211,7 +216,11 @@ impl Daemon {
             None
         };
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
-        let supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
+        let mut supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
+        supervisor.set_user(tracker_user);
+        if let Some(u) = tracker_user {
+            log::info!("trackers run as uid {} gid {} with CAP_NET_RAW (and CAP_NET_ADMIN for the fwmark) only", u.uid, u.gid);
+        }
         let hook_paths = if opts.hooks.is_empty() {
             DEFAULT_HOOKS.iter().map(PathBuf::from).collect()
         } else {

@@ -59,7 +59,13 @@ fn check(meta: &std::fs::Metadata) -> io::Result<()> {
 }
 
 /// Prepares the run dir and binds the control and tracker sockets in it.
-pub(super) fn bind_listeners(opts: &Options) -> Result<(UnixListener, UnixListener), DaemonError> {
+/// With `tracker_gid` (trackers run unprivileged) the dir is open to that
+/// group (0710, or 0711 with `--allow-uid`) and so is the tracker socket
+/// (0660); the control socket stays root's alone.
+pub(super) fn bind_listeners(
+    opts: &Options,
+    tracker_gid: Option<u32>,
+) -> Result<(UnixListener, UnixListener), DaemonError> {
     let others_connect = !opts.allow_uids.is_empty();
     prepare(&opts.run_dir, others_connect)
         .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
@@ -71,8 +77,21 @@ pub(super) fn bind_listeners(opts: &Options) -> Result<(UnixListener, UnixListen
         std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o666))
             .map_err(|e| DaemonError::RunDir(control_path.clone(), e))?;
     }
-    let track = bind_socket(&opts.run_dir.join("track.sock"))?;
+    let track_path = opts.run_dir.join("track.sock");
+    let track = bind_socket(&track_path)?;
+    if let Some(gid) = tracker_gid {
+        let mode = if others_connect { 0o711 } else { 0o710 };
+        open_to_group(&opts.run_dir, gid, mode)
+            .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
+        open_to_group(&track_path, gid, 0o660)
+            .map_err(|e| DaemonError::RunDir(track_path.clone(), e))?;
+    }
     Ok((control, track))
+}
+
+fn open_to_group(path: &Path, gid: u32, mode: u32) -> io::Result<()> {
+    std::os::unix::fs::chown(path, None, Some(gid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 impl Daemon {
@@ -94,13 +113,14 @@ impl Daemon {
                 log::debug!("remove {}: {e}", path.display());
             }
         }
-        let (mut control, mut track) = match bind_listeners(&self.opts) {
-            Ok(l) => l,
-            Err(e) => {
-                self.peer_warn(format_args!("cannot make the sockets again: {e}"));
-                return;
-            }
-        };
+        let (mut control, mut track) =
+            match bind_listeners(&self.opts, self.supervisor.user().map(|u| u.gid)) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.peer_warn(format_args!("cannot make the sockets again: {e}"));
+                    return;
+                }
+            };
         let registry = self.poll.registry();
         for old in [&mut self.control_listener, &mut self.track_listener] {
             if let Err(e) = registry.deregister(old) {

@@ -69,7 +69,8 @@ pub(super) fn interface(c: &mut Checker, s: &RawSection) -> Interface {
         keep_failure_interval: c.boolean(s, "keep_failure_interval", d.keep_failure_interval),
         down: c.integer(s, "down", d.down, 1, 1000),
         up: c.integer(s, "up", d.up, 1, 1000),
-        size: c.integer(s, "size", d.size, 0, 65507),
+        // mwan-track's --size takes up to 65000 (its args.rs).
+        size: c.integer(s, "size", d.size, 0, 65000),
         max_ttl: c.integer(s, "max_ttl", d.max_ttl, 1, 255),
         check_quality: c.boolean(s, "check_quality", d.check_quality),
         failure_latency_ms: c.integer(s, "failure_latency", d.failure_latency_ms, 1, 3_600_000),
@@ -93,9 +94,20 @@ pub(super) fn interface(c: &mut Checker, s: &RawSection) -> Interface {
 /// host is kept with a warning; the other family is an error.
 pub(super) fn track_targets(c: &mut Checker, s: &RawSection, family: Family) -> Vec<String> {
     let mut track_ip = Vec::new();
-    for (value, line) in c.list(s, "track_ip") {
+    let entries = c.list(s, "track_ip");
+    let total: usize = entries
+        .iter()
+        .map(|(v, _)| v.split_whitespace().count())
+        .sum();
+    let mut targets_seen = 0;
+    for (value, line) in entries {
         // An `option track_ip 'a b'` is a blank-separated list to the shell.
         for target in value.split_whitespace() {
+            targets_seen += 1;
+            if targets_seen == MAX_TRACK_IP + 1 {
+                // Reported once, where the list goes over.
+                c.error(line, s, Some("track_ip"), format!("{total} targets: the tracker probes at most {MAX_TRACK_IP} per interface; expected at most {MAX_TRACK_IP} (remove some, the health verdict needs only a few)"));
+            }
             match target.parse::<IpAddr>() {
                 Ok(addr) if addr.is_unspecified() => c.report(Kind::UselessTracking,
                     line,
@@ -194,10 +206,19 @@ pub(super) fn quality_settings(
 
 /// At most one of the two probe budgets.
 pub(super) fn probe_budget(c: &mut Checker, s: &RawSection) -> Option<ProbeBudget> {
+    // The tracker's --budget-ppm and --budget-bytes-day ranges (its args.rs).
     let per_minute = c.get_opt(s, "probe_budget_per_minute", |v| {
-        values::integer(v, 1, 1_000_000).map(|n| n as u32)
+        values::integer(v, 1, 60_000).map(|n| n as u32)
     });
-    let per_day = c.get_opt(s, "probe_budget_bytes_per_day", values::bytes);
+    let per_day = c.get_opt(s, "probe_budget_bytes_per_day", |v| {
+        values::bytes(v).and_then(|b| {
+            if b >= 1000 {
+                Ok(b)
+            } else {
+                Err(format!("'{v}' is under 1000 bytes a day: expected at least 1000 (1k), one probe's worth"))
+            }
+        })
+    });
     match (per_minute, per_day) {
         (Some(_), Some(_)) => {
             let line = s

@@ -190,6 +190,19 @@ pub(crate) fn build(source: &str, doc: &RawDocument, diags: &mut Vec<Diagnostic>
     for section in &interface_sections {
         config.interfaces.push(interface(&mut c, section));
     }
+    if interface_sections.is_empty() {
+        // Accepted (an automatic mode for a missing config comes later), but
+        // never silently: applying it withdraws every route and rule of ours.
+        let line = doc.sections.first().map_or(1, |s| s.line);
+        c.diags.push(Diagnostic::new(
+            Kind::NoEffect,
+            source,
+            line,
+            None,
+            None,
+            "no interface section: this config removes all multi-WAN routing (every WAN's table, rule and mark of mwan); expected at least one 'config interface NAME'".into(),
+        ));
+    }
     check_mark_capacity(&mut c, &config, &interface_sections);
 
     for section in &member_sections {
