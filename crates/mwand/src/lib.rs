@@ -8,7 +8,6 @@ mod daemon;
 mod dataplane;
 mod engine;
 mod hooks;
-#[allow(dead_code)]
 mod http;
 mod signals;
 mod supervisor;
@@ -52,6 +51,10 @@ Options:
                            default /etc/mwan.user and /etc/mwan3.user
       --no-dataplane       decide and report, never touch routes, rules, nft
                            or conntrack
+      --http ADDR:PORT     serve the dashboard and its JSON API there (off by
+                           default; docs/dashboard.md)
+      --http-token-file PATH  token for writes over HTTP; required when --http
+                           is not a loopback address
   -v, --verbose            more logging (-v debug, -vv trace); RUST_LOG overrides
   -q, --quiet              less logging (-q warnings only, -qq errors only)
   -h, --help               print this help
@@ -78,6 +81,10 @@ pub struct Options {
     /// Decide and report, but never touch routes, rules, nft or conntrack
     /// (for trying a config on a live box).
     pub no_dataplane: bool,
+    /// Where the dashboard listens; None: no HTTP listener.
+    pub http: Option<std::net::SocketAddr>,
+    /// File holding the token HTTP writes must carry (first line).
+    pub http_token_file: Option<PathBuf>,
     /// -v count.
     pub verbose: u8,
     /// -q count.
@@ -96,6 +103,8 @@ impl Options {
             allow_uids: Vec::new(),
             hooks: Vec::new(),
             no_dataplane: false,
+            http: None,
+            http_token_file: None,
             verbose: 0,
             quiet: 0,
         };
@@ -124,6 +133,10 @@ impl Options {
                         "allow-uid" => o.allow_uids.push(lexer.parsed(name, inline, "a uid")?),
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "no-dataplane" => o.no_dataplane = true,
+                        "http" => o.http = Some(lexer.parsed(name, inline, "an ADDR:PORT")?),
+                        "http-token-file" => {
+                            o.http_token_file = Some(lexer.value(name, inline)?.into())
+                        }
                         "verbose" => o.verbose = o.verbose.saturating_add(1),
                         "quiet" => o.quiet = o.quiet.saturating_add(1),
                         "help" => return Err(Usage::Help),
@@ -206,6 +219,9 @@ mod tests {
             "--hook",
             "/h2",
             "--no-dataplane",
+            "--http",
+            "127.0.0.1:8080",
+            "--http-token-file=/tok",
             "-vv",
         ])
         .unwrap();
@@ -217,6 +233,8 @@ mod tests {
         assert_eq!(o.allow_uids, [5, 6]);
         assert_eq!(o.hooks, [PathBuf::from("/h1"), PathBuf::from("/h2")]);
         assert!(o.no_dataplane);
+        assert_eq!(o.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(o.http_token_file, Some(PathBuf::from("/tok")));
         assert_eq!(o.log_level(), log::LevelFilter::Trace);
         assert_eq!(
             parse(&["-qq"]).unwrap().log_level(),
@@ -229,6 +247,7 @@ mod tests {
         for (words, wanted) in [
             (&["--supervisor", "cron"][..], "--supervisor: 'cron'"),
             (&["--allow-uid", "root"], "--allow-uid: 'root'"),
+            (&["--http", "8080"], "--http: '8080'"),
             (&["--config"], "--config needs a value"),
             (&["--bogus"], "unknown option --bogus"),
             (&["-v", "-q"], "exclude each other"),

@@ -14,6 +14,7 @@ mod rundir;
 pub(crate) mod tokens;
 mod trackers;
 mod ubus;
+mod web;
 
 pub use error::{report, DaemonError};
 
@@ -38,7 +39,7 @@ use peers::{Peer, Peers};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
+use tokens::{ConnTokens, Source, CONTROL, HTTP, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
 
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
@@ -86,6 +87,10 @@ pub struct Daemon {
     again: Vec<Token>,
     /// Per-peer warnings (refusals, malformed input): a flood logs a few.
     peer_log: limits::LogLimiter,
+    /// The dashboard's listener (`--http`), when asked for.
+    http: Option<web::HttpSide>,
+    /// The last hour per WAN and the event timeline the dashboard shows.
+    history: mwan_core::history::History,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -198,6 +203,7 @@ impl Daemon {
         } else {
             None
         };
+        let http = web::bind(&opts, registry, HTTP)?;
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
         let supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         let hook_paths = if opts.hooks.is_empty() {
@@ -245,6 +251,8 @@ impl Daemon {
             pending_ubus: Vec::new(),
             again: Vec::new(),
             peer_log: limits::LogLimiter::new(10, 10_000),
+            http,
+            history: mwan_core::history::History::new(),
             opts,
         };
         log::info!(
@@ -299,6 +307,7 @@ impl Daemon {
                 }
             }
         }
+        self.sync_history();
     }
 
     fn event_loop(&mut self) -> Result<(), DaemonError> {
@@ -323,6 +332,10 @@ impl Daemon {
             if let Some(u) = self.ubus.as_ref().and_then(UbusService::timeout) {
                 timeout = Some(timeout.map_or(u, |t| t.min(u)));
             }
+            if let Some(at) = self.http_deadline() {
+                let h = std::time::Duration::from_millis(at.saturating_sub(now_ms()));
+                timeout = Some(timeout.map_or(h, |t| t.min(h)));
+            }
             let again = std::mem::take(&mut self.again);
             if !again.is_empty() {
                 timeout = Some(std::time::Duration::ZERO);
@@ -346,6 +359,7 @@ impl Daemon {
                         }
                     }
                     Source::Ubus => self.on_ubus(ev),
+                    Source::Http(token) => self.on_http(token),
                     Source::Conn(token) => self.on_conn(token),
                     Source::Unknown(token) => self.unexpected_event(token),
                 }
@@ -362,6 +376,7 @@ impl Daemon {
             for t in self.timers.expired(now) {
                 self.on_timer(t, now);
             }
+            self.http_tick(now);
             if let Some(u) = self.ubus.as_mut() {
                 let evs = u.on_timeout(self.poll.registry());
                 self.on_ubus_events(evs);
@@ -636,11 +651,13 @@ impl Daemon {
     }
 
     fn decide_and_apply(&mut self, now: Millis) {
+        let before = self.engine.summary_lines();
         let changed = self.engine.resolve(&self.config, &self.wans, now);
         if changed {
             for line in self.engine.summary_lines() {
                 log::info!("policy {line}");
             }
+            self.record_policy_moves(&before, now);
         }
         self.dataplane
             .apply(&self.config, &self.engine, &self.wans, now);
