@@ -27,6 +27,11 @@ pub enum Request {
     Explain {
         policy: Option<String>,
     },
+    /// The last hour per WAN and the event timeline from second `since`
+    /// of mwand's clock on (0: all of it; docs/dashboard.md).
+    History {
+        since: u64,
+    },
 }
 
 // One reply is built per request and sent at once, never stored in bulk:
@@ -40,6 +45,11 @@ pub enum Response {
     Rules(Vec<RuleStatus>),
     Connected(Vec<String>),
     Explain(Vec<PolicyExplanation>),
+    /// `History::json_since` as mwand built it: already JSON, passed
+    /// through as is (the page, ubus and `mwanctl --json` show the same).
+    History {
+        json: String,
+    },
     /// Success with a human-readable message.
     Done {
         message: String,

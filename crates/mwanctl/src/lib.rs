@@ -45,6 +45,8 @@ Commands:
   override --clear [--policy P]
                           remove the override (of P, or all)
   explain [POLICY]        why each policy uses what it uses, in words
+  history [--since N]     the last hour per WAN and the event timeline (from
+                          second N of mwand's clock; --json: all figures)
 
 Options (anywhere on the line):
       --run-dir DIR       directory holding mwand's sockets [default: /var/run/mwan]
@@ -82,6 +84,7 @@ impl Cli {
         let mut ubus_socket = PathBuf::from("/var/run/ubus/ubus.sock");
         let mut json = false;
         let (mut config, mut policy, mut clear) = (None, None, false);
+        let mut since = None;
         let mut words: Vec<String> = Vec::new();
         let mut lexer = Lexer::new(args);
         while let Some(arg) = lexer.next() {
@@ -96,6 +99,7 @@ impl Cli {
                         "config" => config = Some(PathBuf::from(lexer.value(name, inline)?)),
                         "policy" => policy = Some(lexer.value(name, inline)?),
                         "clear" => clear = true,
+                        "since" => since = Some(lexer.parsed(name, inline, "a second")?),
                         "help" => return Err(Usage::Help),
                         "version" => return Err(Usage::Version),
                         _ => return Err(cli::unknown(&arg)),
@@ -118,6 +122,9 @@ impl Cli {
             |flag: &str| Usage::Error(format!("{flag} does not apply to '{name}'"));
         if config.is_some() && name != "check" {
             return Err(flag_misplaced("--config"));
+        }
+        if since.is_some() && name != "history" {
+            return Err(flag_misplaced("--since"));
         }
         if (policy.is_some() || clear) && name != "override" {
             return Err(flag_misplaced(if clear { "--clear" } else { "--policy" }));
@@ -156,6 +163,9 @@ impl Cli {
                 }
             }),
             "explain" => Command::Daemon(Request::Explain { policy: operand }),
+            "history" => no_operand(Request::History {
+                since: since.unwrap_or(0),
+            })?,
             other => return Err(Usage::Error(format!("unknown command '{other}'"))),
         };
         Ok(Cli {
@@ -272,6 +282,13 @@ mod tests {
             }
         );
         assert_eq!(request(&["explain"]), Request::Explain { policy: None });
+        assert_eq!(request(&["history"]), Request::History { since: 0 });
+        assert_eq!(
+            request(&["history", "--since", "17"]),
+            Request::History { since: 17 }
+        );
+        assert!(parse(&["status", "--since", "1"]).is_err());
+        assert!(parse(&["history", "--since", "soon"]).is_err());
     }
 
     #[test]

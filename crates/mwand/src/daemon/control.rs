@@ -131,6 +131,9 @@ impl Daemon {
                 Ok(v) => Response::Explain(v),
                 Err(message) => Response::Error { message },
             },
+            Request::History { since } => Response::History {
+                json: self.history.json_since(since),
+            },
         }
     }
 

@@ -19,7 +19,10 @@ pub const NFT_EVENTS: Token = Token(5);
 /// `MAX_CONNECTIONS` tokens after it (`http::server`).
 pub const HTTP: Token = Token(6);
 const HTTP_LAST: usize = HTTP.0 + crate::http::MAX_CONNECTIONS;
-const _: () = assert!(HTTP_LAST < FIRST_CONN, "HTTP slots run into connection tokens");
+const _: () = assert!(
+    HTTP_LAST < FIRST_CONN,
+    "HTTP slots run into connection tokens"
+);
 /// Connections (control clients, trackers) get tokens from here on; the
 /// gap leaves room for more constant tokens.
 pub const FIRST_CONN: usize = 16;
