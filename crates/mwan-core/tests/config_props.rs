@@ -370,6 +370,7 @@ fn config() -> impl Strategy<Value = Config> {
                         logging,
                         loglevel: level.to_string(),
                         source_routing,
+                        automatic: false,
                     },
                 );
             (globals, interfaces, Just(rest), any::<u64>())

@@ -32,6 +32,9 @@ pub enum Request {
     History {
         since: u64,
     },
+    /// The config mwand runs, as UCI (`mwanctl config --write`): in
+    /// automatic mode the one it built, else an error naming the file.
+    ConfigText,
 }
 
 // One reply is built per request and sent at once, never stored in bulk:

@@ -36,6 +36,7 @@ pub fn methods() -> Vec<MethodSpec> {
         ),
         MethodSpec::new("explain", &[("policy", kind::STRING)]),
         MethodSpec::new("history", &[("since", kind::INT32)]),
+        MethodSpec::new("config", &[]),
     ]
 }
 
@@ -93,6 +94,7 @@ pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
         "explain" => Request::Explain {
             policy: opt_string(args, "policy")?,
         },
+        "config" => Request::ConfigText,
         "history" => Request::History {
             since: match args.get("since") {
                 None => 0,
@@ -193,6 +195,7 @@ pub fn call_for(request: &Request) -> (&'static str, Table) {
             ),
         ),
         Request::Explain { policy } => ("explain", opt(Table::new(), "policy", policy)),
+        Request::ConfigText => ("config", Table::new()),
         Request::History { since } => (
             "history",
             // A second of mwand's monotonic clock: int32 for 68 years.

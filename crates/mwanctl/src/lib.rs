@@ -45,6 +45,7 @@ Commands:
   override --clear [--policy P]
                           remove the override (of P, or all)
   explain [POLICY]        why each policy uses what it uses, in words
+  config --write          print the config mwand runs as UCI (automatic mode)
   history [--since N]     the last hour per WAN and the event timeline (from
                           second N of mwand's clock; --json: all figures)
 
@@ -85,6 +86,7 @@ impl Cli {
         let mut json = false;
         let (mut config, mut policy, mut clear) = (None, None, false);
         let mut since = None;
+        let mut write = false;
         let mut words: Vec<String> = Vec::new();
         let mut lexer = Lexer::new(args);
         while let Some(arg) = lexer.next() {
@@ -99,6 +101,7 @@ impl Cli {
                         "config" => config = Some(PathBuf::from(lexer.value(name, inline)?)),
                         "policy" => policy = Some(lexer.value(name, inline)?),
                         "clear" => clear = true,
+                        "write" => write = true,
                         "since" => since = Some(lexer.parsed(name, inline, "a second")?),
                         "help" => return Err(Usage::Help),
                         "version" => return Err(Usage::Version),
@@ -122,6 +125,13 @@ impl Cli {
             |flag: &str| Usage::Error(format!("{flag} does not apply to '{name}'"));
         if config.is_some() && name != "check" {
             return Err(flag_misplaced("--config"));
+        }
+        if write != (name == "config") {
+            return Err(if write {
+                flag_misplaced("--write")
+            } else {
+                Usage::Error("config needs --write (it prints the config mwand runs)".into())
+            });
         }
         if since.is_some() && name != "history" {
             return Err(flag_misplaced("--since"));
@@ -163,6 +173,7 @@ impl Cli {
                 }
             }),
             "explain" => Command::Daemon(Request::Explain { policy: operand }),
+            "config" => no_operand(Request::ConfigText)?,
             "history" => no_operand(Request::History {
                 since: since.unwrap_or(0),
             })?,
@@ -283,6 +294,9 @@ mod tests {
         );
         assert_eq!(request(&["explain"]), Request::Explain { policy: None });
         assert_eq!(request(&["history"]), Request::History { since: 0 });
+        assert_eq!(request(&["config", "--write"]), Request::ConfigText);
+        assert!(parse(&["config"]).is_err());
+        assert!(parse(&["status", "--write"]).is_err());
         assert_eq!(
             request(&["history", "--since", "17"]),
             Request::History { since: 17 }

@@ -53,6 +53,8 @@ Options:
                            or conntrack
       --http ADDR:PORT     serve the dashboard and its JSON API there (off by
                            default; docs/dashboard.md)
+      --auto-track-ip IP   in automatic mode (no config file), probe IP besides
+                           each gateway (repeatable) [default: 1.1.1.1 8.8.8.8 9.9.9.9]
       --http-token-file PATH  token for writes over HTTP; required when --http
                            is not a loopback address
   -v, --verbose            more logging (-v debug, -vv trace); RUST_LOG overrides
@@ -85,6 +87,8 @@ pub struct Options {
     pub http: Option<std::net::SocketAddr>,
     /// File holding the token HTTP writes must carry (first line).
     pub http_token_file: Option<PathBuf>,
+    /// Automatic mode's targets besides each gateway; empty: the defaults.
+    pub auto_track_ip: Vec<std::net::IpAddr>,
     /// -v count.
     pub verbose: u8,
     /// -q count.
@@ -105,6 +109,7 @@ impl Options {
             no_dataplane: false,
             http: None,
             http_token_file: None,
+            auto_track_ip: Vec::new(),
             verbose: 0,
             quiet: 0,
         };
@@ -134,6 +139,10 @@ impl Options {
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "no-dataplane" => o.no_dataplane = true,
                         "http" => o.http = Some(lexer.parsed(name, inline, "an ADDR:PORT")?),
+                        "auto-track-ip" => {
+                            o.auto_track_ip
+                                .push(lexer.parsed(name, inline, "an IP address")?)
+                        }
                         "http-token-file" => {
                             o.http_token_file = Some(lexer.value(name, inline)?.into())
                         }
@@ -222,6 +231,8 @@ mod tests {
             "--http",
             "127.0.0.1:8080",
             "--http-token-file=/tok",
+            "--auto-track-ip",
+            "192.0.2.7",
             "-vv",
         ])
         .unwrap();
@@ -235,6 +246,10 @@ mod tests {
         assert!(o.no_dataplane);
         assert_eq!(o.http, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(o.http_token_file, Some(PathBuf::from("/tok")));
+        assert_eq!(
+            o.auto_track_ip,
+            ["192.0.2.7".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(o.log_level(), log::LevelFilter::Trace);
         assert_eq!(
             parse(&["-qq"]).unwrap().log_level(),

@@ -29,6 +29,9 @@ pub struct Globals {
     pub loglevel: String,
     /// Source routing for traffic from a WAN's own address (mwan3 global, default off).
     pub source_routing: bool,
+    /// `option automatic '1'`: mwand ignores the other sections and builds
+    /// its config from the default routes (`mwan_core::auto`).
+    pub automatic: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -253,6 +256,7 @@ impl Default for Globals {
             logging: false,
             loglevel: "notice".to_string(),
             source_routing: false,
+            automatic: false,
         }
     }
 }

@@ -23,6 +23,7 @@ const GLOBALS_OPTIONS: &[&str] = &[
     "logging",
     "loglevel",
     "source_routing",
+    "automatic",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "enabled",
@@ -427,6 +428,7 @@ fn globals(c: &mut Checker, s: &RawSection) -> Globals {
         logging: c.boolean(s, "logging", false),
         loglevel: c.choice(s, "loglevel", "notice", LEVELS).to_string(),
         source_routing: c.boolean(s, "source_routing", false),
+        automatic: c.boolean(s, "automatic", false),
     }
 }
 

@@ -4,6 +4,7 @@
 //! (respawns, adoption deadlines, tracker silence) sits in one timer map
 //! (`links.rs`). Decisions are mwan-core's; the handlers perform them.
 
+mod automatic;
 mod control;
 mod error;
 mod guard;
@@ -91,6 +92,8 @@ pub struct Daemon {
     http: Option<web::HttpSide>,
     /// The last hour per WAN and the event timeline the dashboard shows.
     history: mwan_core::history::History,
+    /// Automatic mode: the UCI text of the config it built (None: a file).
+    automatic_uci: Option<String>,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -157,7 +160,10 @@ impl Daemon {
     fn start(opts: Options) -> Result<Self, DaemonError> {
         let now = now_ms();
         let config_path = opts.config.clone().unwrap_or_else(config::default_path);
-        let loaded = config::load(&config_path).map_err(DaemonError::Config)?;
+        let automatic::Chosen {
+            loaded,
+            automatic: automatic_uci,
+        } = automatic::choose(&opts, &config_path)?;
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
@@ -253,6 +259,7 @@ impl Daemon {
             peer_log: limits::LogLimiter::new(10, 10_000),
             http,
             history: mwan_core::history::History::new(),
+            automatic_uci,
             opts,
         };
         log::info!(
