@@ -8,8 +8,8 @@ export CARGO_TERM_COLOR ?= never
 # Debian packages the tests, the demo and the benchmarks use. Only test and
 # benchmark tooling: mwand itself never runs any of them.
 APT_PACKAGES := iproute2 nftables iputils-ping fping conntrack strace shellcheck procps xz-utils \
-	python3-prometheus-client
-APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps xz
+	python3-prometheus-client chromium nodejs npm
+APT_COMMANDS := ip nft ping fping conntrack strace shellcheck ps xz chromium node npm
 
 BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.rs))))
 
@@ -35,6 +35,8 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
+	@# playwright-core for the browser tests, at the version package-lock.json pins.
+	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm ci --no-audit --no-fund)
 	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found: install Rust 1.85 or newer with rustup (Debian 12's cargo is too old)" >&2; exit 1; }
 	@v=$$(rustc --version | awk '{print $$2}'); \
 	if [ "$$(printf '%s\n1.85.0\n' "$$v" | sort -V | head -n1)" != 1.85.0 ]; then \
@@ -60,6 +62,8 @@ install: release
 test: deps build
 	$(CARGO) test --workspace --no-fail-fast
 	$(CARGO) test --release -p mwan-core --test sim_noise --test sim_swaps -- --include-ignored
+	# The page against canned replies (the real mwand's is tests/mwand_dashboard.rs).
+	node integration/web/render.mjs
 	# The OpenWrt package's shell files are shellchecked by mwan-ubus's package test.
 	shellcheck integration/*.sh
 	# The installed files against size-budget.txt (a release build: what ships).
@@ -111,7 +115,7 @@ web: $(WEB_FILES:=.gz)
 ## Chromium loads it from mwand's own HTTP server code (http::server).
 web-test: $(WEB_FILES:=.gz)
 	@command -v chromium >/dev/null || { echo "make web-test: apt-get install chromium" >&2; exit 1; }
-	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm install --no-audit --no-fund)
+	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm ci --no-audit --no-fund)
 	node integration/web/render.mjs
 	$(CARGO) test -p mwand http::server::tests::chromium -- --include-ignored
 

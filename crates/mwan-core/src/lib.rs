@@ -6,6 +6,7 @@
 //! the health machine, scoring, policy resolution and the network plan
 //! testable with tables of cases and seeded simulations.
 
+pub mod auto;
 pub mod config;
 pub mod flush;
 pub mod health;

@@ -371,6 +371,7 @@ fn config() -> impl Strategy<Value = Config> {
                         loglevel: level.to_string(),
                         source_routing,
                         override_: None,
+                        automatic: false,
                     },
                 );
             (globals, interfaces, Just(rest), any::<u64>())

@@ -38,6 +38,14 @@ pub enum Request {
     Resume {
         interface: String,
     },
+    /// The last hour per WAN and the event timeline from second `since`
+    /// of mwand's clock on (0: all of it; docs/dashboard.md).
+    History {
+        since: u64,
+    },
+    /// The config mwand runs, as UCI (`mwanctl config --write`): in
+    /// automatic mode the one it built, else an error naming the file.
+    ConfigText,
 }
 
 /// The `reason` of a WAN stopped by [`Request::Pause`].
@@ -54,6 +62,11 @@ pub enum Response {
     Rules(Vec<RuleStatus>),
     Connected(Vec<String>),
     Explain(Vec<PolicyExplanation>),
+    /// `History::json_since` as mwand built it: already JSON, passed
+    /// through as is (the page, ubus and `mwanctl --json` show the same).
+    History {
+        json: String,
+    },
     /// Success with a human-readable message.
     Done {
         message: String,

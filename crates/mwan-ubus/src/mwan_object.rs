@@ -38,6 +38,8 @@ pub fn methods() -> Vec<MethodSpec> {
         MethodSpec::new("explain", &[("policy", kind::STRING)]),
         MethodSpec::new("pause", &[("interface", kind::STRING)]),
         MethodSpec::new("resume", &[("interface", kind::STRING)]),
+        MethodSpec::new("history", &[("since", kind::INT32)]),
+        MethodSpec::new("config", &[]),
     ]
 }
 
@@ -109,6 +111,19 @@ pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
         "explain" => Request::Explain {
             policy: opt_string(args, "policy")?,
         },
+        "config" => Request::ConfigText,
+        "history" => Request::History {
+            since: match args.get("since") {
+                None => 0,
+                Some(v) if v.as_i64().is_some_and(|n| n >= 0) => v.as_i64().unwrap_or(0) as u64,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "argument 'since' must be a second (a number from 0), got {}",
+                        other.to_json()
+                    )))
+                }
+            },
+        },
         other => {
             return Err(BadCall {
                 status: status::METHOD_NOT_FOUND,
@@ -140,6 +155,13 @@ pub fn reply(response: &Response) -> (u32, Table) {
         Response::Rules(v) => wrap("rules", v),
         Response::Connected(v) => wrap("connected", v),
         Response::Explain(v) => wrap("explain", v),
+        Response::History { json } => serde_json::from_str(json)
+            .map_err(|e| e.to_string())
+            .and_then(|v| Table::from_json(&v).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                log::error!("ubus history reply: {e}");
+                Table::new()
+            }),
         Response::Done { message } => Table::new()
             .with("ok", Value::bool(true))
             .with("message", Value::string(message)),
@@ -194,6 +216,15 @@ pub fn call_for(request: &Request) -> (&'static str, Table) {
             ),
         ),
         Request::Explain { policy } => ("explain", opt(Table::new(), "policy", policy)),
+        Request::ConfigText => ("config", Table::new()),
+        Request::History { since } => (
+            "history",
+            // A second of mwand's monotonic clock: int32 for 68 years.
+            Table::new().with(
+                "since",
+                Value::Int32(i32::try_from(*since).unwrap_or(i32::MAX)),
+            ),
+        ),
     }
 }
 
@@ -226,6 +257,9 @@ pub fn response_from(method: &str, code: u32, body: &Table) -> Result<Response, 
         "rules" => Response::Rules(field(body, "rules")?),
         "connected" => Response::Connected(field(body, "connected")?),
         "explain" => Response::Explain(field(body, "explain")?),
+        "history" => Response::History {
+            json: body.to_json().to_string(),
+        },
         _ => Response::Done {
             message: body.get_str("message").unwrap_or("done").to_owned(),
         },

@@ -379,6 +379,37 @@ fn mwanctl_over_ubus_round_trips_requests_and_responses() {
 }
 
 #[test]
+fn history_goes_over_ubus_with_its_cursor_and_comes_back_as_the_same_json() {
+    let r = Request::History { since: 42 };
+    let (method, args) = mwan_object::call_for(&r);
+    assert_eq!(method, "history");
+    assert_eq!(mwan_object::request(method, &args), Ok(r));
+    assert_eq!(
+        mwan_object::request("history", &Table::new()),
+        Ok(Request::History { since: 0 })
+    );
+    let bad = mwan_object::request(
+        "history",
+        &Table::from_json(&json!({"since": "soon"})).unwrap(),
+    );
+    assert!(bad.is_err_and(|e| e.message.contains("'since'")));
+    let json = r#"{"next":5,"reset":false,"step_s":1,"states":["unknown","online"],
+        "wans":[{"name":"wan1","t0":3,"latency_ms":[12.5,null,8],"state":[1,null,1]}],
+        "events":[{"seq":1,"t":3,"at_ms":3100,"kind":"state","subject":"wan1",
+        "text":"online -> offline","reason":"loss 100%"}]}"#;
+    let (code, body) = mwan_object::reply(&Response::History { json: json.into() });
+    let mut bytes = Vec::new();
+    body.encode_into(&mut bytes).unwrap();
+    let body = Table::decode(&bytes).unwrap();
+    let Ok(Response::History { json: back }) = mwan_object::response_from("history", code, &body)
+    else {
+        panic!("not a history reply");
+    };
+    let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    assert_eq!(parse(&back), parse(json));
+}
+
+#[test]
 fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
     let mut extras = BTreeMap::new();
     extras.insert(

@@ -51,6 +51,9 @@ Commands:
   explain [POLICY]        why each policy uses what it uses, in words
   use WAN -- CMD [ARG...] run CMD with all its traffic through WAN (its
                           own and its children's sockets; root only)
+  config --write          print the config mwand runs as UCI (automatic mode)
+  history [--since N]     the last hour per WAN and the event timeline (from
+                          second N of mwand's clock; --json: all figures)
 
 Options (anywhere on the line):
       --run-dir DIR       directory holding mwand's sockets [default: /var/run/mwan]
@@ -90,6 +93,8 @@ impl Cli {
         let mut ubus_socket = PathBuf::from("/var/run/ubus/ubus.sock");
         let mut json = false;
         let (mut config, mut policy, mut clear, mut persistent) = (None, None, false, false);
+        let mut since = None;
+        let mut write = false;
         let mut words: Vec<String> = Vec::new();
         let mut lexer = Lexer::new(args);
         while let Some(arg) = lexer.next() {
@@ -105,6 +110,8 @@ impl Cli {
                         "policy" => policy = Some(lexer.value(name, inline)?),
                         "clear" => clear = true,
                         "persistent" => persistent = true,
+                        "write" => write = true,
+                        "since" => since = Some(lexer.parsed(name, inline, "a second")?),
                         "help" => return Err(Usage::Help),
                         "version" => return Err(Usage::Version),
                         _ => return Err(cli::unknown(&arg)),
@@ -127,6 +134,16 @@ impl Cli {
             |flag: &str| Usage::Error(format!("{flag} does not apply to '{name}'"));
         if config.is_some() && name != "check" {
             return Err(flag_misplaced("--config"));
+        }
+        if write != (name == "config") {
+            return Err(if write {
+                flag_misplaced("--write")
+            } else {
+                Usage::Error("config needs --write (it prints the config mwand runs)".into())
+            });
+        }
+        if since.is_some() && name != "history" {
+            return Err(flag_misplaced("--since"));
         }
         if (policy.is_some() || clear || persistent) && name != "override" {
             return Err(flag_misplaced(if clear {
@@ -190,6 +207,10 @@ impl Cli {
                 Some(wan) => Command::Use { wan },
                 None => return Err(Usage::Error("use needs a WAN: use WAN -- CMD".into())),
             },
+            "config" => no_operand(Request::ConfigText)?,
+            "history" => no_operand(Request::History {
+                since: since.unwrap_or(0),
+            })?,
             other => return Err(Usage::Error(format!("unknown command '{other}'"))),
         };
         Ok(Cli {
@@ -388,6 +409,16 @@ mod tests {
                 interface: "wan2".into()
             }
         );
+        assert_eq!(request(&["history"]), Request::History { since: 0 });
+        assert_eq!(request(&["config", "--write"]), Request::ConfigText);
+        assert!(parse(&["config"]).is_err());
+        assert!(parse(&["status", "--write"]).is_err());
+        assert_eq!(
+            request(&["history", "--since", "17"]),
+            Request::History { since: 17 }
+        );
+        assert!(parse(&["status", "--since", "1"]).is_err());
+        assert!(parse(&["history", "--since", "soon"]).is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub fn json(response: &Response) -> String {
         Response::Rules(v) => wrap("rules", v),
         Response::Connected(v) => wrap("connected", v),
         Response::Explain(v) => wrap("explain", v),
+        Response::History { json } => serde_json::from_str(json),
         Response::Done { message } => Ok(serde_json::json!({ "ok": true, "message": message })),
         Response::Error { message } => Ok(serde_json::json!({ "ok": false, "error": message })),
     };
@@ -36,6 +37,7 @@ pub fn text(response: &Response) -> String {
         Response::Rules(v) => rules(v),
         Response::Connected(v) => v.iter().map(|n| format!("{n}\n")).collect(),
         Response::Explain(v) => explain(v),
+        Response::History { json } => history(json),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }
@@ -205,9 +207,109 @@ fn explain(v: &[PolicyExplanation]) -> String {
     out
 }
 
+/// `mwanctl history`: per WAN the seconds held and the hour's latency and
+/// loss in brief, then the timeline, oldest first (`--json` has it all).
+fn history(json: &str) -> String {
+    let Ok(h) = serde_json::from_str::<serde_json::Value>(json) else {
+        return format!("error: mwand sent history that is not JSON: {json}\n");
+    };
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    let states: Vec<&str> = h["states"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    let mut out = format!(
+        "{:<10} {:>7}  {:<13} {:>27}  {:>9}\n",
+        "INTERFACE", "SECONDS", "STATE", "LATENCY ms min/mean/max", "LOSS max"
+    );
+    for w in h["wans"].as_array().into_iter().flatten() {
+        let latency = numbers(&w["latency_ms"]);
+        let loss = numbers(&w["loss_pct"]);
+        let held = w["state"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|s| !s.is_null()).count());
+        let state = w["state"]
+            .as_array()
+            .and_then(|a| a.iter().rev().find_map(serde_json::Value::as_u64))
+            .and_then(|i| states.get(i as usize).copied())
+            .unwrap_or("-");
+        let lat = if latency.is_empty() {
+            "-".to_string()
+        } else {
+            let min = latency.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = latency.iter().copied().fold(0.0, f64::max);
+            let mean = latency.iter().sum::<f64>() / latency.len() as f64;
+            format!("{min:.1}/{mean:.1}/{max:.1}")
+        };
+        let loss = loss
+            .iter()
+            .copied()
+            .reduce(f64::max)
+            .map_or("-".to_string(), |l| format!("{l:.0}%"));
+        out += &format!(
+            "{:<10} {held:>7}  {state:<13} {lat:>27}  {loss:>9}\n",
+            w["name"].as_str().unwrap_or("?")
+        );
+    }
+    let events = h["events"].as_array().cloned().unwrap_or_default();
+    if !events.is_empty() {
+        out += "\nevents (second of mwand's clock):\n";
+    }
+    for e in &events {
+        let reason = e["reason"].as_str().unwrap_or("");
+        out += &format!(
+            "  {:>7}  {} {}: {}{}\n",
+            e["t"].as_u64().unwrap_or(0),
+            e["kind"].as_str().unwrap_or("?"),
+            e["subject"].as_str().unwrap_or("?"),
+            e["text"].as_str().unwrap_or(""),
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason})")
+            }
+        );
+    }
+    out + &format!(
+        "next: {} (poll with --since {0})\n",
+        h["next"].as_u64().unwrap_or(0)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_shows_each_wan_in_brief_and_the_timeline() {
+        let json = r#"{"next": 5, "reset": false, "step_s": 1,
+ "states": ["unknown","online","disconnecting","offline","connecting","disabled"],
+ "wans": [{"name": "wan1", "t0": 3, "latency_ms": [12.5,null,8], "jitter_ms": [1.3,null,0.8],
+           "loss_pct": [100,null,0], "score": [13.5,null,9], "state": [3,null,1]},
+          {"name": "wan2", "t0": null, "latency_ms": [], "jitter_ms": [], "loss_pct": [], "score": [], "state": []}],
+ "events": [{"seq": 1, "t": 3, "at_ms": 3100, "kind": "state", "subject": "wan1",
+             "text": "online -> offline", "reason": "3 of 3 probes lost"}]}"#;
+        let text = history(json);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("wan1"), "{text}");
+        assert!(lines[1].contains("online"), "{text}");
+        assert!(lines[1].contains("8.0/10.2/12.5"), "{text}");
+        assert!(lines[1].contains("100%"), "{text}");
+        assert!(
+            lines[2].starts_with("wan2") && lines[2].contains(" - "),
+            "{text}"
+        );
+        assert!(
+            text.contains("3  state wan1: online -> offline (3 of 3 probes lost)"),
+            "{text}"
+        );
+        assert!(text.ends_with("next: 5 (poll with --since 5)\n"), "{text}");
+        assert!(history("nope").starts_with("error:"));
+    }
     use mwan_proto::control::{ActiveMemberStatus, TrackerStatus};
 
     fn sample() -> Status {

@@ -91,10 +91,15 @@ impl RequestReader {
         }
     }
 
+    /// When the request must be complete, `timeout` after accept.
+    pub fn deadline(&self, timeout: Millis) -> Millis {
+        self.accepted_at + timeout
+    }
+
     /// The connection has had its time: answer 408 and close.
-    pub fn expired(&self, now: Millis) -> Option<Refusal> {
-        (now.saturating_sub(self.accepted_at) >= REQUEST_TIMEOUT_MS)
-            .then(|| refuse(408, "request not complete within 5 s"))
+    pub fn expired(&self, now: Millis, timeout: Millis) -> Option<Refusal> {
+        (now >= self.deadline(timeout))
+            .then(|| refuse(408, format!("request not complete within {timeout} ms")))
     }
 
     /// Adds bytes read from the socket.
@@ -890,9 +895,12 @@ mod tests {
     fn a_slow_client_gets_408_at_the_deadline() {
         let mut reader = RequestReader::new(1_000);
         assert_eq!(reader.feed(b"GET /api/sta"), Progress::Incomplete);
-        assert_eq!(reader.expired(1_000 + REQUEST_TIMEOUT_MS - 1), None);
+        assert_eq!(
+            reader.expired(1_000 + REQUEST_TIMEOUT_MS - 1, REQUEST_TIMEOUT_MS),
+            None
+        );
         let r = reader
-            .expired(1_000 + REQUEST_TIMEOUT_MS)
+            .expired(1_000 + REQUEST_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
             .unwrap_or_else(|| panic!("not expired"));
         assert_eq!(r.status, 408);
     }

@@ -9,7 +9,6 @@ mod daemon;
 mod dataplane;
 mod engine;
 mod hooks;
-#[allow(dead_code)]
 mod http;
 mod logger;
 mod signals;
@@ -63,6 +62,12 @@ Options:
                            it exists [default: /sbin/hotplug-call]
       --no-dataplane       decide and report, never touch routes, rules, nft
                            or conntrack
+      --http ADDR:PORT     serve the dashboard and its JSON API there (off by
+                           default; docs/dashboard.md)
+      --auto-track-ip IP   in automatic mode (no config file), probe IP besides
+                           each gateway (repeatable) [default: 1.1.1.1 8.8.8.8 9.9.9.9]
+      --http-token-file PATH  token for writes over HTTP; required when --http
+                           is not a loopback address
   -v, --verbose            more logging (-v debug, -vv trace); RUST_LOG overrides
   -q, --quiet              less logging (-q warnings only, -qq errors only)
   -h, --help               print this help
@@ -94,6 +99,12 @@ pub struct Options {
     /// Decide and report, but never touch routes, rules, nft or conntrack
     /// (for trying a config on a live box).
     pub no_dataplane: bool,
+    /// Where the dashboard listens; None: no HTTP listener.
+    pub http: Option<std::net::SocketAddr>,
+    /// File holding the token HTTP writes must carry (first line).
+    pub http_token_file: Option<PathBuf>,
+    /// Automatic mode's targets besides each gateway; empty: the defaults.
+    pub auto_track_ip: Vec<std::net::IpAddr>,
     /// -v count.
     pub verbose: u8,
     /// -q count.
@@ -114,6 +125,9 @@ impl Options {
             hooks: Vec::new(),
             hotplug_call: PathBuf::from(hooks::HOTPLUG_CALL),
             no_dataplane: false,
+            http: None,
+            http_token_file: None,
+            auto_track_ip: Vec::new(),
             verbose: 0,
             quiet: 0,
         };
@@ -144,6 +158,14 @@ impl Options {
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "hotplug-call" => o.hotplug_call = lexer.value(name, inline)?.into(),
                         "no-dataplane" => o.no_dataplane = true,
+                        "http" => o.http = Some(lexer.parsed(name, inline, "an ADDR:PORT")?),
+                        "auto-track-ip" => {
+                            o.auto_track_ip
+                                .push(lexer.parsed(name, inline, "an IP address")?)
+                        }
+                        "http-token-file" => {
+                            o.http_token_file = Some(lexer.value(name, inline)?.into())
+                        }
                         "verbose" => o.verbose = o.verbose.saturating_add(1),
                         "quiet" => o.quiet = o.quiet.saturating_add(1),
                         "help" => return Err(Usage::Help),
@@ -226,6 +248,11 @@ mod tests {
             "--hook",
             "/h2",
             "--no-dataplane",
+            "--http",
+            "127.0.0.1:8080",
+            "--http-token-file=/tok",
+            "--auto-track-ip",
+            "192.0.2.7",
             "-vv",
         ])
         .unwrap();
@@ -237,6 +264,12 @@ mod tests {
         assert_eq!(o.allow_uids, [5, 6]);
         assert_eq!(o.hooks, [PathBuf::from("/h1"), PathBuf::from("/h2")]);
         assert!(o.no_dataplane);
+        assert_eq!(o.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(o.http_token_file, Some(PathBuf::from("/tok")));
+        assert_eq!(
+            o.auto_track_ip,
+            ["192.0.2.7".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(o.log_level(), log::LevelFilter::Trace);
         assert_eq!(
             parse(&["-qq"]).unwrap().log_level(),
@@ -249,6 +282,7 @@ mod tests {
         for (words, wanted) in [
             (&["--supervisor", "cron"][..], "--supervisor: 'cron'"),
             (&["--allow-uid", "root"], "--allow-uid: 'root'"),
+            (&["--http", "8080"], "--http: '8080'"),
             (&["--config"], "--config needs a value"),
             (&["--bogus"], "unknown option --bogus"),
             (&["-v", "-q"], "exclude each other"),

@@ -132,6 +132,20 @@ impl Mwand {
     /// Like [`Mwand::start`] with other supervisor flags (e.g. procd mode:
     /// `--supervisor procd --ubus-socket PATH`).
     pub fn start_with(tb: &Testbed, config_text: &str, supervisor_args: &[&str]) -> Mwand {
+        Self::start_maybe_config(tb, Some(config_text), supervisor_args)
+    }
+
+    /// Like [`Mwand::start_with`], with `--config` naming a file that does
+    /// not exist (automatic mode).
+    pub fn start_without_config(tb: &Testbed, args: &[&str]) -> Mwand {
+        Self::start_maybe_config(tb, None, args)
+    }
+
+    fn start_maybe_config(
+        tb: &Testbed,
+        config_text: Option<&str>,
+        supervisor_args: &[&str],
+    ) -> Mwand {
         let dir = PathBuf::from(format!(
             "/tmp/mwand-test-{}-{}",
             std::process::id(),
@@ -139,7 +153,9 @@ impl Mwand {
         ));
         std::fs::create_dir_all(&dir).expect("test dir");
         let config = dir.join("mwan");
-        std::fs::write(&config, config_text).expect("write config");
+        if let Some(text) = config_text {
+            std::fs::write(&config, text).expect("write config");
+        }
         let mut m = Mwand {
             run_dir: dir.join("run"),
             log: dir.join("mwand.log"),

@@ -32,6 +32,9 @@ pub struct Globals {
     /// `option override WAN`: the manual override of every policy that
     /// `mwanctl override WAN --persistent` wrote, applied at boot.
     pub override_: Option<String>,
+    /// `option automatic '1'`: mwand ignores the other sections and builds
+    /// its config from the default routes (`mwan_core::auto`).
+    pub automatic: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,6 +260,7 @@ impl Default for Globals {
             loglevel: "notice".to_string(),
             source_routing: false,
             override_: None,
+            automatic: false,
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use super::Daemon;
 use crate::clock::now_ms;
-use mwan_core::config;
 use mwan_core::Millis;
 use mwan_proto::control::{
     InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus, PAUSED_REASON,
@@ -11,16 +10,34 @@ use mwan_proto::control::{
 use std::path::Path;
 
 impl Daemon {
+    /// What status says the config is: the file, or automatic mode and
+    /// how to write it down.
+    fn config_label(&self) -> String {
+        match self.automatic_uci {
+            None => self.config_path.display().to_string(),
+            Some(_) => format!(
+                "automatic mode (from the default routes; {}: none or `option automatic`); `mwanctl config --write` prints it as UCI",
+                self.config_path.display()
+            ),
+        }
+    }
+
     /// Validates the config file, then applies only what changed. On error
-    /// nothing changes and the problems go back to the caller.
+    /// nothing changes and the problems go back to the caller. In automatic
+    /// mode (no file at all, or globals asking for it) the default routes
+    /// are read again.
     pub fn reload(&mut self) -> Result<String, String> {
         let now = now_ms();
-        let loaded = config::load(&self.config_path).map_err(|r| {
-            format!(
-                "{} is invalid; the running config stays:\n{r}",
-                self.config_path.display()
-            )
-        })?;
+        let chosen =
+            super::automatic::choose(&self.opts, &self.config_path).map_err(|e| match e {
+                super::DaemonError::Config(r) => format!(
+                    "{} is invalid; the running config stays:\n{r}",
+                    self.config_path.display()
+                ),
+                other => format!("{}; the running config stays", super::report(&other)),
+            })?;
+        self.automatic_uci = chosen.automatic;
+        let loaded = chosen.loaded;
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
@@ -151,6 +168,20 @@ impl Daemon {
                 Ok(v) => Response::Explain(v),
                 Err(message) => Response::Error { message },
             },
+            Request::History { since } => Response::History {
+                json: self.history.json_since(since),
+            },
+            Request::ConfigText => match &self.automatic_uci {
+                Some(text) => Response::Done {
+                    message: text.clone(),
+                },
+                None => Response::Error {
+                    message: format!(
+                        "mwand runs the config file {}: that file is its config",
+                        self.config_path.display()
+                    ),
+                },
+            },
         }
     }
 
@@ -246,7 +277,7 @@ impl Daemon {
                 .override_status()
                 .map(|(interface, policy)| OverrideStatus { interface, policy }),
             uptime_s: now.saturating_sub(self.started_at) / 1000,
-            config: self.config_path.display().to_string(),
+            config: self.config_label(),
             dataplane_error: dataplane_error.as_ref().map(|(m, _)| m.clone()),
             overrides: self
                 .engine

@@ -9,7 +9,7 @@ use mwan_core::tracker_control::carrier_hook;
 use mwan_core::Millis;
 
 impl Daemon {
-    pub(super) fn on_state_changes(&mut self, name: &str, changes: Vec<Change>, _now: Millis) {
+    pub(super) fn on_state_changes(&mut self, name: &str, changes: Vec<Change>, now: Millis) {
         if changes.is_empty() {
             return;
         }
@@ -19,6 +19,7 @@ impl Daemon {
             .and_then(|w| w.device().map(str::to_string));
         for c in changes {
             log::info!("{name}: {} -> {}", c.from, c.to);
+            self.record_state_change(name, &c, now);
             if let Some(action) = c.hook_action() {
                 self.hooks.run(action, name, device.as_deref());
             }
@@ -84,6 +85,7 @@ impl Daemon {
                     };
                     self.on_state_changes(&name, changes, now);
                 }
+                self.record_history(now);
                 self.dataplane.retry_flushes(now);
                 if self.dataplane.needs_reconcile() {
                     self.dirty = true;

@@ -4,6 +4,7 @@
 //! (respawns, adoption deadlines, tracker silence) sits in one timer map
 //! (`links.rs`). Decisions are mwan-core's; the handlers perform them.
 
+mod automatic;
 mod control;
 mod error;
 mod guard;
@@ -15,6 +16,7 @@ mod saved;
 pub(crate) mod tokens;
 mod trackers;
 mod ubus;
+mod web;
 
 pub use error::{report, DaemonError};
 
@@ -40,7 +42,7 @@ use peers::{Peer, Peers};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
+use tokens::{ConnTokens, Source, CONTROL, HTTP, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
 
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
@@ -98,6 +100,12 @@ pub struct Daemon {
     again: Vec<Token>,
     /// Per-peer warnings (refusals, malformed input): a flood logs a few.
     peer_log: limits::LogLimiter,
+    /// The dashboard's listener (`--http`), when asked for.
+    http: Option<web::HttpSide>,
+    /// The last hour per WAN and the event timeline the dashboard shows.
+    history: mwan_core::history::History,
+    /// Automatic mode: the UCI text of the config it built (None: a file).
+    automatic_uci: Option<String>,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -164,7 +172,10 @@ impl Daemon {
     fn start(opts: Options) -> Result<Self, DaemonError> {
         let now = now_ms();
         let config_path = opts.config.clone().unwrap_or_else(config::default_path);
-        let loaded = config::load(&config_path).map_err(DaemonError::Config)?;
+        let automatic::Chosen {
+            loaded,
+            automatic: automatic_uci,
+        } = automatic::choose(&opts, &config_path)?;
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
@@ -215,6 +226,7 @@ impl Daemon {
         } else {
             None
         };
+        let http = web::bind(&opts, registry, HTTP)?;
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
         let mut supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         supervisor.set_user(tracker_user);
@@ -269,6 +281,9 @@ impl Daemon {
             pending_ubus: Vec::new(),
             again: Vec::new(),
             peer_log: limits::LogLimiter::new(10, 10_000),
+            http,
+            history: mwan_core::history::History::new(),
+            automatic_uci,
             opts,
         };
         log::info!(
@@ -324,6 +339,7 @@ impl Daemon {
                 }
             }
         }
+        self.sync_history();
     }
 
     fn event_loop(&mut self) -> Result<(), DaemonError> {
@@ -348,6 +364,10 @@ impl Daemon {
             if let Some(u) = self.ubus.as_ref().and_then(UbusService::timeout) {
                 timeout = Some(timeout.map_or(u, |t| t.min(u)));
             }
+            if let Some(at) = self.http_deadline() {
+                let h = std::time::Duration::from_millis(at.saturating_sub(now_ms()));
+                timeout = Some(timeout.map_or(h, |t| t.min(h)));
+            }
             let again = std::mem::take(&mut self.again);
             if !again.is_empty() {
                 timeout = Some(std::time::Duration::ZERO);
@@ -371,6 +391,7 @@ impl Daemon {
                         }
                     }
                     Source::Ubus => self.on_ubus(ev),
+                    Source::Http(token) => self.on_http(token),
                     Source::Conn(token) => self.on_conn(token),
                     Source::Unknown(token) => self.unexpected_event(token),
                 }
@@ -387,6 +408,7 @@ impl Daemon {
             for t in self.timers.expired(now) {
                 self.on_timer(t, now);
             }
+            self.http_tick(now);
             if let Some(u) = self.ubus.as_mut() {
                 let evs = u.on_timeout(self.poll.registry());
                 self.on_ubus_events(evs);
@@ -720,11 +742,13 @@ impl Daemon {
     }
 
     fn resolve_and_apply(&mut self, now: Millis) {
+        let before = self.engine.summary_lines();
         let changed = self.engine.resolve(&self.config, &self.wans, now);
         if changed {
             for line in self.engine.summary_lines() {
                 log::info!("policy {line}");
             }
+            self.record_policy_moves(&before, now);
         }
         self.dataplane
             .apply(&self.config, &self.engine, &self.wans, now);

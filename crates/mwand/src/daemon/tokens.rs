@@ -15,6 +15,14 @@ pub const NETLINK: Token = Token(3);
 pub const UBUS: Token = Token(4);
 /// nf_tables notifications (someone else touched table `inet mwan`).
 pub const NFT_EVENTS: Token = Token(5);
+/// The dashboard's HTTP listener (`--http`); its connection slots take the
+/// `MAX_CONNECTIONS` tokens after it (`http::server`).
+pub const HTTP: Token = Token(6);
+const HTTP_LAST: usize = HTTP.0 + crate::http::MAX_CONNECTIONS;
+const _: () = assert!(
+    HTTP_LAST < FIRST_CONN,
+    "HTTP slots run into connection tokens"
+);
 /// Connections (control clients, trackers) get tokens from here on; the
 /// gap leaves room for more constant tokens.
 pub const FIRST_CONN: usize = 16;
@@ -28,6 +36,8 @@ pub enum Source {
     Netlink,
     Ubus,
     NftEvents,
+    /// The HTTP listener or one of its connection slots.
+    Http(Token),
     /// A connection's token (it may have closed since).
     Conn(Token),
     /// Below [`FIRST_CONN`] and none of ours.
@@ -42,6 +52,7 @@ pub fn source(token: Token) -> Source {
         NETLINK => Source::Netlink,
         UBUS => Source::Ubus,
         NFT_EVENTS => Source::NftEvents,
+        Token(n) if (HTTP.0..=HTTP_LAST).contains(&n) => Source::Http(token),
         Token(n) if n >= FIRST_CONN => Source::Conn(token),
         _ => Source::Unknown(token),
     }
@@ -82,6 +93,7 @@ mod tests {
             (NETLINK, Source::Netlink),
             (UBUS, Source::Ubus),
             (NFT_EVENTS, Source::NftEvents),
+            (HTTP, Source::Http(HTTP)),
         ];
         for (i, (t, s)) in constants.iter().enumerate() {
             assert_eq!(source(*t), *s);
@@ -99,5 +111,15 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(source(b), Source::Conn(b));
         assert_eq!(source(Token(FIRST_CONN - 1)), Source::Unknown(Token(15)));
+    }
+
+    #[test]
+    fn the_http_block_sits_between_the_constants_and_the_connections() {
+        let last = Token(HTTP_LAST);
+        assert_eq!(source(last), Source::Http(last));
+        assert_eq!(
+            source(Token(HTTP_LAST + 1)),
+            Source::Unknown(Token(HTTP_LAST + 1))
+        );
     }
 }

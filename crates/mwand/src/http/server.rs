@@ -9,7 +9,7 @@
 //! `first` is the listener, the rest the connection slots.
 
 use super::{
-    refusal_response, serve, Access, Api, Progress, Refusal, RequestReader, MAX_CONNECTIONS,
+    refusal_response, serve, Access, Api, Progress, RequestReader, MAX_CONNECTIONS,
     REQUEST_TIMEOUT_MS,
 };
 use mio::net::{TcpListener, TcpStream};
@@ -22,7 +22,6 @@ struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
     reader: RequestReader,
-    accepted_at: Millis,
     /// The response, once there is one; `sent` bytes of it are written.
     out: Option<Vec<u8>>,
     sent: usize,
@@ -69,13 +68,9 @@ impl Server {
     }
 
     /// Whether `token` is one of this server's.
+    #[cfg(test)]
     pub fn owns(&self, token: Token) -> bool {
         (self.first..=self.first + MAX_CONNECTIONS).contains(&token.0)
-    }
-
-    /// Open connections.
-    pub fn connections(&self) -> usize {
-        self.slots.iter().filter(|s| s.is_some()).count()
     }
 
     /// Handles a readiness event of one of this server's tokens.
@@ -107,7 +102,7 @@ impl Server {
             .iter()
             .flatten()
             .filter(|c| c.out.is_none())
-            .map(|c| c.accepted_at + self.request_timeout)
+            .map(|c| c.reader.deadline(self.request_timeout))
             .min()
     }
 
@@ -117,12 +112,11 @@ impl Server {
             let Some(conn) = self.slots[slot].as_mut() else {
                 continue;
             };
-            if conn.out.is_some() || now.saturating_sub(conn.accepted_at) < self.request_timeout {
+            if conn.out.is_some() {
                 continue;
             }
-            let refusal = Refusal {
-                status: 408,
-                reason: format!("request not complete within {} ms", self.request_timeout),
+            let Some(refusal) = conn.reader.expired(now, self.request_timeout) else {
+                continue;
             };
             // One try: a client this slow gets no second chance to read.
             if let Err(e) = conn.stream.write(&refusal_response(&refusal)) {
@@ -156,7 +150,6 @@ impl Server {
                 stream,
                 peer,
                 reader: RequestReader::new(now),
-                accepted_at: now,
                 out: None,
                 sent: 0,
             });

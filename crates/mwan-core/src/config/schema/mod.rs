@@ -35,6 +35,7 @@ const GLOBALS_OPTIONS: &[&str] = &[
     "loglevel",
     "source_routing",
     "override",
+    "automatic",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "enabled",
@@ -269,6 +270,7 @@ fn globals(c: &mut Checker, s: &RawSection) -> Globals {
         loglevel: c.choice(s, "loglevel", "notice", LEVELS).to_string(),
         source_routing: c.boolean(s, "source_routing", false),
         override_: c.get_opt(s, "override", |v| Ok(v.to_string())),
+        automatic: c.boolean(s, "automatic", false),
     }
 }
 
