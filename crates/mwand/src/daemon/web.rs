@@ -141,16 +141,12 @@ impl Daemon {
     }
 }
 
-/// Through `serde_json::Value`, as mwanctl and the ubus side already
-/// serialise: a writer for every status type would add its own code.
 fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|e| {
-            let mut out = String::from("{\"ok\":false,\"error\":");
-            mwan_core::history::json_string(&mut out, &format!("cannot encode: {e}"));
-            out + "}"
-        })
+    serde_json::to_string(v).unwrap_or_else(|e| {
+        let mut out = String::from("{\"ok\":false,\"error\":");
+        mwan_core::history::json_string(&mut out, &format!("cannot encode: {e}"));
+        out + "}"
+    })
 }
 
 impl http::Api for Daemon {
