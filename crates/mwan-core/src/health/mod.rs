@@ -376,9 +376,14 @@ impl Health {
     }
 
     /// Spacing of the tracker's rounds: the interval in force, or the one
-    /// before it if longer (a tracker may still be sleeping the old one).
+    /// before it if longer (a tracker may still be sleeping the old one),
+    /// never below what the probe budget lets the tracker send.
     fn round_spacing(&self) -> Millis {
-        self.interval().1.max(self.prev_interval).max(1)
+        self.interval()
+            .1
+            .max(self.prev_interval)
+            .max(self.settings.min_round_spacing)
+            .max(1)
     }
 
     fn expectation_deadline(&self, e: Expectation) -> Millis {
