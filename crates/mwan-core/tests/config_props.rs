@@ -433,6 +433,7 @@ fn config() -> impl Strategy<Value = Config> {
                                 use_member,
                                 last_resort,
                                 mode,
+                                ceilings: Default::default(),
                             }
                         })
                 })
