@@ -1375,6 +1375,7 @@ mod tests {
                     share_pct: 100.0,
                 }],
                 last_resort: None,
+                ceilings: Vec::new(),
             }],
             override_: None,
             uptime_s: 100,

@@ -624,6 +624,12 @@ impl Daemon {
                     }
                     self.on_state_changes(&name, changes, now);
                     self.arm_health(&name);
+                    // Quality ceilings follow every measurement.
+                    if Engine::watches_quality(&self.config)
+                        && self.engine.resolve(&self.config, &self.wans, now)
+                    {
+                        self.dirty = true;
+                    }
                 }
                 true
             }
@@ -636,8 +642,8 @@ impl Daemon {
     }
 
     fn decide_and_apply(&mut self, now: Millis) {
-        let changed = self.engine.resolve(&self.config, &self.wans, now);
-        if changed {
+        self.engine.resolve(&self.config, &self.wans, now);
+        if self.engine.take_changed() {
             for line in self.engine.summary_lines() {
                 log::info!("policy {line}");
             }
