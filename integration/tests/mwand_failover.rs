@@ -233,6 +233,38 @@ fn saturated_uplink_survives_8_uploads_starting_at_once_at_1_mbit() {
     saturated_at_once_stays_online(1000, 8);
 }
 
+/// Issue 14: a probe budget spaces wan1's rounds 6 s apart (30 probes a
+/// minute over 3 targets). Before the fix the core expected them at the
+/// 0.2 s interval and the healthy WAN went `online -> unknown` every round.
+#[test]
+fn a_budgeted_wan_stays_online_between_its_rounds() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let text = config(tb.wans(), &ours).replacen(
+        "config interface 'wan1'\n\toption enabled '1'\n",
+        "config interface 'wan1'\n\toption enabled '1'\n\toption probe_budget_per_minute '30'\n",
+        1,
+    );
+    assert!(text.contains("probe_budget_per_minute"), "{text}");
+    let m = Mwand::start(&tb, &text);
+    m.wait(20, "both WANs online", all_online);
+    // Four budgeted rounds.
+    let end = Instant::now() + Duration::from_secs(25);
+    let mut seen_states = std::collections::BTreeSet::new();
+    while Instant::now() < end {
+        seen_states.insert(state(&m.status(), "wan1"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = m.log_text();
+    let flips = log.matches("wan1: online -> unknown").count();
+    assert!(
+        flips == 0 && seen_states == ["online".to_string()].into(),
+        "budgeted wan1 left online {flips} times (states {seen_states:?}):\n{log}"
+    );
+}
+
 #[test]
 fn carrier_loss_fails_over_at_once_and_its_return_fails_back() {
     let Some((tb, m, _)) = two_wans_online() else {

@@ -252,3 +252,33 @@ fn a_queue_deeper_than_the_configured_timeout_is_dead() {
         sim.transitions
     );
 }
+
+/// A saturated uplink's queue also drops: every probe of three rounds lost
+/// (tail drops while 8 uploads overshoot, once the estimator has settled
+/// on the 1 s queue), then answers again at 1 s. The
+/// rounds after the burst succeed before the burst's failures are final,
+/// so there is no offline verdict (it would flush the WAN's connections
+/// for a link that already answered). Seen on the testbed at 1 Mbit/s.
+#[test]
+fn a_burst_of_drops_on_a_full_queue_is_cancelled_by_later_answers() {
+    for seed in 1..=4 {
+        let i = recommended_iface("wan");
+        let mut sim = Sim::new(&i, seed);
+        sim.health.set_prompt_loss_reports(true);
+        let mut fill = queue_fills(1000.0, 0.0);
+        let mut link = |t: Millis, target: usize, rng: &mut Rng| {
+            if (25_000..25_700).contains(&t) {
+                None
+            } else {
+                fill(t, target, rng)
+            }
+        };
+        sim.run(&mut link, 40_000, u64::MAX);
+        assert_eq!(
+            sim.count_to(LinkState::Offline),
+            0,
+            "seed {seed}: {:?}",
+            sim.transitions
+        );
+    }
+}

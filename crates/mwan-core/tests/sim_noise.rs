@@ -144,16 +144,35 @@ fn assert_matches(name: &str, observed: u64, expected: f64) {
     );
 }
 
+/// With losses reported at the configured timeout the core fails rounds
+/// early (expected rounds) and their failures become final only at the
+/// configured timeout; a later round that succeeds before then cancels the
+/// offline verdict (docs/decisions.md, rule 6). The chain, which applies
+/// every run of `down` failures, is then an upper bound.
+fn assert_chain(name: &str, observed: u64, expected: f64, lost_at_cap: bool) {
+    if lost_at_cap {
+        let slack = 5.0 * expected.sqrt() + 3.0;
+        println!("{name}: {observed} false downs, chain bound {expected:.1} (+{slack:.1})");
+        assert!(
+            observed as f64 <= expected + slack,
+            "{name}: observed {observed}, bound {expected:.1}"
+        );
+    } else {
+        assert_matches(name, observed, expected);
+    }
+}
+
 #[test]
 fn false_down_rate_matches_chain_small() {
     for (n, s) in countable_settings().iter().enumerate() {
         for lost_at_cap in [false, true] {
             let seed = 1000 + n as u64 + if lost_at_cap { 500 } else { 0 };
             let (observed, expected) = false_downs(&s.iface, 100_000, seed, lost_at_cap);
-            assert_matches(
+            assert_chain(
                 &format!("{} ({})", s.name, mode(lost_at_cap)),
                 observed,
                 expected,
+                lost_at_cap,
             );
         }
     }
@@ -166,16 +185,17 @@ fn false_down_rate_matches_chain_ten_million_rounds() {
     for (n, s) in countable_settings().iter().enumerate() {
         let lost_at_cap = n % 2 == 1;
         let (observed, expected) = false_downs(&s.iface, rounds, 77 + n as u64, lost_at_cap);
-        assert_matches(
+        assert_chain(
             &format!("{} ({})", s.name, mode(lost_at_cap)),
             observed,
             expected,
+            lost_at_cap,
         );
     }
     // Our defaults: the chain predicts essentially none in 10^7 rounds.
     let ours = recommended_iface("wan");
     let (observed, expected) = false_downs(&ours, rounds, 4242, true);
-    assert_matches("recommended defaults", observed, expected);
+    assert_chain("recommended defaults", observed, expected, true);
     assert!(expected < 0.01);
     assert_eq!(observed, 0);
 }

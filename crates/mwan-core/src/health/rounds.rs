@@ -156,10 +156,17 @@ impl Health {
 
     /// Apply decided rounds at the head of the queue, in round order. While
     /// an offline verdict waits for its confirmation, later rounds queue
-    /// behind it (the counter sees rounds in order, as mwan3's would).
+    /// behind it (the counter sees rounds in order, as mwan3's would),
+    /// until one of them succeeds: then the link answered before the
+    /// failures were final, and the queue is applied (the success ends the
+    /// run of failures) instead of an offline verdict that newer evidence
+    /// already contradicts (it would flush the WAN's connections for
+    /// nothing, e.g. after a burst of tail drops on a saturated uplink).
     pub(super) fn release_rounds(&mut self, now: Millis, out: &mut Vec<Transition>) {
         self.confirm_offline(now, out);
-        while !self.offline_pending() && self.rounds.front().is_some_and(|r| r.complete) {
+        while (!self.offline_pending() || self.success_queued())
+            && self.rounds.front().is_some_and(|r| r.complete)
+        {
             let Some(round) = self.rounds.pop_front() else {
                 break;
             };
@@ -193,6 +200,15 @@ impl Health {
     /// a late answer may still withdraw one (docs/decisions.md, rule 6).
     pub(super) fn offline_pending(&self) -> bool {
         matches!(self.phase, Phase::Up { failed } if failed >= self.settings.down)
+    }
+
+    /// A decided round waiting in the queue succeeded.
+    fn success_queued(&self) -> bool {
+        self.rounds.iter().any(|r| {
+            r.complete
+                && r.verdict
+                    .unwrap_or_else(|| round_succeeds(&self.settings, false, r))
+        })
     }
 
     /// When the last failure of a pending offline verdict is confirmed: the
