@@ -17,7 +17,7 @@ use mwan_core::health::analysis::{
     counter_stationary_distribution, detection_bound, false_down_rate_closed_form,
     false_down_rate_per_round, false_downs_per_day, round_failure_probability,
 };
-use mwan_core::health::{HealthSettings, LinkState, RECOMMENDED_TRACKING};
+use mwan_core::health::{HealthSettings, LinkState};
 use mwan_core::Millis;
 use proptest::prelude::*;
 use sim_common::{iface, recommended_iface, Noisy, Rng, Sim};
@@ -144,16 +144,35 @@ fn assert_matches(name: &str, observed: u64, expected: f64) {
     );
 }
 
+/// With losses reported at the configured timeout the core fails rounds
+/// early (expected rounds) and their failures become final only at the
+/// configured timeout; a later round that succeeds before then cancels the
+/// offline verdict (docs/decisions.md, rule 6). The chain, which applies
+/// every run of `down` failures, is then an upper bound.
+fn assert_chain(name: &str, observed: u64, expected: f64, lost_at_cap: bool) {
+    if lost_at_cap {
+        let slack = 5.0 * expected.sqrt() + 3.0;
+        println!("{name}: {observed} false downs, chain bound {expected:.1} (+{slack:.1})");
+        assert!(
+            observed as f64 <= expected + slack,
+            "{name}: observed {observed}, bound {expected:.1}"
+        );
+    } else {
+        assert_matches(name, observed, expected);
+    }
+}
+
 #[test]
 fn false_down_rate_matches_chain_small() {
     for (n, s) in countable_settings().iter().enumerate() {
         for lost_at_cap in [false, true] {
             let seed = 1000 + n as u64 + if lost_at_cap { 500 } else { 0 };
             let (observed, expected) = false_downs(&s.iface, 100_000, seed, lost_at_cap);
-            assert_matches(
+            assert_chain(
                 &format!("{} ({})", s.name, mode(lost_at_cap)),
                 observed,
                 expected,
+                lost_at_cap,
             );
         }
     }
@@ -166,16 +185,17 @@ fn false_down_rate_matches_chain_ten_million_rounds() {
     for (n, s) in countable_settings().iter().enumerate() {
         let lost_at_cap = n % 2 == 1;
         let (observed, expected) = false_downs(&s.iface, rounds, 77 + n as u64, lost_at_cap);
-        assert_matches(
+        assert_chain(
             &format!("{} ({})", s.name, mode(lost_at_cap)),
             observed,
             expected,
+            lost_at_cap,
         );
     }
     // Our defaults: the chain predicts essentially none in 10^7 rounds.
     let ours = recommended_iface("wan");
     let (observed, expected) = false_downs(&ours, rounds, 4242, true);
-    assert_matches("recommended defaults", observed, expected);
+    assert_chain("recommended defaults", observed, expected, true);
     assert!(expected < 0.01);
     assert_eq!(observed, 0);
 }
@@ -196,33 +216,35 @@ fn recommended_defaults_give_less_than_one_false_down_per_day() {
 }
 
 #[test]
-fn recommended_defaults_detect_a_cut_within_about_a_second() {
+fn recommended_defaults_detect_a_cut_within_the_timeout_and_a_second() {
     let settings = HealthSettings::from_interface(&recommended_iface("wan"));
-    let bound = detection_bound(&settings, RECOMMENDED_TRACKING.timeout_floor_ms);
+    let bound = detection_bound(&settings);
     println!("recommended defaults: detection bound {bound} ms");
-    // 3 rounds of 200 ms, the 133 ms spread of a round's probes, the 200 ms
-    // timeout floor, 50 ms grace and 25 ms schedule slack: 1008 ms.
-    assert!(bound <= 1010, "{bound}");
+    // 3 rounds of 200 ms, the 133 ms spread of a round's probes, the 3 s
+    // configured timeout (no late answer can withdraw the failures after
+    // it), 50 ms grace and 25 ms schedule slack: 3808 ms.
+    assert!(bound <= 3810, "{bound}");
     let i = recommended_iface("wan");
     let worst = (0..20u64)
-        .map(|seed| detection_time(&i, seed, 60_000 + seed * 37 % 200).0)
+        .map(|seed| detection_time(&i, seed, 60_000 + seed * 37 % 200))
         .max();
     println!("recommended defaults: worst of 20 cuts {worst:?} ms");
     assert!(worst.is_some_and(|w| w <= bound));
 }
 
 /// Time from a cut (every probe lost from `cut` on) to Offline.
-fn detection_time(iface: &Interface, seed: u64, cut: Millis) -> (Millis, Millis) {
+fn detection_time(iface: &Interface, seed: u64, cut: Millis) -> Millis {
     let mut sim = Sim::new(iface, seed);
-    // Odd seeds: a tracker that reports losses only at the configured timeout.
+    // Odd seeds: a tracker that reports losses only at the configured
+    // timeout; even seeds: at the effective one, late answers after (mwand's).
     sim.lost_at_cap = seed % 2 == 1;
+    sim.health.set_prompt_loss_reports(!sim.lost_at_cap);
     let mut before = NOISE;
     before.loss = 0.0;
     sim.run(&mut before, cut, u64::MAX);
     assert!(sim.health.usable(), "healthy before the cut");
-    let timeout_at_cut = sim.health.probe_timeout();
     let mut dead = |_: Millis, _: usize, _: &mut Rng| None;
-    let horizon = cut + 10 * detection_bound(sim.health.settings(), sim.health.settings().timeout);
+    let horizon = cut + 10 * detection_bound(sim.health.settings());
     sim.run(&mut dead, horizon, u64::MAX);
     let down_at = sim
         .transitions
@@ -230,7 +252,7 @@ fn detection_time(iface: &Interface, seed: u64, cut: Millis) -> (Millis, Millis)
         .find(|t| t.to == LinkState::Offline && t.at >= cut)
         .map(|t| t.at)
         .expect("a dead link goes offline");
-    (down_at - cut, timeout_at_cut)
+    down_at - cut
 }
 
 #[test]
@@ -259,8 +281,8 @@ fn dead_link_is_declared_down_within_its_bound() {
         for seed in 0..40u64 {
             // Cut at a random phase of the round schedule.
             let cut = 60_000 + (seed * 7919) % settings.interval.max(1) + seed;
-            let (took, timeout) = detection_time(&i, seed, cut);
-            let bound = detection_bound(&settings, timeout);
+            let took = detection_time(&i, seed, cut);
+            let bound = detection_bound(&settings);
             assert!(
                 took <= bound,
                 "{name}: seed {seed} took {took} ms > bound {bound} ms"
@@ -299,7 +321,7 @@ proptest! {
         i.timeout = timeout;
         let settings = HealthSettings::from_interface(&i);
         let cut = 30_000 + phase;
-        let (took, t) = detection_time(&i, seed, cut);
-        prop_assert!(took <= detection_bound(&settings, t), "took {} bound {}", took, detection_bound(&settings, t));
+        let took = detection_time(&i, seed, cut);
+        prop_assert!(took <= detection_bound(&settings), "took {} bound {}", took, detection_bound(&settings));
     }
 }

@@ -376,13 +376,22 @@ impl Health {
             _ => None,
         };
         let expected = self.expect.map(|e| self.expectation_deadline(e));
-        [round, silence, expected].into_iter().flatten().min()
+        let confirm = self.offline_confirmed_at();
+        [round, silence, expected, confirm]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Spacing of the tracker's rounds: the interval in force, or the one
-    /// before it if longer (a tracker may still be sleeping the old one).
+    /// before it if longer (a tracker may still be sleeping the old one),
+    /// never below what the probe budget lets the tracker send.
     fn round_spacing(&self) -> Millis {
-        self.interval().1.max(self.prev_interval).max(1)
+        self.interval()
+            .1
+            .max(self.prev_interval)
+            .max(self.settings.min_round_spacing)
+            .max(1)
     }
 
     fn expectation_deadline(&self, e: Expectation) -> Millis {
@@ -441,7 +450,7 @@ impl Health {
         if self.last_applied.is_some_and(|last| probe.round <= last) {
             match answered {
                 Some(rtt_us) => self.withdraw_failure(probe, rtt_us, now, &mut out),
-                None => self.counters.stale_results += 1,
+                None => self.final_loss(probe, now, &mut out),
             }
             return out;
         }
@@ -507,6 +516,41 @@ impl Health {
         }
         self.counters.rounds_withdrawn += 1;
         self.update_state(now, out);
+        // Rounds queued behind a pending offline verdict go on.
+        self.release_rounds(now, out);
+    }
+
+    /// A loss report for a round already counted as failed (it failed at
+    /// the adaptive timeout first): from a tracker that reports losses only
+    /// at the configured timeout it closes the probe, so once the reported
+    /// losses alone fail the round its failure is final at once.
+    fn final_loss(&mut self, probe: &ProbeResult, now: Millis, out: &mut Vec<Transition>) {
+        let count = self.settings.count;
+        let Some(round) = self
+            .failed_run
+            .iter_mut()
+            .find(|r| r.round == probe.round)
+            .filter(|_| !self.prompt_reports)
+        else {
+            self.counters.stale_results += 1;
+            return;
+        };
+        if !record(&mut round.tally[probe.target], count, probe.outcome, None) {
+            self.counters.stale_results += 1;
+            return;
+        }
+        let reported = |t: &TargetTally| t.results >= count;
+        let down = round
+            .tally
+            .iter()
+            .filter(|t| reported(t) && t.replies == 0)
+            .count();
+        let hopeless = self.settings.quality_check.is_none()
+            && down > self.settings.targets - self.settings.reliability as usize;
+        if hopeless || round.tally.iter().all(reported) {
+            round.final_at = now;
+            self.release_rounds(now, out);
+        }
     }
 
     /// Advance time: fail rounds past their deadline, age a silent tracker.
@@ -517,6 +561,7 @@ impl Health {
         }
         self.expire_rounds(now, &mut out);
         self.expire_expected(now, &mut out);
+        self.release_rounds(now, &mut out);
         match self.last_heard {
             Some(heard) => {
                 if !self.aged && now >= heard + self.settings.silence_limit {

@@ -208,6 +208,9 @@ pub struct Sim {
     /// Report losses at the configured timeout instead of the effective one
     /// (a tracker told only the cap); answers up to the cap count.
     pub lost_at_cap: bool,
+    /// Shortest round the tracker sends (its probe budget), whatever the
+    /// interval asked for.
+    pub min_interval: Millis,
     pub transitions: Vec<Transition>,
     pub rng: Rng,
     targets: usize,
@@ -242,6 +245,7 @@ impl Sim {
             rounds_sent: 0,
             late_replies: true,
             lost_at_cap: false,
+            min_interval: 0,
             transitions: Vec::new(),
             rng: Rng::new(seed),
             events: BinaryHeap::new(),
@@ -303,6 +307,7 @@ impl Sim {
                 if self.lost_at_cap {
                     timing.timeout = self.cap;
                 }
+                timing.interval = timing.interval.max(self.min_interval);
                 // Like mwan-track: the round's targets × count probes spread
                 // evenly over the interval, targets interleaved.
                 let n = self.targets * self.count as usize;

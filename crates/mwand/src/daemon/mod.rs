@@ -677,6 +677,12 @@ impl Daemon {
                         }
                     }
                     self.arm_health(&name);
+                    // Quality ceilings follow every measurement.
+                    if Engine::watches_quality(&self.config)
+                        && self.engine.resolve(&self.config, &self.wans, now)
+                    {
+                        self.dirty = true;
+                    }
                 }
                 true
             }
@@ -743,8 +749,8 @@ impl Daemon {
 
     fn resolve_and_apply(&mut self, now: Millis) {
         let before = self.engine.summary_lines();
-        let changed = self.engine.resolve(&self.config, &self.wans, now);
-        if changed {
+        self.engine.resolve(&self.config, &self.wans, now);
+        if self.engine.take_changed() {
             for line in self.engine.summary_lines() {
                 log::info!("policy {line}");
             }
