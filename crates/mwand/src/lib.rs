@@ -56,6 +56,10 @@ Options:
       --tracker-user NAME  user the embedded supervisor runs trackers as, with
                            only CAP_NET_RAW (+CAP_NET_ADMIN for the fwmark)
                            [default: mwan if it exists, else nobody; root: no drop]
+      --tracker-capabilities PATH
+                           procd: capabilities file for the trackers; without
+                           it procd runs them as root
+                           [default: /etc/capabilities/mwan-track.json]
       --hook PATH          user hook script run on state changes (repeatable);
                            default /etc/mwan.user and /etc/mwan3.user
       --hotplug-call PATH  run as 'PATH iface' on tracker state changes, when
@@ -91,6 +95,9 @@ pub struct Options {
     /// User the embedded supervisor runs trackers as; default `mwan` if
     /// it exists, else `nobody`; `root` keeps them root.
     pub tracker_user: Option<String>,
+    /// procd mode: the capabilities JSON file procd applies to trackers;
+    /// without it procd runs them as root, as before.
+    pub tracker_capabilities: PathBuf,
     /// User hook scripts run on state changes; default /etc/mwan.user and
     /// /etc/mwan3.user.
     pub hooks: Vec<PathBuf>,
@@ -122,6 +129,7 @@ impl Options {
             tracker_bin: None,
             allow_uids: Vec::new(),
             tracker_user: None,
+            tracker_capabilities: PathBuf::from("/etc/capabilities/mwan-track.json"),
             hooks: Vec::new(),
             hotplug_call: PathBuf::from(hooks::HOTPLUG_CALL),
             no_dataplane: false,
@@ -155,6 +163,9 @@ impl Options {
                         "tracker-bin" => o.tracker_bin = Some(lexer.value(name, inline)?.into()),
                         "allow-uid" => o.allow_uids.push(lexer.parsed(name, inline, "a uid")?),
                         "tracker-user" => o.tracker_user = Some(lexer.value(name, inline)?),
+                        "tracker-capabilities" => {
+                            o.tracker_capabilities = lexer.value(name, inline)?.into()
+                        }
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "hotplug-call" => o.hotplug_call = lexer.value(name, inline)?.into(),
                         "no-dataplane" => o.no_dataplane = true,
