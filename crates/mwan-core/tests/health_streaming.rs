@@ -6,7 +6,7 @@
 mod sim_common;
 
 use mwan_core::health::{Health, HealthSettings, LinkState, ROUND_GRACE_MS};
-use sim_common::{iface, late, lost, reply};
+use sim_common::{iface, late, lost, lost_with_inbound, recommended_iface, reply};
 
 #[test]
 fn round_succeeds_as_soon_as_reliability_targets_answered() {
@@ -245,4 +245,64 @@ fn expected_rounds_fail_when_nothing_comes_back() {
     assert_eq!(reported.state(), LinkState::Disconnecting);
     reported.on_probe(&lost(0, 52, 10_400), 13_400);
     assert_eq!(reported.state(), LinkState::Offline);
+}
+
+/// Whether failures found at the adaptive timeout wait for the configured
+/// one depends on what arrived on the WAN's device while the lost probes
+/// waited (docs/decisions.md, rule 6). Recommended settings (3 targets, down
+/// 3, 200 ms rounds, 3 s cap), timeout at its 200 ms floor, mwand's prompt
+/// reports; then three rounds lost, each probe reported with these counts.
+#[test]
+fn inbound_traffic_decides_whether_early_failures_wait() {
+    let cases: [([Option<u32>; 3], bool, &str); 5] = [
+        ([Some(0); 3], true, "idle link cut: nothing arrives"),
+        (
+            [Some(4), Some(2), Some(0)],
+            true,
+            "one probe waited in total silence",
+        ),
+        (
+            [Some(4), Some(2), Some(7)],
+            false,
+            "ACKs kept arriving: a queue",
+        ),
+        (
+            [None; 3],
+            false,
+            "not counted: wait for the configured timeout",
+        ),
+        ([None, Some(0), None], true, "one counted silence is enough"),
+    ];
+    for (inbound, at_once, what) in cases {
+        let mut h = Health::new(HealthSettings::from_interface(&recommended_iface("wan")), 0);
+        h.set_prompt_loss_reports(true);
+        let sent = |round: u64, target: usize| round * 200 + target as u64 * 67;
+        for r in 0..20 {
+            for t in 0..3 {
+                h.on_probe(&reply(t, r, sent(r, t), 20), sent(r, t) + 20);
+            }
+        }
+        assert_eq!(h.probe_timeout(), 200, "{what}");
+        for r in 20..23 {
+            for (t, n) in inbound.iter().enumerate() {
+                let probe = match n {
+                    Some(n) => lost_with_inbound(t, r, sent(r, t), *n),
+                    None => lost(t, r, sent(r, t)),
+                };
+                h.on_probe(&probe, sent(r, t) + 200);
+            }
+        }
+        if at_once {
+            assert_eq!(h.state(), LinkState::Offline, "{what}");
+            continue;
+        }
+        assert_eq!(h.state(), LinkState::Disconnecting, "{what}");
+        // The queue delivers the answers within the configured timeout:
+        // every failure is withdrawn.
+        for r in 20..23 {
+            h.on_probe(&late(0, r, sent(r, 0), 1000), sent(r, 0) + 1000);
+        }
+        assert_eq!(h.state(), LinkState::Online, "{what}");
+        assert_eq!(h.counters().rounds_withdrawn, 3, "{what}");
+    }
 }

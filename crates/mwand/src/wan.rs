@@ -144,6 +144,7 @@ fn to_core(s: &Sample, iface: &Interface) -> Option<ProbeResult> {
         round: s.round,
         sent_at: s.sent_at_us / 1000,
         outcome,
+        inbound_packets: s.inbound_packets,
     })
 }
 
@@ -453,6 +454,7 @@ mod tests {
                 sent_at_us: round * w.config().interval * 1000,
                 outcome: WireOutcome::Reply { rtt_us: 10_000 },
                 round,
+                inbound_packets: None,
             })
             .collect();
         w.on_samples(&samples, 4 * w.config().interval);

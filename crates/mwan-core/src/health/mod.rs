@@ -98,6 +98,13 @@ pub struct ProbeResult {
     /// When the probe was sent (same clock as `now`).
     pub sent_at: Millis,
     pub outcome: ProbeOutcome,
+    /// For a lost probe: unicast packets the WAN's device received while
+    /// it went unanswered (from its send to its loss report). `Some(0)`: the
+    /// link delivered nothing for a whole probe timeout, so no queue is
+    /// holding the answer and the round's failure counts at once; otherwise
+    /// (traffic arrived, or not measured) an offline verdict from it waits
+    /// for the configured timeout (docs/decisions.md, rule 6).
+    pub inbound_packets: Option<u32>,
 }
 
 /// A state change, as an event for logs, hotplug and status.
@@ -462,6 +469,9 @@ impl Health {
         ) {
             self.counters.stale_results += 1;
             return out;
+        }
+        if probe.outcome == ProbeOutcome::Lost && probe.inbound_packets == Some(0) {
+            round.silent_loss = true;
         }
         if round.complete {
             // Decided but queued behind an earlier round: a late answer can
