@@ -100,10 +100,10 @@ pub struct ProbeResult {
     pub outcome: ProbeOutcome,
     /// For a lost probe: unicast packets the WAN's device received while
     /// it went unanswered (from its send to its loss report). `Some(0)`: the
-    /// link delivered nothing for a whole probe timeout, so no queue is
-    /// holding the answer and the round's failure counts at once; otherwise
-    /// (traffic arrived, or not measured) an offline verdict from it waits
-    /// for the configured timeout (docs/decisions.md, rule 6).
+    /// link delivered nothing for a whole probe timeout. A round whose lost
+    /// probes all say so fails at once (no queue is holding the answers);
+    /// otherwise (traffic arrived, or not measured) an offline verdict from
+    /// it waits for the configured timeout (docs/decisions.md, rule 6).
     pub inbound_packets: Option<u32>,
 }
 
@@ -470,8 +470,8 @@ impl Health {
             self.counters.stale_results += 1;
             return out;
         }
-        if probe.outcome == ProbeOutcome::Lost && probe.inbound_packets == Some(0) {
-            round.silent_loss = true;
+        if probe.outcome == ProbeOutcome::Lost {
+            round.lost_in_silence = round.lost_in_silence.min(probe.inbound_packets == Some(0));
         }
         if round.complete {
             // Decided but queued behind an earlier round: a late answer can

@@ -227,10 +227,11 @@ pub struct Sim {
     pub min_interval: Millis,
     /// Other traffic (LAN uploads' ACKs, downloads) arriving on the WAN's
     /// device, as when a loss is reported: a lost probe's inbound count is
-    /// this plus the answers that arrived while it waited.
+    /// this plus the late answers that arrived while it waited (mwan-track
+    /// leaves timely answers to its own probes out).
     pub inbound_traffic: bool,
-    /// When answers (timely or late) arrived, newest last, for the inbound
-    /// count of lost probes.
+    /// When late answers arrived, newest last, for the inbound count of
+    /// lost probes.
     arrivals: std::collections::VecDeque<Millis>,
     pub transitions: Vec<Transition>,
     pub rng: Rng,
@@ -384,9 +385,14 @@ impl Sim {
         {
             self.arrivals.pop_front();
         }
-        if outcome != ProbeOutcome::Lost {
-            self.arrivals.push_back(self.now);
-            return None;
+        match outcome {
+            // Timely answers are not counted (mwan-track leaves them out).
+            ProbeOutcome::Reply { .. } => return None,
+            ProbeOutcome::LateReply { .. } => {
+                self.arrivals.push_back(self.now);
+                return None;
+            }
+            ProbeOutcome::Lost => {}
         }
         let answers = self.arrivals.iter().filter(|&&at| at > sent_at).count();
         Some(answers as u32 + u32::from(self.inbound_traffic))
