@@ -306,3 +306,30 @@ fn inbound_traffic_decides_whether_early_failures_wait() {
         assert_eq!(h.counters().rounds_withdrawn, 3, "{what}");
     }
 }
+
+/// A withdrawn failure is a success in mwan3's counter: the failures
+/// before it no longer count, so failures that were never `down` in a row
+/// (a queue that drops some rounds' probes and delays the others') do not
+/// add up to an offline verdict.
+#[test]
+fn a_withdrawn_failure_resets_the_failures_before_it() {
+    let mut i = iface(1);
+    i.down = 3;
+    i.timeout = 2000;
+    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
+    for r in 0..20 {
+        h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
+    }
+    h.on_probe(&lost(0, 20, 20_000), 20_200);
+    h.on_probe(&lost(0, 21, 21_000), 21_200);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    // Round 21 answered late: 20's failure is before a success.
+    h.on_probe(&late(0, 21, 21_000, 900), 21_900);
+    assert_eq!(h.state(), LinkState::Online);
+    h.on_probe(&lost(0, 22, 22_000), 22_200);
+    h.on_probe(&lost(0, 23, 23_000), 23_200);
+    // Two in a row since the success, not three.
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    h.on_probe(&lost(0, 24, 24_000), 24_200);
+    assert_eq!(h.state(), LinkState::Offline);
+}

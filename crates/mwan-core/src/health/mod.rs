@@ -511,9 +511,23 @@ impl Health {
         }
         let round = self.failed_run.swap_remove(pos);
         self.spare_tallies.push(round.tally);
+        // A success resets mwan3's counter: failures before it no longer
+        // count towards `down` (else a queue that drops some rounds' probes
+        // and delays the others' adds up failures that were never in a row).
+        let mut gone = 1;
+        let mut i = 0;
+        while i < self.failed_run.len() {
+            if self.failed_run[i].round < probe.round {
+                let older = self.failed_run.swap_remove(i);
+                self.spare_tallies.push(older.tally);
+                gone += 1;
+            } else {
+                i += 1;
+            }
+        }
         if let Phase::Up { failed } = self.phase {
             self.phase = Phase::Up {
-                failed: failed.saturating_sub(1),
+                failed: failed.saturating_sub(gone),
             };
         }
         self.counters.rounds_withdrawn += 1;
