@@ -90,15 +90,22 @@ fn round_past_its_timeout_fails_without_waiting_for_stragglers() {
     assert_eq!(h.state(), LinkState::Online);
 }
 
-#[test]
-fn reply_slower_than_the_configured_timeout_counts_as_lost() {
+/// One target, `down` and `timeout` as given, 20 rounds a second answered
+/// in 20 ms (the effective timeout at its 200 ms floor).
+fn one_target_after_20_rounds(down: u32, timeout: u64) -> Health {
     let mut i = iface(1);
-    i.down = 1;
-    i.timeout = 1000;
+    i.down = down;
+    i.timeout = timeout;
     let mut h = Health::new(HealthSettings::from_interface(&i), 0);
     for r in 0..20 {
         h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
     }
+    h
+}
+
+#[test]
+fn reply_slower_than_the_configured_timeout_counts_as_lost() {
+    let mut h = one_target_after_20_rounds(1, 1000);
     h.on_probe(&reply(0, 20, 20_000, 1200), 21_200);
     assert_eq!(h.state(), LinkState::Offline);
 }
@@ -107,13 +114,7 @@ fn reply_slower_than_the_configured_timeout_counts_as_lost() {
 /// within the configured timeout withdraws that failure while the link is up.
 #[test]
 fn late_answer_within_configured_timeout_withdraws_the_failure() {
-    let mut i = iface(1);
-    i.down = 3;
-    i.timeout = 2000;
-    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
-    for r in 0..20 {
-        h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
-    }
+    let mut h = one_target_after_20_rounds(3, 2000);
     assert_eq!(h.probe_timeout(), 200);
     h.on_probe(&lost(0, 20, 20_000), 20_200);
     assert_eq!(h.state(), LinkState::Disconnecting);
@@ -313,13 +314,7 @@ fn inbound_traffic_decides_whether_early_failures_wait() {
 /// add up to an offline verdict.
 #[test]
 fn a_withdrawn_failure_resets_the_failures_before_it() {
-    let mut i = iface(1);
-    i.down = 3;
-    i.timeout = 2000;
-    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
-    for r in 0..20 {
-        h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
-    }
+    let mut h = one_target_after_20_rounds(3, 2000);
     h.on_probe(&lost(0, 20, 20_000), 20_200);
     h.on_probe(&lost(0, 21, 21_000), 21_200);
     assert_eq!(h.state(), LinkState::Disconnecting);
