@@ -66,8 +66,9 @@ fn a_silent_link_still_goes_offline_within_its_bound() {
         link.loss = 0.0;
         let cut = 30_000 + seed * 37 % 200;
         sim.run(&mut link, cut, u64::MAX);
+        let timeout = sim.health.probe_timeout();
         let mut dead = |_: Millis, _: usize, _: &mut Rng| None;
-        sim.run(&mut dead, cut + 10_000, u64::MAX);
+        sim.run(&mut dead, cut + 5_000, u64::MAX);
         let after: Vec<_> = sim.transitions.iter().filter(|t| t.at >= cut).collect();
         let down = after
             .iter()
@@ -80,7 +81,7 @@ fn a_silent_link_still_goes_offline_within_its_bound() {
             "seed {seed}: a cut taken for tracker silence: {after:?}"
         );
         let took = down.at - cut;
-        let bound = detection_bound(&settings);
+        let bound = detection_bound(&settings, timeout);
         assert!(took <= bound, "seed {seed}: {took} ms > bound {bound} ms");
     }
 }

@@ -4,6 +4,7 @@
 #[path = "sim_common/mod.rs"]
 mod sim_common;
 
+use mwan_core::health::analysis::detection_bound;
 use mwan_core::health::{Health, HealthSettings, LinkState, DEFAULT_TIMEOUT_FLOOR_MS};
 use mwan_core::Millis;
 use sim_common::{iface, recommended_iface, Noisy, Rng, Sim};
@@ -110,6 +111,8 @@ fn bufferbloat_with_4s_timeout_is_not_declared_dead() {
             // Trackers that report losses at the effective timeout (and late
             // answers after), or only at the configured one.
             sim.lost_at_cap = lost_at_cap;
+            // The traffic that fills the queue keeps arriving (its ACKs).
+            sim.inbound_traffic = true;
             sim.run(&mut bufferbloat(peak, ramp), 300_000, u64::MAX);
             assert_eq!(
                 sim.count_to(LinkState::Offline),
@@ -194,12 +197,24 @@ fn queue_fills(peak: f64, ramp_ms: f64) -> impl FnMut(Millis, usize, &mut Rng) -
     rtt_ramp(20.0, peak, ramp_ms, 0.02)
 }
 
+/// A tracker at our recommended defaults on a link whose uploads fill its
+/// queue (their ACKs keep arriving on the device), reporting losses at the
+/// effective timeout (`prompt`, mwand's) or only at the configured one.
+fn saturated_sim(seed: u64, prompt: bool) -> Sim {
+    let mut sim = Sim::new(&recommended_iface("wan"), seed);
+    sim.health.set_prompt_loss_reports(prompt);
+    sim.lost_at_cap = !prompt;
+    sim.inbound_traffic = true;
+    sim
+}
+
 /// The issue 14 case: at our shipped defaults (3 s cap) a queue that fills
 /// at once, or fast, to a delay under the cap never takes the link offline,
 /// whichever way the tracker reports losses. mwan3 with a 3 s timeout would
 /// count every one of these probes as answered; the early failures the
-/// adaptive timeout makes must wait for the configured timeout (or be
-/// withdrawn by the late answers) before they can make the link offline.
+/// adaptive timeout makes happen while the uploads' ACKs keep arriving on
+/// the device, so they wait for the configured timeout (or are withdrawn
+/// by the late answers) before they can make the link offline.
 #[test]
 fn a_queue_that_fills_at_once_never_takes_the_link_offline() {
     for (peak, ramp) in [
@@ -212,18 +227,14 @@ fn a_queue_that_fills_at_once_never_takes_the_link_offline() {
         (2800.0, 0.0),
         (2000.0, 500.0),
     ] {
-        for (prompt, lost_at_cap) in [(true, false), (false, true)] {
+        for prompt in [true, false] {
             for seed in 1..=4 {
-                let i = recommended_iface("wan");
-                let mut sim = Sim::new(&i, seed);
-                sim.health.set_prompt_loss_reports(prompt);
-                sim.lost_at_cap = lost_at_cap;
+                let mut sim = saturated_sim(seed, prompt);
                 sim.run(&mut queue_fills(peak, ramp), 40_000, u64::MAX);
                 assert_eq!(
                     sim.count_to(LinkState::Offline),
                     0,
-                    "peak {peak} ms ramp {ramp} ms, prompt {prompt}, lost at cap {lost_at_cap}, \
-                     seed {seed}: {:?}",
+                    "peak {peak} ms ramp {ramp} ms, prompt {prompt}, seed {seed}: {:?}",
                     sim.transitions
                 );
                 assert_eq!(sim.health.state(), LinkState::Online);
@@ -241,9 +252,7 @@ fn a_queue_that_fills_at_once_never_takes_the_link_offline() {
 /// link: the hold ends at the configured timeout.
 #[test]
 fn a_queue_deeper_than_the_configured_timeout_is_dead() {
-    let i = recommended_iface("wan");
-    let mut sim = Sim::new(&i, 2);
-    sim.health.set_prompt_loss_reports(true);
+    let mut sim = saturated_sim(2, true);
     sim.run(&mut queue_fills(3500.0, 0.0), 40_000, u64::MAX);
     assert_eq!(
         sim.health.state(),
@@ -281,4 +290,59 @@ fn a_burst_of_drops_on_a_full_queue_is_cancelled_by_later_answers() {
             sim.transitions
         );
     }
+}
+/// A cut while the queue is full (16 uploads running, 1 s of queue): from
+/// the cut on nothing arrives, neither answers nor the uploads' ACKs, so
+/// the failures count at once. The verdict comes within the bound at the
+/// configured timeout at worst (the effective one has followed the queue
+/// up to about a second by then), for either reporting mode.
+#[test]
+fn a_cut_during_saturation_goes_offline_within_the_configured_timeout() {
+    let settings = HealthSettings::from_interface(&recommended_iface("wan"));
+    for prompt in [true, false] {
+        for seed in 1..=6 {
+            let mut sim = saturated_sim(seed, prompt);
+            sim.run(&mut queue_fills(1000.0, 0.0), 30_000, u64::MAX);
+            assert_eq!(
+                sim.health.state(),
+                LinkState::Online,
+                "{:?}",
+                sim.transitions
+            );
+            let cut = 30_000 + seed * 41 % 200;
+            sim.run(&mut queue_fills(1000.0, 0.0), cut, u64::MAX);
+            sim.inbound_traffic = false;
+            let mut dead = |_: Millis, _: usize, _: &mut Rng| None;
+            sim.run(&mut dead, cut + 10_000, u64::MAX);
+            let down = sim
+                .transitions
+                .iter()
+                .find(|t| t.to == LinkState::Offline && t.at >= cut)
+                .map(|t| t.at - cut);
+            let bound = detection_bound(&settings, settings.timeout);
+            assert!(
+                down.is_some_and(|d| d <= bound),
+                "prompt {prompt} seed {seed}: offline {down:?} ms after the cut, bound {bound}"
+            );
+        }
+    }
+}
+
+/// Without the uploads' ACKs (a one-way flood filling the queue at once,
+/// or a tracker on a link that is quiet for a whole probe timeout) an
+/// early loss is taken for a cut: the link goes offline as before issue
+/// 14. The inbound count is the only evidence of life the core has.
+#[test]
+fn a_queue_that_fills_with_no_inbound_traffic_is_taken_for_a_cut() {
+    let i = recommended_iface("wan");
+    let mut sim = Sim::new(&i, 3);
+    sim.health.set_prompt_loss_reports(true);
+    sim.run(&mut queue_fills(1000.0, 0.0), 40_000, u64::MAX);
+    assert!(
+        sim.count_to(LinkState::Offline) > 0,
+        "{:?}",
+        sim.transitions
+    );
+    // The late answers then bring it back: the timeout has followed the queue.
+    assert_eq!(sim.health.state(), LinkState::Online);
 }

@@ -98,6 +98,13 @@ pub struct ProbeResult {
     /// When the probe was sent (same clock as `now`).
     pub sent_at: Millis,
     pub outcome: ProbeOutcome,
+    /// For a lost probe: unicast packets the WAN's device received while
+    /// it went unanswered (from its send to its loss report). `Some(0)`: the
+    /// link delivered nothing for a whole probe timeout. A round whose lost
+    /// probes all say so fails at once (no queue is holding the answers);
+    /// otherwise (traffic arrived, or not measured) an offline verdict from
+    /// it waits for the configured timeout (docs/decisions.md, rule 6).
+    pub inbound_packets: Option<u32>,
 }
 
 /// A state change, as an event for logs, hotplug and status.
@@ -471,6 +478,9 @@ impl Health {
             self.counters.stale_results += 1;
             return out;
         }
+        if probe.outcome == ProbeOutcome::Lost {
+            round.lost_in_silence = round.lost_in_silence.min(probe.inbound_packets == Some(0));
+        }
         if round.complete {
             // Decided but queued behind an earlier round: a late answer can
             // still turn a failure into a success.
@@ -509,9 +519,23 @@ impl Health {
         }
         let round = self.failed_run.swap_remove(pos);
         self.spare_tallies.push(round.tally);
+        // A success resets mwan3's counter: failures before it no longer
+        // count towards `down` (else a queue that drops some rounds' probes
+        // and delays the others' adds up failures that were never in a row).
+        let mut gone = 1;
+        let mut i = 0;
+        while i < self.failed_run.len() {
+            if self.failed_run[i].round < probe.round {
+                let older = self.failed_run.swap_remove(i);
+                self.spare_tallies.push(older.tally);
+                gone += 1;
+            } else {
+                i += 1;
+            }
+        }
         if let Phase::Up { failed } = self.phase {
             self.phase = Phase::Up {
-                failed: failed.saturating_sub(1),
+                failed: failed.saturating_sub(gone),
             };
         }
         self.counters.rounds_withdrawn += 1;

@@ -27,6 +27,10 @@ pub(super) struct OpenRound {
     /// All probes reported, or the deadline passed.
     pub(super) complete: bool,
     pub(super) expired: bool,
+    /// Every lost probe of the round waited its whole timeout while nothing
+    /// arrived on the WAN's device (true until a loss says otherwise): the
+    /// link delivers nothing, no queue is holding the answers.
+    pub(super) lost_in_silence: bool,
     /// Once failed while up: when no answer can withdraw the failure any
     /// more (see [`Health::failure_final_at`]).
     pub(super) final_at: Millis,
@@ -100,6 +104,7 @@ impl Health {
             verdict: None,
             complete: false,
             expired: false,
+            lost_in_silence: true,
             final_at: 0,
         };
         let at = self
@@ -228,13 +233,19 @@ impl Health {
 
     /// When a failed round's failure becomes final. A tracker that reports
     /// losses only at the configured timeout has closed the probes it
-    /// reported, so those are final at once; an early loss report (prompt
-    /// tracker) or a round failed at the adaptive timeout without reports
-    /// is final when the configured timeout has passed for its last probe,
-    /// or (reporting only at the configured timeout) once enough of its
-    /// probes are reported lost (`Health::final_loss`).
+    /// reported, so those are final at once. So is a round whose lost
+    /// probes all waited while nothing at all arrived on the WAN's device
+    /// (one probe's window alone can fall in a lull of a busy link): a link
+    /// that delivers nothing holds no answer in a queue (a silent cut),
+    /// while a saturated one keeps delivering its traffic's ACKs and
+    /// downloads. Other early loss reports (prompt tracker: traffic
+    /// arrived, or no count), or a round failed at its deadline without
+    /// reports, are final when the configured timeout has passed for the
+    /// round's last probe, or (reporting only at the configured timeout)
+    /// once enough of its probes are reported lost (`Health::final_loss`).
     fn failure_final_at(&self, round: &OpenRound) -> Millis {
-        if !self.prompt_reports && !round.expired {
+        let silent = round.lost_in_silence && !round.expired;
+        if silent || (!self.prompt_reports && !round.expired) {
             return 0;
         }
         round.deadline + self.settings.timeout.saturating_sub(round.timeout)
