@@ -40,4 +40,44 @@ fn main() {
     if std::env::var_os("MWAN_PIE").is_none() {
         println!("cargo:rustc-link-arg-bin=mwan=-no-pie");
     }
+    if links_with_lld() {
+        println!("cargo:rustc-link-arg-bin=mwan=-Wl,--icf=all");
+    }
+}
+
+/// Whether lld links the executable: RUSTFLAGS ask for it, or rustc's own
+/// default does (x86_64-unknown-linux-gnu since 1.90) and neither RUSTFLAGS
+/// nor a configured linker say otherwise.
+fn links_with_lld() -> bool {
+    let rustflags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let flags: Vec<&str> = rustflags.split('\x1f').collect();
+    if flags.iter().any(|flag| flag.contains("-fuse-ld=lld")) {
+        return true;
+    }
+    let linker_chosen = std::env::var_os("RUSTC_LINKER").is_some()
+        || flags.iter().any(|flag| {
+            flag.contains("linker=")
+                || flag.contains("linker-features")
+                || flag.contains("linker-flavor")
+                || flag.contains("link-self-contained")
+                || flag.contains("-fuse-ld")
+        });
+    std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu")
+        && !linker_chosen
+        && rustc_minor_version().is_some_and(|minor| minor >= 90)
+}
+
+/// The minor version of the rustc that cargo builds with (95 for 1.95.0).
+fn rustc_minor_version() -> Option<u32> {
+    let rustc = std::env::var_os("RUSTC")?;
+    let output = std::process::Command::new(rustc).arg("-vV").output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let release = text
+        .lines()
+        .find_map(|line| line.strip_prefix("release: "))?;
+    let mut parts = release.split('.');
+    match (parts.next()?, parts.next()?) {
+        ("1", minor) => minor.parse().ok(),
+        _ => None,
+    }
 }
