@@ -13,6 +13,7 @@ pub mod history;
 pub mod plan;
 pub mod policy;
 pub mod quality;
+pub mod sort;
 pub mod tracker_control;
 
 /// Monotonic time in milliseconds since an origin the caller chooses.
