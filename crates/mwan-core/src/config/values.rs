@@ -115,10 +115,9 @@ pub(crate) fn decimal(value: &str, min: f64, min_exclusive: bool, max: f64) -> R
 /// either side of the point may be empty; no `inf` or `nan`: `decimal`
 /// rejects those anyway) without linking std's float parser, whose tables
 /// and code are ~14 KB of the executable (docs/footprint.md). With up to
-/// 19 significant digits, a value below 2^53 and at most 22 decimal
-/// places or zeros, which covers every sane option value, the result is
-/// std's, bit for bit (one correctly rounded multiplication or division of
-/// two exact values); past that it may differ in its last bits.
+/// 19 significant digits and an exponent within ±38 (what `{}` prints for
+/// any f64 from 1e-19 up, and every sane option value) the result is std's
+/// bit for bit; past that it may differ in its last bits.
 fn parse_f64(text: &str) -> Option<f64> {
     let (negative, unsigned) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
@@ -167,17 +166,35 @@ fn parse_f64(text: &str) -> Option<f64> {
             exp10 += i64::from(!in_fraction);
         }
     }
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ];
-    let m = mantissa as f64;
-    let magnitude = match usize::try_from(exp10.unsigned_abs()) {
-        Ok(e) if e < POW10.len() && exp10 >= 0 => m * POW10[e],
-        Ok(e) if e < POW10.len() => m / POW10[e],
-        _ => m * 10f64.powi(exp10.clamp(-400, 400) as i32),
-    };
+    let magnitude = exact(mantissa, exp10)
+        .unwrap_or_else(|| mantissa as f64 * 10f64.powi(exp10.clamp(-400, 400) as i32));
     Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `mantissa * 10^exp10`, correctly rounded, when the power of ten fits
+/// in a u128 (|exp10| <= 38): an integer product cast once, or a binary
+/// long division carried to 67 bits with a sticky bit for the rest, so the
+/// one rounding of the cast is the rounding of the exact quotient.
+fn exact(mantissa: u64, exp10: i64) -> Option<f64> {
+    let power = 10u128.checked_pow(u32::try_from(exp10.unsigned_abs()).ok()?)?;
+    if exp10 >= 0 || mantissa == 0 {
+        return Some(u128::from(mantissa).checked_mul(power)? as f64);
+    }
+    let mut quotient = u128::from(mantissa) / power;
+    let mut remainder = u128::from(mantissa) % power;
+    let mut shift: u64 = 0;
+    while quotient < 1 << 66 {
+        remainder <<= 1;
+        quotient <<= 1;
+        if remainder >= power {
+            remainder -= power;
+            quotient |= 1;
+        }
+        shift += 1;
+    }
+    let rounded = (quotient | u128::from(remainder != 0)) as f64;
+    // 2^-shift (shift < 200): exact, so is the product.
+    Some(rounded * f64::from_bits((1023 - shift) << 52))
 }
 
 /// Byte counts with an optional decimal suffix k, M, G (1k = 1000).
@@ -477,6 +494,15 @@ mod tests {
             }
             let std: f64 = text.parse().unwrap();
             proptest::prop_assert_eq!(parse_f64(&text).map(f64::to_bits), Some(std.to_bits()), "{}", text);
+        }
+
+        #[test]
+        fn printed_floats_read_back_exactly(bits: u64) {
+            let n = f64::from_bits(bits);
+            if n == 0.0 || (1e-19..1e38).contains(&n.abs()) {
+                let text = format!("{n}");
+                proptest::prop_assert_eq!(parse_f64(&text).map(f64::to_bits), Some(n.to_bits()), "{}", text);
+            }
         }
     }
 
