@@ -534,7 +534,7 @@ fn resolve_tiers(
     let interfaces: Vec<String> = tier.iter().map(|c| c.interface.to_string()).collect();
     let mut behind: Vec<&Candidate> = candidates.iter().filter(|c| c.metric > metric).collect();
     // Stable: equal metrics keep config order.
-    behind.sort_by_key(|c| c.metric);
+    crate::sort::sort_by_key(&mut behind, |c| c.metric);
     if !behind.is_empty() {
         why.push(Why::Standby {
             family,
