@@ -20,6 +20,9 @@ done
 
 name="demo$$"
 work=$(mktemp -d /tmp/mwan-demo.XXXXXX)
+# The trackers run unprivileged (mwand --tracker-user, default nobody) and
+# reach mwand through the run dir inside: mktemp makes it 0700.
+chmod 0711 "$work"
 run="$work/run"
 mwand_pid=""
 relay_pid=""
