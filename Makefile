@@ -17,7 +17,13 @@ BENCH_BINS = $(sort $(notdir $(basename $(wildcard integration/src/bin/bench-*.r
 APPLETS := mwand mwan-track mwanctl mwan3
 link_applets = cd target/$(1) && for a in $(APPLETS); do ln -sfn mwan $$a; done
 
-.PHONY: all build release install test unit integration demo bench footprint validate deps clean web web-test cross-test fuzz
+# mwand's own dashboard listener (`mwand --http`) is cargo feature http of
+# mwan. The router build (`make release`, what the OpenWrt package ships and
+# size-budget.txt measures) leaves it out: on OpenWrt the dashboard is
+# luci-app-mwan over ubus. Debug builds, the tests and the demo have it.
+HTTP_FEATURES := --features mwan/http
+
+.PHONY: all build release release-full install test unit integration demo bench footprint validate deps clean web web-test cross-test fuzz
 
 # The dashboard's files, embedded gzip-compressed in mwand (docs/dashboard.md).
 # The .gz files are committed; a test in mwand checks they match.
@@ -42,15 +48,24 @@ deps:
 	if [ "$$(printf '%s\n1.85.0\n' "$$v" | sort -V | head -n1)" != 1.85.0 ]; then \
 	  echo "make: rustc $$v is older than 1.85: install a newer toolchain with rustup" >&2; exit 1; fi
 
-## build: debug binaries of the whole workspace.
+## build: debug binaries of the whole workspace, with the HTTP listener
+## (the integration and browser tests run mwand --http).
 build:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins $(HTTP_FEATURES)
 	$(call link_applets,debug)
 
-## release: size-tuned binaries (what ships, what the demo and benchmarks run).
+## release: the router build: size-tuned, default features, no HTTP listener
+## (what ships, what size-budget.txt and the benchmarks measure).
 release:
 	$(CARGO) build --release --workspace --bins
 	$(call link_applets,release)
+
+## release-full: the release executable with mwand's HTTP listener (and the
+## testbed) for the demo, in target/full/release: a target dir of its own, so
+## it never replaces the router build. `make test` does not build it.
+release-full:
+	CARGO_TARGET_DIR=target/full $(CARGO) build --release -p mwan -p mwan-testbed $(HTTP_FEATURES)
+	$(call link_applets,full/release)
 
 ## install: what the OpenWrt package installs, into DESTDIR (openwrt-package/install.sh).
 install: release
@@ -59,15 +74,21 @@ install: release
 ## test: unit, property and integration tests (integration tests need root).
 # Integration tests spawn mwand, mwan-track and mwan-testbed from the target
 # dir, and cargo builds other packages' binaries only when asked: build first.
+# --features mwan/http keeps target/debug/mwan the one `make build` made (and
+# runs mwand's HTTP tests); the second line tests mwand as the router has it.
 test: deps build
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --no-fail-fast $(HTTP_FEATURES)
+	$(CARGO) test -p mwand --lib
 	$(CARGO) test --release -p mwan-core --test sim_noise --test sim_swaps -- --include-ignored
 	# The page against canned replies (the real mwand's is tests/mwand_dashboard.rs).
 	node integration/web/render.mjs
 	# The OpenWrt package's shell files are shellchecked by mwan-ubus's package test.
 	shellcheck integration/*.sh
-	# The installed files against size-budget.txt (a release build: what ships).
+	# The installed files against size-budget.txt (the router build: what ships).
 	$(MAKE) --no-print-directory release
+	# The router build refuses --http as a usage error (exit 2), naming luci-app-mwan.
+	out=$$(target/release/mwan mwand --http 127.0.0.1:0 2>&1); rc=$$?; \
+	  [ $$rc = 2 ] && grep -q luci-app-mwan <<<"$$out" || { echo "router build: mwand --http gave $$rc: $$out" >&2; exit 1; }
 	integration/footprint.sh --check
 
 ## cross-test: build for armv7 and s390x (big-endian) with Debian trixie's
@@ -82,8 +103,9 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
-## demo: two simulated WANs, mwand failing over live, cleaned up after.
-demo: deps release
+## demo: two simulated WANs, mwand failing over live, cleaned up after
+## (the full build: its dashboard is mwand --http).
+demo: deps release-full
 	integration/demo.sh
 
 ## bench: every benchmark's figures (see integration/README.md).
@@ -105,6 +127,7 @@ footprint: release
 validate:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(HTTP_FEATURES) -- -D warnings
 
 ## web: recompress the dashboard after editing web/.
 web: $(WEB_FILES:=.gz)
@@ -117,7 +140,7 @@ web-test: $(WEB_FILES:=.gz)
 	@command -v chromium >/dev/null || { echo "make web-test: apt-get install chromium" >&2; exit 1; }
 	@[ -d integration/web/node_modules/playwright-core ] || (cd integration/web && npm ci --no-audit --no-fund)
 	node integration/web/render.mjs
-	$(CARGO) test -p mwand http::server::tests::chromium -- --include-ignored
+	$(CARGO) test -p mwand --features http http::server::tests::chromium -- --include-ignored
 
 web/%.gz: web/%
 	gzip -9 -n -c $< > $@

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: two simulated WANs, mwand failing over live and back, cleaned up
-# after. Builds nothing itself (the Makefile builds the release binaries
-# first); set MWAN_BIN_DIR to use binaries from elsewhere. Needs root.
+# after. Builds nothing itself (`make demo` first builds the full release
+# build, with mwand's HTTP listener, in target/full/release); set
+# MWAN_BIN_DIR to use binaries from elsewhere. Needs root.
 # First run: mwand with no config at all (automatic mode). Second run: the
 # demo config, with the dashboard on http://127.0.0.1:$DEMO_PORT/ (default
 # 8080; relayed into the router namespace). On a terminal the demo waits
@@ -10,7 +11,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin=${MWAN_BIN_DIR:-$here/target/release}
+# The router build (target/release) has no --http: the demo runs the full one.
+bin=${MWAN_BIN_DIR:-$here/target/full/release}
 for b in mwand mwan-track mwanctl mwan-testbed; do
   [ -x "$bin/$b" ] || { echo "demo: $bin/$b missing; run 'make demo' (it builds first) or set MWAN_BIN_DIR" >&2; exit 1; }
 done
@@ -18,6 +20,9 @@ done
 
 name="demo$$"
 work=$(mktemp -d /tmp/mwan-demo.XXXXXX)
+# The trackers run unprivileged (mwand --tracker-user, default nobody) and
+# reach mwand through the run dir inside: mktemp makes it 0700.
+chmod 0711 "$work"
 run="$work/run"
 mwand_pid=""
 relay_pid=""

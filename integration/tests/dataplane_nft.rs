@@ -92,6 +92,7 @@ fn decisions(config: &Config, usable: &BTreeMap<String, bool>) -> Vec<PolicyRout
                 usable: up,
                 usable_since: up.then_some(0),
                 score: None,
+                quality: None,
             }
         })
         .collect();

@@ -4,7 +4,8 @@
 //! listens with `--http`; and each HTTP refusal against the real listener
 //! while `mwanctl status` keeps answering.
 //!
-//! Needs root, `cargo build --workspace --bins`, chromium and
+//! Needs root, `make build` (mwand with cargo feature http: `cargo build
+//! --workspace --bins --features mwan/http`), chromium and
 //! `integration/web/node_modules` (`make deps` installs both).
 //! Screenshots: target/screenshots/live-*.png.
 

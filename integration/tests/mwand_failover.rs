@@ -1,6 +1,7 @@
 //! mwand end to end on the testbed, traffic from the LAN client: a silent cut
 //! fails over and back; every WAN cut falls to last_resort and traffic
-//! resumes when one returns; a saturated uplink stays online.
+//! resumes when one returns; a saturated uplink stays online, also when
+//! many uploads start at once.
 //!
 //! Needs root and `cargo build --workspace --bins` first. Limits are generous
 //! (outcomes, not timings: bench-failover measures those).
@@ -162,6 +163,114 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
     // 20 s at 2 Mbit/s is 5 MB; the download shares the link with probes.
     assert!(bytes > 1_000_000, "download moved only {bytes} bytes");
     eprintln!("saturated wan1: states {seen_states:?}, smoothed latency up to {max_latency:.0} ms, {bytes} bytes down");
+}
+
+/// Issue 14: `uploads` LAN uploads start together on a `rate_kbit` uplink
+/// with a 1 s queue. Their first windows fill the queue within a few
+/// milliseconds, so the probes' RTT jumps from ~0 to about a second in one
+/// step; the configured 3 s timeout covers it, so wan1 must never be
+/// declared offline (before the fix it was, ~0.9 s after the start, in 10
+/// of 13 trials at 2 Mbit/s with 16 uploads), nor lose the policy.
+fn saturated_at_once_stays_online(rate_kbit: u64, uploads: u32) {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    tb.impair(
+        "wan1",
+        Impairment {
+            rate_kbit,
+            queue_ms: 1000,
+            ..Default::default()
+        },
+    )
+    .expect("impair");
+    // Let the estimator settle on the capped (still idle) link.
+    std::thread::sleep(Duration::from_secs(2));
+    let sink = tb
+        .targets()
+        .tcp_sink
+        .iter()
+        .find(|a| a.is_ipv4())
+        .expect("sink");
+    let one = format!("cat /dev/zero > /dev/tcp/{}/{}", sink.ip(), sink.port());
+    let all = format!("for i in $(seq {uploads}); do timeout 14 bash -c '{one}' & done; wait");
+    let mut load = tb
+        .spawn(Role::Lan, &["timeout", "16", "bash", "-c", &all])
+        .expect("uploads");
+
+    let end = Instant::now() + Duration::from_secs(12);
+    let mut seen_states = std::collections::BTreeSet::new();
+    let mut max_latency: f64 = 0.0;
+    while Instant::now() < end {
+        let s = m.status();
+        seen_states.insert(state(&s, "wan1"));
+        max_latency = max_latency.max(iface(&s, "wan1")["latency_ms"].as_f64().unwrap_or(0.0));
+        assert_eq!(
+            active(&s, "failover"),
+            ["wan1"],
+            "{uploads} uploads at {rate_kbit} kbit/s: wan1 lost the policy: {s:#}\n{}",
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    load.wait().expect("uploads ended");
+    let hooks = m.hooks_text();
+    assert!(
+        !seen_states.contains("offline") && !hooks.contains("disconnected wan1"),
+        "{uploads} uploads at {rate_kbit} kbit/s: wan1 declared offline (states {seen_states:?}):\n\
+         hooks: {hooks}\n{}",
+        m.log_text()
+    );
+    // The load was real: the queue delayed the probes by hundreds of ms.
+    assert!(
+        max_latency > 300.0,
+        "{uploads} uploads at {rate_kbit} kbit/s: latency only {max_latency} ms"
+    );
+    eprintln!(
+        "{uploads} uploads at once, {rate_kbit} kbit/s: states {seen_states:?}, smoothed latency up to {max_latency:.0} ms"
+    );
+}
+
+#[test]
+fn saturated_uplink_survives_16_uploads_starting_at_once() {
+    saturated_at_once_stays_online(2000, 16);
+}
+
+#[test]
+fn saturated_uplink_survives_8_uploads_starting_at_once_at_1_mbit() {
+    saturated_at_once_stays_online(1000, 8);
+}
+
+/// Issue 14: a probe budget spaces wan1's rounds 6 s apart (30 probes a
+/// minute over 3 targets). Before the fix the core expected them at the
+/// 0.2 s interval and the healthy WAN went `online -> unknown` every round.
+#[test]
+fn a_budgeted_wan_stays_online_between_its_rounds() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let text = config(tb.wans(), &ours).replacen(
+        "config interface 'wan1'\n\toption enabled '1'\n",
+        "config interface 'wan1'\n\toption enabled '1'\n\toption probe_budget_per_minute '30'\n",
+        1,
+    );
+    assert!(text.contains("probe_budget_per_minute"), "{text}");
+    let m = Mwand::start(&tb, &text);
+    m.wait(20, "both WANs online", all_online);
+    // Four budgeted rounds.
+    let end = Instant::now() + Duration::from_secs(25);
+    let mut seen_states = std::collections::BTreeSet::new();
+    while Instant::now() < end {
+        seen_states.insert(state(&m.status(), "wan1"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = m.log_text();
+    let flips = log.matches("wan1: online -> unknown").count();
+    assert!(
+        flips == 0 && seen_states == ["online".to_string()].into(),
+        "budgeted wan1 left online {flips} times (states {seen_states:?}):\n{log}"
+    );
 }
 
 #[test]

@@ -654,6 +654,12 @@ fn an_override_survives_kill_9_and_with_persistent_a_reboot() {
     );
     assert!(m.ctl(&["override", "wan2"]).status.success());
     assert_eq!(via(&tb).as_deref(), Some("wan2"));
+    let config_mode = 0o600;
+    std::fs::set_permissions(
+        &m.config,
+        std::os::unix::fs::PermissionsExt::from_mode(config_mode),
+    )
+    .expect("chmod config");
 
     m.kill9();
     m.spawn(&tb);
@@ -673,6 +679,10 @@ fn an_override_survives_kill_9_and_with_persistent_a_reboot() {
     );
     let config = std::fs::read_to_string(&m.config).expect("config");
     assert!(config.contains("option override 'wan2'"), "{config}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&m.config).expect("config").permissions(),
+    );
+    assert_eq!(mode & 0o777, config_mode, "the config keeps its mode");
     // A reboot: mwand gone, the run dir (tmpfs) empty.
     m.kill9();
     std::fs::remove_file(m.run_dir.join("state")).expect("state file");

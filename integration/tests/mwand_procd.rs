@@ -29,6 +29,11 @@ fn procd_runs_the_trackers_and_restarts_one_alone() {
     }
     let tb = testbed(2, 1);
     let double = Double::start(&tb, None);
+    // The capabilities file the OpenWrt package installs.
+    let caps = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openwrt-package/files/mwan-track.capabilities.json"
+    );
     let mut m = Mwand::start_with(
         &tb,
         &config(tb.wans(), &ours),
@@ -37,9 +42,36 @@ fn procd_runs_the_trackers_and_restarts_one_alone() {
             "procd",
             "--ubus-socket",
             path_str(&double.socket),
+            "--tracker-capabilities",
+            caps,
         ],
     );
     let s = m.wait(20, "both WANs online with procd's trackers", all_online);
+    // Least privilege: procd is asked to run each tracker unprivileged
+    // (no `mwan` user on this host: nobody) with the capabilities file.
+    // The double records the user (and runs trackers as root).
+    let mut ubus =
+        mwan_ubus::blocking::BlockingClient::connect(&double.socket, Duration::from_secs(5))
+            .expect("ubus client");
+    let list = ubus
+        .call("service", "list", mwan_ubus::blobmsg::Table::new())
+        .expect("service list")
+        .to_json();
+    let trackers: Vec<&serde_json::Value> = list
+        .as_object()
+        .into_iter()
+        .flat_map(|services| services.values())
+        .filter_map(|svc| svc["instances"].as_object())
+        .flat_map(|instances| instances.values())
+        .filter(|i| i["command"].to_string().contains("--interface"))
+        .collect();
+    assert_eq!(trackers.len(), 2, "{list:#}");
+    for t in &trackers {
+        assert_eq!(
+            t["user"], "nobody",
+            "tracker instance not unprivileged: {t:#}"
+        );
+    }
     let (pid1, pid2) = (
         tracker_pid(&s, "wan1").expect("wan1 pid"),
         tracker_pid(&s, "wan2").expect("wan2 pid"),

@@ -14,6 +14,7 @@ pub mod history;
 pub mod plan;
 pub mod policy;
 pub mod quality;
+pub mod sort;
 pub mod startup;
 pub mod tracker_control;
 

@@ -270,7 +270,7 @@ impl Quality {
 /// answers' outliers are slow ones, never fast ones.
 fn lower_median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    crate::sort::sort_by(&mut sorted, f64::total_cmp);
     sorted
         .get(sorted.len().saturating_sub(1) / 2)
         .copied()

@@ -435,6 +435,7 @@ fn config() -> impl Strategy<Value = Config> {
                                 use_member,
                                 last_resort,
                                 mode,
+                                ceilings: Default::default(),
                             }
                         })
                 })

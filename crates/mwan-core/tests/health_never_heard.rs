@@ -48,6 +48,7 @@ fn a_tracker_heard_once_ages_to_unknown_instead() {
         round: 0,
         sent_at: 100,
         outcome: ProbeOutcome::Reply { rtt_us: 10_000 },
+        inbound_packets: None,
     };
     h.on_probe(&reply, 200);
     for t in h.tick(limit + 1) {

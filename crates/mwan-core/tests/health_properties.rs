@@ -84,7 +84,7 @@ proptest! {
                     let answered = bits[target * count as usize + k];
                     any |= answered;
                     let outcome = if answered { ProbeOutcome::Reply { rtt_us: 10_000 } } else { ProbeOutcome::Lost };
-                    results.push(ProbeResult { target, round: round as u64, sent_at: 0, outcome });
+                    results.push(ProbeResult { target, round: round as u64, sent_at: 0, outcome, inbound_packets: None });
                 }
                 targets_up += u32::from(any);
             }

@@ -112,3 +112,36 @@ fn a_tracker_that_reports_again_continues_from_its_history() {
         sim.transitions
     );
 }
+
+/// Issue 14: a probe budget stretches the tracker's rounds (30 probes a
+/// minute over 3 targets: one round every 6 s; 10 MB a day of 84-byte
+/// ICMP echoes both ways: 41 probes a minute, one round every 4.39 s). The
+/// core must expect rounds at that spacing, not at the configured interval,
+/// or a healthy WAN reads unknown between rounds (it flipped every round).
+#[test]
+fn a_probe_budget_does_not_make_a_healthy_wan_unknown() {
+    use mwan_core::config::ProbeBudget;
+    for (budget, tracker_spacing) in [
+        (ProbeBudget::ProbesPerMinute(30), 6_000),
+        (ProbeBudget::BytesPerDay(10_000_000), 4_390),
+        (ProbeBudget::ProbesPerMinute(600), 300),
+    ] {
+        for (prompt, seed) in [(true, 1), (false, 2), (true, 3)] {
+            let mut i = recommended_iface("wan");
+            i.probe_budget = Some(budget.clone());
+            let mut sim = Sim::new(&i, seed);
+            sim.health.set_prompt_loss_reports(prompt);
+            sim.lost_at_cap = !prompt;
+            sim.min_interval = tracker_spacing;
+            let mut link = HEALTHY;
+            sim.run(&mut link, 300_000, u64::MAX);
+            let changes: Vec<_> = sim.transitions.iter().map(|t| (t.from, t.to)).collect();
+            assert_eq!(
+                changes,
+                [(LinkState::Unknown, LinkState::Online)],
+                "{budget:?}, prompt {prompt}: {:?}",
+                sim.transitions
+            );
+        }
+    }
+}

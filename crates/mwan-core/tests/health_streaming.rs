@@ -6,7 +6,7 @@
 mod sim_common;
 
 use mwan_core::health::{Health, HealthSettings, LinkState, ROUND_GRACE_MS};
-use sim_common::{iface, late, lost, reply};
+use sim_common::{iface, late, lost, lost_with_inbound, recommended_iface, reply};
 
 #[test]
 fn round_succeeds_as_soon_as_reliability_targets_answered() {
@@ -71,22 +71,41 @@ fn round_past_its_timeout_fails_without_waiting_for_stragglers() {
     assert!(h.tick(deadline - 1).is_empty());
     let t = h.tick(deadline);
     assert_eq!(t.len(), 1);
-    assert_eq!(h.state(), LinkState::Offline);
+    // Failed at the adaptive timeout: the offline verdict waits until the
+    // configured timeout has passed for the unreported probe (sent 500 ms
+    // after the first, 1 s timeout, grace) in case it is only slow.
+    assert_eq!(h.state(), LinkState::Disconnecting);
     assert_eq!(h.counters().rounds_expired, 1);
-    // The straggler arrives later: ignored for the round.
-    h.on_probe(&reply(1, 20, 20_000, 900), 20_900);
-    assert_eq!(h.state(), LinkState::Offline);
+    let verdict = 20_000 + 500 + 1000 + ROUND_GRACE_MS;
+    assert_eq!(h.next_deadline(), Some(verdict));
+    let mut silent = h.clone();
+    assert!(silent.tick(verdict - 1).is_empty());
+    silent.tick(verdict);
+    assert_eq!(silent.state(), LinkState::Offline);
+    // The straggler answers within the configured timeout: mwan3 would
+    // have counted it, so the failure is withdrawn.
+    h.on_probe(&reply(1, 20, 20_500, 900), 21_400);
+    assert_eq!(h.state(), LinkState::Online);
+    h.tick(verdict);
+    assert_eq!(h.state(), LinkState::Online);
 }
 
-#[test]
-fn reply_slower_than_the_configured_timeout_counts_as_lost() {
+/// One target, `down` and `timeout` as given, 20 rounds a second answered
+/// in 20 ms (the effective timeout at its 200 ms floor).
+fn one_target_after_20_rounds(down: u32, timeout: u64) -> Health {
     let mut i = iface(1);
-    i.down = 1;
-    i.timeout = 1000;
+    i.down = down;
+    i.timeout = timeout;
     let mut h = Health::new(HealthSettings::from_interface(&i), 0);
     for r in 0..20 {
         h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
     }
+    h
+}
+
+#[test]
+fn reply_slower_than_the_configured_timeout_counts_as_lost() {
+    let mut h = one_target_after_20_rounds(1, 1000);
     h.on_probe(&reply(0, 20, 20_000, 1200), 21_200);
     assert_eq!(h.state(), LinkState::Offline);
 }
@@ -95,13 +114,7 @@ fn reply_slower_than_the_configured_timeout_counts_as_lost() {
 /// within the configured timeout withdraws that failure while the link is up.
 #[test]
 fn late_answer_within_configured_timeout_withdraws_the_failure() {
-    let mut i = iface(1);
-    i.down = 3;
-    i.timeout = 2000;
-    let mut h = Health::new(HealthSettings::from_interface(&i), 0);
-    for r in 0..20 {
-        h.on_probe(&reply(0, r, r * 1000, 20), r * 1000 + 20);
-    }
+    let mut h = one_target_after_20_rounds(3, 2000);
     assert_eq!(h.probe_timeout(), 200);
     h.on_probe(&lost(0, 20, 20_000), 20_200);
     assert_eq!(h.state(), LinkState::Disconnecting);
@@ -216,9 +229,102 @@ fn expected_rounds_fail_when_nothing_comes_back() {
     assert_eq!(h.state(), LinkState::Disconnecting);
     h.tick(first + 200);
     h.tick(first + 400);
-    assert_eq!(h.state(), LinkState::Offline);
     assert_eq!(h.counters().rounds_expired, 3);
-    // The tracker's own loss reports arrive later: nothing changes.
-    h.on_probe(&lost(0, 50, 10_000), 13_000);
+    // Three failures, but found at the adaptive timeout: the verdict waits
+    // for the configured one (an answer until then would withdraw them).
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    let verdict = first + 400 + 3000 - 200;
+    let mut reported = h.clone();
+    h.tick(verdict - 1);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    h.tick(verdict);
+    assert_eq!(h.state(), LinkState::Offline);
+    // The tracker's own loss reports (at the configured timeout) close the
+    // probes: once all three rounds are reported the verdict is final.
+    reported.on_probe(&lost(0, 50, 10_000), 13_000);
+    reported.on_probe(&lost(0, 51, 10_200), 13_200);
+    assert_eq!(reported.state(), LinkState::Disconnecting);
+    reported.on_probe(&lost(0, 52, 10_400), 13_400);
+    assert_eq!(reported.state(), LinkState::Offline);
+}
+
+/// Whether failures found at the adaptive timeout wait for the configured
+/// one depends on what arrived on the WAN's device while the lost probes
+/// waited (docs/decisions.md, rule 6). Recommended settings (3 targets, down
+/// 3, 200 ms rounds, 3 s cap), timeout at its 200 ms floor, mwand's prompt
+/// reports; then three rounds lost, each probe reported with these counts.
+#[test]
+fn inbound_traffic_decides_whether_early_failures_wait() {
+    let cases: [([Option<u32>; 3], bool, &str); 5] = [
+        ([Some(0); 3], true, "idle link cut: nothing arrives"),
+        (
+            [Some(4), Some(2), Some(0)],
+            false,
+            "one window in a lull of a busy link",
+        ),
+        (
+            [Some(4), Some(2), Some(7)],
+            false,
+            "ACKs kept arriving: a queue",
+        ),
+        (
+            [None; 3],
+            false,
+            "not counted: wait for the configured timeout",
+        ),
+        ([None, Some(0), None], false, "partly counted: wait"),
+    ];
+    for (inbound, at_once, what) in cases {
+        let mut h = Health::new(HealthSettings::from_interface(&recommended_iface("wan")), 0);
+        h.set_prompt_loss_reports(true);
+        let sent = |round: u64, target: usize| round * 200 + target as u64 * 67;
+        for r in 0..20 {
+            for t in 0..3 {
+                h.on_probe(&reply(t, r, sent(r, t), 20), sent(r, t) + 20);
+            }
+        }
+        assert_eq!(h.probe_timeout(), 200, "{what}");
+        for r in 20..23 {
+            for (t, n) in inbound.iter().enumerate() {
+                let probe = match n {
+                    Some(n) => lost_with_inbound(t, r, sent(r, t), *n),
+                    None => lost(t, r, sent(r, t)),
+                };
+                h.on_probe(&probe, sent(r, t) + 200);
+            }
+        }
+        if at_once {
+            assert_eq!(h.state(), LinkState::Offline, "{what}");
+            continue;
+        }
+        assert_eq!(h.state(), LinkState::Disconnecting, "{what}");
+        // The queue delivers the answers within the configured timeout:
+        // every failure is withdrawn.
+        for r in 20..23 {
+            h.on_probe(&late(0, r, sent(r, 0), 1000), sent(r, 0) + 1000);
+        }
+        assert_eq!(h.state(), LinkState::Online, "{what}");
+        assert_eq!(h.counters().rounds_withdrawn, 3, "{what}");
+    }
+}
+
+/// A withdrawn failure is a success in mwan3's counter: the failures
+/// before it no longer count, so failures that were never `down` in a row
+/// (a queue that drops some rounds' probes and delays the others') do not
+/// add up to an offline verdict.
+#[test]
+fn a_withdrawn_failure_resets_the_failures_before_it() {
+    let mut h = one_target_after_20_rounds(3, 2000);
+    h.on_probe(&lost(0, 20, 20_000), 20_200);
+    h.on_probe(&lost(0, 21, 21_000), 21_200);
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    // Round 21 answered late: 20's failure is before a success.
+    h.on_probe(&late(0, 21, 21_000, 900), 21_900);
+    assert_eq!(h.state(), LinkState::Online);
+    h.on_probe(&lost(0, 22, 22_000), 22_200);
+    h.on_probe(&lost(0, 23, 23_000), 23_200);
+    // Two in a row since the success, not three.
+    assert_eq!(h.state(), LinkState::Disconnecting);
+    h.on_probe(&lost(0, 24, 24_000), 24_200);
     assert_eq!(h.state(), LinkState::Offline);
 }

@@ -4,6 +4,7 @@
 #[path = "sim_common/mod.rs"]
 mod sim_common;
 
+use mwan_core::health::analysis::detection_bound;
 use mwan_core::health::{Health, HealthSettings, LinkState, DEFAULT_TIMEOUT_FLOOR_MS};
 use mwan_core::Millis;
 use sim_common::{iface, recommended_iface, Noisy, Rng, Sim};
@@ -59,14 +60,29 @@ fn configured_timeout_caps_and_wins_below_the_floor() {
     assert_eq!(h.probe_timeout(), 1000);
 }
 
-/// RTT ramping from 30 ms to `peak` over `ramp_ms`, then holding, with jitter.
-fn bufferbloat(peak: f64, ramp_ms: f64) -> impl FnMut(Millis, usize, &mut Rng) -> Option<f64> {
+/// RTT at `from` ms until 10 s, then climbing to `peak` over `ramp_ms` (0:
+/// in one step), then holding, with `jitter` (a fraction) of noise.
+fn rtt_ramp(
+    from: f64,
+    peak: f64,
+    ramp_ms: f64,
+    jitter: f64,
+) -> impl FnMut(Millis, usize, &mut Rng) -> Option<f64> {
     move |t, _target, rng| {
-        let start = 10_000.0;
-        let x = ((t as f64 - start) / ramp_ms).clamp(0.0, 1.0);
-        let base = 30.0 + (peak - 30.0) * x;
-        Some((base + 0.05 * base * rng.normal()).max(1.0))
+        let since = t as f64 - 10_000.0;
+        let x = if ramp_ms <= 0.0 {
+            f64::from(u8::from(since >= 0.0))
+        } else {
+            (since / ramp_ms).clamp(0.0, 1.0)
+        };
+        let base = from + (peak - from) * x;
+        Some((base + jitter * base * rng.normal()).max(1.0))
     }
+}
+
+/// A slow bufferbloat ramp from 30 ms with 5 % jitter.
+fn bufferbloat(peak: f64, ramp_ms: f64) -> impl FnMut(Millis, usize, &mut Rng) -> Option<f64> {
+    rtt_ramp(30.0, peak, ramp_ms, 0.05)
 }
 
 /// A saturated uplink whose RTT rises to 1-2 s with mwan3's 4 s timeout: the
@@ -95,6 +111,8 @@ fn bufferbloat_with_4s_timeout_is_not_declared_dead() {
             // Trackers that report losses at the effective timeout (and late
             // answers after), or only at the configured one.
             sim.lost_at_cap = lost_at_cap;
+            // The traffic that fills the queue keeps arriving (its ACKs).
+            sim.inbound_traffic = true;
             sim.run(&mut bufferbloat(peak, ramp), 300_000, u64::MAX);
             assert_eq!(
                 sim.count_to(LinkState::Offline),
@@ -171,4 +189,159 @@ fn jitter_keeps_timeout_sane() {
     );
     let t = sim.health.probe_timeout();
     assert!((200..=400).contains(&t), "timeout {t}");
+}
+
+/// A queue filling from 20 ms (0 ms ramp: many LAN uploads starting at
+/// once fill the modem's queue within a few milliseconds), 2 % jitter.
+fn queue_fills(peak: f64, ramp_ms: f64) -> impl FnMut(Millis, usize, &mut Rng) -> Option<f64> {
+    rtt_ramp(20.0, peak, ramp_ms, 0.02)
+}
+
+/// A tracker at our recommended defaults on a link whose uploads fill its
+/// queue (their ACKs keep arriving on the device), reporting losses at the
+/// effective timeout (`prompt`, mwand's) or only at the configured one.
+fn saturated_sim(seed: u64, prompt: bool) -> Sim {
+    let mut sim = Sim::new(&recommended_iface("wan"), seed);
+    sim.health.set_prompt_loss_reports(prompt);
+    sim.lost_at_cap = !prompt;
+    sim.inbound_traffic = true;
+    sim
+}
+
+/// The issue 14 case: at our shipped defaults (3 s cap) a queue that fills
+/// at once, or fast, to a delay under the cap never takes the link offline,
+/// whichever way the tracker reports losses. mwan3 with a 3 s timeout would
+/// count every one of these probes as answered; the early failures the
+/// adaptive timeout makes happen while the uploads' ACKs keep arriving on
+/// the device, so they wait for the configured timeout (or are withdrawn
+/// by the late answers) before they can make the link offline.
+#[test]
+fn a_queue_that_fills_at_once_never_takes_the_link_offline() {
+    for (peak, ramp) in [
+        (1000.0, 0.0),
+        (1000.0, 100.0),
+        (1000.0, 300.0),
+        (1000.0, 700.0),
+        (1000.0, 1500.0),
+        (2000.0, 0.0),
+        (2800.0, 0.0),
+        (2000.0, 500.0),
+    ] {
+        for prompt in [true, false] {
+            for seed in 1..=4 {
+                let mut sim = saturated_sim(seed, prompt);
+                sim.run(&mut queue_fills(peak, ramp), 40_000, u64::MAX);
+                assert_eq!(
+                    sim.count_to(LinkState::Offline),
+                    0,
+                    "peak {peak} ms ramp {ramp} ms, prompt {prompt}, seed {seed}: {:?}",
+                    sim.transitions
+                );
+                assert_eq!(sim.health.state(), LinkState::Online);
+                assert!(
+                    sim.health.probe_timeout() as f64 > peak,
+                    "timeout {} follows RTT {peak}",
+                    sim.health.probe_timeout()
+                );
+            }
+        }
+    }
+}
+
+/// The same step past the configured timeout is, as configured, a dead
+/// link: the hold ends at the configured timeout.
+#[test]
+fn a_queue_deeper_than_the_configured_timeout_is_dead() {
+    let mut sim = saturated_sim(2, true);
+    sim.run(&mut queue_fills(3500.0, 0.0), 40_000, u64::MAX);
+    assert_eq!(
+        sim.health.state(),
+        LinkState::Offline,
+        "{:?}",
+        sim.transitions
+    );
+}
+
+/// A saturated uplink's queue also drops: every probe of three rounds lost
+/// (tail drops while 8 uploads overshoot, once the estimator has settled
+/// on the 1 s queue), then answers again at 1 s. The
+/// rounds after the burst succeed before the burst's failures are final,
+/// so there is no offline verdict (it would flush the WAN's connections
+/// for a link that already answered). Seen on the testbed at 1 Mbit/s.
+#[test]
+fn a_burst_of_drops_on_a_full_queue_is_cancelled_by_later_answers() {
+    for seed in 1..=4 {
+        // The uploads' ACKs keep arriving through the drops.
+        let mut sim = saturated_sim(seed, true);
+        let mut fill = queue_fills(1000.0, 0.0);
+        let mut link = |t: Millis, target: usize, rng: &mut Rng| {
+            if (25_000..25_700).contains(&t) {
+                None
+            } else {
+                fill(t, target, rng)
+            }
+        };
+        sim.run(&mut link, 40_000, u64::MAX);
+        assert_eq!(
+            sim.count_to(LinkState::Offline),
+            0,
+            "seed {seed}: {:?}",
+            sim.transitions
+        );
+    }
+}
+/// A cut while the queue is full (16 uploads running, 1 s of queue): from
+/// the cut on nothing arrives, neither answers nor the uploads' ACKs, so
+/// the failures count at once. The verdict comes within the bound at the
+/// configured timeout at worst (the effective one has followed the queue
+/// up to about a second by then), for either reporting mode.
+#[test]
+fn a_cut_during_saturation_goes_offline_within_the_configured_timeout() {
+    let settings = HealthSettings::from_interface(&recommended_iface("wan"));
+    for prompt in [true, false] {
+        for seed in 1..=6 {
+            let mut sim = saturated_sim(seed, prompt);
+            sim.run(&mut queue_fills(1000.0, 0.0), 30_000, u64::MAX);
+            assert_eq!(
+                sim.health.state(),
+                LinkState::Online,
+                "{:?}",
+                sim.transitions
+            );
+            let cut = 30_000 + seed * 41 % 200;
+            sim.run(&mut queue_fills(1000.0, 0.0), cut, u64::MAX);
+            sim.inbound_traffic = false;
+            let mut dead = |_: Millis, _: usize, _: &mut Rng| None;
+            sim.run(&mut dead, cut + 10_000, u64::MAX);
+            let down = sim
+                .transitions
+                .iter()
+                .find(|t| t.to == LinkState::Offline && t.at >= cut)
+                .map(|t| t.at - cut);
+            let bound = detection_bound(&settings, settings.timeout);
+            assert!(
+                down.is_some_and(|d| d <= bound),
+                "prompt {prompt} seed {seed}: offline {down:?} ms after the cut, bound {bound}"
+            );
+        }
+    }
+}
+
+/// Without the uploads' ACKs (a one-way flood filling the queue at once,
+/// or a tracker on a link that is quiet for a whole probe timeout) an
+/// early loss is taken for a cut: the link goes offline as before issue
+/// 14. The inbound count is the only evidence of life the core has.
+#[test]
+fn a_queue_that_fills_with_no_inbound_traffic_is_taken_for_a_cut() {
+    let i = recommended_iface("wan");
+    let mut sim = Sim::new(&i, 3);
+    sim.health.set_prompt_loss_reports(true);
+    sim.run(&mut queue_fills(1000.0, 0.0), 40_000, u64::MAX);
+    assert!(
+        sim.count_to(LinkState::Offline) > 0,
+        "{:?}",
+        sim.transitions
+    );
+    // The late answers then bring it back: the timeout has followed the queue.
+    assert_eq!(sim.health.state(), LinkState::Online);
 }

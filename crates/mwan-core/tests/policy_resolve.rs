@@ -61,6 +61,7 @@ fn view(name: &str, state: LinkState, since: Millis, score: Option<f64>) -> WanV
         usable,
         usable_since: usable.then_some(since),
         score,
+        quality: None,
     }
 }
 

@@ -144,16 +144,35 @@ fn assert_matches(name: &str, observed: u64, expected: f64) {
     );
 }
 
+/// With losses reported at the configured timeout the core fails rounds
+/// early (expected rounds) and their failures become final only at the
+/// configured timeout; a later round that succeeds before then cancels the
+/// offline verdict (docs/decisions.md, rule 6). The chain, which applies
+/// every run of `down` failures, is then an upper bound.
+fn assert_chain(name: &str, observed: u64, expected: f64, lost_at_cap: bool) {
+    if lost_at_cap {
+        let slack = 5.0 * expected.sqrt() + 3.0;
+        println!("{name}: {observed} false downs, chain bound {expected:.1} (+{slack:.1})");
+        assert!(
+            observed as f64 <= expected + slack,
+            "{name}: observed {observed}, bound {expected:.1}"
+        );
+    } else {
+        assert_matches(name, observed, expected);
+    }
+}
+
 #[test]
 fn false_down_rate_matches_chain_small() {
     for (n, s) in countable_settings().iter().enumerate() {
         for lost_at_cap in [false, true] {
             let seed = 1000 + n as u64 + if lost_at_cap { 500 } else { 0 };
             let (observed, expected) = false_downs(&s.iface, 100_000, seed, lost_at_cap);
-            assert_matches(
+            assert_chain(
                 &format!("{} ({})", s.name, mode(lost_at_cap)),
                 observed,
                 expected,
+                lost_at_cap,
             );
         }
     }
@@ -166,16 +185,17 @@ fn false_down_rate_matches_chain_ten_million_rounds() {
     for (n, s) in countable_settings().iter().enumerate() {
         let lost_at_cap = n % 2 == 1;
         let (observed, expected) = false_downs(&s.iface, rounds, 77 + n as u64, lost_at_cap);
-        assert_matches(
+        assert_chain(
             &format!("{} ({})", s.name, mode(lost_at_cap)),
             observed,
             expected,
+            lost_at_cap,
         );
     }
     // Our defaults: the chain predicts essentially none in 10^7 rounds.
     let ours = recommended_iface("wan");
     let (observed, expected) = false_downs(&ours, rounds, 4242, true);
-    assert_matches("recommended defaults", observed, expected);
+    assert_chain("recommended defaults", observed, expected, true);
     assert!(expected < 0.01);
     assert_eq!(observed, 0);
 }
@@ -205,22 +225,37 @@ fn recommended_defaults_detect_a_cut_within_about_a_second() {
     assert!(bound <= 1010, "{bound}");
     let i = recommended_iface("wan");
     let worst = (0..20u64)
-        .map(|seed| detection_time(&i, seed, 60_000 + seed * 37 % 200).0)
+        .map(|seed| detection_time(&i, seed, 60_000 + seed * 37 % 200, false).0)
         .max();
     println!("recommended defaults: worst of 20 cuts {worst:?} ms");
     assert!(worst.is_some_and(|w| w <= bound));
 }
 
-/// Time from a cut (every probe lost from `cut` on) to Offline.
-fn detection_time(iface: &Interface, seed: u64, cut: Millis) -> (Millis, Millis) {
+/// Time from a cut (every probe lost from `cut` on) to Offline, and the
+/// timeout that bounds it. `lost_at_cap`: a tracker that reports losses
+/// only at the configured timeout, so a round it leaves unreported fails
+/// at the effective timeout with no inbound count, and the verdict waits
+/// for the configured one (docs/decisions.md, rule 6). Otherwise mwand's:
+/// losses at the effective timeout with the device's inbound count
+/// (nothing arrives during the cut), late answers after.
+fn detection_time(
+    iface: &Interface,
+    seed: u64,
+    cut: Millis,
+    lost_at_cap: bool,
+) -> (Millis, Millis) {
     let mut sim = Sim::new(iface, seed);
-    // Odd seeds: a tracker that reports losses only at the configured timeout.
-    sim.lost_at_cap = seed % 2 == 1;
+    sim.lost_at_cap = lost_at_cap;
+    sim.health.set_prompt_loss_reports(!lost_at_cap);
     let mut before = NOISE;
     before.loss = 0.0;
     sim.run(&mut before, cut, u64::MAX);
     assert!(sim.health.usable(), "healthy before the cut");
-    let timeout_at_cut = sim.health.probe_timeout();
+    let timeout_at_cut = if lost_at_cap {
+        sim.health.settings().timeout
+    } else {
+        sim.health.probe_timeout()
+    };
     let mut dead = |_: Millis, _: usize, _: &mut Rng| None;
     let horizon = cut + 10 * detection_bound(sim.health.settings(), sim.health.settings().timeout);
     sim.run(&mut dead, horizon, u64::MAX);
@@ -259,7 +294,7 @@ fn dead_link_is_declared_down_within_its_bound() {
         for seed in 0..40u64 {
             // Cut at a random phase of the round schedule.
             let cut = 60_000 + (seed * 7919) % settings.interval.max(1) + seed;
-            let (took, timeout) = detection_time(&i, seed, cut);
+            let (took, timeout) = detection_time(&i, seed, cut, seed % 2 == 1);
             let bound = detection_bound(&settings, timeout);
             assert!(
                 took <= bound,
@@ -299,7 +334,7 @@ proptest! {
         i.timeout = timeout;
         let settings = HealthSettings::from_interface(&i);
         let cut = 30_000 + phase;
-        let (took, t) = detection_time(&i, seed, cut);
+        let (took, t) = detection_time(&i, seed, cut, seed % 2 == 1);
         prop_assert!(took <= detection_bound(&settings, t), "took {} bound {}", took, detection_bound(&settings, t));
     }
 }

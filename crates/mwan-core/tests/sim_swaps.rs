@@ -91,6 +91,7 @@ fn run_swaps(cfg: &Config, rounds: u64, seed: u64) -> SwapRun {
                 usable: true,
                 usable_since: Some(0),
                 score: sa,
+                quality: None,
             },
             WanView {
                 interface: "b".into(),
@@ -99,6 +100,7 @@ fn run_swaps(cfg: &Config, rounds: u64, seed: u64) -> SwapRun {
                 usable: true,
                 usable_since: Some(0),
                 score: sb,
+                quality: None,
             },
         ];
         let d = resolve(cfg, &views, &overrides, &mut mem, now);

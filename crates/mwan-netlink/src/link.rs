@@ -200,7 +200,7 @@ impl Snapshot {
                 facts.main_routes.push(r.route.clone());
             }
         }
-        defaults.sort_by_key(|r| r.route.metric);
+        mwan_core::sort::sort_by_key(&mut defaults, |r| r.route.metric);
         for r in defaults {
             let RouteKind::Unicast(hops) = &r.route.kind else {
                 continue;

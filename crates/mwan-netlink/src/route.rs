@@ -241,7 +241,9 @@ pub fn parse_route(msg: &RawMsg) -> Option<DumpedRoute> {
     let kind = match rtype {
         RTN_UNICAST => match multipath {
             Some(mut hops) if !hops.is_empty() => {
-                hops.sort_by_key(|h: &Nexthop| (h.ifindex, h.gateway.map(addr_bytes)));
+                mwan_core::sort::sort_by_key(&mut hops, |h: &Nexthop| {
+                    (h.ifindex, h.gateway.map(addr_bytes))
+                });
                 RouteKind::Unicast(hops)
             }
             _ => RouteKind::Unicast(vec![Nexthop {

@@ -201,6 +201,11 @@ pub struct PolicyStatus {
     pub active: Vec<ActiveMemberStatus>,
     /// unreachable | blackhole | default when no member is usable.
     pub last_resort: Option<String>,
+    /// The quality ceilings that keep members out of this policy, or its
+    /// fallback when none meets them ("wan1 jitter 48 ms > voice's 30 ms
+    /// for 5.0 s"); empty without ceilings.
+    #[serde(default)]
+    pub ceilings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

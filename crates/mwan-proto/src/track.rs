@@ -47,6 +47,12 @@ pub struct Sample {
     pub outcome: ProbeOutcome,
     /// Probe round this sample belongs to (all targets × count of one interval).
     pub round: u64,
+    /// For a loss reported at the controller's timeout: unicast packets the
+    /// device received from the probe's send to this report (`None`: not a
+    /// loss, or the device's counters could not be read). Zero says the
+    /// link delivered nothing, so no queue is holding the answer.
+    #[serde(default)]
+    pub inbound_packets: Option<u32>,
 }
 
 /// Tracker -> controller.

@@ -136,21 +136,38 @@ fn invalid(opt: &str, got: &str, expected: &str) -> ArgsError {
     ArgsError::Invalid(format!("{opt}: expected {expected}, got '{got}'"))
 }
 
-/// Milliseconds from `500`, `500ms`, `2s` or `0.2s`.
+/// Milliseconds from `500`, `500ms`, `2s` or `0.2s`, rounded to the
+/// nearest (half up). Decimal digits, not floats: std's float parser is
+/// ~14 KB of the executable (docs/footprint.md).
 pub fn parse_duration_ms(s: &str) -> Option<u64> {
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1.0)
+    let (num, places) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0)
     } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000.0)
+        (n, 3)
     } else {
-        (s, 1.0)
+        (s, 0)
     };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    let (whole, fraction) = num.split_once('.').unwrap_or((num, ""));
+    if (whole.is_empty() && fraction.is_empty())
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    let v: f64 = num.parse().ok()?;
-    let ms = (v * scale).round();
-    (ms.is_finite() && (0.0..=86_400_000.0).contains(&ms)).then_some(ms as u64)
+    // The whole part and `places` fraction digits make whole milliseconds.
+    let digits = whole
+        .bytes()
+        .chain(fraction.bytes().chain(std::iter::repeat(b'0')).take(places));
+    let mut ms: u64 = 0;
+    for b in digits {
+        ms = ms.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    if fraction.as_bytes().get(places).is_some_and(|&b| b >= b'5') {
+        ms += 1;
+    }
+    (ms <= 86_400_000).then_some(ms)
 }
 
 fn parse_num<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
@@ -539,6 +556,14 @@ mod tests {
         assert_eq!(parse_duration_ms("-1"), None);
         assert_eq!(parse_duration_ms("s"), None);
         assert_eq!(parse_duration_ms("1e3"), None);
+        assert_eq!(parse_duration_ms(".5"), Some(1));
+        assert_eq!(parse_duration_ms("1.2344s"), Some(1234));
+        assert_eq!(parse_duration_ms("1.2346s"), Some(1235));
+        assert_eq!(parse_duration_ms("86400s"), Some(86_400_000));
+        assert_eq!(parse_duration_ms("86400.001s"), None);
+        assert_eq!(parse_duration_ms("."), None);
+        assert_eq!(parse_duration_ms("1.2.3"), None);
+        assert_eq!(parse_duration_ms("99999999999999999999999"), None);
     }
 
     #[test]

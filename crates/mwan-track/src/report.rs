@@ -22,6 +22,8 @@ pub struct Record {
     pub sent_at_us: u64,
     pub outcome: ProbeOutcome,
     pub round: u64,
+    /// Loss reports: unicast packets the device received meanwhile.
+    pub inbound_packets: Option<u32>,
 }
 
 /// Field-for-field mirror of `mwan_proto::track::Sample` with a borrowed target.
@@ -33,6 +35,7 @@ struct SampleRef<'a> {
     sent_at_us: u64,
     outcome: ProbeOutcome,
     round: u64,
+    inbound_packets: Option<u32>,
 }
 
 struct Batch<'a> {
@@ -55,6 +58,7 @@ impl Serialize for Batch<'_> {
                     sent_at_us: r.sent_at_us,
                     outcome: r.outcome,
                     round: r.round,
+                    inbound_packets: r.inbound_packets,
                 }),
         )
     }
@@ -429,6 +433,9 @@ fn write_json(out: &mut Vec<u8>, r: &Record, target: &str, method: ProbeMethod) 
         ProbeOutcome::BadAnswer => out.extend_from_slice(b"\"bad_answer\""),
         ProbeOutcome::SendError { errno } => write!(out, "\"send_error\",\"errno\":{errno}")?,
     }
+    if let Some(n) = r.inbound_packets {
+        write!(out, ",\"inbound_packets\":{n}")?;
+    }
     out.extend_from_slice(b"}\n");
     Ok(())
 }
@@ -455,6 +462,7 @@ mod tests {
             sent_at_us: 1000 + seq,
             outcome,
             round: seq / 2,
+            inbound_packets: (outcome == ProbeOutcome::Timeout).then_some(seq as u32),
         }
     }
 
@@ -469,13 +477,13 @@ mod tests {
             }
             ring.push_back(rec(
                 i,
-                if i % 2 == 0 {
-                    ProbeOutcome::Reply { rtt_us: 1234 }
-                } else {
-                    ProbeOutcome::Unreachable {
+                match i % 3 {
+                    0 => ProbeOutcome::Reply { rtt_us: 1234 },
+                    1 => ProbeOutcome::Timeout,
+                    _ => ProbeOutcome::Unreachable {
                         icmp_type: 3,
                         icmp_code: 1,
-                    }
+                    },
                 },
             ));
         }
@@ -527,6 +535,7 @@ mod tests {
                 sent_at_us: r.sent_at_us,
                 outcome: r.outcome,
                 round: r.round,
+                inbound_packets: r.inbound_packets,
             })
             .collect();
         assert_eq!(
@@ -604,8 +613,18 @@ mod tests {
             ProbeMethod::Udp,
         );
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(out.clone()).unwrap(),
             "{\"seq\":3,\"target\":\"a\\\"b\",\"method\":\"udp\",\"sent_at_us\":1003,\"round\":1,\"outcome\":\"unreachable\",\"icmp_type\":3,\"icmp_code\":13}\n"
+        );
+        json_line(
+            &mut out,
+            &rec(5, ProbeOutcome::Timeout),
+            "t",
+            ProbeMethod::IcmpEcho,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"seq\":5,\"target\":\"t\",\"method\":\"icmp_echo\",\"sent_at_us\":1005,\"round\":2,\"outcome\":\"timeout\",\"inbound_packets\":5}\n"
         );
     }
 }

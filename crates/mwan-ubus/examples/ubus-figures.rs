@@ -45,6 +45,7 @@ fn status(wans: usize) -> Status {
                 })
                 .collect(),
             last_resort: None,
+            ceilings: Vec::new(),
         }],
         override_: None,
         uptime_s: 99,

@@ -80,15 +80,30 @@ pub const TRACKER_RESPAWN: Respawn = Respawn {
     retry: 0,
 };
 
+/// Who procd runs trackers as (docs/tracker.md, "Who trackers run as").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerPrivileges {
+    pub user: String,
+    pub group: String,
+    /// The capabilities JSON file (the OpenWrt package's
+    /// /etc/capabilities/mwan-track.json).
+    pub capabilities: Option<String>,
+}
+
 /// procd's instance definition for a tracker command line: respawned, its
-/// output to syslog, 2 s between SIGTERM and SIGKILL.
-pub fn tracker_spec(argv: &[String]) -> InstanceSpec {
+/// output to syslog, 2 s between SIGTERM and SIGKILL; run as `privileges`
+/// when given, with no_new_privs.
+pub fn tracker_spec(argv: &[String], privileges: Option<&TrackerPrivileges>) -> InstanceSpec {
     InstanceSpec {
         command: argv.to_vec(),
         respawn: Some(TRACKER_RESPAWN),
         stdout: true,
         stderr: true,
         term_timeout_s: Some(2),
+        user: privileges.map(|p| p.user.clone()),
+        group: privileges.map(|p| p.group.clone()),
+        capabilities: privileges.and_then(|p| p.capabilities.clone()),
+        no_new_privs: privileges.is_some(),
         ..InstanceSpec::default()
     }
 }
@@ -102,6 +117,7 @@ pub struct Agent {
     /// then no instance procd runs is a leftover (a restarted mwand learns
     /// its WANs' devices from netifd a moment after connecting).
     trackers_known: bool,
+    tracker_privileges: Option<TrackerPrivileges>,
     followed: Vec<String>,
     next_tag: Tag,
     purposes: HashMap<Tag, Purpose>,
@@ -130,6 +146,7 @@ impl Agent {
             supervise,
             trackers: BTreeMap::new(),
             trackers_known: false,
+            tracker_privileges: None,
             followed: Vec::new(),
             next_tag: 1,
             purposes: HashMap::new(),
@@ -274,13 +291,23 @@ impl Agent {
 
     // ---- Trackers under procd.
 
+    /// Trackers defined from now on run as `privileges` (None: as root).
+    pub fn set_tracker_privileges(&mut self, privileges: Option<TrackerPrivileges>) {
+        self.tracker_privileges = privileges;
+    }
+
     /// Makes procd's `mwan-track` service run exactly these trackers
     /// (wan -> command line). Unchanged ones keep their process; changed or
     /// new ones are (re)started by one `service add`; others are deleted.
     pub fn set_trackers(&mut self, wanted: &BTreeMap<String, Vec<String>>) {
         let wanted: BTreeMap<String, InstanceSpec> = wanted
             .iter()
-            .map(|(w, argv)| (w.clone(), tracker_spec(argv)))
+            .map(|(w, argv)| {
+                (
+                    w.clone(),
+                    tracker_spec(argv, self.tracker_privileges.as_ref()),
+                )
+            })
             .collect();
         let gone: Vec<String> = self
             .trackers

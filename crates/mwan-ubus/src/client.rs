@@ -381,7 +381,7 @@ impl Client {
         self.state = State::Disconnected;
         self.out.clear();
         let mut pending: Vec<_> = self.pending.drain().collect();
-        pending.sort_by_key(|(seq, _)| *seq);
+        mwan_core::sort::sort_by_key(&mut pending, |(seq, _)| *seq);
         for (_, p) in pending {
             Self::fail(p.kind, status::CONNECTION_FAILED, &mut events);
         }
@@ -446,7 +446,7 @@ impl Client {
                 expired.push(*seq);
             }
         }
-        expired.sort_unstable();
+        mwan_core::sort::sort(&mut expired);
         for seq in expired {
             if let Some(p) = self.pending.remove(&seq) {
                 Self::fail(p.kind, status::TIMEOUT, &mut events);

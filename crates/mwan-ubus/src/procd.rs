@@ -66,6 +66,12 @@ pub struct InstanceSpec {
     /// Seconds between SIGTERM and SIGKILL on stop.
     pub term_timeout_s: Option<u32>,
     pub user: Option<String>,
+    /// Without it procd keeps gid 0 for a `user` instance.
+    pub group: Option<String>,
+    /// Path of a capabilities JSON file (ujail's format: `bounding`,
+    /// `effective`, `permitted`, `inheritable`, `ambient` arrays of names).
+    pub capabilities: Option<String>,
+    pub no_new_privs: bool,
 }
 
 impl InstanceSpec {
@@ -107,6 +113,15 @@ impl InstanceSpec {
         }
         if let Some(u) = &self.user {
             t.push("user", Value::string(u));
+        }
+        if let Some(g) = &self.group {
+            t.push("group", Value::string(g));
+        }
+        if let Some(c) = &self.capabilities {
+            t.push("capabilities", Value::string(c));
+        }
+        if self.no_new_privs {
+            t.push("no_new_privs", Value::bool(true));
         }
         t
     }

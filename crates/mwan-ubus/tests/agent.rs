@@ -46,6 +46,7 @@ fn sample_status() -> Status {
                 share_pct: 100.0,
             }],
             last_resort: None,
+            ceilings: Vec::new(),
         }],
         override_: None,
         uptime_s: 5,

@@ -132,6 +132,7 @@ fn sample_status() -> Status {
                 },
             ],
             last_resort: None,
+            ceilings: Vec::new(),
         }],
         override_: None,
         uptime_s: 99,

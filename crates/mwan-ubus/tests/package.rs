@@ -302,11 +302,29 @@ fn migration_copies_mwan3_once_and_respects_an_edited_config() {
     let mwan = etc.join("mwan");
     let mwan3 = etc.join("mwan3");
 
-    // No mwan3: nothing happens.
+    // luci-app-mwan3's diagnostics helper, there before mwan.
+    let libexec = root.join("usr/libexec");
+    std::fs::create_dir_all(&libexec).unwrap();
+    std::fs::write(libexec.join("luci-mwan3"), "theirs").unwrap();
+
+    // No mwan3 config: the config is left alone.
     std::fs::write(&mwan, &default_cfg).unwrap();
     let (ok, _) = rig.run(&script, 0);
     assert!(ok);
     assert_eq!(std::fs::read_to_string(&mwan).unwrap(), default_cfg);
+    // luci-app-mwan3's helper is moved aside and the path leads to ours,
+    // once (a second run keeps the link and the saved file).
+    for _ in 0..2 {
+        assert_eq!(
+            std::fs::read_link(libexec.join("luci-mwan3")).unwrap(),
+            Path::new("mwan/luci-mwan3")
+        );
+        assert_eq!(
+            std::fs::read_to_string(libexec.join("luci-mwan3.mwan3")).unwrap(),
+            "theirs"
+        );
+        assert!(rig.run(&script, 0).0);
+    }
 
     // Package default + mwan3: migrated, default kept aside.
     std::fs::write(&mwan3, mwan3_cfg).unwrap();

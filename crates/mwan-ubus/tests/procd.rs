@@ -68,6 +68,7 @@ fn requests_match_what_procd_was_sent() {
         env: vec![("FOO".into(), "bar".into())],
         term_timeout_s: Some(2),
         user: Some("nobody".into()),
+        ..InstanceSpec::default()
     };
     let set = procd::set("demo-params", &[("p1".into(), params)]);
     assert_eq!(
@@ -230,4 +231,31 @@ fn tracker_instances_are_named_per_wan_in_their_own_service() {
     assert_eq!(procd::wan_of_instance("mwand"), None);
     assert!(procd::TRACKER_SERVICE.starts_with("mwan"));
     assert_ne!(procd::TRACKER_SERVICE, procd::CONTROLLER_SERVICE);
+}
+
+/// The tracker's privileges reach procd under the names procd's instance
+/// parser reads (`user`, `group`, `capabilities` as a string path,
+/// `no_new_privs` as a bool).
+#[test]
+fn privileges_are_in_procds_instance_fields() {
+    let spec = InstanceSpec {
+        command: vec!["/usr/sbin/mwan-track".into()],
+        user: Some("mwan".into()),
+        group: Some("mwan".into()),
+        capabilities: Some("/etc/capabilities/mwan-track.json".into()),
+        no_new_privs: true,
+        ..InstanceSpec::default()
+    };
+    let json = spec.to_table().to_json();
+    assert_eq!(json["user"], "mwan");
+    assert_eq!(json["group"], "mwan");
+    assert_eq!(json["capabilities"], "/etc/capabilities/mwan-track.json");
+    assert_eq!(json["no_new_privs"], true);
+    let plain = InstanceSpec::default().to_table().to_json();
+    for field in ["user", "group", "capabilities", "no_new_privs"] {
+        assert!(
+            plain.get(field).is_none(),
+            "{field} without privileges: {plain}"
+        );
+    }
 }

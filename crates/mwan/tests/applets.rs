@@ -52,22 +52,45 @@ fn an_unknown_applet_or_flag_is_a_usage_error() {
     }
 }
 
+/// The router build (default features) has no HTTP listener: `--http` is
+/// a usage error that says where the dashboard is instead.
+#[cfg(not(feature = "http"))]
+#[test]
+fn the_router_build_refuses_http_with_exit_2() {
+    let (code, _, err) = run(applet("mwand").args(["--http", "127.0.0.1:0"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("built without its HTTP listener"), "{err}");
+    assert!(err.contains("luci-app-mwan"), "{err}");
+    let (_, out, _) = run(applet("mwand").arg("--help"));
+    assert!(
+        out.contains("not in this build (cargo feature http)"),
+        "{out}"
+    );
+}
+
+/// With `--features http`, --help offers the listener.
+#[cfg(feature = "http")]
+#[test]
+fn the_full_build_offers_http() {
+    let (code, out, _) = run(applet("mwand").arg("--help"));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("serve the dashboard"), "{out}");
+}
+
 #[test]
 fn mwan3_maps_mwan3_commands_and_refuses_the_rest() {
     let (code, out, _) = run(&mut applet("mwan3"));
     assert_eq!(code, Some(1));
     assert!(out.contains("Syntax: mwan3"), "{out}");
-    // `use` without a command is a usage error; `ifdown` is mwanctl's
-    // `pause` (mwan3's meaning: stop tracking and using it), which needs
-    // mwand: none runs here.
-    let (code, out, _) = run(applet("mwan3").args(["use", "wan"]));
-    assert_eq!(code, Some(1));
-    assert!(out.contains("Syntax: mwan3"), "{out}");
-    let (code, _, err) = run(applet("mwan3").args(["ifdown", "wan"]));
-    assert!(
-        code == Some(3) && err.starts_with("mwanctl: "),
-        "{code:?} {err}"
-    );
+    // use and ifdown are mwanctl's use and pause: mwand must answer (the
+    // run dir here has none: exit 3), or it names what it refused (1).
+    for args in [&["use", "wan", "ping"][..], &["ifdown", "wan"]] {
+        let (code, _, err) = run(applet("mwan3").args(args));
+        assert!(
+            matches!(code, Some(1 | 3)) && err.starts_with("mwanctl: "),
+            "{args:?}: {code:?} {err}"
+        );
+    }
     let (code, out, _) = run(applet("mwan3").arg("ifup"));
     assert_eq!(code, Some(1));
     assert!(out.contains("Syntax: mwan3"), "{out}");

@@ -91,10 +91,10 @@ fn internal(v6: bool) -> ExitCode {
         &["nft", "list", "table", "inet", "mwan"],
     ] {
         println!("Output of \"{}\"\n{dash}", argv.join(" "));
-        let out = Command::new(argv[0]).args(&argv[1..]).output();
-        match out.as_ref().map(|o| String::from_utf8_lossy(&o.stdout)) {
-            Ok(text) if !text.trim().is_empty() => println!("{}", text.trim_end()),
-            _ => println!("No data found"),
+        // Straight to our stdout (LuCI reads it whole): nothing to buffer.
+        let ran = Command::new(argv[0]).args(&argv[1..]).status();
+        if !ran.is_ok_and(|s| s.success()) {
+            println!("No data found");
         }
         println!();
     }

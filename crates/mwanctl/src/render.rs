@@ -184,6 +184,9 @@ fn policies(v: &[PolicyStatus]) -> String {
                 .join(", ")
         };
         out += &format!("{:<16} {}\n", p.name, active);
+        for reason in &p.ceilings {
+            out += &format!("{:<16}   {reason}\n", "");
+        }
     }
     out
 }
@@ -339,6 +342,7 @@ mod tests {
                     share_pct: 100.0,
                 }],
                 last_resort: None,
+                ceilings: Vec::new(),
             }],
             override_: None,
             uptime_s: 10,

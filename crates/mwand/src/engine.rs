@@ -14,8 +14,12 @@ type DecisionKey = (String, Vec<(String, u32)>, Option<LastResort>);
 #[derive(Default)]
 pub struct Engine {
     decisions: Vec<PolicyDecision>,
+    /// Per decision: the quality ceilings that shaped it, in words.
+    ceilings: Vec<Vec<String>>,
     overrides: Overrides,
     memory: PolicyMemory,
+    /// A change not yet taken by [`Engine::take_changed`].
+    changed: bool,
 }
 
 pub fn last_resort_name(l: LastResort) -> &'static str {
@@ -53,8 +57,24 @@ impl Engine {
                 .collect()
         };
         let changed = key(&next) != key(&self.decisions);
+        self.ceilings = next
+            .iter()
+            .map(|d| policy::ceiling_reasons(d, now))
+            .collect();
         self.decisions = next;
+        self.changed |= changed;
         changed
+    }
+
+    /// Whether any policy's active set changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Whether some policy has quality ceilings, so that decisions follow
+    /// the measured quality and not only health changes.
+    pub fn watches_quality(config: &Config) -> bool {
+        config.policies.iter().any(|p| p.ceilings.any())
     }
 
     pub fn summary_lines(&self) -> Vec<String> {
@@ -70,7 +90,11 @@ impl Engine {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
-                format!("{}: {what}", p.name)
+                if p.ceilings.is_empty() {
+                    format!("{}: {what}", p.name)
+                } else {
+                    format!("{}: {what} ({})", p.name, p.ceilings.join("; "))
+                }
             })
             .collect()
     }
@@ -78,7 +102,8 @@ impl Engine {
     pub fn policy_status(&self) -> Vec<PolicyStatus> {
         self.decisions
             .iter()
-            .map(|d| {
+            .zip(self.ceilings.iter().chain(std::iter::repeat(&Vec::new())))
+            .map(|(d, ceilings)| {
                 let total: u32 = d.active.iter().map(|m| m.weight).sum();
                 PolicyStatus {
                     name: d.policy.clone(),
@@ -96,6 +121,7 @@ impl Engine {
                         })
                         .collect(),
                     last_resort: d.last_resort.map(|l| last_resort_name(l).to_string()),
+                    ceilings: ceilings.clone(),
                 }
             })
             .collect()

@@ -342,7 +342,9 @@ mod tests {
         let lane = &h.lanes["wan1"];
         assert_eq!(lane.waiting.len(), MAX_WAITING);
         assert!(lane.waiting.iter().all(|j| j.action == Action::Ifup));
-        h.timeout = Duration::ZERO;
+        // Long enough for each quick ifup hook even on a loaded machine
+        // (zero killed some of them too), short against the sleep 30.
+        h.timeout = Duration::from_secs(2);
         run_out(&mut h);
         assert_eq!(s.lines(), vec!["ifup wan1"; MAX_WAITING]);
     }

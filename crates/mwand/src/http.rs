@@ -1438,6 +1438,7 @@ mod tests {
                     share_pct: 100.0,
                 }],
                 last_resort: None,
+                ceilings: Vec::new(),
             }],
             override_: None,
             uptime_s: 100,

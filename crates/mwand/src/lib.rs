@@ -9,6 +9,7 @@ mod daemon;
 mod dataplane;
 mod engine;
 mod hooks;
+#[cfg(feature = "http")]
 mod http;
 mod logger;
 mod signals;
@@ -20,7 +21,7 @@ mod ubus_service;
 mod wan;
 
 /// The HTTP request reader, for the fuzz targets only (docs/fuzzing.md).
-#[cfg(fuzzing)]
+#[cfg(all(fuzzing, feature = "http"))]
 pub mod fuzzing {
     pub use crate::http::*;
 }
@@ -39,7 +40,34 @@ pub enum SupervisorMode {
     Auto,
 }
 
-const HELP: &str = "\
+/// `--help`'s lines for `--http`: what the router build (no cargo feature
+/// `http`) says instead of offering a listener it does not have.
+#[cfg(feature = "http")]
+macro_rules! http_help {
+    () => {
+        "      --http ADDR:PORT     serve the dashboard and its JSON API there (off by
+                           default; docs/dashboard.md)
+      --http-token-file PATH  token for writes over HTTP; required when --http
+                           is not a loopback address
+"
+    };
+}
+#[cfg(not(feature = "http"))]
+macro_rules! http_help {
+    () => {
+        "      --http ADDR:PORT     not in this build (cargo feature http); on OpenWrt
+                           the dashboard is luci-app-mwan (docs/dashboard.md)
+      --http-token-file PATH  not in this build either
+"
+    };
+}
+
+/// What `--http` says in a build without the listener.
+#[cfg(not(feature = "http"))]
+const NO_HTTP: &str = "this mwand is built without its HTTP listener (cargo feature http); on OpenWrt the dashboard is luci-app-mwan";
+
+const HELP: &str = concat!(
+    "\
 mwand: multi-WAN controller: health, policies, routes (docs/mwand.md)
 
 Usage: mwand [OPTIONS]
@@ -56,23 +84,26 @@ Options:
       --tracker-user NAME  user the embedded supervisor runs trackers as, with
                            only CAP_NET_RAW (+CAP_NET_ADMIN for the fwmark)
                            [default: mwan if it exists, else nobody; root: no drop]
+      --tracker-capabilities PATH
+                           procd: capabilities file for the trackers; without
+                           it procd runs them as root
+                           [default: /etc/capabilities/mwan-track.json]
       --hook PATH          user hook script run on state changes (repeatable);
                            default /etc/mwan.user and /etc/mwan3.user
       --hotplug-call PATH  run as 'PATH iface' on tracker state changes, when
                            it exists [default: /sbin/hotplug-call]
       --no-dataplane       decide and report, never touch routes, rules, nft
                            or conntrack
-      --http ADDR:PORT     serve the dashboard and its JSON API there (off by
-                           default; docs/dashboard.md)
-      --auto-track-ip IP   in automatic mode (no config file), probe IP besides
+",
+    http_help!(),
+    "      --auto-track-ip IP   in automatic mode (no config file), probe IP besides
                            each gateway (repeatable) [default: 1.1.1.1 8.8.8.8 9.9.9.9]
-      --http-token-file PATH  token for writes over HTTP; required when --http
-                           is not a loopback address
   -v, --verbose            more logging (-v debug, -vv trace); RUST_LOG overrides
   -q, --quiet              less logging (-q warnings only, -qq errors only)
   -h, --help               print this help
   -V, --version            print the version
-";
+"
+);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -91,6 +122,9 @@ pub struct Options {
     /// User the embedded supervisor runs trackers as; default `mwan` if
     /// it exists, else `nobody`; `root` keeps them root.
     pub tracker_user: Option<String>,
+    /// procd mode: the capabilities JSON file procd applies to trackers;
+    /// without it procd runs them as root, as before.
+    pub tracker_capabilities: PathBuf,
     /// User hook scripts run on state changes; default /etc/mwan.user and
     /// /etc/mwan3.user.
     pub hooks: Vec<PathBuf>,
@@ -122,6 +156,7 @@ impl Options {
             tracker_bin: None,
             allow_uids: Vec::new(),
             tracker_user: None,
+            tracker_capabilities: PathBuf::from("/etc/capabilities/mwan-track.json"),
             hooks: Vec::new(),
             hotplug_call: PathBuf::from(hooks::HOTPLUG_CALL),
             no_dataplane: false,
@@ -155,6 +190,9 @@ impl Options {
                         "tracker-bin" => o.tracker_bin = Some(lexer.value(name, inline)?.into()),
                         "allow-uid" => o.allow_uids.push(lexer.parsed(name, inline, "a uid")?),
                         "tracker-user" => o.tracker_user = Some(lexer.value(name, inline)?),
+                        "tracker-capabilities" => {
+                            o.tracker_capabilities = lexer.value(name, inline)?.into()
+                        }
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "hotplug-call" => o.hotplug_call = lexer.value(name, inline)?.into(),
                         "no-dataplane" => o.no_dataplane = true,
@@ -179,6 +217,10 @@ impl Options {
                 Arg::Short('V') => return Err(Usage::Version),
                 _ => return Err(cli::unknown(&arg)),
             }
+        }
+        #[cfg(not(feature = "http"))]
+        if o.http.is_some() || o.http_token_file.is_some() {
+            return Err(Usage::Error(NO_HTTP.into()));
         }
         if o.verbose > 0 && o.quiet > 0 {
             return Err(Usage::Error(
@@ -248,9 +290,6 @@ mod tests {
             "--hook",
             "/h2",
             "--no-dataplane",
-            "--http",
-            "127.0.0.1:8080",
-            "--http-token-file=/tok",
             "--auto-track-ip",
             "192.0.2.7",
             "-vv",
@@ -264,8 +303,6 @@ mod tests {
         assert_eq!(o.allow_uids, [5, 6]);
         assert_eq!(o.hooks, [PathBuf::from("/h1"), PathBuf::from("/h2")]);
         assert!(o.no_dataplane);
-        assert_eq!(o.http, Some("127.0.0.1:8080".parse().unwrap()));
-        assert_eq!(o.http_token_file, Some(PathBuf::from("/tok")));
         assert_eq!(
             o.auto_track_ip,
             ["192.0.2.7".parse::<std::net::IpAddr>().unwrap()]
@@ -275,6 +312,34 @@ mod tests {
             parse(&["-qq"]).unwrap().log_level(),
             log::LevelFilter::Error
         );
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn the_http_flags_parse_with_the_listener_built_in() {
+        let o = parse(&["--http", "127.0.0.1:8080", "--http-token-file=/tok"]).unwrap();
+        assert_eq!(o.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(o.http_token_file, Some(PathBuf::from("/tok")));
+        assert!(HELP.contains("serve the dashboard"));
+    }
+
+    #[cfg(not(feature = "http"))]
+    #[test]
+    fn the_router_build_refuses_the_http_flags_and_says_why() {
+        for words in [
+            &["--http", "127.0.0.1:8080"][..],
+            &["--http-token-file", "/tok"],
+        ] {
+            match parse(words) {
+                Err(Usage::Error(e)) => {
+                    assert!(e.contains("cargo feature http"), "{words:?}: {e}");
+                    assert!(e.contains("luci-app-mwan"), "{words:?}: {e}");
+                }
+                other => panic!("{words:?}: {other:?}"),
+            }
+        }
+        assert!(HELP.contains("not in this build (cargo feature http)"));
+        assert!(!HELP.contains("serve the dashboard"));
     }
 
     #[test]

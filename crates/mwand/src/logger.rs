@@ -50,9 +50,9 @@ fn filter(default: LevelFilter, rust_log: Option<&str>) -> Logger {
             }
         }
     }
-    logger
-        .directives
-        .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+    mwan_core::sort::sort_by_key(&mut logger.directives, |(prefix, _)| {
+        std::cmp::Reverse(prefix.len())
+    });
     logger
 }
 

@@ -158,6 +158,7 @@ fn to_core(s: &Sample, iface: &Interface) -> Option<ProbeResult> {
         round: s.round,
         sent_at: s.sent_at_us / 1000,
         outcome,
+        inbound_packets: s.inbound_packets,
     })
 }
 
@@ -501,6 +502,7 @@ mod tests {
                     sent_at_us: (started - 6_600 + round * 200) * 1000,
                     outcome: WireOutcome::Reply { rtt_us: 10_000 },
                     round,
+                    inbound_packets: None,
                 })
             })
             .collect();
@@ -527,6 +529,7 @@ mod tests {
                 sent_at_us: round * w.config().interval * 1000,
                 outcome: WireOutcome::Reply { rtt_us: 10_000 },
                 round,
+                inbound_packets: None,
             })
             .collect();
         w.on_samples(&samples, 4 * w.config().interval);

@@ -126,7 +126,7 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, Rejected> {
     let document = uci::read(source_name, text, &mut diagnostics);
     let config = schema::build(source_name, &document, &mut diagnostics);
     // Stable sort: file order, and within a line the order checks ran in.
-    diagnostics.sort_by_key(|d| d.line);
+    crate::sort::sort_by_key(&mut diagnostics, |d| d.line);
     let (problems, warnings): (Vec<_>, Vec<_>) =
         diagnostics.into_iter().partition(Diagnostic::is_error);
     let warnings = aggregate(warnings);

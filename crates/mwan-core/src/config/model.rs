@@ -168,6 +168,81 @@ pub struct Policy {
     pub use_member: Vec<String>,
     pub last_resort: LastResort,
     pub mode: PolicyMode,
+    /// Quality a member must show to carry this policy (none by default).
+    pub ceilings: QualityCeilings,
+}
+
+/// Which measured quality a ceiling bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QualityKind {
+    Latency,
+    Jitter,
+    Loss,
+}
+
+impl QualityKind {
+    pub const ALL: [QualityKind; 3] =
+        [QualityKind::Latency, QualityKind::Jitter, QualityKind::Loss];
+
+    /// As in the option names (`max_latency`) and in explain.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QualityKind::Latency => "latency",
+            QualityKind::Jitter => "jitter",
+            QualityKind::Loss => "loss",
+        }
+    }
+
+    /// Unit of the values, for explain: ms, or % for loss.
+    pub fn unit(self) -> &'static str {
+        match self {
+            QualityKind::Loss => "%",
+            _ => " ms",
+        }
+    }
+}
+
+/// One quality ceiling of a policy: a member whose value stays above
+/// `limit` for `min_stable_ms` stops carrying the policy; it carries it
+/// again once the value stays at or below `limit - hysteresis` as long.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ceiling {
+    pub limit: f64,
+    pub hysteresis: f64,
+    pub min_stable_ms: DurationMs,
+}
+
+/// What a policy does when no usable member meets its ceilings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CeilingFallback {
+    /// The usable member closest to the ceilings carries it.
+    #[default]
+    Best,
+    /// The policy's `last_resort`.
+    LastResort,
+}
+
+/// A policy's quality ceilings, indexed by [`QualityKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct QualityCeilings {
+    pub latency: Option<Ceiling>,
+    pub jitter: Option<Ceiling>,
+    pub loss: Option<Ceiling>,
+    pub fallback: CeilingFallback,
+}
+
+impl QualityCeilings {
+    pub fn get(&self, kind: QualityKind) -> Option<Ceiling> {
+        match kind {
+            QualityKind::Latency => self.latency,
+            QualityKind::Jitter => self.jitter,
+            QualityKind::Loss => self.loss,
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        QualityKind::ALL.iter().any(|k| self.get(*k).is_some())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -360,6 +435,7 @@ impl Policy {
             use_member: Vec::new(),
             last_resort: LastResort::Unreachable,
             mode: PolicyMode::Tiers,
+            ceilings: QualityCeilings::default(),
         }
     }
 }

@@ -167,6 +167,17 @@ pub fn render(config: &Config) -> String {
             out.option("score_hysteresis", hysteresis.to_string());
             out.option("score_min_stable", show_seconds(min_stable_ms));
         }
+        for kind in QualityKind::ALL {
+            if let Some(c) = p.ceilings.get(kind) {
+                let name = kind.as_str();
+                out.option(&format!("max_{name}"), c.limit.to_string());
+                out.option(&format!("{name}_hysteresis"), c.hysteresis.to_string());
+                out.option(&format!("{name}_min_stable"), show_seconds(c.min_stable_ms));
+            }
+        }
+        if p.ceilings.any() && p.ceilings.fallback == CeilingFallback::LastResort {
+            out.option("quality_fallback", "last_resort");
+        }
     }
 
     for r in &config.rules {

@@ -101,9 +101,7 @@ pub(crate) fn show_seconds(ms: DurationMs) -> String {
 pub(crate) fn decimal(value: &str, min: f64, min_exclusive: bool, max: f64) -> Result<f64, String> {
     let low = if min_exclusive { "above" } else { "from" };
     let expected = || format!("expected a number {low} {min} up to {max}");
-    let n: f64 = value
-        .parse()
-        .ok()
+    let n: f64 = parse_f64(value)
         .filter(|n: &f64| n.is_finite())
         .ok_or_else(|| format!("'{value}' is not a number: {}", expected()))?;
     let too_low = if min_exclusive { n <= min } else { n < min };
@@ -111,6 +109,92 @@ pub(crate) fn decimal(value: &str, min: f64, min_exclusive: bool, max: f64) -> R
         return Err(format!("{value} is out of range: {}", expected()));
     }
     Ok(n)
+}
+
+/// Reads a number as `str::parse::<f64>` does (`[+-]digits[.digits][e[+-]digits]`,
+/// either side of the point may be empty; no `inf` or `nan`: `decimal`
+/// rejects those anyway) without linking std's float parser, whose tables
+/// and code are ~14 KB of the executable (docs/footprint.md). With up to
+/// 19 significant digits and an exponent within ±38 (what `{}` prints for
+/// any f64 from 1e-19 up, and every sane option value) the result is std's
+/// bit for bit; past that it may differ in its last bits.
+fn parse_f64(text: &str) -> Option<f64> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (number, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut exp10: i64 = match exponent {
+        None => 0,
+        Some(e) => {
+            let (sign, digits) = match e.as_bytes().first() {
+                Some(b'-') => (-1, &e[1..]),
+                Some(b'+') => (1, &e[1..]),
+                _ => (1, e),
+            };
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Beyond ±10^6 the value is 0 or infinite either way.
+            sign * digits
+                .parse::<u32>()
+                .map_or(1_000_000, |n| n.min(1_000_000)) as i64
+        }
+    };
+    let mut mantissa: u64 = 0;
+    for (in_fraction, b) in whole
+        .bytes()
+        .map(|b| (false, b))
+        .chain(fraction.bytes().map(|b| (true, b)))
+    {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        if mantissa < 1_000_000_000_000_000_000 {
+            mantissa = mantissa * 10 + u64::from(b - b'0');
+            exp10 -= i64::from(in_fraction);
+        } else {
+            // A 20th significant digit and later: only the magnitude counts.
+            exp10 += i64::from(!in_fraction);
+        }
+    }
+    let magnitude = exact(mantissa, exp10)
+        .unwrap_or_else(|| mantissa as f64 * 10f64.powi(exp10.clamp(-400, 400) as i32));
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// `mantissa * 10^exp10`, correctly rounded, when the power of ten fits
+/// in a u128 (|exp10| <= 38): an integer product cast once, or a binary
+/// long division carried to 67 bits with a sticky bit for the rest, so the
+/// one rounding of the cast is the rounding of the exact quotient.
+fn exact(mantissa: u64, exp10: i64) -> Option<f64> {
+    let power = 10u128.checked_pow(u32::try_from(exp10.unsigned_abs()).ok()?)?;
+    if exp10 >= 0 || mantissa == 0 {
+        return Some(u128::from(mantissa).checked_mul(power)? as f64);
+    }
+    let mut quotient = u128::from(mantissa) / power;
+    let mut remainder = u128::from(mantissa) % power;
+    let mut shift: u64 = 0;
+    while quotient < 1 << 66 {
+        remainder <<= 1;
+        quotient <<= 1;
+        if remainder >= power {
+            remainder -= power;
+            quotient |= 1;
+        }
+        shift += 1;
+    }
+    let rounded = (quotient | u128::from(remainder != 0)) as f64;
+    // 2^-shift (shift < 200): exact, so is the product.
+    Some(rounded * f64::from_bits((1023 - shift) << 52))
 }
 
 /// Byte counts with an optional decimal suffix k, M, G (1k = 1000).
@@ -345,6 +429,82 @@ pub(crate) fn protocol_name(proto: Proto) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_std_reads_them() {
+        for text in [
+            "0",
+            "1",
+            "-1",
+            "+1",
+            "0.5",
+            ".5",
+            "5.",
+            "-.25",
+            "1e3",
+            "1E-3",
+            "2.5e+2",
+            "007",
+            "0.1",
+            "0.3",
+            "123456.789",
+            "1e22",
+            "1e-22",
+            "9007199254740993",
+            "1e23",
+            "1.5e-300",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "12345678901234567890123",
+            "0.000000000000000000000001",
+        ] {
+            let std: f64 = text.parse().unwrap();
+            let ours = parse_f64(text).unwrap_or_else(|| panic!("{text} rejected"));
+            let close = (ours - std).abs() <= std.abs() * 4.0 * f64::EPSILON;
+            assert!(ours == std || close, "{text}: {ours} against std's {std}");
+        }
+        for text in [
+            "", ".", "-", "+", "e3", "1e", "1e+", "1.2.3", "1_0", " 1", "inf", "NaN", "--1", "0x10",
+        ] {
+            assert_eq!(parse_f64(text), None, "{text:?} accepted");
+            assert!(
+                text.parse::<f64>().map_or(true, |n| !n.is_finite()),
+                "{text:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_decimals_are_std_bit_for_bit(
+            negative: bool,
+            whole in 0u64..10_000_000,
+            fraction in 0u64..100_000_000,
+            places in 0usize..9,
+            exp in proptest::option::of(-13i32..14),
+        ) {
+            let fraction = format!("{fraction:08}");
+            let mut text = format!("{}{whole}", if negative { "-" } else { "" });
+            if places > 0 {
+                text = format!("{text}.{}", &fraction[..places]);
+            }
+            if let Some(e) = exp {
+                text = format!("{text}e{e}");
+            }
+            let std: f64 = text.parse().unwrap();
+            proptest::prop_assert_eq!(parse_f64(&text).map(f64::to_bits), Some(std.to_bits()), "{}", text);
+        }
+
+        #[test]
+        fn printed_floats_read_back_exactly(bits: u64) {
+            let n = f64::from_bits(bits);
+            if n == 0.0 || (1e-19..1e38).contains(&n.abs()) {
+                let text = format!("{n}");
+                proptest::prop_assert_eq!(parse_f64(&text).map(f64::to_bits), Some(n.to_bits()), "{}", text);
+            }
+        }
+    }
 
     #[test]
     fn durations() {

@@ -137,16 +137,20 @@ pub fn false_downs_per_day(settings: &HealthSettings, probe_failure: f64) -> f64
 }
 
 /// Longest time from a silent cut (every probe from then on lost) to the
-/// Offline transition for an Online link, given the probe timeout in force
-/// at the cut (the timeout does not back off while the link is up, and no
-/// RTT sample arrives during a cut): up to one round spacing until the next
-/// round starts, `down - 1` further rounds, the spread of the last round's
-/// probes over its interval, that round's effective timeout, and the grace
-/// and schedule slack the core allows the tracker before it fails an
-/// expected round on its own. The spacing is the longer of interval and
-/// failure_interval: the tracker may still sleep the old interval when it
-/// changes. (Assumes the round before the cut had its first probe answered,
-/// which anchors the schedule; otherwise add up to one span.)
+/// Offline transition for an Online link, given `timeout`, the one after
+/// which the last round's failures are final: up to one round spacing
+/// until the next round starts, `down - 1` further rounds, the spread of
+/// the last round's probes over its interval, `timeout`, and the grace and
+/// schedule slack the core allows the tracker before it fails an expected
+/// round on its own. `timeout` is the effective timeout in force at the cut
+/// when nothing arrives on the WAN's device meanwhile (a silent cut: the
+/// timeout does not back off while the link is up, and no RTT sample
+/// arrives during a cut), and the configured one when traffic kept
+/// arriving or the tracker does not count it (docs/decisions.md, rule 6).
+/// The spacing is the longer of interval and failure_interval: the tracker
+/// may still sleep the old interval when it changes. (Assumes the round
+/// before the cut had its first probe answered, which anchors the
+/// schedule; otherwise add up to one span.)
 pub fn detection_bound(settings: &HealthSettings, timeout: Millis) -> Millis {
     let spacing = settings.interval.max(settings.failure_interval);
     let probes = settings.targets as u64 * u64::from(settings.count);

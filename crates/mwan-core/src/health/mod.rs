@@ -98,6 +98,13 @@ pub struct ProbeResult {
     /// When the probe was sent (same clock as `now`).
     pub sent_at: Millis,
     pub outcome: ProbeOutcome,
+    /// For a lost probe: unicast packets the WAN's device received while
+    /// it went unanswered (from its send to its loss report). `Some(0)`: the
+    /// link delivered nothing for a whole probe timeout. A round whose lost
+    /// probes all say so fails at once (no queue is holding the answers);
+    /// otherwise (traffic arrived, or not measured) an offline verdict from
+    /// it waits for the configured timeout (docs/decisions.md, rule 6).
+    pub inbound_packets: Option<u32>,
 }
 
 /// A state change, as an event for logs, hotplug and status.
@@ -376,13 +383,22 @@ impl Health {
             _ => None,
         };
         let expected = self.expect.map(|e| self.expectation_deadline(e));
-        [round, silence, expected].into_iter().flatten().min()
+        let confirm = self.offline_confirmed_at();
+        [round, silence, expected, confirm]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Spacing of the tracker's rounds: the interval in force, or the one
-    /// before it if longer (a tracker may still be sleeping the old one).
+    /// before it if longer (a tracker may still be sleeping the old one),
+    /// never below what the probe budget lets the tracker send.
     fn round_spacing(&self) -> Millis {
-        self.interval().1.max(self.prev_interval).max(1)
+        self.interval()
+            .1
+            .max(self.prev_interval)
+            .max(self.settings.min_round_spacing)
+            .max(1)
     }
 
     fn expectation_deadline(&self, e: Expectation) -> Millis {
@@ -441,7 +457,7 @@ impl Health {
         if self.last_applied.is_some_and(|last| probe.round <= last) {
             match answered {
                 Some(rtt_us) => self.withdraw_failure(probe, rtt_us, now, &mut out),
-                None => self.counters.stale_results += 1,
+                None => self.final_loss(probe, now, &mut out),
             }
             return out;
         }
@@ -461,6 +477,9 @@ impl Health {
         ) {
             self.counters.stale_results += 1;
             return out;
+        }
+        if probe.outcome == ProbeOutcome::Lost {
+            round.lost_in_silence = round.lost_in_silence.min(probe.inbound_packets == Some(0));
         }
         if round.complete {
             // Decided but queued behind an earlier round: a late answer can
@@ -500,13 +519,62 @@ impl Health {
         }
         let round = self.failed_run.swap_remove(pos);
         self.spare_tallies.push(round.tally);
+        // A success resets mwan3's counter: failures before it no longer
+        // count towards `down` (else a queue that drops some rounds' probes
+        // and delays the others' adds up failures that were never in a row).
+        let mut gone = 1;
+        let mut i = 0;
+        while i < self.failed_run.len() {
+            if self.failed_run[i].round < probe.round {
+                let older = self.failed_run.swap_remove(i);
+                self.spare_tallies.push(older.tally);
+                gone += 1;
+            } else {
+                i += 1;
+            }
+        }
         if let Phase::Up { failed } = self.phase {
             self.phase = Phase::Up {
-                failed: failed.saturating_sub(1),
+                failed: failed.saturating_sub(gone),
             };
         }
         self.counters.rounds_withdrawn += 1;
         self.update_state(now, out);
+        // Rounds queued behind a pending offline verdict go on.
+        self.release_rounds(now, out);
+    }
+
+    /// A loss report for a round already counted as failed (it failed at
+    /// the adaptive timeout first): from a tracker that reports losses only
+    /// at the configured timeout it closes the probe, so once the reported
+    /// losses alone fail the round its failure is final at once.
+    fn final_loss(&mut self, probe: &ProbeResult, now: Millis, out: &mut Vec<Transition>) {
+        let count = self.settings.count;
+        let Some(round) = self
+            .failed_run
+            .iter_mut()
+            .find(|r| r.round == probe.round)
+            .filter(|_| !self.prompt_reports)
+        else {
+            self.counters.stale_results += 1;
+            return;
+        };
+        if !record(&mut round.tally[probe.target], count, probe.outcome, None) {
+            self.counters.stale_results += 1;
+            return;
+        }
+        let reported = |t: &TargetTally| t.results >= count;
+        let down = round
+            .tally
+            .iter()
+            .filter(|t| reported(t) && t.replies == 0)
+            .count();
+        let hopeless = self.settings.quality_check.is_none()
+            && down > self.settings.targets - self.settings.reliability as usize;
+        if hopeless || round.tally.iter().all(reported) {
+            round.final_at = now;
+            self.release_rounds(now, out);
+        }
     }
 
     /// Advance time: fail rounds past their deadline, age a silent tracker.
@@ -517,6 +585,7 @@ impl Health {
         }
         self.expire_rounds(now, &mut out);
         self.expire_expected(now, &mut out);
+        self.release_rounds(now, &mut out);
         match self.last_heard {
             Some(heard) => {
                 if !self.aged && now >= heard + self.settings.silence_limit {

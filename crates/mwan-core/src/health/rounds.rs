@@ -27,6 +27,13 @@ pub(super) struct OpenRound {
     /// All probes reported, or the deadline passed.
     pub(super) complete: bool,
     pub(super) expired: bool,
+    /// Every lost probe of the round waited its whole timeout while nothing
+    /// arrived on the WAN's device (true until a loss says otherwise): the
+    /// link delivers nothing, no queue is holding the answers.
+    pub(super) lost_in_silence: bool,
+    /// Once failed while up: when no answer can withdraw the failure any
+    /// more (see [`Health::failure_final_at`]).
+    pub(super) final_at: Millis,
 }
 
 /// A round the tracker is expected to send at `sent_at` (its schedule).
@@ -97,6 +104,8 @@ impl Health {
             verdict: None,
             complete: false,
             expired: false,
+            lost_in_silence: true,
+            final_at: 0,
         };
         let at = self
             .rounds
@@ -150,9 +159,19 @@ impl Health {
         }
     }
 
-    /// Apply decided rounds at the head of the queue, in round order.
+    /// Apply decided rounds at the head of the queue, in round order. While
+    /// an offline verdict waits for its confirmation, later rounds queue
+    /// behind it (the counter sees rounds in order, as mwan3's would),
+    /// until one of them succeeds: then the link answered before the
+    /// failures were final, and the queue is applied (the success ends the
+    /// run of failures) instead of an offline verdict that newer evidence
+    /// already contradicts (it would flush the WAN's connections for
+    /// nothing, e.g. after a burst of tail drops on a saturated uplink).
     pub(super) fn release_rounds(&mut self, now: Millis, out: &mut Vec<Transition>) {
-        while self.rounds.front().is_some_and(|r| r.complete) {
+        self.confirm_offline(now, out);
+        while (!self.offline_pending() || self.success_queued())
+            && self.rounds.front().is_some_and(|r| r.complete)
+        {
             let Some(round) = self.rounds.pop_front() else {
                 break;
             };
@@ -165,6 +184,8 @@ impl Health {
             self.last_applied = Some(round.round);
             self.apply_round(success, any_reply, now, out);
             if matches!(self.phase, Phase::Up { failed } if failed > 0) && !success {
+                let mut round = round;
+                round.final_at = self.failure_final_at(&round);
                 self.failed_run.push(round);
             } else {
                 self.spare_tallies.push(round.tally);
@@ -174,7 +195,80 @@ impl Health {
                     }
                 }
             }
+            self.confirm_offline(now, out);
+            self.update_state(now, out);
         }
+    }
+
+    /// `down` failed rounds counted but some only through the adaptive
+    /// timeout: the configured one has not passed for all their probes, so
+    /// a late answer may still withdraw one (docs/decisions.md, rule 6).
+    pub(super) fn offline_pending(&self) -> bool {
+        matches!(self.phase, Phase::Up { failed } if failed >= self.settings.down)
+    }
+
+    /// A decided round waiting in the queue succeeded.
+    fn success_queued(&self) -> bool {
+        self.rounds.iter().any(|r| {
+            r.complete
+                && r.verdict
+                    .unwrap_or_else(|| round_succeeds(&self.settings, false, r))
+        })
+    }
+
+    /// When the last failure of a pending offline verdict is confirmed: the
+    /// configured timeout has passed for every probe of the failed rounds.
+    pub(super) fn offline_confirmed_at(&self) -> Option<Millis> {
+        if !self.offline_pending() {
+            return None;
+        }
+        Some(
+            self.failed_run
+                .iter()
+                .map(|r| r.final_at)
+                .max()
+                .unwrap_or(0),
+        )
+    }
+
+    /// When a failed round's failure becomes final. A tracker that reports
+    /// losses only at the configured timeout has closed the probes it
+    /// reported, so those are final at once. So is a round whose lost
+    /// probes all waited while nothing at all arrived on the WAN's device
+    /// (one probe's window alone can fall in a lull of a busy link): a link
+    /// that delivers nothing holds no answer in a queue (a silent cut),
+    /// while a saturated one keeps delivering its traffic's ACKs and
+    /// downloads. Other early loss reports (prompt tracker: traffic
+    /// arrived, or no count), or a round failed at its deadline without
+    /// reports, are final when the configured timeout has passed for the
+    /// round's last probe, or (reporting only at the configured timeout)
+    /// once enough of its probes are reported lost (`Health::final_loss`).
+    fn failure_final_at(&self, round: &OpenRound) -> Millis {
+        let silent = round.lost_in_silence && !round.expired;
+        if silent || (!self.prompt_reports && !round.expired) {
+            return 0;
+        }
+        round.deadline + self.settings.timeout.saturating_sub(round.timeout)
+    }
+
+    /// Declare a pending offline verdict once nothing can withdraw it.
+    pub(super) fn confirm_offline(&mut self, now: Millis, out: &mut Vec<Transition>) {
+        if self.offline_confirmed_at().is_none_or(|at| at > now) {
+            return;
+        }
+        let any_reply = self
+            .failed_run
+            .iter()
+            .any(|r| r.tally.iter().any(|t| t.replies > 0));
+        for r in self.failed_run.drain(..) {
+            self.spare_tallies.push(r.tally);
+        }
+        self.phase = Phase::Down { succeeded: 0 };
+        self.crossed = Crossed::WentDown;
+        if !any_reply {
+            self.rtt.backoff_shift = (self.rtt.backoff_shift + 1).min(MAX_BACKOFF_SHIFT);
+        }
+        self.update_state(now, out);
     }
 
     /// One decided round through mwan3's score counter.
@@ -194,9 +288,8 @@ impl Health {
         }
         let (phase, crossed) = match (self.phase, success) {
             (Phase::Up { .. }, true) => (Phase::Up { failed: 0 }, Crossed::No),
-            (Phase::Up { failed }, false) if failed + 1 >= s.down => {
-                (Phase::Down { succeeded: 0 }, Crossed::WentDown)
-            }
+            // The `down`-th failure makes the offline verdict pending:
+            // `confirm_offline` declares it (release_rounds calls it next).
             (Phase::Up { failed }, false) => (Phase::Up { failed: failed + 1 }, Crossed::No),
             (Phase::Down { succeeded }, true) if succeeded + 1 >= s.up => {
                 (Phase::Up { failed: 0 }, Crossed::WentUp)
@@ -221,12 +314,23 @@ impl Health {
         }
         self.awaiting_round = false;
         self.aged = false;
-        self.update_state(now, out);
+        // A pending offline verdict is reported by release_rounds, once it
+        // knows whether the failure is already final (one transition).
+        if !self.offline_pending() {
+            self.update_state(now, out);
+        }
     }
 
     pub(super) fn recycle_rounds(&mut self) {
         for round in self.rounds.drain(..).chain(self.failed_run.drain(..)) {
             self.spare_tallies.push(round.tally);
+        }
+        // A pending verdict whose rounds are forgotten is not confirmed:
+        // the history stays one failure short of it.
+        if let Phase::Up { failed } = self.phase {
+            self.phase = Phase::Up {
+                failed: failed.min(self.settings.down.saturating_sub(1)),
+            };
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What a WAN's health machine is configured with (from its interface's
 //! options), its limits, and our recommended tracking defaults.
 
-use crate::config::{InitialState, Interface, ProbeBudget};
+use crate::config::{InitialState, Interface, ProbeBudget, TrackMethod};
 use crate::Millis;
 
 /// mwan3's `check_quality` thresholds.
@@ -36,6 +36,9 @@ pub struct HealthSettings {
     pub timeout_floor: Millis,
     /// Silence after which the tracker is presumed stuck and the state Unknown.
     pub silence_limit: Millis,
+    /// Shortest round spacing the tracker keeps whatever interval it is
+    /// told: its probe budget's (0 without a budget).
+    pub min_round_spacing: Millis,
 }
 
 /// Lower bound of the adaptive probe timeout (Linux's TCP_RTO_MIN).
@@ -60,11 +63,12 @@ impl HealthSettings {
             failure_loss_pct: iface.failure_loss_pct,
             recovery_loss_pct: iface.recovery_loss_pct,
         });
+        let min_round_spacing = budget_round_spacing(iface);
         let longest_interval = iface
             .interval
             .max(iface.failure_interval)
             .max(iface.recovery_interval)
-            .max(budget_round_spacing(iface));
+            .max(min_round_spacing);
         HealthSettings {
             enabled: iface.enabled,
             targets,
@@ -81,21 +85,39 @@ impl HealthSettings {
             timeout: iface.timeout,
             timeout_floor: DEFAULT_TIMEOUT_FLOOR_MS,
             silence_limit: 2 * longest_interval + iface.timeout + SILENCE_SLACK_MS,
+            min_round_spacing,
         }
     }
 }
 
-/// The spacing of rounds a probe budget forces on the tracker (0 if none).
+/// The spacing of rounds a probe budget forces on the tracker (0 if none),
+/// computed as mwan-track does (`budgeted_interval_us` and
+/// `bytes_per_probe` in crates/mwan-track/src/tracker/mod.rs: whole probes
+/// per minute, bytes per probe by method and family), rounded up to a ms.
 fn budget_round_spacing(iface: &Interface) -> Millis {
     let probes_per_round = (iface.track_ip.len() as u64).max(1) * u64::from(iface.count.max(1));
-    match iface.probe_budget {
-        Some(ProbeBudget::ProbesPerMinute(n)) if n > 0 => probes_per_round * 60_000 / u64::from(n),
-        Some(ProbeBudget::BytesPerDay(bytes)) if bytes > 0 => {
-            // Request and reply, IP + ICMP headers on top of the payload.
-            let per_probe = 2 * (u64::from(iface.size) + 28);
-            probes_per_round * per_probe * 86_400_000 / bytes
-        }
-        _ => 0,
+    let per_minute = match iface.probe_budget {
+        Some(ProbeBudget::ProbesPerMinute(n)) => u64::from(n),
+        Some(ProbeBudget::BytesPerDay(bytes)) => (bytes / (bytes_per_probe(iface) * 1440)).max(1),
+        None => return 0,
+    };
+    (probes_per_round * 60_000_000 / per_minute.max(1)).div_ceil(1000)
+}
+
+/// Bytes on the wire per probe, both directions, headers included (the
+/// tracker's estimate for `--budget-bytes-day`).
+fn bytes_per_probe(iface: &Interface) -> u64 {
+    let v6 = iface.track_ip.iter().any(|t| t.contains(':'));
+    let ip = if v6 { 40 } else { 20 };
+    // The tracker sends at least its 8-byte cookie (10 for UDP).
+    let size = u64::from(iface.size);
+    match iface.track_method {
+        TrackMethod::Ping | TrackMethod::NpingIcmp => 2 * (ip + 8 + size.max(8)),
+        TrackMethod::Arping | TrackMethod::NpingArp => 2 * 60,
+        TrackMethod::NpingTcp => 4 * (ip + 40),
+        TrackMethod::NpingUdp => 2 * (ip + 8 + size.max(10)),
+        TrackMethod::Nslookup => 2 * (ip + 8 + 40) + 64,
+        TrackMethod::Httping => 10 * (ip + 32) + 600,
     }
 }
 

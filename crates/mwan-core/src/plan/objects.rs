@@ -194,9 +194,11 @@ impl KernelObjects {
     /// Sort into a canonical order and drop duplicates (routes by key, the
     /// first one wins; rules by equality).
     pub fn sorted(mut routes: Vec<Route>, mut rules: Vec<FibRule>) -> Self {
-        routes.sort_by_key(route_order);
+        crate::sort::sort_by_key(&mut routes, route_order);
         routes.dedup_by(|a, b| a.key() == b.key());
-        rules.sort_by_cached_key(|r| (r.priority, family_order(r.family), r.to_string()));
+        crate::sort::sort_by_cached_key(&mut rules, |r| {
+            (r.priority, family_order(r.family), r.to_string())
+        });
         rules.dedup();
         KernelObjects { routes, rules }
     }

@@ -124,7 +124,7 @@ pub(super) fn policy_default_route(
         .zip(weights)
         .map(|((hop, _), weight)| Nexthop { weight, ..*hop })
         .collect();
-    hops.sort_by_key(nexthop_order);
+    crate::sort::sort_by_key(&mut hops, nexthop_order);
     hops.dedup_by_key(|h| (h.ifindex, h.gateway));
     if hops.len() == 1 {
         hops[0].weight = 1;

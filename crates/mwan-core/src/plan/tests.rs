@@ -56,6 +56,7 @@ fn config() -> Config {
             use_member: members.into_iter().map(String::from).collect(),
             last_resort: LastResort::Unreachable,
             mode: PolicyMode::Tiers,
+            ceilings: Default::default(),
         });
     }
     let mut https = rule("https", "wan2_only");
@@ -542,6 +543,7 @@ proptest! {
                 use_member: members.iter().map(|m| names[*m].to_string()).collect(),
                 last_resort: LastResort::Blackhole,
                 mode: PolicyMode::Tiers,
+                ceilings: Default::default(),
             });
         }
         for (wan, u) in w.wans.iter_mut().zip(&usable) {

@@ -1,6 +1,6 @@
 //! [`explain`]: a decision in words, for `mwanctl explain`.
 
-use super::{Hold, PolicyDecision, Unusable, Why};
+use super::{ceilings, Hold, PolicyDecision, Unusable, Why};
 use crate::config::{Family, LastResort};
 use crate::Millis;
 
@@ -94,6 +94,33 @@ pub(super) fn standby_text(
     parts.join("; ")
 }
 
+/// The quality ceilings that shaped a decision, one sentence each ("wan1
+/// jitter 48 ms > voice's 30 ms for 5.0 s"), for status and events.
+pub fn ceiling_reasons(decision: &PolicyDecision, now: Millis) -> Vec<String> {
+    decision
+        .why
+        .iter()
+        .filter_map(|why| match why {
+            Why::CeilingExceeded {
+                interface,
+                exceeded,
+            } => Some(ceilings::exceeded_text(
+                interface,
+                &decision.policy,
+                exceeded,
+                now,
+                age,
+            )),
+            Why::CeilingFallback { family, interface } => Some(format!(
+                "no usable member meets {}'s quality ceilings for {}: the best available, {interface}, carries it",
+                decision.policy,
+                family_name(*family)
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Explain a decision in words, e.g. "wan1 is offline (for 12.3 s), so
 /// policy balanced uses wan2 (weight 1) for IPv4 (metric 2)". Only reasons
 /// that shaped the outcome are given; members waiting behind the chosen tier
@@ -181,6 +208,26 @@ impl Clauses {
                 "{challenger} scores {challenger_score:.1} against {current}'s {current_score:.1}, {}",
                 hold_text(hold, current, challenger, now)
             )),
+            Why::CeilingExceeded {
+                interface,
+                exceeded,
+            } => self.reasons.push(ceilings::exceeded_text(
+                interface,
+                &decision.policy,
+                exceeded,
+                now,
+                age,
+            )),
+            Why::CeilingFallback { family, interface } => {
+                self.reasons.push(format!(
+                    "no usable member meets its quality ceilings for {}",
+                    family_name(*family)
+                ));
+                self.uses.push(format!(
+                    "the best available, {interface}, for {}",
+                    family_name(*family)
+                ));
+            }
             Why::LastResort {
                 family,
                 last_resort,

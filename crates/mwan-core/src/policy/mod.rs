@@ -10,25 +10,34 @@
 //!   `min_stable_ms` (no fail-back to a link that just came back) and the
 //!   current choice has held for `min_stable_ms` (bounds the swap rate);
 //!   losing the current link switches at once;
+//! - quality ceilings (`max_latency`, `max_jitter`, `max_loss`): only
+//!   members that meet them are candidates ([`ceilings`]); when no usable
+//!   member does, the one closest to them (or, if so configured, the last
+//!   resort);
 //! - no usable member: the policy's `last_resort`.
 //!
 //! Resolution is a pure function of its inputs and the [`PolicyMemory`] the
 //! caller passes back in, so it is deterministic.
 
 //!
-//! Modules: score mode (score.rs), the words of `mwanctl explain`
-//! (explain.rs).
+//! Modules: score mode (score.rs), quality ceilings (ceilings.rs), the
+//! words of `mwanctl explain` (explain.rs).
 
+mod ceilings;
 mod explain;
 mod score;
 
-pub use explain::explain;
+use ceilings::CeilingTrack;
+pub use ceilings::{Exceeded, QualityReading};
+pub use explain::{ceiling_reasons, explain};
 
 use std::collections::BTreeMap;
 
 use score::{resolve_score, Damping};
 
-use crate::config::{Config, Family, Interface, LastResort, Policy, PolicyMode};
+use crate::config::{
+    CeilingFallback, Config, Family, Interface, LastResort, Policy, PolicyMode, QualityCeilings,
+};
 use crate::health::{Health, LinkState};
 use crate::quality::QualitySnapshot;
 use crate::Millis;
@@ -45,6 +54,8 @@ pub struct WanView {
     pub usable_since: Option<Millis>,
     /// Quality score, lower is better; None = no data yet or dead.
     pub score: Option<f64>,
+    /// Measured quality, for policies' ceilings (None: not measured).
+    pub quality: Option<QualityReading>,
 }
 
 impl WanView {
@@ -56,6 +67,7 @@ impl WanView {
             usable: health.usable(),
             usable_since: health.usable_since(),
             score: quality.and_then(|q| q.score),
+            quality: quality.map(QualityReading::from_snapshot),
         }
     }
 }
@@ -138,6 +150,13 @@ pub enum Why {
         family: Option<Family>,
         last_resort: LastResort,
     },
+    /// A usable member left out because it does not meet a quality ceiling.
+    CeilingExceeded {
+        interface: String,
+        exceeded: Exceeded,
+    },
+    /// No usable member meets the ceilings: the closest one carries it.
+    CeilingFallback { family: Family, interface: String },
 }
 
 /// Why an interface cannot carry traffic.
@@ -190,6 +209,8 @@ impl PolicyDecision {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicyMemory {
     choices: BTreeMap<String, [Option<Choice>; 2]>,
+    /// Per (policy, interface): the verdict of each quality ceiling.
+    ceilings: BTreeMap<(String, String), [CeilingTrack; 3]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,10 +236,17 @@ struct Candidate<'a> {
     metric: u32,
     weight: u32,
     view: Option<&'a WanView>,
+    /// Fails one of the policy's quality ceilings.
+    excluded: bool,
 }
 
 impl Candidate<'_> {
+    /// Healthy and within the policy's ceilings.
     fn usable(&self) -> bool {
+        self.healthy() && !self.excluded
+    }
+
+    fn healthy(&self) -> bool {
         self.view.is_some_and(|v| v.usable)
     }
 
@@ -282,7 +310,8 @@ fn resolve_policy(
     let mut why = Vec::new();
     let mut active = Vec::new();
     let overridden_family = apply_override(config, policy, wans, overrides, &mut active, &mut why);
-    let by_family = candidates_by_family(config, policy, wans);
+    let mut by_family = candidates_by_family(config, policy, wans);
+    check_ceilings(policy, &mut by_family, memory, now, &mut why);
     let choices = memory.choices.entry(policy.name.clone()).or_default();
     for family in FAMILIES {
         let candidates = &by_family[family_slot(family)];
@@ -294,7 +323,20 @@ fn resolve_policy(
             continue;
         }
         let before = active.len();
+        let none_qualifies = policy.ceilings.any() && !candidates.iter().any(|c| c.usable());
         match policy.mode {
+            _ if none_qualifies => {
+                not_usable(candidates, None, &mut why);
+                if policy.ceilings.fallback == CeilingFallback::Best {
+                    fall_back_to_closest(
+                        family,
+                        candidates,
+                        &policy.ceilings,
+                        &mut active,
+                        &mut why,
+                    );
+                }
+            }
             PolicyMode::Tiers => resolve_tiers(family, candidates, &mut active, &mut why),
             PolicyMode::Score {
                 hysteresis,
@@ -406,9 +448,68 @@ fn candidates_by_family<'a>(
             metric: member.metric,
             weight: member.weight,
             view: wans.iter().find(|w| w.interface == member.interface),
+            excluded: false,
         });
     }
     by_family
+}
+
+/// The policy's quality ceilings, per candidate (debounced in `memory`):
+/// a candidate failing one is excluded, and a healthy one says why.
+fn check_ceilings(
+    policy: &Policy,
+    by_family: &mut [Vec<Candidate>; 2],
+    memory: &mut PolicyMemory,
+    now: Millis,
+    why: &mut Vec<Why>,
+) {
+    if !policy.ceilings.any() {
+        return;
+    }
+    for c in by_family.iter_mut().flatten() {
+        let key = (policy.name.clone(), c.interface.to_string());
+        let tracks = memory.ceilings.entry(key).or_default();
+        let reading = c.view.and_then(|v| v.quality.as_ref());
+        let failed = ceilings::check(tracks, &policy.ceilings, reading, now);
+        c.excluded = !failed.is_empty();
+        if c.healthy() {
+            why.extend(failed.into_iter().map(|exceeded| Why::CeilingExceeded {
+                interface: c.interface.to_string(),
+                exceeded,
+            }));
+        }
+    }
+}
+
+/// No usable member meets the ceilings: the healthy one closest to them
+/// (ties: lower metric, then config order) carries the policy alone.
+fn fall_back_to_closest(
+    family: Family,
+    candidates: &[Candidate],
+    ceilings: &QualityCeilings,
+    active: &mut Vec<ActiveMember>,
+    why: &mut Vec<Why>,
+) {
+    let closest = candidates
+        .iter()
+        .filter(|c| c.healthy())
+        .map(|c| {
+            (
+                c,
+                ceilings::excess(ceilings, c.view.and_then(|v| v.quality.as_ref())),
+            )
+        })
+        .fold(None::<(&Candidate, f64)>, |best, (c, e)| match best {
+            Some((b, be)) if be < e || (be == e && b.metric <= c.metric) => best,
+            _ => Some((c, e)),
+        });
+    if let Some((c, _)) = closest {
+        why.push(Why::CeilingFallback {
+            family,
+            interface: c.interface.to_string(),
+        });
+        active.push(c.active(family));
+    }
 }
 
 fn resolve_tiers(
@@ -433,7 +534,7 @@ fn resolve_tiers(
     let interfaces: Vec<String> = tier.iter().map(|c| c.interface.to_string()).collect();
     let mut behind: Vec<&Candidate> = candidates.iter().filter(|c| c.metric > metric).collect();
     // Stable: equal metrics keep config order.
-    behind.sort_by_key(|c| c.metric);
+    crate::sort::sort_by_key(&mut behind, |c| c.metric);
     if !behind.is_empty() {
         why.push(Why::Standby {
             family,

@@ -89,3 +89,52 @@ fn an_override_takes_its_family_and_a_bad_one_is_ignored() {
         None
     );
 }
+
+fn view(interface: &str, jitter_ms: f64) -> WanView {
+    WanView {
+        interface: interface.into(),
+        state: LinkState::Online,
+        since: 0,
+        usable: true,
+        usable_since: Some(0),
+        score: None,
+        quality: Some(QualityReading {
+            latency_ms: Some(20.0),
+            jitter_ms,
+            loss_pct: 0.0,
+        }),
+    }
+}
+
+#[test]
+fn a_candidate_over_a_ceiling_is_excluded_and_says_why() {
+    let mut c = config();
+    c.policies[0].ceilings.jitter = Some(crate::config::Ceiling {
+        limit: 30.0,
+        hysteresis: 3.0,
+        min_stable_ms: 0,
+    });
+    let wans = [view("wan1", 48.0), view("wan6", 10.0)];
+    let mut by_family = candidates_by_family(&c, &c.policies[0], &wans);
+    let (mut memory, mut why) = (PolicyMemory::default(), Vec::new());
+    check_ceilings(&c.policies[0], &mut by_family, &mut memory, 1_000, &mut why);
+    assert!(by_family[0][0].excluded && !by_family[0][0].usable());
+    assert!(by_family[1][0].usable(), "wan6 meets the ceiling");
+    assert!(matches!(
+        &why[..],
+        [Why::CeilingExceeded { interface, exceeded }]
+            if interface == "wan1" && exceeded.value == 48.0
+    ));
+    // Without ceilings nothing is checked or remembered.
+    let plain = config();
+    let mut by_family = candidates_by_family(&plain, &plain.policies[0], &wans);
+    let mut memory = PolicyMemory::default();
+    check_ceilings(
+        &plain.policies[0],
+        &mut by_family,
+        &mut memory,
+        1_000,
+        &mut why,
+    );
+    assert!(memory.ceilings.is_empty() && by_family[0][0].usable());
+}

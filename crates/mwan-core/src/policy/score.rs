@@ -217,7 +217,7 @@ pub(super) fn record_choice(
         .filter(|&&(j, _)| j != i && !held.contains(&candidates[j].interface))
         .map(|&(j, s)| (candidates[j].interface.to_string(), s))
         .collect();
-    waiting.sort_by(|a, b| a.1.total_cmp(&b.1));
+    crate::sort::sort_by(&mut waiting, |a, b| a.1.total_cmp(&b.1));
     if !waiting.is_empty() {
         why.push(Why::ScoreStandby { family, waiting });
     }

@@ -13,6 +13,7 @@ fn view(name: &str, score: Option<f64>, usable_since: Option<Millis>) -> WanView
         usable: usable_since.is_some(),
         usable_since,
         score,
+        quality: None,
     }
 }
 
@@ -24,6 +25,7 @@ fn candidate<'a>(view: &'a WanView, metric: u32) -> Candidate<'a> {
         metric,
         weight: 1,
         view: Some(view),
+        excluded: false,
     }
 }
 

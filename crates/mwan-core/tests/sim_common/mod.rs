@@ -17,15 +17,27 @@ pub fn reply(target: usize, round: u64, sent_at: Millis, ms: u32) -> ProbeResult
         round,
         sent_at,
         outcome: ProbeOutcome::Reply { rtt_us: ms * 1000 },
+        inbound_packets: None,
     }
 }
 
+/// A loss from a tracker that did not count inbound packets (waits for the
+/// configured timeout before an offline verdict is final).
 pub fn lost(target: usize, round: u64, sent_at: Millis) -> ProbeResult {
     ProbeResult {
         target,
         round,
         sent_at,
         outcome: ProbeOutcome::Lost,
+        inbound_packets: None,
+    }
+}
+
+/// A loss during which `inbound` unicast packets arrived on the WAN's device.
+pub fn lost_with_inbound(target: usize, round: u64, sent_at: Millis, inbound: u32) -> ProbeResult {
+    ProbeResult {
+        inbound_packets: Some(inbound),
+        ..lost(target, round, sent_at)
     }
 }
 
@@ -35,6 +47,7 @@ pub fn late(target: usize, round: u64, sent_at: Millis, ms: u32) -> ProbeResult 
         round,
         sent_at,
         outcome: ProbeOutcome::LateReply { rtt_us: ms * 1000 },
+        inbound_packets: None,
     }
 }
 
@@ -154,6 +167,7 @@ impl RoundDriver {
                     round: self.round,
                     sent_at,
                     outcome,
+                    inbound_packets: None,
                 };
                 let arrival = sent_at + u64::from(probe.unwrap_or(10));
                 let t = self.health.on_probe(&result, arrival);
@@ -208,6 +222,17 @@ pub struct Sim {
     /// Report losses at the configured timeout instead of the effective one
     /// (a tracker told only the cap); answers up to the cap count.
     pub lost_at_cap: bool,
+    /// Shortest round the tracker sends (its probe budget), whatever the
+    /// interval asked for.
+    pub min_interval: Millis,
+    /// Other traffic (LAN uploads' ACKs, downloads) arriving on the WAN's
+    /// device, as when a loss is reported: a lost probe's inbound count is
+    /// this plus the late answers that arrived while it waited (mwan-track
+    /// leaves timely answers to its own probes out).
+    pub inbound_traffic: bool,
+    /// When late answers arrived, newest last, for the inbound count of
+    /// lost probes.
+    arrivals: std::collections::VecDeque<Millis>,
     pub transitions: Vec<Transition>,
     pub rng: Rng,
     targets: usize,
@@ -242,6 +267,9 @@ impl Sim {
             rounds_sent: 0,
             late_replies: true,
             lost_at_cap: false,
+            min_interval: 0,
+            inbound_traffic: false,
+            arrivals: std::collections::VecDeque::new(),
             transitions: Vec::new(),
             rng: Rng::new(seed),
             events: BinaryHeap::new(),
@@ -287,6 +315,7 @@ impl Sim {
                     Outcome::Lost => ProbeOutcome::Lost,
                     Outcome::Late(us) => ProbeOutcome::LateReply { rtt_us: us },
                 };
+                let inbound_packets = self.inbound_since(sent_at, outcome);
                 self.quality.on_probe_at(target, outcome, sent_at);
                 let t = self.health.on_probe(
                     &ProbeResult {
@@ -294,6 +323,7 @@ impl Sim {
                         round,
                         sent_at,
                         outcome,
+                        inbound_packets,
                     },
                     next,
                 );
@@ -303,6 +333,7 @@ impl Sim {
                 if self.lost_at_cap {
                     timing.timeout = self.cap;
                 }
+                timing.interval = timing.interval.max(self.min_interval);
                 // Like mwan-track: the round's targets × count probes spread
                 // evenly over the interval, targets interleaved.
                 let n = self.targets * self.count as usize;
@@ -342,6 +373,29 @@ impl Sim {
                 self.transitions.extend(t);
             }
         }
+    }
+
+    /// Records an answer's arrival now; for a loss, what mwan-track would
+    /// count on the device since the probe left.
+    fn inbound_since(&mut self, sent_at: Millis, outcome: ProbeOutcome) -> Option<u32> {
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|&at| at + self.cap < self.now)
+        {
+            self.arrivals.pop_front();
+        }
+        match outcome {
+            // Timely answers are not counted (mwan-track leaves them out).
+            ProbeOutcome::Reply { .. } => return None,
+            ProbeOutcome::LateReply { .. } => {
+                self.arrivals.push_back(self.now);
+                return None;
+            }
+            ProbeOutcome::Lost => {}
+        }
+        let answers = self.arrivals.iter().filter(|&&at| at > sent_at).count();
+        Some(answers as u32 + u32::from(self.inbound_traffic))
     }
 
     /// Down events: from a routed state (online, disconnecting) to offline.

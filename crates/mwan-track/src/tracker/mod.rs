@@ -393,6 +393,9 @@ impl Tracker {
         let b = self.learn_binding();
         self.set_trouble(self.trouble_with(&b));
         if b != self.probes.binding || self.method.missing(&self.probes) {
+            if b.ifindex != self.probes.binding.ifindex {
+                self.probes.inbound = sys::InboundCounter::open(&self.probes.config.device);
+            }
             self.probes.binding = b;
             if let Err((what, e)) = self.method.open(&mut self.probes) {
                 eprintln!("mwan-track: re-opening {what}: {e}");

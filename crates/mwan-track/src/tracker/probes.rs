@@ -37,6 +37,10 @@ pub(super) struct Slot {
     round: u64,
     /// The probe's own connection (TCP, HTTP), closed when it ends.
     conn: Option<Conn>,
+    /// The device's inbound unicast count when the probe left, and the
+    /// tracker's own timely answers by then.
+    inbound_at_send: Option<u64>,
+    answers_at_send: u64,
     /// Already reported lost at the controller's timeout: the slot stays
     /// open until the `--timeout` cap, and only an answer is reported (a
     /// late reply).
@@ -70,6 +74,12 @@ pub(super) struct Probes {
     /// `timeout_us` if longer. Between the two, an answer is reported as a
     /// second sample (a reply) for a probe already reported lost.
     cap_us: u64,
+    /// The device's inbound packet counter (re-opened with the binding).
+    pub(super) inbound: crate::sys::InboundCounter,
+    /// Answers to our probes within their report timeout, ever: they are
+    /// not counted as inbound traffic (an answer to a probe sent before a
+    /// cut may arrive just after it).
+    timely_answers: u64,
     /// Number of the next sample.
     pub(super) sample_seq: u64,
     /// Samples not yet written to the controller (only kept with one).
@@ -94,6 +104,8 @@ impl Probes {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
             timeout_us: config.timeout_ms * 1000,
             cap_us: config.timeout_ms * 1000,
+            inbound: crate::sys::InboundCounter::open(&config.device),
+            timely_answers: 0,
             sample_seq: 0,
             backlog: Backlog::new(config.backlog),
             to_controller: config.controller.is_some(),
@@ -139,6 +151,8 @@ impl Probes {
         slot.target = target as u16;
         slot.seq = seq;
         slot.round = round;
+        slot.inbound_at_send = self.inbound.read();
+        slot.answers_at_send = self.timely_answers;
         let sent_at = crate::sys::monotonic_us();
         slot.sent_at_us = sent_at;
         slot.sent_realtime_us = crate::sys::realtime_us();
@@ -194,6 +208,9 @@ impl Probes {
         }
         slot.active = false;
         let news = !slot.reported || matches!(outcome, ProbeOutcome::Reply { .. });
+        if !slot.reported && matches!(outcome, ProbeOutcome::Reply { .. }) {
+            self.timely_answers += 1;
+        }
         if let Some(mut c) = slot.conn.take() {
             if let Err(e) = self.poll.registry().deregister(&mut c.stream) {
                 eprintln!("mwan-track: deregister: {e}");
@@ -201,31 +218,41 @@ impl Probes {
         }
         self.timers.cancel(TIMER_PROBE + si);
         if news {
-            self.record(si, outcome);
+            self.record(si, outcome, None);
         }
     }
 
-    /// A probe's timeout passed: report it lost. Its slot stays open until
-    /// the cap, so an answer after the timeout still teaches the
-    /// controller the link's RTT (and may withdraw a failure); past the
-    /// cap the slot is freed without another sample.
+    /// A probe's timeout passed: report it lost, with the unicast packets
+    /// the device received meanwhile other than timely answers to our own
+    /// probes (the controller tells a silent link from a busy one by them). Its slot stays open until the cap, so an
+    /// answer after the timeout still teaches the controller the link's
+    /// RTT (and may withdraw a failure); past the cap the slot is freed
+    /// without another sample.
     pub(super) fn on_timeout(&mut self, si: usize, now: u64) {
         let slot = &self.slots[si];
         if !slot.active {
             return;
         }
-        let close_at = slot.sent_at_us + self.cap_us.max(self.timeout_us);
-        if slot.reported || close_at <= now {
+        if slot.reported {
             self.finish(si, ProbeOutcome::Timeout);
             return;
         }
-        self.record(si, ProbeOutcome::Timeout);
+        let answers = self.timely_answers - slot.answers_at_send;
+        let inbound = crate::sys::inbound_between(slot.inbound_at_send, self.inbound.read())
+            .map(|n| n.saturating_sub(u32::try_from(answers).unwrap_or(u32::MAX)));
+        let close_at = slot.sent_at_us + self.cap_us.max(self.timeout_us);
+        self.record(si, ProbeOutcome::Timeout, inbound);
+        if close_at <= now {
+            self.slots[si].reported = true;
+            self.finish(si, ProbeOutcome::Timeout);
+            return;
+        }
         self.slots[si].reported = true;
         self.timers.arm(TIMER_PROBE + si, close_at);
     }
 
     /// One sample of the probe in slot `si` to stdout and the backlog.
-    fn record(&mut self, si: usize, outcome: ProbeOutcome) {
+    fn record(&mut self, si: usize, outcome: ProbeOutcome, inbound_packets: Option<u32>) {
         let slot = &self.slots[si];
         let rec = Record {
             seq: self.sample_seq,
@@ -233,6 +260,7 @@ impl Probes {
             sent_at_us: slot.sent_at_us,
             outcome,
             round: slot.round,
+            inbound_packets,
         };
         self.sample_seq += 1;
         if self.config.stdout {

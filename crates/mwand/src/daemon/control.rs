@@ -263,7 +263,9 @@ impl Daemon {
                 },
             })
             .collect();
-        out.sort_by_key(|s| self.config.interfaces.iter().position(|i| i.name == s.name));
+        mwan_core::sort::sort_by_key(&mut out, |s| {
+            self.config.interfaces.iter().position(|i| i.name == s.name)
+        });
         out
     }
 

@@ -8,6 +8,7 @@ mod automatic;
 mod control;
 mod error;
 mod guard;
+mod history;
 mod limits;
 mod links;
 mod peers;
@@ -16,6 +17,9 @@ mod saved;
 pub(crate) mod tokens;
 mod trackers;
 mod ubus;
+/// The dashboard's own HTTP listener; the router build has none (cargo
+/// feature `http`; on OpenWrt the dashboard is luci-app-mwan over ubus).
+#[cfg(feature = "http")]
 mod web;
 
 pub use error::{report, DaemonError};
@@ -42,7 +46,7 @@ use peers::{Peer, Peers};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use tokens::{ConnTokens, Source, CONTROL, HTTP, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
+use tokens::{ConnTokens, Source, CONTROL, NETLINK, NFT_EVENTS, SIGNALS, TRACK};
 
 /// Period of the housekeeping pass (tracker silence, adopted trackers'
 /// liveness, data plane reconcile).
@@ -101,8 +105,10 @@ pub struct Daemon {
     /// Per-peer warnings (refusals, malformed input): a flood logs a few.
     peer_log: limits::LogLimiter,
     /// The dashboard's listener (`--http`), when asked for.
+    #[cfg(feature = "http")]
     http: Option<web::HttpSide>,
-    /// The last hour per WAN and the event timeline the dashboard shows.
+    /// The last hour per WAN and the event timeline (`mwanctl history`,
+    /// ubus `mwan history`, the dashboard): kept in every build.
     history: mwan_core::history::History,
     /// Automatic mode: the UCI text of the config it built (None: a file).
     automatic_uci: Option<String>,
@@ -226,7 +232,13 @@ impl Daemon {
         } else {
             None
         };
-        let http = web::bind(&opts, registry, HTTP)?;
+        #[cfg(feature = "http")]
+        let http = web::bind(&opts, registry, tokens::HTTP)?;
+        if let Some(u) = ubus.as_mut() {
+            u.set_tracker_privileges(tracker_user.and_then(|user| {
+                crate::supervisor::procd_privileges(user, &opts.tracker_capabilities)
+            }));
+        }
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
         let mut supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         supervisor.set_user(tracker_user);
@@ -281,6 +293,7 @@ impl Daemon {
             pending_ubus: Vec::new(),
             again: Vec::new(),
             peer_log: limits::LogLimiter::new(10, 10_000),
+            #[cfg(feature = "http")]
             http,
             history: mwan_core::history::History::new(),
             automatic_uci,
@@ -364,6 +377,7 @@ impl Daemon {
             if let Some(u) = self.ubus.as_ref().and_then(UbusService::timeout) {
                 timeout = Some(timeout.map_or(u, |t| t.min(u)));
             }
+            #[cfg(feature = "http")]
             if let Some(at) = self.http_deadline() {
                 let h = std::time::Duration::from_millis(at.saturating_sub(now_ms()));
                 timeout = Some(timeout.map_or(h, |t| t.min(h)));
@@ -391,6 +405,7 @@ impl Daemon {
                         }
                     }
                     Source::Ubus => self.on_ubus(ev),
+                    #[cfg(feature = "http")]
                     Source::Http(token) => self.on_http(token),
                     Source::Conn(token) => self.on_conn(token),
                     Source::Unknown(token) => self.unexpected_event(token),
@@ -408,6 +423,7 @@ impl Daemon {
             for t in self.timers.expired(now) {
                 self.on_timer(t, now);
             }
+            #[cfg(feature = "http")]
             self.http_tick(now);
             if let Some(u) = self.ubus.as_mut() {
                 let evs = u.on_timeout(self.poll.registry());
@@ -677,6 +693,12 @@ impl Daemon {
                         }
                     }
                     self.arm_health(&name);
+                    // Quality ceilings follow every measurement.
+                    if Engine::watches_quality(&self.config)
+                        && self.engine.resolve(&self.config, &self.wans, now)
+                    {
+                        self.dirty = true;
+                    }
                 }
                 true
             }
@@ -743,8 +765,8 @@ impl Daemon {
 
     fn resolve_and_apply(&mut self, now: Millis) {
         let before = self.engine.summary_lines();
-        let changed = self.engine.resolve(&self.config, &self.wans, now);
-        if changed {
+        self.engine.resolve(&self.config, &self.wans, now);
+        if self.engine.take_changed() {
             for line in self.engine.summary_lines() {
                 log::info!("policy {line}");
             }

@@ -105,7 +105,7 @@ impl Peers {
                 _ => None,
             })
             .collect();
-        contacts.sort_by(|a, b| a.interface.cmp(&b.interface));
+        mwan_core::sort::sort_by(&mut contacts, |a, b| a.interface.cmp(&b.interface));
         contacts
     }
 
@@ -156,7 +156,7 @@ mod tests {
         peers.insert(Token(19), Peer::Control(conn(19)));
         let removed = peers.remove_trackers_of("wan");
         let mut tokens: Vec<usize> = removed.iter().map(|c| c.token.0).collect();
-        tokens.sort();
+        mwan_core::sort::sort(&mut tokens);
         assert_eq!(tokens, [16, 17]);
         assert_eq!(peers.len(), 2);
         assert!(peers.tracker_connected("wan2"));

@@ -90,9 +90,14 @@ impl Daemon {
     }
 }
 
+/// Writes `path` through a temporary file renamed over it; the file keeps
+/// its mode (the config is 0600).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        f.set_permissions(meta.permissions())?;
+    }
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)

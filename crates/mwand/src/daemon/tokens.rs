@@ -15,10 +15,14 @@ pub const NETLINK: Token = Token(3);
 pub const UBUS: Token = Token(4);
 /// nf_tables notifications (someone else touched table `inet mwan`).
 pub const NFT_EVENTS: Token = Token(5);
-/// The dashboard's HTTP listener (`--http`); its connection slots take the
-/// `MAX_CONNECTIONS` tokens after it (`http::server`).
+/// The dashboard's HTTP listener (`--http`, cargo feature `http`); its
+/// connection slots take the `MAX_CONNECTIONS` tokens after it
+/// (`http::server`). Without the feature these tokens are nobody's.
+#[cfg(feature = "http")]
 pub const HTTP: Token = Token(6);
+#[cfg(feature = "http")]
 const HTTP_LAST: usize = HTTP.0 + crate::http::MAX_CONNECTIONS;
+#[cfg(feature = "http")]
 const _: () = assert!(
     HTTP_LAST < FIRST_CONN,
     "HTTP slots run into connection tokens"
@@ -37,6 +41,7 @@ pub enum Source {
     Ubus,
     NftEvents,
     /// The HTTP listener or one of its connection slots.
+    #[cfg(feature = "http")]
     Http(Token),
     /// A connection's token (it may have closed since).
     Conn(Token),
@@ -52,6 +57,7 @@ pub fn source(token: Token) -> Source {
         NETLINK => Source::Netlink,
         UBUS => Source::Ubus,
         NFT_EVENTS => Source::NftEvents,
+        #[cfg(feature = "http")]
         Token(n) if (HTTP.0..=HTTP_LAST).contains(&n) => Source::Http(token),
         Token(n) if n >= FIRST_CONN => Source::Conn(token),
         _ => Source::Unknown(token),
@@ -93,6 +99,7 @@ mod tests {
             (NETLINK, Source::Netlink),
             (UBUS, Source::Ubus),
             (NFT_EVENTS, Source::NftEvents),
+            #[cfg(feature = "http")]
             (HTTP, Source::Http(HTTP)),
         ];
         for (i, (t, s)) in constants.iter().enumerate() {
@@ -113,6 +120,7 @@ mod tests {
         assert_eq!(source(Token(FIRST_CONN - 1)), Source::Unknown(Token(15)));
     }
 
+    #[cfg(feature = "http")]
     #[test]
     fn the_http_block_sits_between_the_constants_and_the_connections() {
         let last = Token(HTTP_LAST);

@@ -1,14 +1,12 @@
-//! The dashboard inside the loop (`--http`, docs/dashboard.md): the
-//! listener's events and timer, the `http::Api` over the same handlers the
-//! control socket uses, and the history it serves (a sample per WAN each
-//! housekeeping second, an event per state change and policy move).
+//! The dashboard inside the loop (`--http`, docs/dashboard.md; cargo
+//! feature `http`): the listener's events and timer and the `http::Api`
+//! over the same handlers the control socket uses. The history it serves
+//! is recorded in every build (`history.rs`).
 
 use super::{Daemon, DaemonError};
 use crate::clock::now_ms;
 use crate::http::{self, server::Server, Access};
-use crate::wan::Change;
 use mio::{Registry, Token};
-use mwan_core::history::{EventKind, Sample};
 use mwan_core::Millis;
 use mwan_proto::control::{Request, Response};
 use std::path::Path;
@@ -83,61 +81,6 @@ impl Daemon {
 
     pub(super) fn http_deadline(&self) -> Option<Millis> {
         self.http.as_ref().and_then(|s| s.server.next_deadline())
-    }
-
-    /// One sample per WAN into the history (each housekeeping second).
-    pub(super) fn record_history(&mut self, now: Millis) {
-        for wan in self.wans.values() {
-            let st = wan.status(now);
-            let sample = Sample {
-                state: wan.state(),
-                latency_ms: st.latency_ms,
-                jitter_ms: st.jitter_ms,
-                loss_pct: st.loss_pct,
-                score: st.score,
-            };
-            self.history.record(&st.name, now, &sample);
-        }
-    }
-
-    /// A state change in the timeline, with what the WAN's figures say.
-    pub(super) fn record_state_change(&mut self, name: &str, change: &Change, now: Millis) {
-        let reason = match self.wans.get(name).map(|w| w.status(now)) {
-            Some(st) => st
-                .reason
-                .unwrap_or_else(|| match (st.loss_pct, st.latency_ms) {
-                    (Some(loss), Some(ms)) => format!("loss {loss:.0}%, latency {ms:.1} ms"),
-                    (Some(loss), None) => format!("loss {loss:.0}%"),
-                    _ => "no probe answers yet".into(),
-                }),
-            None => String::new(),
-        };
-        let text = format!("{} -> {}", change.from, change.to);
-        self.history
-            .event(now, EventKind::State, name, &text, &reason);
-    }
-
-    /// Policy moves in the timeline: each policy whose carriers changed
-    /// since `before`, with its `explain` sentence as the reason.
-    pub(super) fn record_policy_moves(&mut self, before: &[String], now: Millis) {
-        let after = self.engine.summary_lines();
-        let explained = self.engine.explain(None, now).unwrap_or_default();
-        for line in after.iter().filter(|l| !before.contains(l)) {
-            let (policy, text) = line.split_once(": ").unwrap_or((line, ""));
-            let reason = explained
-                .iter()
-                .find(|e| e.policy == policy)
-                .map(|e| e.lines.join(" "))
-                .unwrap_or_default();
-            self.history
-                .event(now, EventKind::Policy, policy, text, &reason);
-        }
-    }
-
-    /// The history's WANs follow the enabled interfaces.
-    pub(super) fn sync_history(&mut self) {
-        let names: Vec<&str> = self.wans.keys().map(String::as_str).collect();
-        self.history.set_interfaces(&names);
     }
 }
 

@@ -673,7 +673,7 @@ impl Dataplane {
             .filter(|r| r.route.dst.prefix_len > 0)
             .map(|r| format!("{}/{}", r.route.dst.addr, r.route.dst.prefix_len))
             .collect();
-        nets.sort();
+        mwan_core::sort::sort(&mut nets);
         nets.dedup();
         nets
     }

@@ -4,14 +4,14 @@
 
 use mwan_core::plan::UseCgroup;
 use mwan_proto::cgroup;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Default)]
 pub struct UseCgroups {
     /// None until first needed; Some(None) when there is no cgroup2.
     root: Option<Option<PathBuf>>,
-    made: BTreeMap<String, UseCgroup>,
+    /// A few WANs: a list is smaller code than a map.
+    made: Vec<UseCgroup>,
 }
 
 impl UseCgroups {
@@ -29,24 +29,22 @@ impl UseCgroups {
         };
         let mut out = Vec::new();
         for wan in wans {
-            if !self.made.contains_key(wan) {
+            if !self.made.iter().any(|c| c.wan == wan) {
                 let path = cgroup::use_path(wan);
                 let dir = root.join(&path);
                 match std::fs::create_dir_all(&dir).and_then(|()| cgroup::id(&dir)) {
                     Ok(id) => {
-                        let level = cgroup::USE_LEVEL;
-                        let c = UseCgroup {
+                        self.made.push(UseCgroup {
                             wan: wan.to_string(),
-                            level,
+                            level: cgroup::USE_LEVEL,
                             path,
                             id,
-                        };
-                        self.made.insert(wan.to_string(), c);
+                        });
                     }
                     Err(e) => log::warn!("{}: {e}: 'mwanctl use {wan}' unavailable", dir.display()),
                 }
             }
-            out.extend(self.made.get(wan).cloned());
+            out.extend(self.made.iter().find(|c| c.wan == wan).cloned());
         }
         out
     }

@@ -79,6 +79,16 @@ const POLICY_OPTIONS: &[&str] = &[
     "mode",
     "score_hysteresis",
     "score_min_stable",
+    "max_latency",
+    "max_jitter",
+    "max_loss",
+    "latency_hysteresis",
+    "jitter_hysteresis",
+    "loss_hysteresis",
+    "latency_min_stable",
+    "jitter_min_stable",
+    "loss_min_stable",
+    "quality_fallback",
 ];
 const RULE_OPTIONS: &[&str] = &[
     "proto",
@@ -394,7 +404,105 @@ fn policy(
         use_member,
         last_resort,
         mode,
+        ceilings: ceilings(c, s),
     }
+}
+
+/// Unset hysteresis of a ceiling: a tenth of the ceiling.
+const DEFAULT_CEILING_HYSTERESIS_FRACTION: f64 = 0.1;
+/// Unset minimum stable time of a ceiling.
+const DEFAULT_CEILING_MIN_STABLE_MS: DurationMs = 5_000;
+
+/// `max_latency`/`max_jitter` (ms), `max_loss` (%), each with its
+/// `*_hysteresis` (same unit) and `*_min_stable` (seconds), and
+/// `quality_fallback` (docs/configuration.md, "Quality per policy").
+fn ceilings(c: &mut Checker, s: &RawSection) -> QualityCeilings {
+    let latency = ceiling(c, s, QualityKind::Latency);
+    let jitter = ceiling(c, s, QualityKind::Jitter);
+    let loss = ceiling(c, s, QualityKind::Loss);
+    let fallback = c.choice(
+        s,
+        "quality_fallback",
+        CeilingFallback::Best,
+        &[
+            ("best", CeilingFallback::Best),
+            ("last_resort", CeilingFallback::LastResort),
+        ],
+    );
+    let ceilings = QualityCeilings {
+        latency,
+        jitter,
+        loss,
+        fallback,
+    };
+    if !ceilings.any() {
+        if let Some(o) = s.option("quality_fallback") {
+            c.report(
+                Kind::NoEffect,
+                o.line,
+                s,
+                Some("quality_fallback"),
+                "has no effect without a quality ceiling (max_latency, max_jitter or max_loss)"
+                    .into(),
+            );
+        }
+    }
+    ceilings
+}
+
+/// One ceiling: `max_KIND` with its `KIND_hysteresis` and
+/// `KIND_min_stable`; None when unset or unusable.
+fn ceiling(c: &mut Checker, s: &RawSection, kind: QualityKind) -> Option<Ceiling> {
+    let name = kind.as_str();
+    let top = match kind {
+        QualityKind::Loss => 100.0,
+        _ => 600_000.0,
+    };
+    let max = format!("max_{name}");
+    let hyst = format!("{name}_hysteresis");
+    let stable = format!("{name}_min_stable");
+    let limit = c.get(s, &max, None, |v| {
+        values::decimal(v, 0.0, true, top).map(Some)
+    });
+    let hysteresis = c.get(s, &hyst, None, |v| {
+        values::decimal(v, 0.0, false, top).map(Some)
+    });
+    let min_stable_ms = c.get(s, &stable, DEFAULT_CEILING_MIN_STABLE_MS, |v| {
+        values::seconds(v, 0, 86_400_000)
+    });
+    let Some(limit) = limit else {
+        for option in [&hyst, &stable] {
+            if let Some(o) = s.option(option) {
+                c.report(
+                    Kind::NoEffect,
+                    o.line,
+                    s,
+                    Some(option),
+                    format!("has no effect without 'option {max}'"),
+                );
+            }
+        }
+        return None;
+    };
+    let hysteresis = hysteresis.unwrap_or(limit * DEFAULT_CEILING_HYSTERESIS_FRACTION);
+    if hysteresis >= limit {
+        if let Some(o) = s.option(&hyst) {
+            c.error(
+                o.line,
+                s,
+                Some(&hyst),
+                format!(
+                    "must be below {max} ({limit}): a member above the ceiling could never return"
+                ),
+            );
+        }
+        return None;
+    }
+    Some(Ceiling {
+        limit,
+        hysteresis,
+        min_stable_ms,
+    })
 }
 
 /// mwan3 (2.10+) skips policies and rules whose name is longer than 15
@@ -418,6 +526,10 @@ fn policy_choices(config: &Config) -> String {
         format!("one of: {}, or {builtin}", names.join(", "))
     }
 }
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod policy_tests;
 
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let list: Vec<&str> = names.collect();
