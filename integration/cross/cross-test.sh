@@ -118,6 +118,8 @@ shipped_bins_query='.packages[]
 # Inside the namespace: mounts, then per target release build, sizes, tests.
 inner() {
     mount -t proc proc "$chroot_dir/proc"
+    # The tracker reads its device's counters from sysfs (a test reads lo's).
+    mount -t sysfs sysfs "$chroot_dir/sys"
     mount --rbind /dev "$chroot_dir/dev"
     mkdir -p "$chroot_dir/mwan/src" "$chroot_dir/mwan/shared" "$chroot_dir/mwan/cargo" "$chroot_dir/mwan/target"
     mount --bind "$repo" "$chroot_dir/mwan/src"
