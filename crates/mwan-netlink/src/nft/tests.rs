@@ -6,6 +6,14 @@
 //! integration/tests/dataplane_nft.rs repeats the comparison live.
 
 use super::*;
+use mwan_core::config::Family;
+use mwan_core::plan::nft::{
+    Action, ChainKind, Dir, Hook, Match, NftChain, NftRule, NftSet, NftTable, SetKind, Verdict,
+};
+
+use crate::socket::{self, attr_str, attrs};
+use messages::{key_type, set_flags};
+use observed::base_of;
 #[path = "../../golden/host_order.rs"]
 mod host_order;
 use mwan_core::config::{IpNet, MaskedIp, PortRange};
