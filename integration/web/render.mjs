@@ -18,10 +18,10 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.
 const shots = path.join(root, "target/screenshots");
 fs.mkdirSync(shots, { recursive: true });
 
-// The headers mwand sends (crates/mwand/src/http.rs, CSP and friends).
-const rs = fs.readFileSync(path.join(root, "crates/mwand/src/http.rs"), "utf8");
+// The headers mwand sends (crates/mwand/src/http/response.rs, CSP and friends).
+const rs = fs.readFileSync(path.join(root, "crates/mwand/src/http/response.rs"), "utf8");
 const csp = /pub const CSP: &str = "([^"]*)\\\n([^"]*)";/.exec(rs);
-assert.ok(csp, "CSP constant not found in http.rs");
+assert.ok(csp, "CSP constant not found in http/response.rs");
 const CSP = csp[1] + csp[2];
 const headers = (type) => ({
   "Content-Type": type, "Cache-Control": "no-store", "Content-Security-Policy": CSP,
