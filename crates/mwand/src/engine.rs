@@ -8,9 +8,6 @@ use mwan_core::Millis;
 use mwan_proto::control::{ActiveMemberStatus, PolicyExplanation, PolicyStatus};
 use std::collections::BTreeMap;
 
-/// What of a decision the data plane depends on.
-type DecisionKey = (String, Vec<(String, u32)>, Option<LastResort>);
-
 #[derive(Default)]
 pub struct Engine {
     decisions: Vec<PolicyDecision>,
@@ -30,7 +27,7 @@ pub fn last_resort_name(l: LastResort) -> &'static str {
     }
 }
 
-fn views(wans: &BTreeMap<String, Wan>) -> Vec<WanView> {
+pub fn views(wans: &BTreeMap<String, Wan>) -> Vec<WanView> {
     wans.values().map(Wan::view).collect()
 }
 
@@ -39,42 +36,24 @@ impl Engine {
         &self.decisions
     }
 
-    /// Recomputes every policy; true if any policy's active set changed.
-    pub fn resolve(&mut self, config: &Config, wans: &BTreeMap<String, Wan>, now: Millis) -> bool {
-        let next = policy::resolve(config, &views(wans), &self.overrides, &mut self.memory, now);
-        let key = |d: &[PolicyDecision]| -> Vec<DecisionKey> {
-            d.iter()
-                .map(|p| {
-                    (
-                        p.policy.clone(),
-                        p.active
-                            .iter()
-                            .map(|m| (m.interface.clone(), m.weight))
-                            .collect(),
-                        p.last_resort,
-                    )
-                })
-                .collect()
-        };
-        let changed = key(&next) != key(&self.decisions);
+    /// Recomputes every policy from the WANs' views ([`views`]); returns
+    /// the policies that moved (their carriers, weights or last resort
+    /// changed: `policy::moved`).
+    pub fn resolve(&mut self, config: &Config, wans: &[WanView], now: Millis) -> Vec<String> {
+        let next = policy::resolve(config, wans, &self.overrides, &mut self.memory, now);
+        let moved = policy::moved(&self.decisions, &next);
         self.ceilings = next
             .iter()
             .map(|d| policy::ceiling_reasons(d, now))
             .collect();
         self.decisions = next;
-        self.changed |= changed;
-        changed
+        self.changed |= !moved.is_empty();
+        moved
     }
 
     /// Whether any policy's active set changed since the last call.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
-    }
-
-    /// Whether some policy has quality ceilings, so that decisions follow
-    /// the measured quality and not only health changes.
-    pub fn watches_quality(config: &Config) -> bool {
-        config.policies.iter().any(|p| p.ceilings.any())
     }
 
     pub fn summary_lines(&self) -> Vec<String> {

@@ -25,11 +25,13 @@
 
 mod ceilings;
 mod explain;
+mod moves;
 mod score;
 
 use ceilings::CeilingTrack;
 pub use ceilings::{Exceeded, QualityReading};
 pub use explain::{ceiling_reasons, explain};
+pub use moves::{follows_quality, moved};
 
 use std::collections::BTreeMap;
 

@@ -694,8 +694,14 @@ impl Daemon {
                     }
                     self.arm_health(&name);
                     // Quality ceilings follow every measurement.
-                    if Engine::watches_quality(&self.config)
-                        && self.engine.resolve(&self.config, &self.wans, now)
+                    if mwan_core::policy::follows_quality(&self.config)
+                        && history::follow_measurement(
+                            &mut self.engine,
+                            &mut self.history,
+                            &self.config,
+                            &crate::engine::views(&self.wans),
+                            now,
+                        )
                     {
                         self.dirty = true;
                     }
@@ -764,13 +770,17 @@ impl Daemon {
     }
 
     fn resolve_and_apply(&mut self, now: Millis) {
-        let before = self.engine.summary_lines();
-        self.engine.resolve(&self.config, &self.wans, now);
+        history::decide(
+            &mut self.engine,
+            &mut self.history,
+            &self.config,
+            &crate::engine::views(&self.wans),
+            now,
+        );
         if self.engine.take_changed() {
             for line in self.engine.summary_lines() {
                 log::info!("policy {line}");
             }
-            self.record_policy_moves(&before, now);
         }
         self.dataplane
             .apply(&self.config, &self.engine, &self.wans, now);
