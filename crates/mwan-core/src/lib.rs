@@ -11,11 +11,13 @@ pub mod config;
 pub mod flush;
 pub mod health;
 pub mod history;
+pub mod log_limit;
 pub mod plan;
 pub mod policy;
 pub mod quality;
 pub mod sort;
 pub mod startup;
+pub mod token;
 pub mod tracker_control;
 
 /// Monotonic time in milliseconds since an origin the caller chooses.

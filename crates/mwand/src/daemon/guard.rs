@@ -2,11 +2,12 @@
 //! connection limit, the idle timeout, rate-limited per-peer warnings, and
 //! dropping a connection.
 
-use super::limits::{self, with_suppressed};
+use super::limits;
 use super::peers::Peer;
 use super::Daemon;
 use crate::clock::now_ms;
 use crate::conn::Conn;
+use mwan_core::log_limit::with_suppressed;
 use std::fmt;
 
 impl Peer {

@@ -103,7 +103,7 @@ pub struct Daemon {
     /// next turn without waiting for an event.
     again: Vec<Token>,
     /// Per-peer warnings (refusals, malformed input): a flood logs a few.
-    peer_log: limits::LogLimiter,
+    peer_log: mwan_core::log_limit::LogLimiter,
     /// The dashboard's listener (`--http`), when asked for.
     #[cfg(feature = "http")]
     http: Option<web::HttpSide>,
@@ -292,7 +292,7 @@ impl Daemon {
             ubus,
             pending_ubus: Vec::new(),
             again: Vec::new(),
-            peer_log: limits::LogLimiter::new(10, 10_000),
+            peer_log: mwan_core::log_limit::LogLimiter::new(10, 10_000),
             #[cfg(feature = "http")]
             http,
             history: mwan_core::history::History::new(),
