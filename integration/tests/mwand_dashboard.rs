@@ -213,6 +213,8 @@ fn each_refusal_comes_from_the_real_listener_and_the_loop_keeps_serving() {
     );
     m.wait(20, "both WANs online", all_online);
     let host = format!("Host: {lan_addr}:{PORT}\r\n");
+    let from_lan = |request: &str| exchange(&tb, Role::Lan, &lan_addr, request);
+    let get_status = format!("GET /api/status HTTP/1.1\r\n{host}\r\n");
     let post = |path: &str, extra: &str, body: &str| {
         format!(
             "POST {path} HTTP/1.1\r\n{host}Content-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
@@ -221,62 +223,39 @@ fn each_refusal_comes_from_the_real_listener_and_the_loop_keeps_serving() {
     };
 
     // Reads are open; the page and its JSON come from mwand's state.
-    let r = exchange(
-        &tb,
-        Role::Lan,
-        &lan_addr,
-        &format!("GET /api/status HTTP/1.1\r\n{host}\r\n"),
-    );
+    let r = from_lan(&get_status);
     assert!(status_line(&r).contains(" 200 "), "{r}");
     assert!(r.contains("\"wan1\"") && r.contains("no-store"), "{r}");
 
     // No token from the LAN: 401; a wrong one: 403; the right one: 200.
-    let r = exchange(&tb, Role::Lan, &lan_addr, &post("/api/reload", "", "{}"));
+    let r = from_lan(&post("/api/reload", "", "{}"));
     assert!(status_line(&r).contains(" 401 "), "{r}");
-    let r = exchange(
-        &tb,
-        Role::Lan,
-        &lan_addr,
-        &post("/api/reload", "X-Mwan-Token: guess\r\n", "{}"),
-    );
+    let r = from_lan(&post("/api/reload", "X-Mwan-Token: guess\r\n", "{}"));
     assert!(status_line(&r).contains(" 403 "), "{r}");
-    let r = exchange(
-        &tb,
-        Role::Lan,
-        &lan_addr,
-        &post("/api/reload", "X-Mwan-Token: s3cret\r\n", "{}"),
-    );
+    let r = from_lan(&post("/api/reload", "X-Mwan-Token: s3cret\r\n", "{}"));
     assert!(
         status_line(&r).contains(" 200 ") && r.contains("\"ok\":true"),
         "{r}"
     );
 
     // A GET never writes.
-    let r = exchange(
-        &tb,
-        Role::Lan,
-        &lan_addr,
-        &format!("GET /api/override/clear HTTP/1.1\r\n{host}X-Mwan-Token: s3cret\r\n\r\n"),
-    );
+    let r = from_lan(&format!(
+        "GET /api/override/clear HTTP/1.1\r\n{host}X-Mwan-Token: s3cret\r\n\r\n"
+    ));
     assert!(status_line(&r).contains(" 405 "), "{r}");
 
     // An oversized body is refused from its header.
     let big = format!(
         "POST /api/override HTTP/1.1\r\n{host}Content-Type: application/json\r\nX-Mwan-Token: s3cret\r\nContent-Length: 100000\r\n\r\n"
     );
-    let r = exchange(&tb, Role::Lan, &lan_addr, &big);
+    let r = from_lan(&big);
     assert!(status_line(&r).contains(" 413 "), "{r}");
 
     // Slow clients take every slot: the ninth is closed at once, mwanctl
     // keeps answering, and each slow one is cut off with 408.
     let slow: Vec<Child> = (0..8).map(|_| slowloris(&tb, &lan_addr)).collect();
     std::thread::sleep(Duration::from_millis(500));
-    let r = exchange(
-        &tb,
-        Role::Lan,
-        &lan_addr,
-        &format!("GET /api/status HTTP/1.1\r\n{host}\r\n"),
-    );
+    let r = from_lan(&get_status);
     assert_eq!(r, "", "a ninth connection was served while 8 were held");
     for _ in 0..5 {
         let out = m.ctl(&["status"]);
@@ -296,12 +275,7 @@ fn each_refusal_comes_from_the_real_listener_and_the_loop_keeps_serving() {
         );
     }
     // The slots are free again.
-    let r = exchange(
-        &tb,
-        Role::Lan,
-        &lan_addr,
-        &format!("GET /api/status HTTP/1.1\r\n{host}\r\n"),
-    );
+    let r = from_lan(&get_status);
     assert!(status_line(&r).contains(" 200 "), "{r}");
     std::fs::remove_dir_all(&dir).ok();
 }

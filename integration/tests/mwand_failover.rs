@@ -97,27 +97,9 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
     };
     // A 2 Mbit/s uplink with a deep buffer: a bulk transfer fills it and the
     // RTT of everything else, probes included, rises towards a second.
-    tb.impair(
-        "wan1",
-        Impairment {
-            rate_kbit: 2000,
-            queue_ms: 1000,
-            ..Default::default()
-        },
-    )
-    .expect("impair");
-    let sink = tb
-        .targets()
-        .tcp_sink
-        .iter()
-        .find(|a| a.is_ipv4())
-        .expect("sink");
-    let source = tb
-        .targets()
-        .tcp_source
-        .iter()
-        .find(|a| a.is_ipv4())
-        .expect("source");
+    cap_with_deep_queue(&tb, "wan1", 2000);
+    let sink = ipv4(&tb.targets().tcp_sink);
+    let source = ipv4(&tb.targets().tcp_source);
     let upload = format!("cat /dev/zero > /dev/tcp/{}/{}", sink.ip(), sink.port());
     let download = format!(
         "timeout 18 cat < /dev/tcp/{}/{} | wc -c",
@@ -134,21 +116,13 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
         .spawn()
         .expect("download");
 
-    let end = Instant::now() + Duration::from_secs(18);
-    let mut seen_states = std::collections::BTreeSet::new();
-    let mut max_latency: f64 = 0.0;
-    while Instant::now() < end {
-        let s = m.status();
-        seen_states.insert(state(&s, "wan1"));
-        max_latency = max_latency.max(iface(&s, "wan1")["latency_ms"].as_f64().unwrap_or(0.0));
-        assert_eq!(
-            active(&s, "failover"),
-            ["wan1"],
-            "saturated wan1 lost the policy: {s:#}\n{}",
-            m.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let seen = m.watch_keeps_policy(
+        "wan1",
+        "failover",
+        Duration::from_secs(18),
+        Duration::from_millis(200),
+        "saturated wan1",
+    );
     let out = down_child.wait_with_output().expect("download output");
     up_child.wait().expect("upload ended");
     let bytes: u64 = String::from_utf8_lossy(&out.stdout)
@@ -156,13 +130,36 @@ fn saturated_uplink_stays_online_and_carries_traffic() {
         .parse()
         .unwrap_or(0);
     assert!(
-        !seen_states.contains("offline"),
-        "saturated wan1 was declared offline (states {seen_states:?}):\n{}",
+        !seen.states.contains("offline"),
+        "saturated wan1 was declared offline (states {:?}):\n{}",
+        seen.states,
         m.log_text()
     );
     // 20 s at 2 Mbit/s is 5 MB; the download shares the link with probes.
     assert!(bytes > 1_000_000, "download moved only {bytes} bytes");
-    eprintln!("saturated wan1: states {seen_states:?}, smoothed latency up to {max_latency:.0} ms, {bytes} bytes down");
+    eprintln!(
+        "saturated wan1: states {:?}, smoothed latency up to {:.0} ms, {bytes} bytes down",
+        seen.states, seen.max_latency_ms
+    );
+}
+
+/// Limits `wan`'s uplink to `rate_kbit` behind a 1 s queue: a bulk
+/// transfer fills it and the RTT of everything else, probes included,
+/// rises towards a second.
+fn cap_with_deep_queue(tb: &mwan_testbed::Testbed, wan: &str, rate_kbit: u64) {
+    tb.impair(
+        wan,
+        Impairment {
+            rate_kbit,
+            queue_ms: 1000,
+            ..Default::default()
+        },
+    )
+    .expect("impair");
+}
+
+fn ipv4(addrs: &[std::net::SocketAddr]) -> std::net::SocketAddr {
+    *addrs.iter().find(|a| a.is_ipv4()).expect("an IPv4 target")
 }
 
 /// Issue 14: `uploads` LAN uploads start together on a `rate_kbit` uplink
@@ -175,59 +172,41 @@ fn saturated_at_once_stays_online(rate_kbit: u64, uploads: u32) {
     let Some((tb, m, _)) = two_wans_online() else {
         return;
     };
-    tb.impair(
-        "wan1",
-        Impairment {
-            rate_kbit,
-            queue_ms: 1000,
-            ..Default::default()
-        },
-    )
-    .expect("impair");
+    cap_with_deep_queue(&tb, "wan1", rate_kbit);
     // Let the estimator settle on the capped (still idle) link.
     std::thread::sleep(Duration::from_secs(2));
-    let sink = tb
-        .targets()
-        .tcp_sink
-        .iter()
-        .find(|a| a.is_ipv4())
-        .expect("sink");
+    let sink = ipv4(&tb.targets().tcp_sink);
     let one = format!("cat /dev/zero > /dev/tcp/{}/{}", sink.ip(), sink.port());
     let all = format!("for i in $(seq {uploads}); do timeout 14 bash -c '{one}' & done; wait");
     let mut load = tb
         .spawn(Role::Lan, &["timeout", "16", "bash", "-c", &all])
         .expect("uploads");
 
-    let end = Instant::now() + Duration::from_secs(12);
-    let mut seen_states = std::collections::BTreeSet::new();
-    let mut max_latency: f64 = 0.0;
-    while Instant::now() < end {
-        let s = m.status();
-        seen_states.insert(state(&s, "wan1"));
-        max_latency = max_latency.max(iface(&s, "wan1")["latency_ms"].as_f64().unwrap_or(0.0));
-        assert_eq!(
-            active(&s, "failover"),
-            ["wan1"],
-            "{uploads} uploads at {rate_kbit} kbit/s: wan1 lost the policy: {s:#}\n{}",
-            m.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let seen = m.watch_keeps_policy(
+        "wan1",
+        "failover",
+        Duration::from_secs(12),
+        Duration::from_millis(100),
+        &format!("{uploads} uploads at {rate_kbit} kbit/s"),
+    );
     load.wait().expect("uploads ended");
     let hooks = m.hooks_text();
     assert!(
-        !seen_states.contains("offline") && !hooks.contains("disconnected wan1"),
-        "{uploads} uploads at {rate_kbit} kbit/s: wan1 declared offline (states {seen_states:?}):\n\
+        !seen.states.contains("offline") && !hooks.contains("disconnected wan1"),
+        "{uploads} uploads at {rate_kbit} kbit/s: wan1 declared offline (states {:?}):\n\
          hooks: {hooks}\n{}",
+        seen.states,
         m.log_text()
     );
     // The load was real: the queue delayed the probes by hundreds of ms.
     assert!(
-        max_latency > 300.0,
-        "{uploads} uploads at {rate_kbit} kbit/s: latency only {max_latency} ms"
+        seen.max_latency_ms > 300.0,
+        "{uploads} uploads at {rate_kbit} kbit/s: latency only {} ms",
+        seen.max_latency_ms
     );
     eprintln!(
-        "{uploads} uploads at once, {rate_kbit} kbit/s: states {seen_states:?}, smoothed latency up to {max_latency:.0} ms"
+        "{uploads} uploads at once, {rate_kbit} kbit/s: states {:?}, smoothed latency up to {:.0} ms",
+        seen.states, seen.max_latency_ms
     );
 }
 

@@ -114,19 +114,31 @@ fn bufferbloat_with_4s_timeout_is_not_declared_dead() {
             // The traffic that fills the queue keeps arriving (its ACKs).
             sim.inbound_traffic = true;
             sim.run(&mut bufferbloat(peak, ramp), 300_000, u64::MAX);
-            assert_eq!(
-                sim.count_to(LinkState::Offline),
-                0,
-                "peak {peak} ms ramp {ramp} ms, {timing} timing, lost at cap {lost_at_cap}: {:?}",
-                sim.transitions
-            );
-            assert!(
-                sim.health.probe_timeout() as f64 > peak,
-                "timeout {} follows RTT {peak}",
-                sim.health.probe_timeout()
+            rode_out(
+                &sim,
+                peak,
+                &format!(
+                    "peak {peak} ms ramp {ramp} ms, {timing} timing, lost at cap {lost_at_cap}"
+                ),
             );
         }
     }
+}
+
+/// The link rode out a queue peaking at `peak` ms: never offline, and the
+/// probe timeout grew past the peak RTT.
+fn rode_out(sim: &Sim, peak: f64, context: &str) {
+    assert_eq!(
+        sim.count_to(LinkState::Offline),
+        0,
+        "{context}: {:?}",
+        sim.transitions
+    );
+    assert!(
+        sim.health.probe_timeout() as f64 > peak,
+        "{context}: timeout {} follows RTT {peak}",
+        sim.health.probe_timeout()
+    );
 }
 
 /// Same link, same bloat, but a tracker that reports no late replies: the
@@ -231,18 +243,12 @@ fn a_queue_that_fills_at_once_never_takes_the_link_offline() {
             for seed in 1..=4 {
                 let mut sim = saturated_sim(seed, prompt);
                 sim.run(&mut queue_fills(peak, ramp), 40_000, u64::MAX);
-                assert_eq!(
-                    sim.count_to(LinkState::Offline),
-                    0,
-                    "peak {peak} ms ramp {ramp} ms, prompt {prompt}, seed {seed}: {:?}",
-                    sim.transitions
+                rode_out(
+                    &sim,
+                    peak,
+                    &format!("peak {peak} ms ramp {ramp} ms, prompt {prompt}, seed {seed}"),
                 );
                 assert_eq!(sim.health.state(), LinkState::Online);
-                assert!(
-                    sim.health.probe_timeout() as f64 > peak,
-                    "timeout {} follows RTT {peak}",
-                    sim.health.probe_timeout()
-                );
             }
         }
     }

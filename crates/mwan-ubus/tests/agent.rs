@@ -358,6 +358,18 @@ fn wan_status(up: bool) -> Table {
     Table::from_json(&j).unwrap()
 }
 
+/// A netifd with interface `wan` on the bus, and an agent following `wan`.
+fn netifd_and_agent(double: &Double) -> (BusThread, Loop) {
+    let netifd = fake_netifd(double);
+    netifd.wait_for(
+        "netifd objects",
+        |e| matches!(e, Event::ObjectRegistered { path, .. } if path == "network.interface.wan"),
+    );
+    let mut l = Loop::new(double, false);
+    l.agent.follow_interfaces(["wan"]);
+    (netifd, l)
+}
+
 fn fake_netifd(double: &Double) -> BusThread {
     fake_netifd_objects(double, true)
 }
@@ -429,13 +441,7 @@ fn an_interface_that_appears_after_start_is_read_once_subscribed() {
 #[test]
 fn follows_netifd_across_a_ubusd_restart() {
     let mut double = Double::start();
-    let netifd = fake_netifd(&double);
-    netifd.wait_for(
-        "netifd objects",
-        |e| matches!(e, Event::ObjectRegistered { path, .. } if path == "network.interface.wan"),
-    );
-    let mut l = Loop::new(&double, false);
-    l.agent.follow_interfaces(["wan"]);
+    let (netifd, mut l) = netifd_and_agent(&double);
     let AgentEvent::Interface(st) = l.until("dump", |e| matches!(e, AgentEvent::Interface(_)))
     else {
         unreachable!()
@@ -548,13 +554,7 @@ fn follows_netifd_across_a_netifd_restart() {
 #[test]
 fn follows_a_netifd_client_that_exits_and_comes_back() {
     let double = Double::start();
-    let netifd = fake_netifd(&double);
-    netifd.wait_for(
-        "netifd objects",
-        |e| matches!(e, Event::ObjectRegistered { path, .. } if path == "network.interface.wan"),
-    );
-    let mut l = Loop::new(&double, false);
-    l.agent.follow_interfaces(["wan"]);
+    let (netifd, mut l) = netifd_and_agent(&double);
     l.until("wan from the dump", |e| wan_address(e).is_some());
     std::thread::sleep(Duration::from_millis(300));
     drop(netifd);

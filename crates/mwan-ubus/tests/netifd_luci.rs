@@ -146,18 +146,20 @@ fn sample_status() -> Status {
     }
 }
 
+/// An enabled interface netifd has had up for `uptime_s`, tracking `track_ips`.
+fn up_for(uptime_s: u64, track_ips: &[&str]) -> luci::InterfaceExtra {
+    luci::InterfaceExtra {
+        enabled: Some(true),
+        netifd_up: Some(true),
+        netifd_uptime_s: Some(uptime_s),
+        track_ips: track_ips.iter().map(|ip| ip.to_string()).collect(),
+    }
+}
+
 #[test]
 fn mwan3_status_has_the_shape_luci_reads() {
     let mut extras = BTreeMap::new();
-    extras.insert(
-        "wan".to_owned(),
-        luci::InterfaceExtra {
-            enabled: Some(true),
-            netifd_up: Some(true),
-            netifd_uptime_s: Some(4242),
-            track_ips: vec!["198.51.100.1".into()],
-        },
-    );
+    extras.insert("wan".to_owned(), up_for(4242, &["198.51.100.1"]));
     let v = luci::status(
         &sample_status(),
         &["192.0.2.0/24".into(), "2001:db8::/64".into()],
@@ -413,15 +415,7 @@ fn history_goes_over_ubus_with_its_cursor_and_comes_back_as_the_same_json() {
 #[test]
 fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
     let mut extras = BTreeMap::new();
-    extras.insert(
-        "wan".to_owned(),
-        luci::InterfaceExtra {
-            enabled: Some(true),
-            netifd_up: Some(true),
-            netifd_uptime_s: Some(77),
-            track_ips: vec![],
-        },
-    );
+    extras.insert("wan".to_owned(), up_for(77, &[]));
     extras.insert(
         "wanb".to_owned(),
         luci::InterfaceExtra {
@@ -485,15 +479,7 @@ fn mwan3_status_says_paused_for_a_paused_wan() {
 #[test]
 fn mwan3_status_fields_have_the_types_the_exporter_and_luci_read() {
     let mut extras = BTreeMap::new();
-    extras.insert(
-        "wan".to_owned(),
-        luci::InterfaceExtra {
-            enabled: Some(true),
-            netifd_up: Some(true),
-            netifd_uptime_s: Some(35),
-            track_ips: Vec::new(),
-        },
-    );
+    extras.insert("wan".to_owned(), up_for(35, &[]));
     let v = luci::status(&sample_status(), &[], &extras, Some("interfaces"), None);
     assert_eq!(v["interfaces"]["wan"]["status"], "notracking");
     assert_eq!(v["interfaces"]["wan"]["tracking"], "disabled");

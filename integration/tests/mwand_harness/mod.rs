@@ -111,6 +111,14 @@ pub fn ours(_: &WanInfo) -> Tracking {
 }
 
 /// One mwand on a testbed's router.
+/// What [`Mwand::watch_keeps_policy`] saw of one WAN: the states it was
+/// in and its highest smoothed latency.
+#[derive(Debug, Default)]
+pub struct Watched {
+    pub states: std::collections::BTreeSet<String>,
+    pub max_latency_ms: f64,
+}
+
 pub struct Mwand {
     pub dir: PathBuf,
     pub run_dir: PathBuf,
@@ -278,6 +286,35 @@ impl Mwand {
             "waited {secs} s for {what}; last status:\n{last:#}\nmwand log:\n{}",
             self.log_text()
         );
+    }
+
+    /// Polls status every `poll` for `duration` while `wan` is under load,
+    /// asserting each time that it keeps `policy` (`context` names the load
+    /// in the failure): what the watch saw of `wan`.
+    pub fn watch_keeps_policy(
+        &self,
+        wan: &str,
+        policy: &str,
+        duration: Duration,
+        poll: Duration,
+        context: &str,
+    ) -> Watched {
+        let end = Instant::now() + duration;
+        let mut seen = Watched::default();
+        while Instant::now() < end {
+            let s = self.status();
+            seen.states.insert(state(&s, wan));
+            let latency = iface(&s, wan)["latency_ms"].as_f64().unwrap_or(0.0);
+            seen.max_latency_ms = seen.max_latency_ms.max(latency);
+            assert_eq!(
+                active(&s, policy),
+                [wan],
+                "{context}: {wan} lost policy {policy}: {s:#}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(poll);
+        }
+        seen
     }
 
     /// SIGKILL mwand (its trackers keep running).
