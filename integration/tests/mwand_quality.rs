@@ -103,6 +103,10 @@ fn jittery_wan1_moves_voice_to_wan2_while_bulk_stays() {
         "the policy event names the ceiling:\n{}",
         m.log_text()
     );
+    // The move is in the timeline too: the ceiling moved voice right after
+    // a tracker's samples, before the apply (it was missing there before).
+    let history = String::from_utf8(m.ctl(&["history"]).stdout).expect("utf-8");
+    assert!(history.contains("policy voice: wan2"), "{history}");
     let out = m.ctl(&["explain", "voice"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
