@@ -423,26 +423,6 @@ fn flush_and_delete_messages() {
 }
 
 #[test]
-fn drift_sees_missing_table_emptied_chain_and_redefined_set() {
-    let t = sample();
-    let mut obs = observed_sample();
-    assert_eq!(drift(&t, Some(&obs)), Drift::None);
-    assert_eq!(drift(&t, None), Drift::TableMissing);
-    obs.chains[0].rules = 0;
-    obs.sets[0].timeout_ms = Some(1000);
-    let Drift::Changed(what) = drift(&t, Some(&obs)) else {
-        panic!("drift expected")
-    };
-    assert_eq!(
-        what,
-        [
-            "chain prerouting has 0 rules, expected 4",
-            "set sticky_p_wan1 redefined"
-        ]
-    );
-}
-
-#[test]
 fn redefined_set_is_deleted_and_recreated_others_kept() {
     let mut obs = observed_sample();
     obs.sets[0].timeout_ms = Some(1000);
