@@ -1,6 +1,11 @@
 //! Incoming: what each message from ubusd does to the client.
 
-use super::*;
+use super::{
+    pattern_matches, AfterLookup, Client, ClientError, Deferred, Event, Invocation, ObjRef,
+    ObjectInfo, PendingKind, State, OBJECT_ADD_EVENT,
+};
+use crate::blobmsg::{Table, Value};
+use crate::message::{status, Message, MsgType};
 
 impl Client {
     // ---- Incoming.

@@ -10,8 +10,8 @@
 //! every HELLO ([`registrations`]), requests ([`requests`]) and what each
 //! message from ubusd does ([`incoming`]).
 
-use crate::blobmsg::{Table, Value};
-use crate::message::{status, Message, MsgType};
+use crate::blobmsg::Table;
+use crate::message::{status, Message};
 use std::collections::HashMap;
 
 mod api;

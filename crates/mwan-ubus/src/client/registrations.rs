@@ -1,7 +1,11 @@
 //! Registrations, remembered across reconnects: published objects, event
 //! patterns, subscriptions.
 
-use super::*;
+use super::{
+    pattern_matches, signature, Client, ClientError, MethodSpec, NamedObject, ObjRef, PendingKind,
+    Subscription, OBJECT_ADD_EVENT,
+};
+use crate::message::Message;
 
 impl Client {
     // ---- Registrations (remembered across reconnects).

@@ -1,6 +1,8 @@
 //! Requests: lookup, call, invoke, events, notifications, replies.
 
-use super::*;
+use super::{AfterLookup, Client, ClientError, Deferred, Invocation, PendingKind, Tag};
+use crate::blobmsg::Table;
+use crate::message::{status, Message};
 
 impl Client {
     // ---- Requests.
