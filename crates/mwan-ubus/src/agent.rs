@@ -300,15 +300,13 @@ impl Agent {
     /// (wan -> command line). Unchanged ones keep their process; changed or
     /// new ones are (re)started by one `service add`; others are deleted.
     pub fn set_trackers(&mut self, wanted: &BTreeMap<String, Vec<String>>) {
-        let wanted: BTreeMap<String, InstanceSpec> = wanted
-            .iter()
-            .map(|(w, argv)| {
+        let wanted: BTreeMap<String, InstanceSpec> =
+            mwan_core::sort::btree_map(wanted.iter().map(|(w, argv)| {
                 (
                     w.clone(),
                     tracker_spec(argv, self.tracker_privileges.as_ref()),
                 )
-            })
-            .collect();
+            }));
         let gone: Vec<String> = self
             .trackers
             .keys()
