@@ -227,17 +227,10 @@ impl Agent {
         &mut self,
         registry: &Registry,
         call: PendingCall,
-        body: &serde_json::Value,
+        body: Table,
         now: Instant,
     ) -> Vec<AgentEvent> {
-        let result = Table::from_json(body)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                self.session
-                    .client()
-                    .reply(&call.0, status::OK, Some(t))
-                    .map_err(|e| e.to_string())
-            });
+        let result = self.session.client().reply(&call.0, status::OK, Some(body));
         if let Err(e) = result {
             log::error!("ubus: reply to mwan3 status: {e}");
         }

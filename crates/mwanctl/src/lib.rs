@@ -316,7 +316,10 @@ fn print_response(cli: &Cli, response: Response) -> ExitCode {
             // Scripts reading --json get an answer on stdout too, shaped
             // like the success reply of restart/reload/override.
             if cli.json {
-                println!("{}", serde_json::json!({ "ok": false, "error": message }));
+                let reply = mwan_ubus::blobmsg::Table::new()
+                    .with("ok", mwan_ubus::blobmsg::Value::bool(false))
+                    .with("error", mwan_ubus::blobmsg::Value::string(&message));
+                println!("{}", reply.to_json_text());
             }
             eprintln!("mwanctl: {message}");
             ExitCode::from(EXIT_FAILED)

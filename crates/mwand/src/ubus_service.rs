@@ -138,9 +138,7 @@ impl UbusService {
             section.as_deref(),
             interface.as_deref(),
         );
-        let events = self
-            .agent
-            .reply_mwan3(registry, call, &body, Instant::now());
+        let events = self.agent.reply_mwan3(registry, call, body, Instant::now());
         self.note(events)
     }
 
