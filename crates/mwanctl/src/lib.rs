@@ -281,7 +281,10 @@ fn run_through(cli: &Cli, wan: &str, command_line: &[String]) -> ExitCode {
     let interfaces = match ask(cli, &Request::Interfaces) {
         Ok(Response::Interfaces(v)) => v,
         Ok(other) => {
-            eprintln!("mwanctl: unexpected reply {other:?}");
+            eprintln!(
+                "mwanctl: unexpected reply to the interface list: {}",
+                render::json(&other)
+            );
             return ExitCode::from(EXIT_FAILED);
         }
         Err(code) => return code,
