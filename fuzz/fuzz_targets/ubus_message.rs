@@ -1,6 +1,6 @@
 //! ubus frames from ubusd (blobmsg inside), and what mwand makes of their
 //! data: netifd interface states and events, procd service lists and
-//! events, calls of the `mwan` object.
+//! events, calls of the `mwan` object; and JSON text (history replies).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use mwan_ubus::blobmsg::Table;
@@ -16,10 +16,16 @@ fn use_table(method: &str, t: &Table) {
     let _ = procd::ProcdEvent::parse(method, t);
     let _ = mwan_object::request(method, t);
     let _ = mwan_object::response_from(method, 0, t);
-    let _ = t.to_json();
+    // The JSON text `mwanctl --json` prints, read back (deeper than the
+    // reader's nesting limit it is an error, not a crash).
+    let _ = Table::from_json_text(&t.to_json_text());
 }
 
 fuzz_target!(|data: &[u8]| {
+    // JSON text, as mwand's history reply carries it.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = Table::from_json_text(text);
+    }
     // A bare blobmsg table, as the body of a DATA attribute.
     if let Ok(t) = Table::decode(data) {
         use_table("status", &t);

@@ -42,7 +42,9 @@ fn uplinks(routes: &[DefaultRoute]) -> Vec<&DefaultRoute> {
             None => best.push(r),
         }
     }
-    best.sort_by(|a, b| (a.metric, &a.device).cmp(&(b.metric, &b.device)));
+    crate::sort::sort_by(&mut best, |a, b| {
+        (a.metric, &a.device).cmp(&(b.metric, &b.device))
+    });
     best
 }
 

@@ -32,15 +32,12 @@ impl Carrying {
         decisions: &[PolicyDecision],
     ) -> Self {
         Carrying {
-            usable: usable.into_iter().collect(),
-            active: decisions
-                .iter()
-                .flat_map(|d| {
-                    d.active
-                        .iter()
-                        .map(|m| (d.policy.clone(), m.interface.clone()))
-                })
-                .collect(),
+            usable: crate::sort::btree_map(usable),
+            active: crate::sort::btree_set(decisions.iter().flat_map(|d| {
+                d.active
+                    .iter()
+                    .map(|m| (d.policy.clone(), m.interface.clone()))
+            })),
         }
     }
 

@@ -20,6 +20,21 @@ pub mod startup;
 pub mod token;
 pub mod tracker_control;
 
+/// `impl Debug` as the type's `Display`, for error types: `std::error::Error`
+/// needs Debug, and every `dyn Error` links it, so a derived Debug of an
+/// error (and of all it holds) is code that only `{:?}` would ever print
+/// (docs/footprint.md).
+#[macro_export]
+macro_rules! debug_as_display {
+    ($($error:ty),+) => {$(
+        impl ::std::fmt::Debug for $error {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(self, f)
+            }
+        }
+    )+};
+}
+
 /// Monotonic time in milliseconds since an origin the caller chooses.
 /// The core never reads a clock; the event loops pass `now` in.
 pub type Millis = u64;

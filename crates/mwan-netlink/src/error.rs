@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 
 /// The kernel refused one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KernelError {
     /// Positive errno.
     pub errno: i32,
@@ -50,9 +50,10 @@ impl fmt::Display for KernelError {
     }
 }
 
+mwan_core::debug_as_display!(KernelError, NetlinkError);
+
 impl std::error::Error for KernelError {}
 
-#[derive(Debug)]
 pub enum NetlinkError {
     /// A socket call failed.
     Io { context: String, source: io::Error },

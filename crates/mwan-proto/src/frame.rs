@@ -46,7 +46,7 @@ pub fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Frame
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     bincode::serde::encode_into_std_write(msg, out, bincode_config())
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
+        .map_err(|e| FrameError::Encode(encode_error_text(&e)))?;
     let len = out.len() - start - 4;
     if len > MAX_FRAME {
         out.truncate(start);
@@ -179,7 +179,19 @@ fn decode_error_text(e: &bincode::error::DecodeError) -> String {
         D::InvalidBooleanValue(v) => format!("{v} is not a boolean"),
         D::InvalidCharEncoding(_) => "a character is not valid UTF-8".to_string(),
         D::LimitExceeded => "message exceeds the size limit".to_string(),
-        other => format!("{other:?}"),
+        // The rest cannot come from our message types; bincode's text
+        // for them is its Debug, which costs ~3 KB of code to link.
+        _ => "malformed message".to_string(),
+    }
+}
+
+/// What serialising failed on; bincode's own text is its Debug, as above.
+fn encode_error_text(e: &bincode::error::EncodeError) -> String {
+    use bincode::error::EncodeError as E;
+    match e {
+        E::OtherString(text) => text.clone(),
+        E::Other(text) => (*text).to_string(),
+        _ => "the message cannot be encoded".to_string(),
     }
 }
 

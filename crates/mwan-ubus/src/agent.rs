@@ -227,17 +227,10 @@ impl Agent {
         &mut self,
         registry: &Registry,
         call: PendingCall,
-        body: &serde_json::Value,
+        body: Table,
         now: Instant,
     ) -> Vec<AgentEvent> {
-        let result = Table::from_json(body)
-            .map_err(|e| e.to_string())
-            .and_then(|t| {
-                self.session
-                    .client()
-                    .reply(&call.0, status::OK, Some(t))
-                    .map_err(|e| e.to_string())
-            });
+        let result = self.session.client().reply(&call.0, status::OK, Some(body));
         if let Err(e) = result {
             log::error!("ubus: reply to mwan3 status: {e}");
         }
@@ -300,15 +293,13 @@ impl Agent {
     /// (wan -> command line). Unchanged ones keep their process; changed or
     /// new ones are (re)started by one `service add`; others are deleted.
     pub fn set_trackers(&mut self, wanted: &BTreeMap<String, Vec<String>>) {
-        let wanted: BTreeMap<String, InstanceSpec> = wanted
-            .iter()
-            .map(|(w, argv)| {
+        let wanted: BTreeMap<String, InstanceSpec> =
+            mwan_core::sort::btree_map(wanted.iter().map(|(w, argv)| {
                 (
                     w.clone(),
                     tracker_spec(argv, self.tracker_privileges.as_ref()),
                 )
-            })
-            .collect();
+            }));
         let gone: Vec<String> = self
             .trackers
             .keys()

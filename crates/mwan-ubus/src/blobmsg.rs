@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+pub mod de;
+mod json;
 pub mod ser;
 
 /// blobmsg type codes (libubox `enum blobmsg_type`).
@@ -212,6 +214,11 @@ impl Value {
 
     pub fn bool(b: bool) -> Value {
         Value::Int8(i8::from(b))
+    }
+
+    /// A whole number as libubox converts JSON: int32 when it fits, else int64.
+    pub fn int(v: i64) -> Value {
+        i32::try_from(v).map_or(Value::Int64(v), Value::Int32)
     }
 
     pub fn string(s: impl Into<String>) -> Value {
@@ -433,6 +440,8 @@ impl Table {
         Ok(Table(decode_list(buf, 0, buf.len())?))
     }
 
+    /// As serde_json's value, for tests and tools: the shipped code writes
+    /// and reads JSON text itself ([`Table::to_json_text`]).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Object(
             self.0
@@ -460,9 +469,9 @@ impl Table {
         ser::to_table(value).map_err(|e| JsonError(e.to_string()))
     }
 
-    /// Deserialises the table through its JSON form.
+    /// Deserialises the table (see [`de`]).
     pub fn to_deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, JsonError> {
-        serde_json::from_value(self.to_json()).map_err(|e| JsonError(e.to_string()))
+        de::from_value(&Value::Table(self.clone()))
     }
 }
 
@@ -514,7 +523,7 @@ impl Value {
             J::Bool(b) => Value::bool(*b),
             J::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    i32::try_from(i).map_or(Value::Int64(i), Value::Int32)
+                    Value::int(i)
                 } else if let Some(u) = n.as_u64() {
                     // Above i64::MAX: keep the bits, as blobmsg_add_u64 would.
                     Value::Int64(u as i64)

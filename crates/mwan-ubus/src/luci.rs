@@ -13,10 +13,9 @@
 //! ```
 //! `section` = "interfaces" | "connected" | "policies" returns only that key.
 
-use crate::blobmsg::kind;
+use crate::blobmsg::{kind, Table, Value};
 use crate::client::MethodSpec;
 use mwan_proto::control::{InterfaceStatus, Status};
-use serde_json::{json, Map, Value as J};
 use std::collections::BTreeMap;
 
 pub const MWAN3_OBJECT: &str = "mwan3";
@@ -38,11 +37,22 @@ pub struct InterfaceExtra {
     pub track_ips: Vec<String>,
 }
 
-fn round(v: Option<f64>) -> i64 {
-    v.map_or(0, |v| v.round() as i64)
+fn seconds(v: u64) -> Value {
+    Value::int(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
-fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
+fn round(v: Option<f64>) -> Value {
+    Value::int(v.map_or(0, |v| v.round() as i64))
+}
+
+/// A table from its entries sorted by name, as the JSON objects this reply
+/// was first built from (serde_json's map) ordered them.
+fn sorted(mut entries: Vec<(String, Value)>) -> Value {
+    mwan_core::sort::sort_by(&mut entries, |a, b| a.0.cmp(&b.0));
+    Value::Table(Table(entries))
+}
+
+fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> Value {
     let state = i.state.as_str();
     let enabled = extra.enabled.unwrap_or(state != "disabled");
     // mwan3track's own vocabulary: active | paused | down | disabled.
@@ -78,33 +88,43 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
     let online_s = if state == "online" { i.state_age_s } else { 0 };
     let offline_s = if state == "offline" { i.state_age_s } else { 0 };
     let ip_status = if state == "online" { "up" } else { "down" };
-    let track_ip: Vec<J> = extra
+    let track_ip: Vec<Value> = extra
         .track_ips
         .iter()
         .map(|ip| {
-            json!({
-                "ip": ip,
-                "status": if i.tracker.connected { ip_status } else { "unknown" },
-                "latency": round(i.latency_ms),
-                "packetloss": round(i.loss_pct),
-            })
+            let status = if i.tracker.connected {
+                ip_status
+            } else {
+                "unknown"
+            };
+            Value::Table(
+                Table::new()
+                    .with("ip", Value::string(ip))
+                    .with("latency", round(i.latency_ms))
+                    .with("packetloss", round(i.loss_pct))
+                    .with("status", Value::string(status)),
+            )
         })
         .collect();
-    json!({
-        "age": i.state_age_s,
-        "online": online_s,
-        "offline": offline_s,
-        "uptime": extra.netifd_uptime_s.unwrap_or(0),
-        "score": round(i.score),
-        "lost": 0,
-        "turn": 0,
-        "status": status,
-        "enabled": enabled,
-        "running": tracking == "active",
-        "tracking": tracking,
-        "up": extra.netifd_up.unwrap_or(matches!(state, "online" | "connecting" | "disconnecting")),
-        "track_ip": track_ip,
-    })
+    let up = extra
+        .netifd_up
+        .unwrap_or(matches!(state, "online" | "connecting" | "disconnecting"));
+    Value::Table(
+        Table::new()
+            .with("age", seconds(i.state_age_s))
+            .with("enabled", Value::bool(enabled))
+            .with("lost", Value::Int32(0))
+            .with("offline", seconds(offline_s))
+            .with("online", seconds(online_s))
+            .with("running", Value::bool(tracking == "active"))
+            .with("score", round(i.score))
+            .with("status", Value::string(status))
+            .with("track_ip", Value::Array(track_ip))
+            .with("tracking", Value::string(tracking))
+            .with("turn", Value::Int32(0))
+            .with("up", Value::bool(up))
+            .with("uptime", seconds(extra.netifd_uptime_s.unwrap_or(0))),
+    )
 }
 
 /// mwan3's `status` reply. `connected` is mwand's connected-network list
@@ -115,39 +135,61 @@ pub fn status(
     extras: &BTreeMap<String, InterfaceExtra>,
     section: Option<&str>,
     only_interface: Option<&str>,
-) -> J {
+) -> Table {
     let none = InterfaceExtra::default();
-    let interfaces: Map<String, J> = status
-        .interfaces
-        .iter()
-        .filter(|i| only_interface.is_none_or(|n| n == i.name))
-        .map(|i| {
-            (
-                i.name.clone(),
-                interface(i, extras.get(&i.name).unwrap_or(&none)),
-            )
-        })
-        .collect();
+    let interfaces = sorted(
+        status
+            .interfaces
+            .iter()
+            .filter(|i| only_interface.is_none_or(|n| n == i.name))
+            .map(|i| {
+                (
+                    i.name.clone(),
+                    interface(i, extras.get(&i.name).unwrap_or(&none)),
+                )
+            })
+            .collect(),
+    );
     let (v6, v4): (Vec<&String>, Vec<&String>) = connected.iter().partition(|c| c.contains(':'));
-    let connected = json!({ "ipv4": v4, "ipv6": v6 });
+    let strings = |v: Vec<&String>| Value::Array(v.into_iter().map(Value::string).collect());
+    let connected = Value::Table(
+        Table::new()
+            .with("ipv4", strings(v4))
+            .with("ipv6", strings(v6)),
+    );
     // mwand's policies are family-agnostic: the same shares apply to both.
-    let per_family: Map<String, J> = status
-        .policies
-        .iter()
-        .map(|p| {
-            let members: Vec<J> = p
-                .active
-                .iter()
-                .map(|m| json!({ "interface": m.interface, "percent": m.share_pct }))
-                .collect();
-            (p.name.clone(), J::Array(members))
-        })
-        .collect();
-    let policies = json!({ "ipv4": per_family, "ipv6": per_family });
+    let per_family = sorted(
+        status
+            .policies
+            .iter()
+            .map(|p| {
+                let members = p
+                    .active
+                    .iter()
+                    .map(|m| {
+                        Value::Table(
+                            Table::new()
+                                .with("interface", Value::string(&m.interface))
+                                .with("percent", Value::Double(m.share_pct)),
+                        )
+                    })
+                    .collect();
+                (p.name.clone(), Value::Array(members))
+            })
+            .collect(),
+    );
+    let policies = Value::Table(
+        Table::new()
+            .with("ipv4", per_family.clone())
+            .with("ipv6", per_family),
+    );
     match section {
-        Some("interfaces") => json!({ "interfaces": interfaces }),
-        Some("connected") => json!({ "connected": connected }),
-        Some("policies") => json!({ "policies": policies }),
-        _ => json!({ "interfaces": interfaces, "connected": connected, "policies": policies }),
+        Some("interfaces") => Table::new().with("interfaces", interfaces),
+        Some("connected") => Table::new().with("connected", connected),
+        Some("policies") => Table::new().with("policies", policies),
+        _ => Table::new()
+            .with("connected", connected)
+            .with("interfaces", interfaces)
+            .with("policies", policies),
     }
 }

@@ -63,7 +63,7 @@ fn opt_string(args: &Table, key: &str) -> Result<Option<String>, BadCall> {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(invalid(format!(
             "argument '{key}' must be a string, got {}",
-            other.to_json()
+            other.to_json_text()
         ))),
     }
 }
@@ -119,7 +119,7 @@ pub fn request(method: &str, args: &Table) -> Result<Request, BadCall> {
                 Some(other) => {
                     return Err(invalid(format!(
                         "argument 'since' must be a second (a number from 0), got {}",
-                        other.to_json()
+                        other.to_json_text()
                     )))
                 }
             },
@@ -155,13 +155,10 @@ pub fn reply(response: &Response) -> (u32, Table) {
         Response::Rules(v) => wrap("rules", v),
         Response::Connected(v) => wrap("connected", v),
         Response::Explain(v) => wrap("explain", v),
-        Response::History { json } => serde_json::from_str(json)
-            .map_err(|e| e.to_string())
-            .and_then(|v| Table::from_json(&v).map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| {
-                log::error!("ubus history reply: {e}");
-                Table::new()
-            }),
+        Response::History { json } => Table::from_json_text(json).unwrap_or_else(|e| {
+            log::error!("ubus history reply: {e}");
+            Table::new()
+        }),
         Response::Done { message } => Table::new()
             .with("ok", Value::bool(true))
             .with("message", Value::string(message)),
@@ -236,8 +233,7 @@ fn interface_table(interface: &str) -> Table {
 /// (the inverse of [`reply`]), for `mwanctl` over ubus.
 pub fn response_from(method: &str, code: u32, body: &Table) -> Result<Response, String> {
     fn field<T: serde::de::DeserializeOwned>(body: &Table, key: &str) -> Result<T, String> {
-        let json = body.to_json();
-        serde_json::from_value(json.get(key).cloned().unwrap_or(serde_json::Value::Null))
+        crate::blobmsg::de::from_value(body.get(key).unwrap_or(&Value::Unspec))
             .map_err(|e| format!("reply field '{key}': {e}"))
     }
     if let Some(error) = body.get_str("error") {
@@ -258,7 +254,7 @@ pub fn response_from(method: &str, code: u32, body: &Table) -> Result<Response, 
         "connected" => Response::Connected(field(body, "connected")?),
         "explain" => Response::Explain(field(body, "explain")?),
         "history" => Response::History {
-            json: body.to_json().to_string(),
+            json: body.to_json_text(),
         },
         _ => Response::Done {
             message: body.get_str("message").unwrap_or("done").to_owned(),

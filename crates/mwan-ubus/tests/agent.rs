@@ -127,7 +127,7 @@ impl Loop {
                     );
                     let more =
                         self.agent
-                            .reply_mwan3(self.poll.registry(), call.clone(), &body, now);
+                            .reply_mwan3(self.poll.registry(), call.clone(), body, now);
                     self.seen.extend(more);
                 }
                 _ => {}

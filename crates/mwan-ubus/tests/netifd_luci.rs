@@ -166,7 +166,8 @@ fn mwan3_status_has_the_shape_luci_reads() {
         &extras,
         None,
         None,
-    );
+    )
+    .to_json();
     let wan = &v["interfaces"]["wan"];
     let mut keys: Vec<&str> = wan
         .as_object()
@@ -215,7 +216,8 @@ fn mwan3_status_has_the_shape_luci_reads() {
         &extras,
         Some("interfaces"),
         Some("wanb"),
-    );
+    )
+    .to_json();
     assert_eq!(only.as_object().unwrap().len(), 1);
     assert_eq!(
         only["interfaces"]
@@ -423,7 +425,7 @@ fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
             ..luci::InterfaceExtra::default()
         },
     );
-    let v = luci::status(&sample_status(), &[], &extras, None, None);
+    let v = luci::status(&sample_status(), &[], &extras, None, None).to_json();
     // LuCI's overview: "notracking" shows netifd's uptime; anything unknown shows as Disabled.
     assert_eq!(v["interfaces"]["wan"]["status"], "notracking");
     assert_eq!(v["interfaces"]["wan"]["uptime"], 77);
@@ -439,7 +441,7 @@ fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
     let mut status = sample_status();
     status.interfaces[1].tracker.connected = false;
     status.interfaces[1].tracker.pid = None;
-    let v = luci::status(&status, &[], &extras, None, None);
+    let v = luci::status(&status, &[], &extras, None, None).to_json();
     assert_eq!(v["interfaces"]["wanb"]["tracking"], "down");
     assert_eq!(v["interfaces"]["wanb"]["status"], "disabled");
 }
@@ -462,7 +464,7 @@ fn mwan3_status_says_paused_for_a_paused_wan() {
             ..Default::default()
         },
     );
-    let v = luci::status(&status, &[], &extras, Some("interfaces"), Some("wan"));
+    let v = luci::status(&status, &[], &extras, Some("interfaces"), Some("wan")).to_json();
     let wan = &v["interfaces"]["wan"];
     assert_eq!(
         (wan["tracking"].as_str(), wan["running"].as_bool()),
@@ -480,7 +482,7 @@ fn mwan3_status_says_paused_for_a_paused_wan() {
 fn mwan3_status_fields_have_the_types_the_exporter_and_luci_read() {
     let mut extras = BTreeMap::new();
     extras.insert("wan".to_owned(), up_for(35, &[]));
-    let v = luci::status(&sample_status(), &[], &extras, Some("interfaces"), None);
+    let v = luci::status(&sample_status(), &[], &extras, Some("interfaces"), None).to_json();
     assert_eq!(v["interfaces"]["wan"]["status"], "notracking");
     assert_eq!(v["interfaces"]["wan"]["tracking"], "disabled");
     let t = Table::from_json(&v).unwrap();

@@ -3,7 +3,7 @@
 //! `--json` gives each warning's kind and count as well as its text.
 
 use mwan_core::config::{self, count_by_kind, warning_summary, Diagnostic};
-use serde_json::Value;
+use mwan_ubus::blobmsg::{Table, Value};
 use std::path::{Path, PathBuf};
 
 /// Checks the config at `path` (default: mwand's) and prints the outcome.
@@ -15,7 +15,10 @@ pub fn run(path: Option<PathBuf>, json: bool) -> bool {
         Err(r) => (None, r.problems, r.warnings),
     };
     if json {
-        println!("{}", json_report(&path, &problems, &warnings));
+        println!(
+            "{}",
+            json_report(&path, &problems, &warnings).to_json_text()
+        );
     } else {
         if let Some(c) = &loaded {
             print!("{}", with_newline(config::summary(c)));
@@ -63,44 +66,37 @@ fn total(warnings: &[Diagnostic]) -> usize {
 
 /// `warnings` stays a list of texts (as before); `warning_kinds` gives each
 /// one's kind code and count in the same order, `warning_counts` the totals
-/// per kind. Built from `Value`s directly: `json!` would serialize each new
-/// field type through serde, which costs flash.
+/// per kind.
 fn json_report(path: &Path, problems: &[Diagnostic], warnings: &[Diagnostic]) -> Value {
-    let texts =
-        |v: &[Diagnostic]| -> Value { v.iter().map(|d| Value::from(d.to_string())).collect() };
-    let object = |fields: Vec<(&str, Value)>| -> Value {
-        Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        )
+    let texts = |v: &[Diagnostic]| -> Value {
+        Value::Array(v.iter().map(|d| Value::String(d.to_string())).collect())
     };
-    let kinds: Value = warnings
+    let count = |n: usize| Value::int(i64::try_from(n).unwrap_or(i64::MAX));
+    let kinds = warnings
         .iter()
         .map(|w| {
-            object(vec![
-                ("kind", w.kind.code().into()),
-                ("count", (w.count() as u64).into()),
-                ("line", (w.line as u64).into()),
-            ])
+            Value::Table(
+                Table::new()
+                    .with("kind", Value::string(w.kind.code()))
+                    .with("count", count(w.count()))
+                    .with("line", count(w.line)),
+            )
         })
         .collect();
-    let counts = object(
-        count_by_kind(warnings)
-            .into_iter()
-            .map(|(k, n)| (k.code(), (n as u64).into()))
-            .collect(),
-    );
-    object(vec![
-        ("ok", problems.is_empty().into()),
-        ("config", path.display().to_string().into()),
-        ("problems", texts(problems)),
-        ("warnings", texts(warnings)),
-        ("warning_kinds", kinds),
-        ("warning_counts", counts),
-        ("warning_total", (total(warnings) as u64).into()),
-    ])
+    let counts = count_by_kind(warnings)
+        .into_iter()
+        .map(|(k, n)| (k.code().to_string(), count(n)))
+        .collect();
+    Value::Table(
+        Table::new()
+            .with("ok", Value::bool(problems.is_empty()))
+            .with("config", Value::String(path.display().to_string()))
+            .with("problems", texts(problems))
+            .with("warnings", texts(warnings))
+            .with("warning_kinds", Value::Array(kinds))
+            .with("warning_counts", Value::Table(Table(counts)))
+            .with("warning_total", count(total(warnings))),
+    )
 }
 
 /// The summary's last line ends like every other, so what follows it on
@@ -144,7 +140,7 @@ config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '192.0.2.1'\n";
     #[test]
     fn the_json_report_carries_each_warnings_kind() {
         let l = config::parse("t", TEXT).expect("loads");
-        let v = json_report(Path::new("t"), &[], &l.warnings);
+        let v = json_report(Path::new("t"), &[], &l.warnings).to_json();
         assert_eq!(v["ok"], true);
         assert_eq!(v["warning_kinds"][0]["kind"], "unknown-option");
         assert_eq!(v["warning_kinds"][2]["kind"], "obsolete-option");

@@ -281,7 +281,10 @@ fn run_through(cli: &Cli, wan: &str, command_line: &[String]) -> ExitCode {
     let interfaces = match ask(cli, &Request::Interfaces) {
         Ok(Response::Interfaces(v)) => v,
         Ok(other) => {
-            eprintln!("mwanctl: unexpected reply {other:?}");
+            eprintln!(
+                "mwanctl: unexpected reply to the interface list: {}",
+                render::json(&other)
+            );
             return ExitCode::from(EXIT_FAILED);
         }
         Err(code) => return code,
@@ -316,7 +319,10 @@ fn print_response(cli: &Cli, response: Response) -> ExitCode {
             // Scripts reading --json get an answer on stdout too, shaped
             // like the success reply of restart/reload/override.
             if cli.json {
-                println!("{}", serde_json::json!({ "ok": false, "error": message }));
+                let reply = mwan_ubus::blobmsg::Table::new()
+                    .with("ok", mwan_ubus::blobmsg::Value::bool(false))
+                    .with("error", mwan_ubus::blobmsg::Value::string(&message));
+                println!("{}", reply.to_json_text());
             }
             eprintln!("mwanctl: {message}");
             ExitCode::from(EXIT_FAILED)

@@ -4,27 +4,21 @@ use mwan_proto::control::{
     EventLoopCounters, InterfaceStatus, OverrideStatus, PolicyExplanation, PolicyStatus, Response,
     RuleStatus, Status,
 };
+use mwan_ubus::blobmsg::{Table, Value};
+use mwan_ubus::mwan_object;
 
 /// The reply's payload as JSON (docs/status-json.md), one document per call.
 /// List replies are wrapped in one key (`{"interfaces": [...]}`), exactly
 /// as the ubus object `mwan` answers (a ubus reply must be a table).
 pub fn json(response: &Response) -> String {
-    fn wrap<T: serde::Serialize>(key: &str, v: &T) -> serde_json::Result<serde_json::Value> {
-        Ok(serde_json::json!({ key: serde_json::to_value(v)? }))
-    }
-    let value = match response {
-        Response::Status(s) => serde_json::to_value(s),
-        Response::Interfaces(v) => wrap("interfaces", v),
-        Response::Policies(v) => wrap("policies", v),
-        Response::Rules(v) => wrap("rules", v),
-        Response::Connected(v) => wrap("connected", v),
-        Response::Explain(v) => wrap("explain", v),
-        Response::History { json } => serde_json::from_str(json),
-        Response::Done { message } => Ok(serde_json::json!({ "ok": true, "message": message })),
-        Response::Error { message } => Ok(serde_json::json!({ "ok": false, "error": message })),
+    // The body the ubus object `mwan` answers with, so both agree; history
+    // arrives as JSON text and is re-indented.
+    let body = match response {
+        Response::History { json } => Table::from_json_text(json),
+        other => Ok(mwan_object::reply(other).1),
     };
-    match value.and_then(|v| serde_json::to_string_pretty(&v)) {
-        Ok(s) => s + "\n",
+    match body {
+        Ok(t) => Value::Table(t).to_json_pretty() + "\n",
         Err(e) => format!("{{\"ok\": false, \"error\": \"cannot encode reply: {e}\"}}\n"),
     }
 }
@@ -213,31 +207,29 @@ fn explain(v: &[PolicyExplanation]) -> String {
 /// `mwanctl history`: per WAN the seconds held and the hour's latency and
 /// loss in brief, then the timeline, oldest first (`--json` has it all).
 fn history(json: &str) -> String {
-    let Ok(h) = serde_json::from_str::<serde_json::Value>(json) else {
+    let Ok(h) = Value::parse_json(json) else {
         return format!("error: mwand sent history that is not JSON: {json}\n");
     };
-    let numbers = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-            .unwrap_or_default()
-    };
-    let states: Vec<&str> = h["states"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-        .unwrap_or_default();
+    let numbers = |v: &Value| -> Vec<f64> { items(v).iter().filter_map(number).collect() };
+    let states: Vec<&str> = items(field(&h, "states"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let mut out = format!(
         "{:<10} {:>7}  {:<13} {:>27}  {:>9}\n",
         "INTERFACE", "SECONDS", "STATE", "LATENCY ms min/mean/max", "LOSS max"
     );
-    for w in h["wans"].as_array().into_iter().flatten() {
-        let latency = numbers(&w["latency_ms"]);
-        let loss = numbers(&w["loss_pct"]);
-        let held = w["state"]
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|s| !s.is_null()).count());
-        let state = w["state"]
-            .as_array()
-            .and_then(|a| a.iter().rev().find_map(serde_json::Value::as_u64))
+    for w in items(field(&h, "wans")) {
+        let latency = numbers(field(w, "latency_ms"));
+        let loss = numbers(field(w, "loss_pct"));
+        let held = items(field(w, "state"))
+            .iter()
+            .filter(|s| **s != Value::Unspec)
+            .count();
+        let state = items(field(w, "state"))
+            .iter()
+            .rev()
+            .find_map(whole)
             .and_then(|i| states.get(i as usize).copied())
             .unwrap_or("-");
         let lat = if latency.is_empty() {
@@ -255,21 +247,21 @@ fn history(json: &str) -> String {
             .map_or("-".to_string(), |l| format!("{l:.0}%"));
         out += &format!(
             "{:<10} {held:>7}  {state:<13} {lat:>27}  {loss:>9}\n",
-            w["name"].as_str().unwrap_or("?")
+            field(w, "name").as_str().unwrap_or("?")
         );
     }
-    let events = h["events"].as_array().cloned().unwrap_or_default();
+    let events = items(field(&h, "events"));
     if !events.is_empty() {
         out += "\nevents (second of mwand's clock):\n";
     }
-    for e in &events {
-        let reason = e["reason"].as_str().unwrap_or("");
+    for e in events {
+        let reason = field(e, "reason").as_str().unwrap_or("");
         out += &format!(
             "  {:>7}  {} {}: {}{}\n",
-            e["t"].as_u64().unwrap_or(0),
-            e["kind"].as_str().unwrap_or("?"),
-            e["subject"].as_str().unwrap_or("?"),
-            e["text"].as_str().unwrap_or(""),
+            whole(field(e, "t")).unwrap_or(0),
+            field(e, "kind").as_str().unwrap_or("?"),
+            field(e, "subject").as_str().unwrap_or("?"),
+            field(e, "text").as_str().unwrap_or(""),
             if reason.is_empty() {
                 String::new()
             } else {
@@ -279,8 +271,37 @@ fn history(json: &str) -> String {
     }
     out + &format!(
         "next: {} (poll with --since {0})\n",
-        h["next"].as_u64().unwrap_or(0)
+        whole(field(&h, "next")).unwrap_or(0)
     )
+}
+
+/// `value[key]`, null when `value` is not a table or lacks the key.
+fn field<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value
+        .as_table()
+        .and_then(|t| t.get(key))
+        .unwrap_or(&Value::Unspec)
+}
+
+/// The items of an array; none for anything else.
+fn items(value: &Value) -> &[Value] {
+    value.as_array().unwrap_or(&[])
+}
+
+/// A JSON number (parsed JSON holds booleans as int8, numbers never).
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Int8(_) => None,
+        v => v.as_f64(),
+    }
+}
+
+/// A JSON whole number from 0.
+fn whole(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int8(_) => None,
+        v => v.as_i64().and_then(|n| u64::try_from(n).ok()),
+    }
 }
 
 #[cfg(test)]

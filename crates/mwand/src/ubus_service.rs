@@ -138,9 +138,7 @@ impl UbusService {
             section.as_deref(),
             interface.as_deref(),
         );
-        let events = self
-            .agent
-            .reply_mwan3(registry, call, &body, Instant::now());
+        let events = self.agent.reply_mwan3(registry, call, body, Instant::now());
         self.note(events)
     }
 
@@ -148,23 +146,19 @@ impl UbusService {
     /// netifd's at the time it told us plus the time since (netifd counts
     /// from the same ifup, and mwan3's object asks netifd on every call).
     fn mwan3_extras(&self, config: &Config, now: Instant) -> BTreeMap<String, InterfaceExtra> {
-        config
-            .interfaces
-            .iter()
-            .map(|i| {
-                let netifd = self.netifd.get(&i.name);
-                let extra = InterfaceExtra {
-                    enabled: Some(i.enabled),
-                    netifd_up: netifd.map(|(n, _)| n.up),
-                    netifd_uptime_s: netifd.and_then(|(n, seen)| {
-                        let since = now.saturating_duration_since(*seen).as_secs();
-                        n.uptime_s.map(|u| u64::from(u) + since)
-                    }),
-                    track_ips: i.track_ip.clone(),
-                };
-                (i.name.clone(), extra)
-            })
-            .collect()
+        mwan_core::sort::btree_map(config.interfaces.iter().map(|i| {
+            let netifd = self.netifd.get(&i.name);
+            let extra = InterfaceExtra {
+                enabled: Some(i.enabled),
+                netifd_up: netifd.map(|(n, _)| n.up),
+                netifd_uptime_s: netifd.and_then(|(n, seen)| {
+                    let since = now.saturating_duration_since(*seen).as_secs();
+                    n.uptime_s.map(|u| u64::from(u) + since)
+                }),
+                track_ips: i.track_ip.clone(),
+            };
+            (i.name.clone(), extra)
+        }))
     }
 
     /// Sends `mwan.interface` for every interface whose state differs from
@@ -217,8 +211,10 @@ impl UbusService {
     pub fn restart_tracker(&mut self, registry: &Registry, wan: &str) -> bool {
         let known = self.agent.restart_tracker(wan);
         let events = self.agent.flush(registry, Instant::now());
-        for e in events {
-            log::debug!("ubus during restart: {e:?}");
+        // Logged by count only: formatting the events would link Debug
+        // code for every type they carry (docs/footprint.md).
+        if !events.is_empty() {
+            log::debug!("ubus during restart: {} event(s) not handled", events.len());
         }
         known
     }

@@ -20,6 +20,7 @@ pub use diagnostic::{aggregate, count_by_kind, warning_summary, Diagnostic, Kind
 pub use model::*;
 pub use render::render;
 pub use summary::summary;
+pub use values::parse_f64;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -118,7 +118,7 @@ pub(crate) fn decimal(value: &str, min: f64, min_exclusive: bool, max: f64) -> R
 /// 19 significant digits and an exponent within ±38 (what `{}` prints for
 /// any f64 from 1e-19 up, and every sane option value) the result is std's
 /// bit for bit; past that it may differ in its last bits.
-fn parse_f64(text: &str) -> Option<f64> {
+pub fn parse_f64(text: &str) -> Option<f64> {
     let (negative, unsigned) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),

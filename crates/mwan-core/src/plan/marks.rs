@@ -116,7 +116,7 @@ pub struct Allocation {
 
 impl Allocation {
     fn used(&self) -> BTreeSet<u32> {
-        let mut used: BTreeSet<u32> = self.targets.values().copied().collect();
+        let mut used = crate::sort::btree_set(self.targets.values().copied());
         for w in self.wans.values() {
             used.insert(w.tracker);
             used.insert(w.pin);

@@ -380,7 +380,7 @@ impl NetworkPlan {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum PlanError {
     MaskTooSmall {
         mask: u32,
@@ -407,6 +407,8 @@ impl fmt::Display for PlanError {
         }
     }
 }
+
+crate::debug_as_display!(PlanError);
 
 impl std::error::Error for PlanError {}
 

@@ -36,13 +36,9 @@ pub fn to_table<T: Serialize + ?Sized>(value: &T) -> Result<Table, SerError> {
         Value::Table(t) => Ok(t),
         other => Err(SerError(format!(
             "a ubus message body must be a table, got {}",
-            other.to_json()
+            other.to_json_text()
         ))),
     }
-}
-
-fn int(v: i64) -> Value {
-    i32::try_from(v).map_or(Value::Int64(v), Value::Int32)
 }
 
 pub struct ValueSerializer;
@@ -81,29 +77,29 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::bool(v))
     }
     fn serialize_i8(self, v: i8) -> Result<Value, SerError> {
-        Ok(int(v.into()))
+        Ok(Value::int(v.into()))
     }
     fn serialize_i16(self, v: i16) -> Result<Value, SerError> {
-        Ok(int(v.into()))
+        Ok(Value::int(v.into()))
     }
     fn serialize_i32(self, v: i32) -> Result<Value, SerError> {
-        Ok(int(v.into()))
+        Ok(Value::int(v.into()))
     }
     fn serialize_i64(self, v: i64) -> Result<Value, SerError> {
-        Ok(int(v))
+        Ok(Value::int(v))
     }
     fn serialize_u8(self, v: u8) -> Result<Value, SerError> {
-        Ok(int(v.into()))
+        Ok(Value::int(v.into()))
     }
     fn serialize_u16(self, v: u16) -> Result<Value, SerError> {
-        Ok(int(v.into()))
+        Ok(Value::int(v.into()))
     }
     fn serialize_u32(self, v: u32) -> Result<Value, SerError> {
-        Ok(int(v.into()))
+        Ok(Value::int(v.into()))
     }
     fn serialize_u64(self, v: u64) -> Result<Value, SerError> {
         // Above i64::MAX the bits are kept, as blobmsg_add_u64 would.
-        Ok(i64::try_from(v).map_or(Value::Int64(v as i64), int))
+        Ok(i64::try_from(v).map_or(Value::Int64(v as i64), Value::int))
     }
     fn serialize_f32(self, v: f32) -> Result<Value, SerError> {
         Ok(Value::Double(v.into()))
@@ -281,7 +277,7 @@ impl ser::SerializeMap for MapSer {
             other => {
                 return Err(SerError(format!(
                     "map keys must be strings or numbers, got {}",
-                    other.to_json()
+                    other.to_json_text()
                 )))
             }
         };

@@ -9,7 +9,6 @@ use mwan_netlink::{KernelError, NetlinkError};
 use mwan_proto::control::DataplaneErrorKind;
 use std::fmt;
 
-#[derive(Debug)]
 pub enum DataplaneError {
     /// A netlink socket or the first read of the kernel at start.
     Open {
@@ -136,6 +135,8 @@ impl fmt::Display for DataplaneError {
         }
     }
 }
+
+mwan_core::debug_as_display!(DataplaneError);
 
 impl std::error::Error for DataplaneError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

@@ -353,10 +353,10 @@ impl Dataplane {
             .collect();
         let policies: Vec<PolicyRoutes> =
             engine.decisions().iter().map(PolicyRoutes::from).collect();
-        let devices: BTreeMap<String, String> = wans
-            .values()
-            .filter_map(|w| Some((w.config().name.clone(), w.device()?.to_string())))
-            .collect();
+        let devices = mwan_core::sort::btree_map(
+            wans.values()
+                .filter_map(|w| Some((w.config().name.clone(), w.device()?.to_string()))),
+        );
         let main_defaults: Vec<Route> = self
             .snapshot
             .main_routes

@@ -236,7 +236,7 @@ fn sticky_chain_name(index: usize) -> String {
     format!("sticky_r{index}")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum NftPlanError {
     /// A set or chain name the kernel would refuse.
     NameTooLong { name: String, what: &'static str },
@@ -254,6 +254,8 @@ impl fmt::Display for NftPlanError {
         }
     }
 }
+
+crate::debug_as_display!(NftPlanError);
 
 impl std::error::Error for NftPlanError {}
 
