@@ -47,14 +47,6 @@ impl UbusService {
         })
     }
 
-    /// Who procd runs the trackers as.
-    pub fn set_tracker_privileges(
-        &mut self,
-        privileges: Option<mwan_ubus::agent::TrackerPrivileges>,
-    ) {
-        self.agent.set_tracker_privileges(privileges);
-    }
-
     pub fn supervises_trackers(&self) -> bool {
         self.supervise
     }

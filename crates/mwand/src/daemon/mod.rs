@@ -234,11 +234,6 @@ impl Daemon {
         };
         #[cfg(feature = "http")]
         let http = web::bind(&opts, registry, tokens::HTTP)?;
-        if let Some(u) = ubus.as_mut() {
-            u.set_tracker_privileges(tracker_user.and_then(|user| {
-                crate::supervisor::procd_privileges(user, &opts.tracker_capabilities)
-            }));
-        }
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
         let mut supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         supervisor.set_user(tracker_user);
