@@ -29,13 +29,18 @@ pub fn methods() -> Vec<MethodSpec> {
 }
 
 /// Facts mwan3's object reports that mwand's [`Status`] does not carry:
-/// from the config (enabled, track IPs) and netifd (up, uptime).
+/// from the config (enabled, track IPs), netifd (up, uptime) and the
+/// health machine (mwan3track's counters).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InterfaceExtra {
     pub enabled: Option<bool>,
     pub netifd_up: Option<bool>,
     pub netifd_uptime_s: Option<u64>,
     pub track_ips: Vec<String>,
+    /// mwan3track's LOST and TURN: targets failed since the last
+    /// successful round, rounds since the link last came online.
+    pub lost: u32,
+    pub turn: u64,
 }
 
 fn round(v: Option<f64>) -> i64 {
@@ -96,8 +101,8 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> J {
         "offline": offline_s,
         "uptime": extra.netifd_uptime_s.unwrap_or(0),
         "score": round(i.score),
-        "lost": 0,
-        "turn": 0,
+        "lost": extra.lost,
+        "turn": extra.turn,
         "status": status,
         "enabled": enabled,
         "running": tracking == "active",

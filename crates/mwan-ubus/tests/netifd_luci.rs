@@ -156,6 +156,8 @@ fn mwan3_status_has_the_shape_luci_reads() {
             netifd_up: Some(true),
             netifd_uptime_s: Some(4242),
             track_ips: vec!["198.51.100.1".into()],
+            lost: 6,
+            turn: 4,
         },
     );
     let v = luci::status(
@@ -187,6 +189,7 @@ fn mwan3_status_has_the_shape_luci_reads() {
     assert_eq!(wan["offline"], 0);
     assert_eq!(wan["uptime"], 4242);
     assert_eq!(wan["score"], 98);
+    assert_eq!((&wan["lost"], &wan["turn"]), (&json!(6), &json!(4)));
     assert_eq!(
         wan["track_ip"][0],
         json!({"ip": "198.51.100.1", "status": "up", "latency": 12, "packetloss": 0})
@@ -420,6 +423,7 @@ fn mwan3_status_words_for_untracked_and_disabled_interfaces() {
             netifd_up: Some(true),
             netifd_uptime_s: Some(77),
             track_ips: vec![],
+            ..Default::default()
         },
     );
     extras.insert(
@@ -492,6 +496,7 @@ fn mwan3_status_fields_have_the_types_the_exporter_and_luci_read() {
             netifd_up: Some(true),
             netifd_uptime_s: Some(35),
             track_ips: Vec::new(),
+            ..Default::default()
         },
     );
     let v = luci::status(&sample_status(), &[], &extras, Some("interfaces"), None);

@@ -121,8 +121,12 @@ impl UbusService {
         status: &Status,
         connected: &[String],
         config: &Config,
+        lost_turn: &BTreeMap<String, (u32, u64)>,
     ) -> Vec<AgentEvent> {
-        let extras = self.mwan3_extras(config, Instant::now());
+        let mut extras = self.mwan3_extras(config, Instant::now());
+        for (name, extra) in extras.iter_mut() {
+            (extra.lost, extra.turn) = lost_turn.get(name).copied().unwrap_or_default();
+        }
         let body = luci::status(
             status,
             connected,
@@ -153,6 +157,7 @@ impl UbusService {
                         n.uptime_s.map(|u| u64::from(u) + since)
                     }),
                     track_ips: i.track_ip.clone(),
+                    ..InterfaceExtra::default()
                 };
                 (i.name.clone(), extra)
             })

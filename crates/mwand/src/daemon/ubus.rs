@@ -67,6 +67,11 @@ impl Daemon {
                 } => {
                     let status = self.status(now);
                     let connected = self.dataplane.connected();
+                    let lost_turn = self
+                        .wans
+                        .iter()
+                        .map(|(name, wan)| (name.clone(), wan.mwan3_lost_turn()))
+                        .collect();
                     if let Some(u) = self.ubus.as_mut() {
                         let evs = u.answer_mwan3(
                             self.poll.registry(),
@@ -76,6 +81,7 @@ impl Daemon {
                             &status,
                             &connected,
                             &self.config,
+                            &lost_turn,
                         );
                         self.pending_ubus.extend(evs);
                     }
