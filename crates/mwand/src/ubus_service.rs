@@ -121,11 +121,11 @@ impl UbusService {
         status: &Status,
         connected: &[String],
         config: &Config,
-        lost_turn: &BTreeMap<String, (u32, u64)>,
+        lost_turn: &dyn Fn(&str) -> (u32, u64),
     ) -> Vec<AgentEvent> {
         let mut extras = self.mwan3_extras(config, Instant::now());
         for (name, extra) in extras.iter_mut() {
-            (extra.lost, extra.turn) = lost_turn.get(name).copied().unwrap_or_default();
+            (extra.lost, extra.turn) = lost_turn(name);
         }
         let body = luci::status(
             status,
