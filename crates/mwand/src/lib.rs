@@ -15,7 +15,7 @@ mod logger;
 mod signals;
 mod supervisor;
 mod tracker_cmd;
-// The ubus glue offers more than mwand uses yet (is_connected, netifd_state).
+// The ubus glue offers more than mwand uses yet (is_connected).
 #[allow(dead_code)]
 mod ubus_service;
 mod wan;

@@ -336,6 +336,15 @@ impl Daemon {
                 Some(wan) => wan.reconfigure(iface, now),
                 None => {
                     let mut wan = Wan::new(iface, now);
+                    // netifd reported it before (at start, or before a
+                    // pause): it sends nothing new while nothing changes.
+                    if let Some(state) = self
+                        .ubus
+                        .as_ref()
+                        .and_then(|u| u.netifd_state(&wan.config().name))
+                    {
+                        wan.set_netifd(state);
+                    }
                     wan.learn_facts(self.dataplane.facts(wan.device()));
                     // A WAN whose device is missing or without carrier at
                     // start is down now, not after its probes fail.
