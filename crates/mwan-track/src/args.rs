@@ -509,6 +509,19 @@ mod tests {
     const BASE: &str = "--interface wan --device eth1 --stdout";
 
     #[test]
+    fn user_is_numeric_uid_and_gid() {
+        let a = |u: &str| {
+            p(&format!(
+                "{BASE} --method ping --target 192.0.2.1 --user {u}"
+            ))
+        };
+        assert_eq!(a("3999:3998").unwrap().user, Some((3999, 3998)));
+        for bad in ["mwan", "3999", "3999:", ":1", "-1:1"] {
+            assert!(a(bad).is_err(), "--user {bad} accepted");
+        }
+    }
+
+    #[test]
     fn host_names_are_kept_for_resolution_and_resolved_by_family() {
         let mut a = p(&format!(
             "{BASE} --method ping --target google.com --target 192.0.2.1 --target nope.invalid --source 198.51.100.2"
