@@ -7,9 +7,10 @@
 
 mod mwand_harness;
 
-use mwan_testbed::Role;
+use mwan_testbed::{Role, Testbed};
 use mwand_harness::*;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 #[test]
@@ -706,66 +707,131 @@ fn an_override_survives_kill_9_and_with_persistent_a_reboot() {
     );
 }
 
-/// The package's /usr/libexec/luci-mwan3 (luci-app-mwan3's diagnostics
-/// page) answers from mwan's rules and tables, with netifd's facts from a
-/// stand-in network.sh and the track IPs from a stand-in uci.
-#[test]
-fn luci_mwan3_diagnostics_show_mwans_rules_routes_and_pings() {
-    let Some((tb, m, _)) = two_wans_online() else {
-        return;
-    };
-    let w1 = tb.wan("wan1").expect("wan1").clone();
-    let target = tb.targets().icmp_v4[0];
+/// Runs the package's /usr/libexec/luci-mwan3 on the router with netifd's
+/// facts from a stand-in network.sh (`network_sh`: shell functions) and
+/// the track IPs from a stand-in uci answering `track_ip`.
+fn luci_mwan3(tb: &Testbed, m: &Mwand, network_sh: &str, track_ip: &str, args: &[&str]) -> String {
     let stub = m.dir.join("stub");
     std::fs::create_dir_all(&stub).expect("stub dir");
-    std::fs::write(
-        stub.join("network.sh"),
-        format!(
-            "network_get_device() {{ eval \"$1={}\"; }}\nnetwork_get_ipaddr() {{ eval \"$1={}\"; }}\nnetwork_get_gateway() {{ eval \"$1={}\"; }}\n",
-            w1.device, w1.router_v4, w1.gateway_v4
-        ),
-    )
-    .expect("network.sh");
+    std::fs::write(stub.join("network.sh"), network_sh).expect("network.sh");
     let uci = stub.join("uci");
-    std::fs::write(&uci, format!("#!/bin/sh\necho {target}\n")).expect("uci");
+    std::fs::write(&uci, format!("#!/bin/sh\necho {track_ip}\n")).expect("uci");
     std::fs::set_permissions(&uci, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../openwrt-package/files/luci-mwan3"
     );
-    let run = |args: &[&str]| {
-        let path = format!(
-            "{}:{}",
-            stub.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let network_sh = format!("NETWORK_SH={}", stub.join("network.sh").display());
-        let path = format!("PATH={path}");
-        let mut argv = vec!["env", network_sh.as_str(), path.as_str(), "sh", script];
-        argv.extend(args);
-        let out = tb.exec(Role::Router, &argv).expect("luci-mwan3");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    let path = format!(
+        "PATH={}:{}",
+        stub.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let network_sh = format!("NETWORK_SH={}", stub.join("network.sh").display());
+    let mut argv = vec!["env", network_sh.as_str(), path.as_str(), "sh", script];
+    argv.extend(args);
+    let out = tb.exec(Role::Router, &argv).expect("luci-mwan3");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// luci-mwan3's four diagnostics for `wan`, with netifd's facts for it
+/// from a stand-in network.sh (the interface has an address of one
+/// family, `addr`, with `gateway`): its `from ADDR` and tracker rules, its
+/// table's default route via `gateway`, pings to the gateway and to
+/// `target` that all come back.
+fn check_luci_diag(
+    tb: &Testbed,
+    m: &Mwand,
+    wan: &str,
+    addr: IpAddr,
+    gateway: IpAddr,
+    target: IpAddr,
+) {
+    let device = &tb.wan("wan1").expect("wan1").device;
+    let (addr, gateway, target) = (addr.to_string(), gateway.to_string(), target.to_string());
+    let (v4, v6) = if target.contains(':') {
+        (["", ""], [addr.as_str(), gateway.as_str()])
+    } else {
+        ([addr.as_str(), gateway.as_str()], ["", ""])
     };
-    let rules = run(&["diag", "rules", "wan1"]);
+    let network_sh: String = [
+        ("device", device.as_str()),
+        ("ipaddr", v4[0]),
+        ("gateway", v4[1]),
+        ("ipaddr6", v6[0]),
+        ("gateway6", v6[1]),
+    ]
+    .iter()
+    .map(|(f, v)| format!("network_get_{f}() {{ eval \"$1={v}\"; }}\n"))
+    .collect();
+    let run = |args: &[&str]| luci_mwan3(tb, m, &network_sh, &target, args);
+    let rules = run(&["diag", "rules", wan]);
     assert!(
-        rules.contains(&format!("from {} lookup", w1.router_v4)) && rules.contains("fwmark"),
+        rules.contains(&format!("from {addr} lookup")) && rules.contains("fwmark"),
         "{rules}"
     );
-    let routes = run(&["diag", "routes", "wan1"]);
+    let routes = run(&["diag", "routes", wan]);
     assert!(
-        routes.contains(&format!("default via {}", w1.gateway_v4)),
+        routes.contains(&format!("default via {gateway}")),
         "{routes}"
     );
-    let gateway = run(&["diag", "gateway", "wan1"]);
-    assert!(gateway.contains(" 0% packet loss"), "{gateway}");
-    let tracking = run(&["diag", "tracking", "wan1"]);
+    let pings = run(&["diag", "gateway", wan]);
+    assert!(pings.contains(" 0% packet loss"), "{pings}");
+    let tracking = run(&["diag", "tracking", wan]);
     assert!(
-        tracking.contains(&target.to_string()) && tracking.contains(" 0% packet loss"),
+        tracking.contains(&target) && tracking.contains(" 0% packet loss"),
         "{tracking}"
     );
-    let bad = run(&["diag", "frob", "wan1"]);
+    let bad = run(&["diag", "frob", wan]);
     assert!(bad.starts_with("Usage"), "{bad}");
+}
+
+/// The package's /usr/libexec/luci-mwan3 (luci-app-mwan3's diagnostics
+/// page) answers from mwan's rules and tables.
+#[test]
+fn luci_mwan3_diagnostics_show_mwans_rules_routes_and_pings() {
+    let Some((tb, m, _)) = two_wans_online() else {
+        return;
+    };
+    let w1 = tb.wan("wan1").expect("wan1").clone();
+    check_luci_diag(
+        &tb,
+        &m,
+        "wan1",
+        w1.router_v4.into(),
+        w1.gateway_v4.into(),
+        tb.targets().icmp_v4[0].into(),
+    );
+}
+
+/// The same for an IPv6 interface (mwan3's `family ipv6`, netifd's wan6:
+/// no IPv4 address): its `from` rule, its table's IPv6 routes, pings to
+/// the IPv6 gateway and targets.
+#[test]
+fn luci_mwan3_diagnostics_answer_for_an_ipv6_interface() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let w1 = tb.wan("wan1").expect("wan1").clone();
+    let target = tb.targets().icmp_v6[0];
+    let wan6 = format!(
+        "config interface 'wan6'\n\toption enabled '1'\n\toption family 'ipv6'\n\toption device '{}'\n\
+         \tlist track_ip '{target}'\n\toption interval '0.2'\n\toption timeout '3'\n\toption up '10'\n\toption down '3'\n\n\
+         config member 'wan6_m'\n\toption interface 'wan6'\n\n\
+         config policy 'v6'\n\tlist use_member 'wan6_m'\n\n",
+        w1.device
+    );
+    let m = Mwand::start(&tb, &(config(tb.wans(), &ours) + &wan6));
+    m.wait(20, "wan6 online", |s| state(s, "wan6") == "online");
+    check_luci_diag(
+        &tb,
+        &m,
+        "wan6",
+        w1.router_v6.into(),
+        w1.gateway_v6.into(),
+        target.into(),
+    );
 }
 
 /// `mwanctl use wan2 -- CMD` on the router: CMD's connection leaves by

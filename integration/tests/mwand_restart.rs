@@ -165,3 +165,29 @@ fn a_wan_netifd_brings_up_never_leaves_its_policy_without_a_route() {
     );
     assert!(m.stop(), "mwand did not stop on SIGTERM");
 }
+
+/// `mwanctl resume` (mwan3's `ifup`) of a WAN whose device only netifd
+/// knows (seen on the real procd and netifd): the resumed WAN gets
+/// netifd's facts again, so its tracker comes back and it is online.
+/// Before the fix the new WAN state had no device: no tracker, offline.
+#[test]
+fn a_resumed_wan_keeps_netifds_facts() {
+    if !require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    let netifd = WithNetifd::start(&tb, &[]);
+    let m = netifd.mwand(&tb);
+    m.wait(30, "both WANs online with netifd's facts", all_online);
+    for (verb, want) in [("pause", "disabled"), ("resume", "online")] {
+        let out = m.ctl(&[verb, "wan2"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        m.wait(30, &format!("wan2 {want} after {verb}"), |s| {
+            state(s, "wan2") == want && (verb == "pause" || tracker_connected(s, "wan2"))
+        });
+    }
+}

@@ -464,3 +464,34 @@ fn mwan3_score_counter() {
     // back to 0, then 1, 2 and online (5).
     assert_eq!(got, vec![5, 4, 0, 1, 2, 0, 1, 2, 5]);
 }
+
+/// mwan3's `lost` and `turn` (mwan3track's LOST and TURN files): `lost`
+/// adds each failed round's failed targets and is 0 after a successful
+/// round; `turn` counts rounds and is 1 again in the round that brings
+/// the link online.
+#[test]
+fn mwan3_lost_and_turn_count_as_mwan3track() {
+    let mut i = iface(3);
+    (i.down, i.up) = (2, 2);
+    let mut d = RoundDriver::new(&i);
+    let seen: Vec<(char, u32, u64)> = ["+++", "-+-", "---", "---", "--+", "+++", "+++"]
+        .iter()
+        .map(|r| {
+            let state = letter(d.round(r));
+            let (lost, turn) = d.health.mwan3_lost_turn();
+            (state, lost, turn)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ('O', 0, 1),
+            ('O', 0, 2),
+            ('D', 3, 3),
+            ('F', 6, 4),
+            ('C', 0, 5),
+            ('O', 0, 1),
+            ('O', 0, 2)
+        ]
+    );
+}

@@ -98,6 +98,10 @@ pub struct Args {
     pub controller: Option<PathBuf>,
     pub stdout: bool,
     pub backlog: usize,
+    /// uid and gid to run as once the sockets are open (`--user UID:GID`):
+    /// procd starts trackers as root, and its own `user` would drop every
+    /// capability (it applies `capabilities` only through ujail).
+    pub user: Option<(u32, u32)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -123,7 +127,7 @@ usage: mwan-track --interface NAME --device DEV --method METHOD --target T [--ta
                   [--mark MARK] [--source ADDR]... [--gateway ADDR]
                   [--dns-name NAME] [--dns-expect ADDR]
                   [--budget-ppm N | --budget-bytes-day N]
-                  [--controller PATH] [--stdout] [--backlog N]
+                  [--controller PATH] [--stdout] [--backlog N] [--user UID:GID]
 
 METHOD: ping nping-icmp arping nping-arp nping-tcp nping-udp nslookup httping
 T: an IP address or host name (resolved once at start); HOST:PORT or [V6]:PORT
@@ -364,6 +368,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, ArgsError>
         controller: None,
         stdout: false,
         backlog: 2048,
+        user: None,
     };
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -399,6 +404,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, ArgsError>
             "--budget-bytes-day",
             "--controller",
             "--backlog",
+            "--user",
         ];
         if !known.contains(&opt.as_str()) {
             return Err(ArgsError::Invalid(format!("unknown option '{opt}'")));
@@ -453,6 +459,13 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, ArgsError>
             "--budget-bytes-day" => a.budget = Some(Budget::BytesPerDay(parse_num(&opt, v, 1000u64, u64::MAX)?)),
             "--controller" => a.controller = Some(PathBuf::from(v)),
             "--backlog" => a.backlog = parse_num(&opt, v, 16usize, 1 << 20)?,
+            "--user" => {
+                a.user = Some(
+                    v.split_once(':')
+                        .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+                        .ok_or_else(|| invalid(&opt, v, "numeric UID:GID such as 1000:1000"))?,
+                )
+            }
             _ => unreachable!("option list checked above"),
         }
     }
@@ -494,6 +507,19 @@ mod tests {
     }
 
     const BASE: &str = "--interface wan --device eth1 --stdout";
+
+    #[test]
+    fn user_is_numeric_uid_and_gid() {
+        let a = |u: &str| {
+            p(&format!(
+                "{BASE} --method ping --target 192.0.2.1 --user {u}"
+            ))
+        };
+        assert_eq!(a("3999:3998").unwrap().user, Some((3999, 3998)));
+        for bad in ["mwan", "3999", "3999:", ":1", "-1:1"] {
+            assert!(a(bad).is_err(), "--user {bad} accepted");
+        }
+    }
 
     #[test]
     fn host_names_are_kept_for_resolution_and_resolved_by_family() {

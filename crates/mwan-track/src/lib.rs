@@ -87,6 +87,7 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let user = a.user;
     let mut t = match tracker::Tracker::new(a) {
         Ok(t) => t,
         Err(e) => {
@@ -95,8 +96,13 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         }
     };
     let keep = t.needed_capabilities();
-    match sys::drop_capabilities(&keep) {
+    match sys::drop_capabilities(&keep, user) {
         Ok(eff) => eprintln!("mwan-track: {}; capabilities kept: {eff:#x}", t.describe()),
+        // Asked to become a user and could not: never go on as root.
+        Err(e) if user.is_some() => {
+            eprintln!("mwan-track: {interface}: could not switch to uid:gid {user:?}: {e}");
+            return ExitCode::from(1);
+        }
         Err(e) => eprintln!("mwan-track: {interface}: could not drop capabilities: {e}"),
     }
     match t.run() {

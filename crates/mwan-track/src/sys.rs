@@ -552,8 +552,10 @@ const CAP_VERSION_3: u32 = 0x2008_0522;
 /// Keeps only the capabilities in `keep` (bit numbers), which the tracker
 /// needs to re-open its sockets, and drops every other one from the
 /// effective, permitted, inheritable, ambient and bounding sets. Also sets
-/// no_new_privs. Returns the effective set that remains.
-pub fn drop_capabilities(keep: &[u32]) -> io::Result<u64> {
+/// no_new_privs. With `user` (uid, gid) it also becomes that user, with no
+/// supplementary groups, keeping `keep` across the switch (PR_SET_KEEPCAPS).
+/// Returns the effective set that remains.
+pub fn drop_capabilities(keep: &[u32], user: Option<(u32, u32)>) -> io::Result<u64> {
     let keep_mask: u64 = keep.iter().fold(0, |m, &c| m | 1 << c);
     // SAFETY: prctl with integer arguments only.
     unsafe {
@@ -574,6 +576,17 @@ pub fn drop_capabilities(keep: &[u32]) -> io::Result<u64> {
                     break;
                 }
             }
+        }
+    }
+    if let Some((uid, gid)) = user {
+        // SAFETY: prctl, setgroups and setres[ug]id with plain integers.
+        unsafe {
+            // After the bounding set (CAP_SETPCAP) and before the effective
+            // set loses CAP_SETUID/CAP_SETGID; permitted survives the switch.
+            cvt(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))?;
+            cvt(libc::setgroups(0, std::ptr::null()))?;
+            cvt(libc::setresgid(gid, gid, gid))?;
+            cvt(libc::setresuid(uid, uid, uid))?;
         }
     }
     let mut hdr = CapHeader {

@@ -28,13 +28,18 @@ pub fn methods() -> Vec<MethodSpec> {
 }
 
 /// Facts mwan3's object reports that mwand's [`Status`] does not carry:
-/// from the config (enabled, track IPs) and netifd (up, uptime).
+/// from the config (enabled, track IPs), netifd (up, uptime) and the
+/// health machine (mwan3track's counters).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InterfaceExtra {
     pub enabled: Option<bool>,
     pub netifd_up: Option<bool>,
     pub netifd_uptime_s: Option<u64>,
     pub track_ips: Vec<String>,
+    /// mwan3track's LOST and TURN: targets failed since the last
+    /// successful round, rounds since the link last came online.
+    pub lost: u32,
+    pub turn: u64,
 }
 
 fn seconds(v: u64) -> Value {
@@ -113,7 +118,7 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> Value {
         Table::new()
             .with("age", seconds(i.state_age_s))
             .with("enabled", Value::bool(enabled))
-            .with("lost", Value::Int32(0))
+            .with("lost", Value::int(i64::from(extra.lost)))
             .with("offline", seconds(offline_s))
             .with("online", seconds(online_s))
             .with("running", Value::bool(tracking == "active"))
@@ -121,7 +126,7 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> Value {
             .with("status", Value::string(status))
             .with("track_ip", Value::Array(track_ip))
             .with("tracking", Value::string(tracking))
-            .with("turn", Value::Int32(0))
+            .with("turn", seconds(extra.turn))
             .with("up", Value::bool(up))
             .with("uptime", seconds(extra.netifd_uptime_s.unwrap_or(0))),
     )

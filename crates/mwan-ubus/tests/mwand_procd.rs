@@ -273,8 +273,20 @@ fn mwand_under_procd_restarts_one_tracker_adopts_after_crash_and_stops_cleanly()
         }
     });
 
-    // The same command line as the embedded supervisor runs (docs/tracker.md).
-    let procd_cmd = tracker_command(&mut cli, "wan1");
+    // The same command line as the embedded supervisor runs (docs/tracker.md),
+    // plus `--user UID:GID` when mwand is root: under procd the tracker
+    // starts as root and switches to the tracker user itself.
+    let mut procd_cmd = tracker_command(&mut cli, "wan1");
+    if let [.., flag, ids] = procd_cmd.as_slice() {
+        if flag == "--user" {
+            let (uid, gid) = ids.split_once(':').expect("UID:GID");
+            assert!(
+                uid.parse::<u32>().is_ok() && gid.parse::<u32>().is_ok(),
+                "{ids}"
+            );
+            procd_cmd.truncate(procd_cmd.len() - 2);
+        }
+    }
     let embedded_cmd = embedded_tracker_command(&mwand, &args, &dir, "wan1");
     let run = dir.join("run").display().to_string();
     let embedded_run = dir.join("run-embedded").display().to_string();

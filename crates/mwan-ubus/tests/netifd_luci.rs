@@ -153,13 +153,21 @@ fn up_for(uptime_s: u64, track_ips: &[&str]) -> luci::InterfaceExtra {
         netifd_up: Some(true),
         netifd_uptime_s: Some(uptime_s),
         track_ips: track_ips.iter().map(|ip| ip.to_string()).collect(),
+        ..Default::default()
     }
 }
 
 #[test]
 fn mwan3_status_has_the_shape_luci_reads() {
     let mut extras = BTreeMap::new();
-    extras.insert("wan".to_owned(), up_for(4242, &["198.51.100.1"]));
+    extras.insert(
+        "wan".to_owned(),
+        luci::InterfaceExtra {
+            lost: 6,
+            turn: 4,
+            ..up_for(4242, &["198.51.100.1"])
+        },
+    );
     let v = luci::status(
         &sample_status(),
         &["192.0.2.0/24".into(), "2001:db8::/64".into()],
@@ -190,6 +198,7 @@ fn mwan3_status_has_the_shape_luci_reads() {
     assert_eq!(wan["offline"], 0);
     assert_eq!(wan["uptime"], 4242);
     assert_eq!(wan["score"], 98);
+    assert_eq!((&wan["lost"], &wan["turn"]), (&json!(6), &json!(4)));
     assert_eq!(
         wan["track_ip"][0],
         json!({"ip": "198.51.100.1", "status": "up", "latency": 12, "packetloss": 0})

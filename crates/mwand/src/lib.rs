@@ -15,7 +15,7 @@ mod logger;
 mod signals;
 mod supervisor;
 mod tracker_cmd;
-// The ubus glue offers more than mwand uses yet (is_connected, netifd_state).
+// The ubus glue offers more than mwand uses yet (is_connected).
 #[allow(dead_code)]
 mod ubus_service;
 mod wan;
@@ -81,13 +81,10 @@ Options:
       --ubus-socket PATH   ubus socket (OpenWrt) [default: /var/run/ubus/ubus.sock]
       --tracker-bin PATH   mwan-track binary; default: next to mwand, else PATH
       --allow-uid UID      also accept control requests from UID (repeatable)
-      --tracker-user NAME  user the embedded supervisor runs trackers as, with
-                           only CAP_NET_RAW (+CAP_NET_ADMIN for the fwmark)
+      --tracker-user NAME  user trackers run as (under procd they switch
+                           themselves), with only CAP_NET_RAW (+CAP_NET_ADMIN
+                           for the fwmark)
                            [default: mwan if it exists, else nobody; root: no drop]
-      --tracker-capabilities PATH
-                           procd: capabilities file for the trackers; without
-                           it procd runs them as root
-                           [default: /etc/capabilities/mwan-track.json]
       --hook PATH          user hook script run on state changes (repeatable);
                            default /etc/mwan.user and /etc/mwan3.user
       --hotplug-call PATH  run as 'PATH iface' on tracker state changes, when
@@ -119,12 +116,10 @@ pub struct Options {
     pub tracker_bin: Option<PathBuf>,
     /// Also accept control requests from these uids (root always may).
     pub allow_uids: Vec<u32>,
-    /// User the embedded supervisor runs trackers as; default `mwan` if
-    /// it exists, else `nobody`; `root` keeps them root.
+    /// User trackers run as (the embedded supervisor switches them, under
+    /// procd `--user` makes them switch); default `mwan` if it exists,
+    /// else `nobody`; `root` keeps them root.
     pub tracker_user: Option<String>,
-    /// procd mode: the capabilities JSON file procd applies to trackers;
-    /// without it procd runs them as root, as before.
-    pub tracker_capabilities: PathBuf,
     /// User hook scripts run on state changes; default /etc/mwan.user and
     /// /etc/mwan3.user.
     pub hooks: Vec<PathBuf>,
@@ -156,7 +151,6 @@ impl Options {
             tracker_bin: None,
             allow_uids: Vec::new(),
             tracker_user: None,
-            tracker_capabilities: PathBuf::from("/etc/capabilities/mwan-track.json"),
             hooks: Vec::new(),
             hotplug_call: PathBuf::from(hooks::HOTPLUG_CALL),
             no_dataplane: false,
@@ -190,9 +184,6 @@ impl Options {
                         "tracker-bin" => o.tracker_bin = Some(lexer.value(name, inline)?.into()),
                         "allow-uid" => o.allow_uids.push(lexer.parsed(name, inline, "a uid")?),
                         "tracker-user" => o.tracker_user = Some(lexer.value(name, inline)?),
-                        "tracker-capabilities" => {
-                            o.tracker_capabilities = lexer.value(name, inline)?.into()
-                        }
                         "hook" => o.hooks.push(lexer.value(name, inline)?.into()),
                         "hotplug-call" => o.hotplug_call = lexer.value(name, inline)?.into(),
                         "no-dataplane" => o.no_dataplane = true,

@@ -55,43 +55,6 @@ pub struct TrackerUser {
     pub gid: u32,
 }
 
-/// What procd needs to run trackers as `user` with the capabilities in
-/// `capabilities` (the OpenWrt package installs it). Without that file,
-/// None: procd would start them with no capability at all, so they stay
-/// root as before.
-pub fn procd_privileges(
-    user: TrackerUser,
-    capabilities: &Path,
-) -> Option<mwan_ubus::agent::TrackerPrivileges> {
-    if !capabilities.is_file() {
-        return None;
-    }
-    // SAFETY: getpwuid/getgrgid with plain ids; mwand is one thread and
-    // copies the names out at once.
-    let (name, group) = unsafe {
-        let pw = libc::getpwuid(user.uid);
-        let gr = libc::getgrgid(user.gid);
-        if pw.is_null() || gr.is_null() {
-            return None;
-        }
-        (
-            std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_str()
-                .ok()?
-                .to_string(),
-            std::ffi::CStr::from_ptr((*gr).gr_name)
-                .to_str()
-                .ok()?
-                .to_string(),
-        )
-    };
-    Some(mwan_ubus::agent::TrackerPrivileges {
-        user: name,
-        group,
-        capabilities: Some(capabilities.display().to_string()),
-    })
-}
-
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_NET_RAW: u32 = 13;
 

@@ -47,14 +47,6 @@ impl UbusService {
         })
     }
 
-    /// Who procd runs the trackers as.
-    pub fn set_tracker_privileges(
-        &mut self,
-        privileges: Option<mwan_ubus::agent::TrackerPrivileges>,
-    ) {
-        self.agent.set_tracker_privileges(privileges);
-    }
-
     pub fn supervises_trackers(&self) -> bool {
         self.supervise
     }
@@ -129,8 +121,12 @@ impl UbusService {
         status: &Status,
         connected: &[String],
         config: &Config,
+        lost_turn: &dyn Fn(&str) -> (u32, u64),
     ) -> Vec<AgentEvent> {
-        let extras = self.mwan3_extras(config, Instant::now());
+        let mut extras = self.mwan3_extras(config, Instant::now());
+        for (name, extra) in extras.iter_mut() {
+            (extra.lost, extra.turn) = lost_turn(name);
+        }
         let body = luci::status(
             status,
             connected,
@@ -156,6 +152,7 @@ impl UbusService {
                     n.uptime_s.map(|u| u64::from(u) + since)
                 }),
                 track_ips: i.track_ip.clone(),
+                ..InterfaceExtra::default()
             };
             (i.name.clone(), extra)
         }))

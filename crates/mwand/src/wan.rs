@@ -287,6 +287,11 @@ impl Wan {
         self.health.state()
     }
 
+    /// mwan3track's LOST and TURN for `mwan3 status`.
+    pub fn mwan3_lost_turn(&self) -> (u32, u64) {
+        self.health.mwan3_lost_turn()
+    }
+
     /// The core's view of this WAN for policy resolution.
     pub fn view(&self) -> WanView {
         let mut view = WanView::new(

@@ -211,6 +211,9 @@ pub struct Health {
     tracking_since: Millis,
     rtt: RttEstimator,
     counters: HealthCounters,
+    /// mwan3track's LOST and TURN ([`Health::mwan3_lost_turn`]).
+    mwan3_lost: u32,
+    mwan3_turn: u64,
     spare_tallies: Vec<Vec<TargetTally>>,
     /// The tracker reports every lost probe at the effective timeout (and
     /// late answers up to the configured one): see
@@ -241,6 +244,8 @@ impl Health {
             tracking_since: now,
             rtt: RttEstimator::default(),
             counters: HealthCounters::default(),
+            mwan3_lost: 0,
+            mwan3_turn: 0,
             spare_tallies: Vec::new(),
             prompt_reports: false,
         };
@@ -311,6 +316,15 @@ impl Health {
             Phase::Up { failed } => (s.down + s.up).saturating_sub(failed),
             Phase::Down { succeeded } => succeeded,
         }
+    }
+
+    /// mwan3track's LOST and TURN (`/var/run/mwan3track/<iface>/`, which
+    /// mwan3's `status` reports as `lost` and `turn`): the targets that
+    /// failed since the last successful round (0 after one), and the
+    /// rounds since the link last came online (or tracking started or the
+    /// interface came up), that round counted.
+    pub fn mwan3_lost_turn(&self) -> (u32, u64) {
+        (self.mwan3_lost, self.mwan3_turn)
     }
 
     pub fn counters(&self) -> HealthCounters {
@@ -684,6 +698,10 @@ impl Health {
             return out;
         }
         self.link_down = !up;
+        if up {
+            // mwan3track's ifup: firstconnect starts LOST and TURN again.
+            (self.mwan3_lost, self.mwan3_turn) = (0, 0);
+        }
         self.recycle_rounds();
         self.expect = None;
         self.last_applied = None;

@@ -181,8 +181,11 @@ impl Health {
                 None => round_succeeds(&self.settings, recovering, &round),
             };
             let any_reply = round.tally.iter().any(|t| t.replies > 0);
+            let failed_targets =
+                round.tally.len() as u32 - targets_up(&self.settings, recovering, &round);
             self.last_applied = Some(round.round);
             self.apply_round(success, any_reply, now, out);
+            self.count_mwan3_round(success, failed_targets);
             if matches!(self.phase, Phase::Up { failed } if failed > 0) && !success {
                 let mut round = round;
                 round.final_at = self.failure_final_at(&round);
@@ -321,6 +324,22 @@ impl Health {
         }
     }
 
+    /// mwan3track's LOST and TURN after a round: LOST adds the round's
+    /// failed targets and is 0 after any successful round; TURN counts
+    /// rounds, from 1 again in the round that brought the link online.
+    fn count_mwan3_round(&mut self, success: bool, failed_targets: u32) {
+        self.mwan3_lost = if success {
+            0
+        } else {
+            self.mwan3_lost.saturating_add(failed_targets)
+        };
+        self.mwan3_turn = if self.crossed == Crossed::WentUp {
+            1
+        } else {
+            self.mwan3_turn + 1
+        };
+    }
+
     pub(super) fn recycle_rounds(&mut self) {
         for round in self.rounds.drain(..).chain(self.failed_run.drain(..)) {
             self.spare_tallies.push(round.tally);
@@ -380,8 +399,13 @@ pub(super) fn round_succeeds(
     recovering: bool,
     round: &OpenRound,
 ) -> bool {
+    targets_up(settings, recovering, round) >= settings.reliability
+}
+
+/// How many of the round's targets are up (see [`round_succeeds`]).
+fn targets_up(settings: &HealthSettings, recovering: bool, round: &OpenRound) -> u32 {
     let count = settings.count;
-    let up = round
+    round
         .tally
         .iter()
         .filter(|t| match settings.quality_check {
@@ -403,6 +427,5 @@ pub(super) fn round_succeeds(
                 }
             }
         })
-        .count() as u32;
-    up >= settings.reliability
+        .count() as u32
 }

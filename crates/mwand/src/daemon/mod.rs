@@ -234,11 +234,6 @@ impl Daemon {
         };
         #[cfg(feature = "http")]
         let http = web::bind(&opts, registry, tokens::HTTP)?;
-        if let Some(u) = ubus.as_mut() {
-            u.set_tracker_privileges(tracker_user.and_then(|user| {
-                crate::supervisor::procd_privileges(user, &opts.tracker_capabilities)
-            }));
-        }
         let ubus_events = ubus.as_mut().map(|u| u.start(registry)).unwrap_or_default();
         let mut supervisor = Supervisor::new(trackers::tracker_binary(&opts), !procd);
         supervisor.set_user(tracker_user);
@@ -341,6 +336,15 @@ impl Daemon {
                 Some(wan) => wan.reconfigure(iface, now),
                 None => {
                     let mut wan = Wan::new(iface, now);
+                    // netifd reported it before (at start, or before a
+                    // pause): it sends nothing new while nothing changes.
+                    if let Some(state) = self
+                        .ubus
+                        .as_ref()
+                        .and_then(|u| u.netifd_state(&wan.config().name))
+                    {
+                        wan.set_netifd(state);
+                    }
                     wan.learn_facts(self.dataplane.facts(wan.device()));
                     // A WAN whose device is missing or without carrier at
                     // start is down now, not after its probes fail.

@@ -30,13 +30,20 @@ impl Daemon {
             source: wan.source(),
             gateway: wan.gateway(),
         };
-        tracker_cmd::argv(
+        let mut argv = tracker_cmd::argv(
             wan.config(),
             &facts,
             &self.track_path,
             wan.config().interval,
             wan.config().timeout,
-        )
+        )?;
+        // procd starts trackers as root: its `user` would drop every
+        // capability (it applies `capabilities` only through ujail), so the
+        // tracker switches user itself, keeping what it needs.
+        if let Some(u) = self.supervisor.user().filter(|_| !self.supervisor.spawning) {
+            argv.extend(["--user".into(), format!("{}:{}", u.uid, u.gid)]);
+        }
+        Some(argv)
     }
 
     pub(super) fn adopt_running_trackers(&mut self, now: Millis) {

@@ -67,6 +67,11 @@ impl Daemon {
                 } => {
                     let status = self.status(now);
                     let connected = self.dataplane.connected();
+                    let wans = &self.wans;
+                    let lost_turn = |name: &str| {
+                        wans.get(name)
+                            .map_or((0, 0), |w: &crate::wan::Wan| w.mwan3_lost_turn())
+                    };
                     if let Some(u) = self.ubus.as_mut() {
                         let evs = u.answer_mwan3(
                             self.poll.registry(),
@@ -76,6 +81,7 @@ impl Daemon {
                             &status,
                             &connected,
                             &self.config,
+                            &lost_turn,
                         );
                         self.pending_ubus.extend(evs);
                     }

@@ -68,6 +68,32 @@ struct Definition {
     stdout: bool,
     stderr: bool,
     user: Option<String>,
+    /// uid and gid `user` and `group` resolve to: as procd without ujail
+    /// (no `jail`), the process switches to them with no capability left;
+    /// `capabilities` and `no_new_privs` take effect only through ujail.
+    ids: Option<(libc::uid_t, libc::gid_t)>,
+}
+
+/// procd's instance_config_parse: getpwnam(user) gives uid and gid,
+/// getgrnam(group) overrides the gid; an unknown user is ignored.
+fn resolve_ids(user: Option<&str>, group: Option<&str>) -> Option<(libc::uid_t, libc::gid_t)> {
+    let user = std::ffi::CString::new(user?).ok()?;
+    // SAFETY: getpwnam/getgrnam with NUL-terminated names; the double is
+    // one thread and copies the ids out at once.
+    unsafe {
+        let pw = libc::getpwnam(user.as_ptr());
+        if pw.is_null() {
+            return None;
+        }
+        let mut gid = (*pw).pw_gid;
+        if let Some(g) = group.and_then(|g| std::ffi::CString::new(g).ok()) {
+            let gr = libc::getgrnam(g.as_ptr());
+            if !gr.is_null() {
+                gid = (*gr).gr_gid;
+            }
+        }
+        Some(((*pw).pw_uid, gid))
+    }
 }
 
 impl Definition {
@@ -110,6 +136,7 @@ impl Definition {
             stdout: raw.get("stdout").and_then(Value::as_bool).unwrap_or(false),
             stderr: raw.get("stderr").and_then(Value::as_bool).unwrap_or(false),
             user: raw.get_str("user").map(str::to_owned),
+            ids: resolve_ids(raw.get_str("user"), raw.get_str("group")),
         })
     }
 }
@@ -172,11 +199,26 @@ fn spawn(def: &Definition) -> std::io::Result<Child> {
         } else {
             Stdio::null()
         });
-    // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+    let ids = def.ids;
+    // SAFETY: prctl, setgroups, setgid and setuid are async-signal-safe;
+    // the closure allocates nothing.
     unsafe {
-        // Instances die with the double, so a killed test leaves nothing behind.
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        cmd.pre_exec(move || {
+            // Instances die with the double, so a killed test leaves nothing behind.
+            let mut rc = libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // procd's instance_run: groups, setgid, then setuid, which clears
+            // every capability of a root process (no supplementary groups
+            // here: initgroups allocates).
+            if let Some((uid, gid)) = ids.filter(|_| rc == 0) {
+                rc = libc::setgroups(0, std::ptr::null());
+                if rc == 0 {
+                    rc = libc::setgid(gid);
+                }
+                if rc == 0 {
+                    rc = libc::setuid(uid);
+                }
+            }
+            if rc != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
