@@ -68,8 +68,11 @@ impl Client {
                     }
                 }
             }
+            // The type's number, not its Debug name: this is the only
+            // place that would link MsgType's Debug.
             other => events.push(Event::Unexpected(format!(
-                "unexpected {other:?} message from ubusd (seq {})",
+                "unexpected message of type {} from ubusd (seq {})",
+                other.to_u8(),
                 msg.seq
             ))),
         }
