@@ -5,7 +5,9 @@
 use crate::hooks::Action;
 use mwan_core::config::Family;
 use mwan_core::config::Interface;
-use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition};
+use mwan_core::health::{
+    Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition, Verdict,
+};
 use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
 use mwan_core::quality::Quality;
@@ -188,15 +190,30 @@ impl Wan {
     }
 
     /// New settings from a reload. Unchanged: nothing happens (health and
-    /// history stay). Changed tracking settings start the health machine
-    /// over from `initial_state`; changed scoring settings restart scoring.
+    /// history stay). Changed tracking settings give a new health machine
+    /// that keeps the last verdict (an offline WAN stays offline until its
+    /// probes say otherwise; without a verdict it starts from
+    /// `initial_state`, logged); changed scoring settings restart scoring.
     pub fn reconfigure(&mut self, config: Interface, now: Millis) {
         if config == self.config {
             return;
         }
         let settings = HealthSettings::from_interface(&config);
         if &settings != self.health.settings() {
-            self.health = new_health(settings, now);
+            let (health, kept) = self.health.reconfigured(settings, now);
+            self.health = health;
+            match kept {
+                Some(v) => log::info!(
+                    "{}: tracking changed; keeps its {} verdict",
+                    config.name,
+                    v.as_str()
+                ),
+                None => log::info!(
+                    "{}: tracking changed; health starts over ({})",
+                    config.name,
+                    self.health.state()
+                ),
+            }
         }
         if config.quality != self.config.quality || config.track_ip != self.config.track_ip {
             self.quality = Quality::new(&config.quality, config.track_ip.len());
@@ -285,6 +302,16 @@ impl Wan {
 
     pub fn state(&self) -> LinkState {
         self.health.state()
+    }
+
+    /// The last verdict and since when its state holds, for the state file.
+    pub fn verdict(&self) -> Option<(Verdict, Millis)> {
+        Some((self.health.verdict()?, self.health.since()))
+    }
+
+    /// A verdict saved before a restart (already judged fresh enough).
+    pub fn resume(&mut self, verdict: Verdict, since: Millis, now: Millis) {
+        self.health.resume(verdict, since, now);
     }
 
     /// The core's view of this WAN for policy resolution.

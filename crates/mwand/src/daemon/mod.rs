@@ -63,6 +63,8 @@ enum Timer {
     Health(String),
     /// The bounded wait for netifd's facts before the first write is over.
     FirstApply,
+    /// The state file's verdicts are renewed (saved.rs).
+    SaveState,
 }
 
 pub struct Daemon {
@@ -310,8 +312,9 @@ impl Daemon {
             let evs = u.follow(d.poll.registry(), &d.config);
             d.on_ubus_events(evs);
         }
-        d.restore_state();
+        let verdicts = d.restore_state();
         d.sync_wans(now);
+        d.resume_verdicts(verdicts, now);
         // The first plan adopts what a previous mwand left in the kernel and
         // gives the tracker marks the trackers' command lines carry; it
         // waits for the WANs' facts (netifd's a moment after connecting).

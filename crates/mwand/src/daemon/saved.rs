@@ -5,22 +5,35 @@
 //! is on tmpfs: after a reboot only an override written to the config with
 //! `--persistent` (globals option `override`) is back.
 //!
+//! Each WAN's last verdict is kept there too (issue 13, attack 6): a
+//! restart resumes it, so traffic does not go back to a WAN known to be
+//! dead while its new tracker fails `down` rounds again. The file is
+//! rewritten every [`STATE_REFRESH_MS`] while a verdict is known, so its
+//! time says when the verdict last held; one older than its lifetime
+//! (mwan_core::health::verdict_lifetime) is dropped with a log line.
+//!
 //! ```text
 //! override wan2            every policy on wan2
 //! override wan1 balanced   policy balanced on wan1
 //! pause wan3
+//! verdict wan1 offline 81234 95300   verdict, since, saved (CLOCK_MONOTONIC ms)
 //! ```
 
-use super::Daemon;
+use super::{Daemon, Timer};
+use crate::clock::now_ms;
+use mwan_core::health::{judge_saved, HealthSettings, SavedVerdict, Verdict};
+use mwan_core::Millis;
 use std::io::Write;
 use std::path::Path;
 
 const STATE_FILE: &str = "state";
+/// How often the verdicts' save time is renewed (tmpfs: a small write).
+const STATE_REFRESH_MS: Millis = 5_000;
 
 impl Daemon {
     /// Writes the overrides and paused WANs (a temporary file renamed over
     /// the old one: a crash leaves the old or the new file, never half).
-    pub(super) fn save_state(&self) {
+    pub(super) fn save_state(&mut self) {
         let mut text = String::new();
         for (wan, policy) in self.engine.all_overrides() {
             text += &format!("override {wan}");
@@ -32,22 +45,59 @@ impl Daemon {
         for wan in &self.paused {
             text += &format!("pause {wan}\n");
         }
+        let now = now_ms();
+        let mut verdicts = false;
+        for (name, wan) in &self.wans {
+            if let Some((v, since)) = wan.verdict() {
+                text += &format!("verdict {name} {} {since} {now}\n", v.as_str());
+                verdicts = true;
+            }
+        }
         let path = self.opts.run_dir.join(STATE_FILE);
         if let Err(e) = write_atomically(&path, text.as_bytes()) {
             log::warn!("{}: {e}: a restart would lose overrides", path.display());
+        }
+        if verdicts {
+            self.timers.arm(Timer::SaveState, now + STATE_REFRESH_MS);
+        }
+    }
+
+    /// Resumes the verdicts [`Daemon::restore_state`] read, once the WANs
+    /// exist; each resumed or dropped one is logged.
+    pub(super) fn resume_verdicts(&mut self, saved: Vec<(String, SavedVerdict)>, now: Millis) {
+        for (name, s) in saved {
+            let Some(wan) = self.wans.get_mut(&name) else {
+                continue;
+            };
+            match judge_saved(&s, &HealthSettings::from_interface(wan.config()), now) {
+                Ok(()) => {
+                    wan.resume(s.verdict, s.since, now);
+                    log::info!(
+                        "{name}: resumes its {} verdict from before the restart ({} s old)",
+                        s.verdict.as_str(),
+                        (now - s.since) / 1000
+                    );
+                }
+                Err(why) => log::info!(
+                    "{name}: its {} verdict from before the restart is dropped: {why}",
+                    s.verdict.as_str()
+                ),
+            }
         }
     }
 
     /// Takes back what [`Daemon::save_state`] wrote, or after a reboot (no
     /// state file) the config's persistent override. Entries naming what the
-    /// config no longer has are dropped with a warning.
-    pub(super) fn restore_state(&mut self) {
+    /// config no longer has are dropped with a warning. Returns the saved
+    /// verdicts, for [`Daemon::resume_verdicts`].
+    pub(super) fn restore_state(&mut self) -> Vec<(String, SavedVerdict)> {
+        let mut verdicts = Vec::new();
         let path = self.opts.run_dir.join(STATE_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(_) => match &self.config.globals.override_ {
                 Some(wan) => format!("override {wan}\n"),
-                None => return,
+                None => return verdicts,
             },
         };
         for (n, line) in text.lines().enumerate() {
@@ -63,6 +113,20 @@ impl Daemon {
                     )
                     .is_ok(),
                 ["pause", wan] if known(wan) => self.paused.insert(wan.into()),
+                ["verdict", wan, verdict, since, saved_at] if known(wan) => {
+                    match (Verdict::parse(verdict), since.parse(), saved_at.parse()) {
+                        (Some(verdict), Ok(since), Ok(saved_at)) => {
+                            let saved = SavedVerdict {
+                                verdict,
+                                since,
+                                saved_at,
+                            };
+                            verdicts.push((wan.to_string(), saved));
+                            continue;
+                        }
+                        _ => false,
+                    }
+                }
                 _ => false,
             };
             if restored {
@@ -71,6 +135,7 @@ impl Daemon {
                 log::warn!("{}:{}: '{line}' ignored", path.display(), n + 1);
             }
         }
+        verdicts
     }
 
     /// `--persistent`: sets (or with None removes) the globals option
