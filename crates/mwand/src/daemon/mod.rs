@@ -201,7 +201,7 @@ impl Daemon {
         let tracker_user = crate::supervisor::resolve_tracker_user(opts.tracker_user.as_deref())
             .map_err(|e| DaemonError::Io("tracker user", std::io::Error::other(e)))?;
         let (mut control_listener, mut track_listener) =
-            rundir::bind_listeners(&opts, tracker_user.map(|u| u.gid))?;
+            rundir::bind_listeners(&opts, tracker_user)?;
         let registry = poll.registry();
         signals
             .register(registry, SIGNALS)
