@@ -417,3 +417,100 @@ fn wait_until(secs: u64, done: impl Fn() -> bool) -> Option<Instant> {
     }
     None
 }
+
+/// mwan3 and its nftables port: a WAN with no gateway (PPP, WireGuard,
+/// a tunnel: point-to-point, default route on-link) got no route in its
+/// table and was never used. Here a veth with /32 addresses and a peer
+/// route stands in for one (this kernel has no ipip, gre or wireguard; a
+/// tun device would need a userspace relay): router `ptp3`
+/// 198.51.100.250 peer .249, straight into the internet namespace, whose
+/// loopback hosts answer ARP on it as a PPP peer answers on its link.
+#[test]
+fn a_point_to_point_wan_without_gateway_is_tracked_and_used() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 43);
+    let (router, inet) = (tb.router_ns().to_string(), tb.internet_ns().to_string());
+    let ip = |ns: &str, args: &str| {
+        let mut argv = vec!["ip", "-n", ns];
+        argv.extend(args.split_whitespace());
+        let out = std::process::Command::new("ip")
+            .args(&argv[1..])
+            .output()
+            .expect("ip");
+        assert!(
+            out.status.success(),
+            "ip {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ip(
+        &router,
+        &format!("link add ptp3 type veth peer name ptp3 netns {inet}"),
+    );
+    ip(
+        &router,
+        "addr add 198.51.100.250/32 peer 198.51.100.249 dev ptp3",
+    );
+    ip(
+        &inet,
+        "addr add 198.51.100.249/32 peer 198.51.100.250 dev ptp3",
+    );
+    ip(&router, "link set ptp3 up");
+    ip(&inet, "link set ptp3 up");
+    // As netifd installs a PPP default: on-link, no `via`.
+    ip(&router, "route add default dev ptp3 metric 10");
+    for rule in [
+        "add rule inet fw4 srcnat oifname \"ptp3\" masquerade",
+        "insert rule inet fw4 forward iifname \"eth0\" oifname \"ptp3\" accept",
+    ] {
+        tb.exec_ok(Role::Router, &["nft", rule])
+            .expect("fw4 rule for ptp3");
+    }
+    let ptp = "\nconfig interface 'wan3'\n\toption enabled '1'\n\toption device 'ptp3'\n\
+               \tlist track_ip '203.0.113.1'\n\tlist track_ip '203.0.113.2'\n\toption reliability '1'\n\
+               \toption interval '0.2'\n\toption failure_interval '0.2'\n\toption recovery_interval '0.2'\n\
+               \toption timeout '3'\n\toption down '3'\n\toption up '10'\n\n\
+               config member 'wan3_p'\n\toption interface 'wan3'\n\toption metric '1'\n\n\
+               config member 'wan2_p'\n\toption interface 'wan2'\n\toption metric '2'\n\n\
+               config policy 'ptp'\n\tlist use_member 'wan3_p'\n\tlist use_member 'wan2_p'\n\n\
+               config rule 'web'\n\toption dest_ip '203.0.113.80'\n\toption use_policy 'ptp'\n";
+    let text = config(tb.wans(), &ours).replacen(
+        "\nconfig rule 'everything'",
+        &format!("{ptp}\nconfig rule 'everything'"),
+        1,
+    );
+    let m = Mwand::start(&tb, &text);
+    let s = m.wait(30, "wan3 online", |s| state(s, "wan3") == "online");
+    assert_eq!(active(&s, "ptp"), ["wan3"], "{s:#}");
+    let routes = tb
+        .exec_ok(
+            Role::Router,
+            &["ip", "-4", "route", "show", "table", "all", "proto", "77"],
+        )
+        .expect("routes");
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("default dev ptp3 table") && !l.contains("via")),
+        "no on-link default route of wan3:\n{routes}"
+    );
+    let answer = lan_http(&tb, 5).unwrap_or_default();
+    assert!(
+        answer.contains("198.51.100.250"),
+        "the web rule did not use wan3: {answer}"
+    );
+    // A silent cut of the point-to-point link: wan3 fails like any WAN.
+    for cmd in [
+        "add table inet cut",
+        "add chain inet cut c { type filter hook prerouting priority -300; }",
+        "add rule inet cut c iifname \"ptp3\" drop",
+    ] {
+        tb.exec_ok(Role::Internet, &["nft", cmd]).expect("cut ptp3");
+    }
+    let s = m.wait(30, "wan3 offline", |s| state(s, "wan3") == "offline");
+    assert_eq!(active(&s, "ptp"), ["wan2"], "{s:#}");
+    let answer = lan_http(&tb, 5).unwrap_or_default();
+    assert_eq!(wan_of_answer(&tb, &answer), Some("wan2"), "{answer}");
+}
