@@ -117,8 +117,9 @@ fn restarts_while_a_wan_is_down_put_no_connection_on_it() {
         }
     });
     assert_never_on_wan1(&w, &m, "3 restarts with wan1 cut");
-    let resumed = log_count(&m, "wan1: resumes its offline verdict");
+    let resumed = log_count(&m, "wan1: offline verdict from before the restart");
     assert_eq!(resumed, 3, "each restart logs the resumed verdict");
+    assert!(!m.log_text().contains("dropped: older"), "{}", m.log_text());
     assert_eq!(state(&m.status(), "wan1"), "offline");
     // Its tracker still decides: wan1 comes back when restored.
     tb.restore("wan1").expect("restore wan1");

@@ -5,8 +5,8 @@
 
 use mwan_core::config::{InitialState, Interface};
 use mwan_core::health::{
-    judge_saved, verdict_lifetime, Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult,
-    SavedVerdict, Verdict, MIN_VERDICT_LIFETIME_MS,
+    saved_verdict_holds, verdict_lifetime, Health, HealthSettings, LinkState, ProbeOutcome,
+    ProbeResult, SavedVerdict, Verdict, MIN_VERDICT_LIFETIME_MS,
 };
 
 fn wan() -> Interface {
@@ -20,6 +20,14 @@ fn machine(iface: &Interface) -> Health {
     let mut h = Health::new(HealthSettings::from_interface(iface), 0);
     h.set_prompt_loss_reports(true);
     h
+}
+
+/// What a reload to `changed` makes of `h`, as mwand does it.
+fn reconfigured(h: &Health, changed: &Interface, now: u64) -> (Health, Option<Verdict>) {
+    let mut next = Health::new(HealthSettings::from_interface(changed), now);
+    next.set_prompt_loss_reports(true);
+    let kept = h.carry_verdict_to(&mut next, now);
+    (next, kept)
 }
 
 /// Feeds `rounds` decided rounds (all answered or all lost) from round
@@ -108,7 +116,7 @@ fn the_verdict_of_each_state_is_what_a_restart_or_reload_keeps() {
         // A reload that changes a tracking option (the interval here).
         let mut changed = wan();
         changed.interval = h.settings().interval * 2;
-        let (next, kept) = h.reconfigured(HealthSettings::from_interface(&changed), now);
+        let (next, kept) = reconfigured(&h, &changed, now);
         assert_eq!(kept, verdict, "{name}: the reload keeps the verdict");
         assert_eq!(next.usable(), usable, "{name}: usable after the reload");
         assert_eq!(next.settings().interval, changed.interval, "{name}");
@@ -124,7 +132,7 @@ fn an_offline_verdict_outlives_a_reload_that_flips_initial_state_and_recovers_by
     let mut changed = wan();
     changed.initial_state = InitialState::Online;
     changed.count = 2;
-    let (mut next, kept) = h.reconfigured(HealthSettings::from_interface(&changed), now);
+    let (mut next, kept) = reconfigured(&h, &changed, now);
     assert_eq!(kept, Some(Verdict::Offline));
     assert!(!next.usable());
     assert_eq!(next.since(), h.since(), "offline keeps its age");
@@ -167,7 +175,7 @@ fn a_restart_resumes_a_saved_verdict_within_its_lifetime_only() {
     ];
     for (s, now, taken) in table {
         assert_eq!(
-            judge_saved(&s, &settings, now).is_ok(),
+            saved_verdict_holds(&s, &settings, now),
             taken,
             "{s:?} at {now}"
         );

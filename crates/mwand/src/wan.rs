@@ -200,20 +200,18 @@ impl Wan {
         }
         let settings = HealthSettings::from_interface(&config);
         if &settings != self.health.settings() {
-            let (health, kept) = self.health.reconfigured(settings, now);
-            self.health = health;
-            match kept {
-                Some(v) => log::info!(
-                    "{}: tracking changed; keeps its {} verdict",
-                    config.name,
-                    v.as_str()
-                ),
-                None => log::info!(
-                    "{}: tracking changed; health starts over ({})",
-                    config.name,
-                    self.health.state()
-                ),
-            }
+            let mut next = new_health(settings, now);
+            let kept = self.health.carry_verdict_to(&mut next, now);
+            self.health = next;
+            log::info!(
+                "{}: tracking changed; {}",
+                config.name,
+                match kept {
+                    Some(Verdict::Online) => "keeps its online verdict",
+                    Some(Verdict::Offline) => "keeps its offline verdict",
+                    None => "health starts over from initial_state",
+                }
+            );
         }
         if config.quality != self.config.quality || config.track_ip != self.config.track_ip {
             self.quality = Quality::new(&config.quality, config.track_ip.len());

@@ -37,7 +37,7 @@ pub use settings::{
     DEFAULT_TIMEOUT_FLOOR_MS, RECOMMENDED_TRACKING, ROUND_GRACE_MS,
 };
 pub use verdict::{
-    judge_saved, verdict_lifetime, SavedVerdict, Verdict, MIN_VERDICT_LIFETIME_MS,
+    saved_verdict_holds, verdict_lifetime, SavedVerdict, Verdict, MIN_VERDICT_LIFETIME_MS,
     VERDICT_LIFETIME_FACTOR,
 };
 

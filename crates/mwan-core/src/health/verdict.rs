@@ -56,26 +56,12 @@ pub fn verdict_lifetime(settings: &HealthSettings) -> Millis {
         .max(MIN_VERDICT_LIFETIME_MS)
 }
 
-/// Whether a saved verdict is taken back at `now`: Err says why not, for
-/// the log (too old, or saved in the future: another boot's clock).
-pub fn judge_saved(
-    saved: &SavedVerdict,
-    settings: &HealthSettings,
-    now: Millis,
-) -> Result<(), String> {
-    if saved.saved_at > now || saved.since > saved.saved_at {
-        return Err("saved at a time after now (another boot?)".into());
-    }
-    let age = now - saved.saved_at;
-    let lifetime = verdict_lifetime(settings);
-    if age > lifetime {
-        return Err(format!(
-            "saved {} s ago, more than its lifetime of {} s",
-            age / 1000,
-            lifetime / 1000
-        ));
-    }
-    Ok(())
+/// Whether a saved verdict is taken back at `now`: saved no longer ago
+/// than its lifetime, and not "after now" (another boot's clock).
+pub fn saved_verdict_holds(saved: &SavedVerdict, settings: &HealthSettings, now: Millis) -> bool {
+    saved.since <= saved.saved_at
+        && saved.saved_at <= now
+        && now - saved.saved_at <= verdict_lifetime(settings)
 }
 
 impl Health {
@@ -110,23 +96,18 @@ impl Health {
         self.usable_since = self.usable().then_some(self.since);
     }
 
-    /// The machine for new tracking settings (a reload): a fresh one that
-    /// keeps this one's verdict when there is one, else starts from
-    /// `initial_state`. The returned verdict is what was kept (None: a
-    /// reset, which the caller logs).
-    pub fn reconfigured(&self, settings: HealthSettings, now: Millis) -> (Health, Option<Verdict>) {
-        let mut next = Health::new(settings, now);
-        next.prompt_reports = self.prompt_reports;
-        let kept = self.verdict();
-        if let Some(v) = kept {
-            // A state that is the verdict itself keeps its age.
-            let same = matches!(
-                (self.state, v),
-                (LinkState::Online, Verdict::Online) | (LinkState::Offline, Verdict::Offline)
-            );
-            next.resume(v, if same { self.since } else { now }, now);
-        }
-        let kept = kept.filter(|_| next.verdict().is_some());
-        (next, kept)
+    /// A reload gave new tracking settings: `next`, a fresh machine for
+    /// them, takes this one's verdict when there is one (else it starts
+    /// from `initial_state`). Returns what was kept (None: a reset, which
+    /// the caller logs).
+    pub fn carry_verdict_to(&self, next: &mut Health, now: Millis) -> Option<Verdict> {
+        let kept = self.verdict()?;
+        // A state that is the verdict itself keeps its age.
+        let same = matches!(
+            (self.state, kept),
+            (LinkState::Online, Verdict::Online) | (LinkState::Offline, Verdict::Offline)
+        );
+        next.resume(kept, if same { self.since } else { now }, now);
+        next.verdict().map(|_| kept)
     }
 }

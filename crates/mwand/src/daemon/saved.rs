@@ -21,7 +21,7 @@
 
 use super::{Daemon, Timer};
 use crate::clock::now_ms;
-use mwan_core::health::{judge_saved, HealthSettings, SavedVerdict, Verdict};
+use mwan_core::health::{saved_verdict_holds, HealthSettings, SavedVerdict, Verdict};
 use mwan_core::Millis;
 use std::io::Write;
 use std::path::Path;
@@ -69,20 +69,20 @@ impl Daemon {
             let Some(wan) = self.wans.get_mut(&name) else {
                 continue;
             };
-            match judge_saved(&s, &HealthSettings::from_interface(wan.config()), now) {
-                Ok(()) => {
-                    wan.resume(s.verdict, s.since, now);
-                    log::info!(
-                        "{name}: resumes its {} verdict from before the restart ({} s old)",
-                        s.verdict.as_str(),
-                        (now - s.since) / 1000
-                    );
-                }
-                Err(why) => log::info!(
-                    "{name}: its {} verdict from before the restart is dropped: {why}",
-                    s.verdict.as_str()
-                ),
+            let holds = saved_verdict_holds(&s, &HealthSettings::from_interface(wan.config()), now);
+            if holds {
+                wan.resume(s.verdict, s.since, now);
             }
+            log::info!(
+                "{name}: {} verdict from before the restart ({} s old) {}",
+                s.verdict.as_str(),
+                now.saturating_sub(s.since) / 1000,
+                if holds {
+                    "resumed"
+                } else {
+                    "dropped: older than its lifetime, or from another boot"
+                }
+            );
         }
     }
 
