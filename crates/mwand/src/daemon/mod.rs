@@ -312,9 +312,11 @@ impl Daemon {
             let evs = u.follow(d.poll.registry(), &d.config);
             d.on_ubus_events(evs);
         }
-        let verdicts = d.restore_state();
+        // The WANs first (restore_state resumes their verdicts), then
+        // again without the paused ones it restored.
         d.sync_wans(now);
-        d.resume_verdicts(verdicts, now);
+        d.restore_state(now);
+        d.sync_wans(now);
         // The first plan adopts what a previous mwand left in the kernel and
         // gives the tracker marks the trackers' command lines carry; it
         // waits for the WANs' facts (netifd's a moment after connecting).

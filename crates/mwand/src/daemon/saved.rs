@@ -62,42 +62,17 @@ impl Daemon {
         }
     }
 
-    /// Resumes the verdicts [`Daemon::restore_state`] read, once the WANs
-    /// exist; each resumed or dropped one is logged.
-    pub(super) fn resume_verdicts(&mut self, saved: Vec<(String, SavedVerdict)>, now: Millis) {
-        for (name, s) in saved {
-            let Some(wan) = self.wans.get_mut(&name) else {
-                continue;
-            };
-            let holds = saved_verdict_holds(&s, &HealthSettings::from_interface(wan.config()), now);
-            if holds {
-                wan.resume(s.verdict, s.since, now);
-            }
-            log::info!(
-                "{name}: {} verdict from before the restart ({} s old) {}",
-                s.verdict.as_str(),
-                now.saturating_sub(s.since) / 1000,
-                if holds {
-                    "resumed"
-                } else {
-                    "dropped: older than its lifetime, or from another boot"
-                }
-            );
-        }
-    }
-
     /// Takes back what [`Daemon::save_state`] wrote, or after a reboot (no
     /// state file) the config's persistent override. Entries naming what the
-    /// config no longer has are dropped with a warning. Returns the saved
-    /// verdicts, for [`Daemon::resume_verdicts`].
-    pub(super) fn restore_state(&mut self) -> Vec<(String, SavedVerdict)> {
-        let mut verdicts = Vec::new();
+    /// config no longer has are dropped with a warning. Called once the
+    /// WANs exist, so their saved verdicts are resumed here.
+    pub(super) fn restore_state(&mut self, now: Millis) {
         let path = self.opts.run_dir.join(STATE_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(_) => match &self.config.globals.override_ {
                 Some(wan) => format!("override {wan}\n"),
-                None => return verdicts,
+                None => return,
             },
         };
         for (n, line) in text.lines().enumerate() {
@@ -113,15 +88,34 @@ impl Daemon {
                     )
                     .is_ok(),
                 ["pause", wan] if known(wan) => self.paused.insert(wan.into()),
-                ["verdict", wan, verdict, since, saved_at] if known(wan) => {
-                    match (Verdict::parse(verdict), since.parse(), saved_at.parse()) {
-                        (Some(verdict), Ok(since), Ok(saved_at)) => {
-                            let saved = SavedVerdict {
+                ["verdict", wan, verdict, since, saved_at] => {
+                    match (
+                        self.wans.get_mut(wan),
+                        Verdict::parse(verdict),
+                        since.parse(),
+                        saved_at.parse(),
+                    ) {
+                        (Some(w), Some(verdict), Ok(since), Ok(saved_at)) => {
+                            let s = SavedVerdict {
                                 verdict,
                                 since,
                                 saved_at,
                             };
-                            verdicts.push((wan.to_string(), saved));
+                            let settings = HealthSettings::from_interface(w.config());
+                            let holds = saved_verdict_holds(&s, &settings, now);
+                            if holds {
+                                w.resume(verdict, since, now);
+                            }
+                            log::info!(
+                                "{wan}: {} verdict from before the restart ({} s old) {}",
+                                verdict.as_str(),
+                                now.saturating_sub(since) / 1000,
+                                if holds {
+                                    "resumed"
+                                } else {
+                                    "dropped: older than its lifetime, or from another boot"
+                                }
+                            );
                             continue;
                         }
                         _ => false,
@@ -135,7 +129,6 @@ impl Daemon {
                 log::warn!("{}:{}: '{line}' ignored", path.display(), n + 1);
             }
         }
-        verdicts
     }
 
     /// `--persistent`: sets (or with None removes) the globals option
