@@ -147,7 +147,7 @@ fn a_reload_changing_tracking_while_a_wan_is_down_puts_no_connection_on_it() {
         }
     });
     assert_never_on_wan1(&w, &m, "3 reloads changing wan1's timeout with wan1 cut");
-    let kept = log_count(&m, "wan1: tracking changed; keeps its offline verdict");
+    let kept = log_count(&m, "wan1: tracking changed; keeps its verdict");
     assert!(
         kept == 3,
         "each reload logs what it kept:\n{}",

@@ -206,11 +206,9 @@ impl Wan {
             log::info!(
                 "{}: tracking changed; {}",
                 config.name,
-                match kept {
-                    Some(Verdict::Online) => "keeps its online verdict",
-                    Some(Verdict::Offline) => "keeps its offline verdict",
-                    None => "health starts over from initial_state",
-                }
+                kept.map_or("health starts over from initial_state", |_| {
+                    "keeps its verdict"
+                })
             );
         }
         if config.quality != self.config.quality || config.track_ip != self.config.track_ip {

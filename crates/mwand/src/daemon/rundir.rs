@@ -88,11 +88,10 @@ fn reachable_by(dir: &Path, user: TrackerUser) -> io::Result<()> {
         let meta = std::fs::metadata(above)?;
         if !traversable(meta.mode(), meta.uid(), meta.gid(), user.uid, user.gid) {
             return Err(io::Error::other(format!(
-                "{} (mode {:o}) does not let the tracker user (uid {}) pass: its trackers \
-                 could never reach track.sock; chmod o+x it or choose another --run-dir",
+                "{} (mode {:o}) does not let the tracker user pass: its trackers could never \
+                 reach track.sock",
                 above.display(),
-                meta.mode() & 0o7777,
-                user.uid
+                meta.mode() & 0o7777
             )));
         }
     }
