@@ -32,7 +32,7 @@ use mwan_testbed::{require_netns, Role, Testbed, TestbedOptions};
 use serde_json::Value;
 
 mod dataplane_common;
-use dataplane_common::router_state;
+use dataplane_common::{connect_from_internet, router_state, serve_echo};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -1101,33 +1101,6 @@ fn foreign_mark_bits_survive_our_table() {
 }
 
 /// Accept connections on `listener` and echo, until the test ends.
-fn serve_echo(listener: TcpListener) {
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 512];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-}
-
-fn connect_from_internet(tb: &Testbed, addr: SocketAddr) -> Result<String, String> {
-    in_netns(tb.internet_ns(), || {
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        s.write_all(b"ping\n").map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 5];
-        s.read_exact(&mut buf).map_err(|e| e.to_string())?;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    })
-    .unwrap()
-}
-
 #[test]
 fn port_forward_and_router_service_on_wan2_answer_through_wan2() {
     if !require_netns() || !need("nft", "nftables") {

@@ -159,6 +159,25 @@ fn mwand_exit(tb: &mwan_testbed::Testbed, config: &Path, run_dir: &Path) -> Opti
     None
 }
 
+/// Runs mwand (see [`spawn_mwand`]) until both its sockets exist (at most
+/// 20 s), then kills it; returns whether they did with mwand still running.
+fn starts_and_listens(tb: &mwan_testbed::Testbed, config: &Path, run_dir: &Path) -> bool {
+    let mut child = spawn_mwand(tb, config, run_dir);
+    let listening = || {
+        ["control.sock", "track.sock"]
+            .iter()
+            .all(|s| run_dir.join(s).exists())
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while !listening() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = child.try_wait().expect("try_wait").is_none() && listening();
+    child.kill().ok();
+    child.wait().ok();
+    started
+}
+
 fn scratch_dir(what: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("mwand-attack-{what}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -220,16 +239,46 @@ fn a_run_dir_others_can_write_is_refused() {
     // One it creates itself is root's and closed to others (its group is
     // the unprivileged trackers', which may pass: 0710).
     let fresh = dir.join("fresh");
-    let mut child = spawn_mwand(&tb, &config, &fresh);
-    let end = Instant::now() + Duration::from_secs(20);
-    while !fresh.join("control.sock").exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let meta = std::fs::metadata(&fresh);
-    child.kill().ok();
-    child.wait().ok();
-    let meta = meta.expect("mwand made its run dir");
+    assert!(
+        starts_and_listens(&tb, &config, &fresh),
+        "mwand did not start"
+    );
+    let meta = std::fs::metadata(&fresh).expect("mwand made its run dir");
     assert_eq!(meta.permissions().mode() & 0o707, 0o700);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A run dir below a directory the unprivileged trackers cannot pass
+/// (mktemp -d makes 0700) once started fine, and every WAN went offline at
+/// its silence limit with its tracker never connecting. mwand now refuses
+/// to start and names the directory.
+#[test]
+fn a_run_dir_the_tracker_user_cannot_reach_is_refused_naming_the_directory() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(1, 33);
+    let dir = scratch_dir("unreachable");
+    let config = dir.join("mwan");
+    std::fs::write(&config, "config globals 'globals'\n").expect("config");
+    let closed = dir.join("closed");
+    std::fs::create_dir_all(&closed).expect("dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let run = closed.join("run");
+    let (code, text) = mwand_exit(&tb, &config, &run).expect("mwand ran with unreachable trackers");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!("{} (mode 700", closed.display()))
+            && text.contains("does not let the tracker user"),
+        "{text}"
+    );
+    // Opened to others, the same path starts.
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    assert!(
+        starts_and_listens(&tb, &config, &run),
+        "mwand did not start under a 0711 parent"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -5,7 +5,9 @@
 use crate::hooks::Action;
 use mwan_core::config::Family;
 use mwan_core::config::Interface;
-use mwan_core::health::{Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition};
+use mwan_core::health::{
+    Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition, Verdict,
+};
 use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
 use mwan_core::quality::Quality;
@@ -188,15 +190,26 @@ impl Wan {
     }
 
     /// New settings from a reload. Unchanged: nothing happens (health and
-    /// history stay). Changed tracking settings start the health machine
-    /// over from `initial_state`; changed scoring settings restart scoring.
+    /// history stay). Changed tracking settings give a new health machine
+    /// that keeps the last verdict (an offline WAN stays offline until its
+    /// probes say otherwise; without a verdict it starts from
+    /// `initial_state`, logged); changed scoring settings restart scoring.
     pub fn reconfigure(&mut self, config: Interface, now: Millis) {
         if config == self.config {
             return;
         }
         let settings = HealthSettings::from_interface(&config);
         if &settings != self.health.settings() {
-            self.health = new_health(settings, now);
+            let mut next = new_health(settings, now);
+            let kept = self.health.carry_verdict_to(&mut next, now);
+            self.health = next;
+            log::info!(
+                "{}: tracking changed; {}",
+                config.name,
+                kept.map_or("health starts over from initial_state", |_| {
+                    "keeps its verdict"
+                })
+            );
         }
         if config.quality != self.config.quality || config.track_ip != self.config.track_ip {
             self.quality = Quality::new(&config.quality, config.track_ip.len());
@@ -290,6 +303,16 @@ impl Wan {
     /// mwan3track's LOST and TURN for `mwan3 status`.
     pub fn mwan3_lost_turn(&self) -> (u32, u64) {
         self.health.mwan3_lost_turn()
+    }
+
+    /// The last verdict and since when its state holds, for the state file.
+    pub fn verdict(&self) -> Option<(Verdict, Millis)> {
+        Some((self.health.verdict()?, self.health.since()))
+    }
+
+    /// A verdict saved before a restart (already judged fresh enough).
+    pub fn resume(&mut self, verdict: Verdict, since: Millis, now: Millis) {
+        self.health.resume(verdict, since, now);
     }
 
     /// The core's view of this WAN for policy resolution.

@@ -27,6 +27,7 @@ pub mod analysis;
 mod rounds;
 mod rtt;
 mod settings;
+mod verdict;
 
 use rounds::{record, round_succeeds, Expectation, OpenRound, TargetTally};
 use rtt::RttEstimator;
@@ -34,6 +35,10 @@ use settings::MAX_ROUND_GAP;
 pub use settings::{
     recommended_defaults, HealthSettings, QualityThresholds, RecommendedTracking,
     DEFAULT_TIMEOUT_FLOOR_MS, RECOMMENDED_TRACKING, ROUND_GRACE_MS,
+};
+pub use verdict::{
+    saved_verdict_holds, verdict_lifetime, SavedVerdict, Verdict, MIN_VERDICT_LIFETIME_MS,
+    VERDICT_LIFETIME_FACTOR,
 };
 
 use serde::{Deserialize, Serialize};
@@ -192,6 +197,9 @@ pub struct Health {
     link_down: bool,
     /// No round applied since start, ifup or aging.
     awaiting_round: bool,
+    /// A verdict was decided or restored since start or the last link
+    /// event ([`Health::verdict`]).
+    verdict_known: bool,
     aged: bool,
     usable_since: Option<Millis>,
     rounds: VecDeque<OpenRound>,
@@ -232,6 +240,7 @@ impl Health {
             since: now,
             link_down: false,
             awaiting_round: true,
+            verdict_known: false,
             aged: false,
             usable_since: None,
             rounds: VecDeque::new(),
@@ -623,6 +632,7 @@ impl Health {
         {
             self.phase = Phase::Down { succeeded: 0 };
             self.awaiting_round = false;
+            self.verdict_known = true;
             self.update_state(now, out);
         }
     }
@@ -710,6 +720,7 @@ impl Health {
         self.tracking_since = now;
         self.aged = false;
         self.awaiting_round = true;
+        self.verdict_known = false;
         self.crossed = Crossed::No;
         self.phase = if up {
             initial_phase(self.settings.initial_state)

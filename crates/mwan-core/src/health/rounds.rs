@@ -268,6 +268,7 @@ impl Health {
         }
         self.phase = Phase::Down { succeeded: 0 };
         self.crossed = Crossed::WentDown;
+        self.verdict_known = true;
         if !any_reply {
             self.rtt.backoff_shift = (self.rtt.backoff_shift + 1).min(MAX_BACKOFF_SHIFT);
         }
@@ -316,6 +317,7 @@ impl Health {
             self.rtt.backoff_shift = (self.rtt.backoff_shift + 1).min(MAX_BACKOFF_SHIFT);
         }
         self.awaiting_round = false;
+        self.verdict_known = true;
         self.aged = false;
         // A pending offline verdict is reported by release_rounds, once it
         // knows whether the failure is already final (one transition).

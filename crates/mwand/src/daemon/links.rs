@@ -25,6 +25,8 @@ impl Daemon {
             }
         }
         self.dirty = true;
+        // The new verdict survives a restart (saved.rs).
+        self.save_state();
     }
 
     pub(super) fn on_netlink(&mut self) {
@@ -100,6 +102,7 @@ impl Daemon {
                 self.arm_wakes(wakes);
             }
             Timer::FirstApply => self.dirty = true,
+            Timer::SaveState => self.save_state(),
             Timer::Health(name) => {
                 let changes = match self.wans.get_mut(&name) {
                     Some(w) => w.tick(now),

@@ -63,6 +63,8 @@ enum Timer {
     Health(String),
     /// The bounded wait for netifd's facts before the first write is over.
     FirstApply,
+    /// The state file's verdicts are renewed (saved.rs).
+    SaveState,
 }
 
 pub struct Daemon {
@@ -199,7 +201,7 @@ impl Daemon {
         let tracker_user = crate::supervisor::resolve_tracker_user(opts.tracker_user.as_deref())
             .map_err(|e| DaemonError::Io("tracker user", std::io::Error::other(e)))?;
         let (mut control_listener, mut track_listener) =
-            rundir::bind_listeners(&opts, tracker_user.map(|u| u.gid))?;
+            rundir::bind_listeners(&opts, tracker_user)?;
         let registry = poll.registry();
         signals
             .register(registry, SIGNALS)
@@ -305,7 +307,10 @@ impl Daemon {
             let evs = u.follow(d.poll.registry(), &d.config);
             d.on_ubus_events(evs);
         }
-        d.restore_state();
+        // The WANs first (restore_state resumes their verdicts), then
+        // again without the paused ones it restored.
+        d.sync_wans(now);
+        d.restore_state(now);
         d.sync_wans(now);
         // The first plan adopts what a previous mwand left in the kernel and
         // gives the tracker marks the trackers' command lines carry; it

@@ -5,8 +5,13 @@
 //! it could keep mwand from starting or put their own tracker socket there.
 //! Removed while mwand runs, it is made again with both sockets
 //! (housekeeping checks), so restarted trackers and mwanctl find them.
+//! Every directory above it must let the tracker user pass (x), or the
+//! unprivileged trackers never reach their socket and each WAN goes
+//! offline at its silence limit: mwand refuses to start, naming the
+//! directory (a `mktemp -d` parent is 0700).
 
 use super::{bind_socket, Daemon, DaemonError, CONTROL, TRACK};
+use crate::supervisor::TrackerUser;
 use crate::Options;
 use mio::net::UnixListener;
 use mio::Interest;
@@ -58,17 +63,56 @@ fn check(meta: &std::fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `uid`:`gid` (no supplementary groups: the trackers drop them)
+/// may pass through a directory of `mode` owned by `owner`:`group`.
+fn traversable(mode: u32, owner: u32, group: u32, uid: u32, gid: u32) -> bool {
+    let bit = if uid == owner {
+        0o100
+    } else if gid == group {
+        0o010
+    } else {
+        0o001
+    };
+    mode & bit != 0
+}
+
+/// Checks that the tracker user can pass through every directory above
+/// `dir` (which exists); the error names the first that it cannot.
+fn reachable_by(dir: &Path, user: TrackerUser) -> io::Result<()> {
+    // A relative --run-dir ends in "": the working directory is not checked.
+    for above in dir
+        .ancestors()
+        .skip(1)
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        let meta = std::fs::metadata(above)?;
+        if !traversable(meta.mode(), meta.uid(), meta.gid(), user.uid, user.gid) {
+            return Err(io::Error::other(format!(
+                "{} (mode {:o}) does not let the tracker user pass: its trackers could never \
+                 reach track.sock",
+                above.display(),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Prepares the run dir and binds the control and tracker sockets in it.
-/// With `tracker_gid` (trackers run unprivileged) the dir is open to that
-/// group (0710, or 0711 with `--allow-uid`) and so is the tracker socket
-/// (0660); the control socket stays root's alone.
+/// With a `tracker` user (trackers run unprivileged) the dir is open to
+/// its group (0710, or 0711 with `--allow-uid`) and so is the tracker
+/// socket (0660); the control socket stays root's alone.
 pub(super) fn bind_listeners(
     opts: &Options,
-    tracker_gid: Option<u32>,
+    tracker: Option<TrackerUser>,
 ) -> Result<(UnixListener, UnixListener), DaemonError> {
     let others_connect = !opts.allow_uids.is_empty();
     prepare(&opts.run_dir, others_connect)
         .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
+    if let Some(user) = tracker {
+        reachable_by(&opts.run_dir, user)
+            .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
+    }
     let control_path = opts.run_dir.join("control.sock");
     let control = bind_socket(&control_path)?;
     if others_connect {
@@ -79,7 +123,7 @@ pub(super) fn bind_listeners(
     }
     let track_path = opts.run_dir.join("track.sock");
     let track = bind_socket(&track_path)?;
-    if let Some(gid) = tracker_gid {
+    if let Some(gid) = tracker.map(|u| u.gid) {
         let mode = if others_connect { 0o711 } else { 0o710 };
         open_to_group(&opts.run_dir, gid, mode)
             .map_err(|e| DaemonError::RunDir(opts.run_dir.clone(), e))?;
@@ -113,14 +157,13 @@ impl Daemon {
                 log::debug!("remove {}: {e}", path.display());
             }
         }
-        let (mut control, mut track) =
-            match bind_listeners(&self.opts, self.supervisor.user().map(|u| u.gid)) {
-                Ok(l) => l,
-                Err(e) => {
-                    self.peer_warn(format_args!("cannot make the sockets again: {e}"));
-                    return;
-                }
-            };
+        let (mut control, mut track) = match bind_listeners(&self.opts, self.supervisor.user()) {
+            Ok(l) => l,
+            Err(e) => {
+                self.peer_warn(format_args!("cannot make the sockets again: {e}"));
+                return;
+            }
+        };
         let registry = self.poll.registry();
         for old in [&mut self.control_listener, &mut self.track_listener] {
             if let Err(e) = registry.deregister(old) {
@@ -156,6 +199,49 @@ mod tests {
         std::fs::write(&dir, "").unwrap();
         let err = prepare(&dir, false).unwrap_err().to_string();
         assert!(err.contains("not a directory"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_passed_by_the_owner_group_or_other_bit_that_applies() {
+        // (mode, owner, group, uid, gid, passes)
+        let table = [
+            (0o700, 0, 0, 65534, 65534, false),
+            (0o711, 0, 0, 65534, 65534, true),
+            (0o710, 0, 65534, 65534, 65534, true),
+            (0o701, 0, 65534, 65534, 65534, false),
+            (0o071, 65534, 0, 65534, 0, false),
+            (0o100, 65534, 0, 65534, 0, true),
+            (0o755, 1000, 1000, 65534, 65534, true),
+        ];
+        for (mode, owner, group, uid, gid, passes) in table {
+            assert_eq!(
+                traversable(mode, owner, group, uid, gid),
+                passes,
+                "{mode:o} {owner}:{group} for {uid}:{gid}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_directory_above_the_run_dir_is_named() {
+        let base = std::env::temp_dir().join(format!("mwand-reach-{}", std::process::id()));
+        let dir = base.join("closed/run");
+        std::fs::create_dir_all(&dir).unwrap();
+        let closed = base.join("closed");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let other = TrackerUser {
+            uid: 4_000_000,
+            gid: 4_000_000,
+        };
+        let err = reachable_by(&dir, other).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{} (mode 700", closed.display())),
+            "{err}"
+        );
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).unwrap();
+        // Directories above the base (/tmp and /) let others pass.
+        reachable_by(&dir, other).unwrap();
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

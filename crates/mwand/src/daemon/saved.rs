@@ -5,22 +5,35 @@
 //! is on tmpfs: after a reboot only an override written to the config with
 //! `--persistent` (globals option `override`) is back.
 //!
+//! Each WAN's last verdict is kept there too (issue 13, attack 6): a
+//! restart resumes it, so traffic does not go back to a WAN known to be
+//! dead while its new tracker fails `down` rounds again. The file is
+//! rewritten every [`STATE_REFRESH_MS`] while a verdict is known, so its
+//! time says when the verdict last held; one older than its lifetime
+//! (mwan_core::health::verdict_lifetime) is dropped with a log line.
+//!
 //! ```text
 //! override wan2            every policy on wan2
 //! override wan1 balanced   policy balanced on wan1
 //! pause wan3
+//! verdict wan1 offline 81234 95300   verdict, since, saved (CLOCK_MONOTONIC ms)
 //! ```
 
-use super::Daemon;
+use super::{Daemon, Timer};
+use crate::clock::now_ms;
+use mwan_core::health::{saved_verdict_holds, HealthSettings, SavedVerdict, Verdict};
+use mwan_core::Millis;
 use std::io::Write;
 use std::path::Path;
 
 const STATE_FILE: &str = "state";
+/// How often the verdicts' save time is renewed (tmpfs: a small write).
+const STATE_REFRESH_MS: Millis = 5_000;
 
 impl Daemon {
     /// Writes the overrides and paused WANs (a temporary file renamed over
     /// the old one: a crash leaves the old or the new file, never half).
-    pub(super) fn save_state(&self) {
+    pub(super) fn save_state(&mut self) {
         let mut text = String::new();
         for (wan, policy) in self.engine.all_overrides() {
             text += &format!("override {wan}");
@@ -32,16 +45,28 @@ impl Daemon {
         for wan in &self.paused {
             text += &format!("pause {wan}\n");
         }
+        let now = now_ms();
+        let mut verdicts = false;
+        for (name, wan) in &self.wans {
+            if let Some((v, since)) = wan.verdict() {
+                text += &format!("verdict {name} {} {since} {now}\n", v.as_str());
+                verdicts = true;
+            }
+        }
         let path = self.opts.run_dir.join(STATE_FILE);
         if let Err(e) = write_atomically(&path, text.as_bytes()) {
             log::warn!("{}: {e}: a restart would lose overrides", path.display());
+        }
+        if verdicts {
+            self.timers.arm(Timer::SaveState, now + STATE_REFRESH_MS);
         }
     }
 
     /// Takes back what [`Daemon::save_state`] wrote, or after a reboot (no
     /// state file) the config's persistent override. Entries naming what the
-    /// config no longer has are dropped with a warning.
-    pub(super) fn restore_state(&mut self) {
+    /// config no longer has are dropped with a warning. Called once the
+    /// WANs exist, so their saved verdicts are resumed here.
+    pub(super) fn restore_state(&mut self, now: Millis) {
         let path = self.opts.run_dir.join(STATE_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -63,6 +88,39 @@ impl Daemon {
                     )
                     .is_ok(),
                 ["pause", wan] if known(wan) => self.paused.insert(wan.into()),
+                ["verdict", wan, verdict, since, saved_at] => {
+                    match (
+                        self.wans.get_mut(wan),
+                        Verdict::parse(verdict),
+                        since.parse(),
+                        saved_at.parse(),
+                    ) {
+                        (Some(w), Some(verdict), Ok(since), Ok(saved_at)) => {
+                            let s = SavedVerdict {
+                                verdict,
+                                since,
+                                saved_at,
+                            };
+                            let settings = HealthSettings::from_interface(w.config());
+                            let holds = saved_verdict_holds(&s, &settings, now);
+                            if holds {
+                                w.resume(verdict, since, now);
+                            }
+                            log::info!(
+                                "{wan}: {} verdict from before the restart ({} s old) {}",
+                                verdict.as_str(),
+                                now.saturating_sub(since) / 1000,
+                                if holds {
+                                    "resumed"
+                                } else {
+                                    "dropped: older than its lifetime, or from another boot"
+                                }
+                            );
+                            continue;
+                        }
+                        _ => false,
+                    }
+                }
                 _ => false,
             };
             if restored {
