@@ -11,6 +11,16 @@ mod mwand_harness;
 
 use mwand_harness::*;
 
+/// The interfaces `mwanctl status --json` lists, in its order.
+fn interface_names(status: &serde_json::Value) -> Vec<&str> {
+    status["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect()
+}
+
 #[test]
 fn with_no_config_mwand_finds_both_wans_and_fails_over() {
     if !mwan_testbed::require_netns() {
@@ -31,12 +41,7 @@ fn with_no_config_mwand_finds_both_wans_and_fails_over() {
     let (first, second) = (&tb.wans()[0].device, &tb.wans()[1].device);
 
     let s = m.wait(30, "both WANs found and online", all_online);
-    let names: Vec<&str> = s["interfaces"]
-        .as_array()
-        .expect("interfaces")
-        .iter()
-        .filter_map(|i| i["name"].as_str())
-        .collect();
+    let names = interface_names(&s);
     assert_eq!(names, [first.as_str(), second.as_str()], "{s:#}");
     assert!(
         s["config"]
@@ -110,4 +115,142 @@ fn an_empty_config_file_is_not_automatic_mode() {
         !out.status.success(),
         "config --write without automatic mode"
     );
+}
+
+/// fw4's zones as OpenWrt writes them: `vpn` has a default route but sits
+/// in the lan zone; `wan2_6` is not listed, it is in the wan zone by
+/// netifd's `data.zone` (as PPPoE's dynamic `wan_6` is).
+const FIREWALL: &str = "\
+config defaults
+\toption input 'REJECT'
+
+config zone
+\toption name 'lan'
+\tlist network 'lan'
+\tlist network 'vpn'
+
+config zone
+\toption name 'wan'
+\tlist network 'wan1'
+\tlist network 'wan1_6'
+\tlist network 'wan2'
+\toption masq '1'
+";
+
+/// netifd's dump for automatic mode: per testbed WAN an IPv4 interface
+/// (`wan1`) and an IPv6 one on the same device (`wan1_6`), as OpenWrt's
+/// wan/wan6; `lan` without a default route; `vpn` with one, outside the
+/// wan zone.
+fn dual_stack_dump(tb: &mwan_testbed::Testbed) -> String {
+    let mut interfaces = Vec::new();
+    for (i, w) in tb.wans().iter().enumerate() {
+        let up = |name: String, address: String, mask: u8, route: serde_json::Value, data| {
+            serde_json::json!({
+                "interface": name, "up": true, "pending": false, "available": true,
+                "autostart": true, "dynamic": false, "uptime": 100, "proto": "static",
+                "device": w.device, "l3_device": w.device, "metric": w.metric,
+                (if address.contains(':') { "ipv6-address" } else { "ipv4-address" }):
+                    [{"address": address, "mask": mask}],
+                "route": [route], "data": data
+            })
+        };
+        interfaces.push(up(
+            w.name.clone(),
+            w.router_v4.to_string(),
+            w.v4_prefix,
+            serde_json::json!({"target": "0.0.0.0", "mask": 0, "nexthop": w.gateway_v4.to_string(), "metric": w.metric}),
+            serde_json::json!({}),
+        ));
+        let data = if i == 1 {
+            serde_json::json!({"zone": "wan"})
+        } else {
+            serde_json::json!({})
+        };
+        interfaces.push(up(
+            format!("{}_6", w.name),
+            w.router_v6.to_string(),
+            w.v6_prefix,
+            serde_json::json!({"target": "::", "mask": 0, "nexthop": w.gateway_v6.to_string(), "metric": w.metric}),
+            data,
+        ));
+    }
+    let lan = tb.lan();
+    interfaces.push(serde_json::json!({
+        "interface": "lan", "up": true, "proto": "static", "device": lan.router_device,
+        "l3_device": lan.router_device,
+        "ipv4-address": [{"address": lan.router_v4.to_string(), "mask": 24}], "route": [], "data": {}
+    }));
+    interfaces.push(serde_json::json!({
+        "interface": "vpn", "up": true, "proto": "wireguard", "device": lan.router_device,
+        "l3_device": lan.router_device, "metric": 0,
+        "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "0.0.0.0"}], "data": {}
+    }));
+    serde_json::json!({ "interface": interfaces }).to_string()
+}
+
+#[test]
+fn on_openwrt_the_wans_are_netifds_wan_zone_interfaces_ipv4_and_ipv6() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    // The double reads its dump file at every call: ours replaces the
+    // harness's before mwand asks.
+    let netifd = WithNetifd::start(&tb, &[]);
+    std::fs::write(&netifd.netifd, dual_stack_dump(&tb)).expect("netifd dump");
+    let mut args = vec![
+        "--supervisor".to_string(),
+        "embedded".into(),
+        "--ubus-socket".into(),
+        path_str(&netifd.double.socket).into(),
+    ];
+    let targets = tb.targets();
+    for t in [
+        targets.icmp_v4[0].to_string(),
+        targets.icmp_v6[0].to_string(),
+    ] {
+        args.extend(["--auto-track-ip".into(), t]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let m = Mwand::start_without_config_beside(&tb, &args, &[("firewall", FIREWALL)]);
+
+    let s = m.wait(30, "four WANs found and online", all_online);
+    let names = interface_names(&s);
+    assert_eq!(names, ["wan1", "wan2", "wan1_6", "wan2_6"], "{s:#}");
+
+    let uci = String::from_utf8(m.ctl(&["config", "--write"]).stdout).expect("utf-8");
+    let wan1_6 = &tb.wans()[0].gateway_v6;
+    assert!(
+        uci.contains(&format!(
+            "config interface 'wan1_6'\n\toption enabled '1'\n\toption family 'ipv6'\n\tlist track_ip '{wan1_6}'\n\tlist track_ip '{}'",
+            targets.icmp_v6[0]
+        )),
+        "{uci}"
+    );
+    assert!(!uci.contains("'vpn'") && !uci.contains("'lan'"), "{uci}");
+    assert!(
+        !uci.contains("option device"),
+        "netifd names the devices: {uci}"
+    );
+
+    m.wait(10, "failover on wan1 and wan1_6", |s| {
+        active(s, "failover") == ["wan1", "wan1_6"]
+    });
+    for ipv6 in [false, true] {
+        let answer = lan_http_over(&tb, ipv6, 5).expect("LAN fetch");
+        assert_eq!(wan_of_answer(&tb, &answer), Some("wan1"), "{answer}");
+    }
+
+    tb.cut("wan1").expect("cut");
+    m.wait(60, "failover to wan2 and wan2_6", |s| {
+        active(s, "failover") == ["wan2", "wan2_6"]
+    });
+    for ipv6 in [false, true] {
+        let answer = lan_http_over(&tb, ipv6, 5).expect("LAN fetch during the cut");
+        assert_eq!(
+            wan_of_answer(&tb, &answer),
+            Some("wan2"),
+            "ipv6 {ipv6}: {answer}"
+        );
+    }
 }

@@ -1,27 +1,116 @@
 //! Automatic mode (docs/mwand.md): with no config file at all, or globals
 //! with `option automatic '1'`, mwand builds its config from the router's
-//! default routes. Pure: the facts come in, UCI text goes out, and the
-//! [`Config`] is that text parsed, so `mwanctl config --write` prints
-//! exactly what runs.
+//! default routes: netifd's interfaces in fw4's wan zone on OpenWrt, the
+//! kernel's main table elsewhere. Pure: the facts come in, UCI text goes
+//! out, and the [`Config`] is that text parsed, so `mwanctl config --write`
+//! prints exactly what runs.
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Family};
 use std::net::IpAddr;
 
 /// Probed when nothing else is configured: well-known public resolvers
-/// (Cloudflare, Google, Quad9), each answering ICMP from anywhere.
-pub const DEFAULT_TARGETS: [&str; 3] = ["1.1.1.1", "8.8.8.8", "9.9.9.9"];
+/// (Cloudflare, Google, Quad9), each answering ICMP from anywhere; the
+/// IPv6 ones for IPv6 uplinks.
+pub const DEFAULT_TARGETS: [&str; 6] = [
+    "1.1.1.1",
+    "8.8.8.8",
+    "9.9.9.9",
+    "2606:4700:4700::1111",
+    "2001:4860:4860::8888",
+    "2620:fe::fe",
+];
 
 /// The policy every destination uses in automatic mode.
 pub const POLICY: &str = "failover";
 
-/// One default route of the main table (IPv4).
+/// One default route: from the kernel's main table, or one netifd lists
+/// for an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultRoute {
     /// netifd's interface name when known (OpenWrt), else None.
     pub interface: Option<String>,
     pub device: String,
+    pub family: Family,
     pub metric: u32,
     pub gateway: Option<IpAddr>,
+}
+
+impl DefaultRoute {
+    fn name(&self) -> String {
+        section_name(self.interface.as_deref().unwrap_or(&self.device))
+    }
+}
+
+/// A default route netifd lists, with the firewall zone netifd carries for
+/// its interface (`data.zone`: set on dynamic interfaces such as PPPoE's
+/// `wan_6`, which /etc/config/firewall cannot name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetifdDefault {
+    pub route: DefaultRoute,
+    pub zone: Option<String>,
+}
+
+/// fw4's WAN zones in /etc/config/firewall: every zone named `wan` or
+/// masquerading, and the networks (netifd interfaces) they list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WanZones {
+    pub names: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// Reads the WAN zones from firewall UCI text with our own UCI reader.
+/// None when the file has no such zone (then every interface with a
+/// default route is a WAN); Err names the file and line of a broken one.
+pub fn wan_zones(source: &str, text: &str) -> Result<Option<WanZones>, String> {
+    let mut diags = Vec::new();
+    let doc = config::uci::read(source, text, &mut diags);
+    if let Some(d) = diags.iter().find(|d| d.is_error()) {
+        return Err(d.to_string());
+    }
+    let mut zones = WanZones::default();
+    for s in doc.sections.iter().filter(|s| s.kind == "zone") {
+        let first = |o: &str| s.option(o).and_then(|o| o.values.first()).map(|v| &v.0);
+        let name = first("name").cloned().unwrap_or_default();
+        let masq = first("masq").is_some_and(|v| matches!(v.as_str(), "1" | "yes" | "on" | "true"));
+        if name != "wan" && !masq {
+            continue;
+        }
+        // fw4 takes `option network 'wan wan6'` and `list network` alike.
+        for (value, _) in s.option("network").map_or(&[][..], |o| &o.values) {
+            zones
+                .networks
+                .extend(value.split_whitespace().map(str::to_owned));
+        }
+        zones.names.push(name);
+    }
+    Ok((!zones.names.is_empty()).then_some(zones))
+}
+
+/// The WANs among netifd's default routes: those of interfaces in a WAN
+/// zone (all of them when there is no WAN zone). A config interface has
+/// one family, so an interface with both keeps its IPv4 one; OpenWrt's
+/// IPv6 uplinks are interfaces of their own (`wan6`, `wan_6`).
+pub fn netifd_uplinks(defaults: &[NetifdDefault], zones: Option<&WanZones>) -> Vec<DefaultRoute> {
+    let in_zone = |d: &NetifdDefault| {
+        zones.is_none_or(|z| {
+            d.route
+                .interface
+                .as_ref()
+                .is_some_and(|i| z.networks.contains(i))
+                || d.zone.as_ref().is_some_and(|n| z.names.contains(n))
+        })
+    };
+    let has_v4 = |i: &Option<String>| {
+        defaults
+            .iter()
+            .any(|d| d.route.interface == *i && d.route.family == Family::Ipv4)
+    };
+    defaults
+        .iter()
+        .filter(|d| in_zone(d))
+        .filter(|d| d.route.family == Family::Ipv4 || !has_v4(&d.route.interface))
+        .map(|d| d.route.clone())
+        .collect()
 }
 
 /// A UCI section name from a device or interface name: letters, digits
@@ -32,28 +121,45 @@ fn section_name(name: &str) -> String {
         .collect()
 }
 
-/// One WAN per device (its lowest metric), ordered by metric, then name.
+/// One WAN per device and family (its lowest metric), IPv4 first, then by
+/// metric, then name.
 fn uplinks(routes: &[DefaultRoute]) -> Vec<&DefaultRoute> {
     let mut best: Vec<&DefaultRoute> = Vec::new();
     for r in routes {
-        match best.iter_mut().find(|b| b.device == r.device) {
+        match best
+            .iter_mut()
+            .find(|b| b.name() == r.name() && b.family == r.family)
+        {
             Some(b) if r.metric < b.metric => *b = r,
             Some(_) => {}
             None => best.push(r),
         }
     }
-    best.sort_by(|a, b| (a.metric, &a.device).cmp(&(b.metric, &b.device)));
+    crate::sort::sort_by_cached_key(&mut best, |r| {
+        (r.family == Family::Ipv6, r.metric, r.name())
+    });
     best
 }
 
-/// The config automatic mode runs, as UCI: per uplink an interface
-/// tracking its gateway and `targets` (at least two answering while there
-/// are both, so a gateway that answers while the internet behind it does
-/// not is offline), a member with the uplink's rank as metric, policy
-/// `failover` over all of them in that order, and one rule sending every
-/// IPv4 destination to it. The last resort is the main table (`default`):
-/// with every probe lost, traffic still gets the router's own routing.
-/// `globals` is kept (mmx_mask and friends) when given.
+/// A gateway worth probing: a link-local one needs a scope that track_ip
+/// cannot hold (IPv6 uplinks usually have one; their targets remain).
+fn trackable(gateway: Option<IpAddr>) -> Option<IpAddr> {
+    gateway.filter(|g| match g {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 != 0xfe80,
+    })
+}
+
+/// The config automatic mode runs, as UCI: per uplink an interface of its
+/// family tracking its gateway and that family's `targets` (at least two
+/// answering while there are both, so a gateway that answers while the
+/// internet behind it does not is offline), a member with the uplink's
+/// rank within its family as metric, policy `failover` over all of them
+/// (IPv4 and IPv6 members together, as mwan3's wan/wan6 configs pair
+/// them), and a rule per family sending every destination to it. The last
+/// resort is the main table (`default`): with every probe lost, traffic
+/// still gets the router's own routing. `globals` is kept (mmx_mask and
+/// friends) when given.
 pub fn uci(routes: &[DefaultRoute], targets: &[IpAddr], globals: Option<&str>) -> String {
     let mut out =
         String::from("# mwand automatic mode: written from the router's default routes\n");
@@ -61,40 +167,59 @@ pub fn uci(routes: &[DefaultRoute], targets: &[IpAddr], globals: Option<&str>) -
     out.push('\n');
     let chosen = uplinks(routes);
     for r in &chosen {
-        let name = section_name(r.interface.as_deref().unwrap_or(&r.device));
+        let name = r.name();
         out += &format!("config interface '{name}'\n\toption enabled '1'\n");
         if r.interface.is_none() {
             out += &format!("\toption device '{}'\n", r.device);
         }
-        out += "\toption family 'ipv4'\n";
-        let mut track: Vec<IpAddr> = r.gateway.into_iter().collect();
-        track.extend(targets.iter().filter(|t| Some(**t) != r.gateway));
+        let v6 = r.family == Family::Ipv6;
+        out += if v6 {
+            "\toption family 'ipv6'\n"
+        } else {
+            "\toption family 'ipv4'\n"
+        };
+        let gateway = trackable(r.gateway);
+        let mut track: Vec<IpAddr> = gateway.into_iter().collect();
+        track.extend(
+            targets
+                .iter()
+                .filter(|t| t.is_ipv6() == v6 && Some(**t) != gateway),
+        );
         for t in &track {
             out += &format!("\tlist track_ip '{t}'\n");
         }
-        let reliability = if r.gateway.is_some() && track.len() > 1 {
+        let reliability = if gateway.is_some() && track.len() > 1 {
             2
         } else {
             1
         };
         out += &format!("\toption reliability '{reliability}'\n\n");
     }
-    for (rank, r) in chosen.iter().enumerate() {
-        let name = section_name(r.interface.as_deref().unwrap_or(&r.device));
-        out += &format!(
-            "config member '{name}_m'\n\toption interface '{name}'\n\toption metric '{}'\n\toption weight '1'\n\n",
-            rank + 1
-        );
+    for family in [Family::Ipv4, Family::Ipv6] {
+        let same = chosen.iter().filter(|r| r.family == family);
+        for (rank, r) in same.enumerate() {
+            let name = r.name();
+            out += &format!(
+                "config member '{name}_m'\n\toption interface '{name}'\n\toption metric '{}'\n\toption weight '1'\n\n",
+                rank + 1
+            );
+        }
     }
     out += &format!("config policy '{POLICY}'\n");
     for r in &chosen {
-        let name = section_name(r.interface.as_deref().unwrap_or(&r.device));
-        out += &format!("\tlist use_member '{name}_m'\n");
+        out += &format!("\tlist use_member '{}_m'\n", r.name());
     }
-    out += "\toption last_resort 'default'\n\n";
-    out += &format!(
-        "config rule 'everything'\n\toption dest_ip '0.0.0.0/0'\n\toption use_policy '{POLICY}'\n"
-    );
+    out += "\toption last_resort 'default'\n";
+    for (family, rule, everything) in [
+        (Family::Ipv4, "everything", "0.0.0.0/0"),
+        (Family::Ipv6, "everything_v6", "::/0"),
+    ] {
+        if chosen.iter().any(|r| r.family == family) {
+            out += &format!(
+                "\nconfig rule '{rule}'\n\toption dest_ip '{everything}'\n\toption use_policy '{POLICY}'\n"
+            );
+        }
+    }
     out
 }
 
@@ -107,10 +232,7 @@ pub fn config(
     globals: Option<&str>,
 ) -> Result<(Config, String), String> {
     if routes.is_empty() {
-        return Err(
-            "automatic mode: no IPv4 default route in the main table, so no uplink to manage"
-                .into(),
-        );
+        return Err("automatic mode: no default route to a WAN, so no uplink to manage".into());
     }
     let text = uci(routes, targets, globals);
     let loaded = config::parse("automatic mode", &text)
@@ -134,6 +256,7 @@ mod tests {
         DefaultRoute {
             interface: None,
             device: device.into(),
+            family: Family::Ipv4,
             metric,
             gateway: gw.map(|g| g.parse().unwrap()),
         }
@@ -240,6 +363,154 @@ mod tests {
     #[test]
     fn no_default_route_is_an_error_that_says_so() {
         let e = config(&[], &default_targets(), None).unwrap_err();
-        assert!(e.contains("no IPv4 default route"), "{e}");
+        assert!(e.contains("no default route"), "{e}");
+    }
+
+    fn netifd(
+        interface: &str,
+        family: Family,
+        metric: u32,
+        gw: Option<&str>,
+        zone: Option<&str>,
+    ) -> NetifdDefault {
+        NetifdDefault {
+            route: DefaultRoute {
+                interface: Some(interface.into()),
+                device: format!("dev-{interface}"),
+                family,
+                metric,
+                gateway: gw.map(ip),
+            },
+            zone: zone.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_wan_zone_is_named_wan_or_masquerades() {
+        // (firewall text, expected zone names and networks)
+        type Zones<'a> = Option<(Vec<&'a str>, Vec<&'a str>)>;
+        let cases: Vec<(&str, Zones)> = vec![
+            // fw4's default: lan and wan, wan listing wan and wan6 as a list.
+            (
+                "config zone\n\toption name 'lan'\n\tlist network 'lan'\n\n\
+                 config zone\n\toption name 'wan'\n\tlist network 'wan'\n\tlist network 'wan6'\n\toption masq '1'\n",
+                Some((vec!["wan"], vec!["wan", "wan6"])),
+            ),
+            // Older configs: one option, space separated; a second
+            // masquerading zone under another name.
+            (
+                "config zone 'z1'\n\toption name 'wan'\n\toption network 'wan wan6 wwan'\n\n\
+                 config zone\n\toption name 'lte'\n\toption masq 'yes'\n\tlist network 'lte'\n\n\
+                 config zone\n\toption name 'guest'\n\tlist network 'guest'\n",
+                Some((vec!["wan", "lte"], vec!["wan", "wan6", "wwan", "lte"])),
+            ),
+            // No WAN zone: no filter.
+            ("config zone\n\toption name 'lan'\n\tlist network 'lan'\n", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            let got = wan_zones("/etc/config/firewall", text).unwrap();
+            let want = want.map(|(names, networks)| WanZones {
+                names: names.into_iter().map(str::to_owned).collect(),
+                networks: networks.into_iter().map(str::to_owned).collect(),
+            });
+            assert_eq!(got, want, "{text}");
+        }
+        let e = wan_zones("/etc/config/firewall", "config zone\n\toption name 'wan\n").unwrap_err();
+        assert!(e.starts_with("/etc/config/firewall:2:"), "{e}");
+    }
+
+    #[test]
+    fn netifd_wans_are_the_wan_zones_interfaces_with_a_default_route() {
+        let zones = WanZones {
+            names: vec!["wan".into()],
+            networks: vec!["wan".into(), "wan6".into(), "wanb".into()],
+        };
+        let v4 = Family::Ipv4;
+        let v6 = Family::Ipv6;
+        let defaults = vec![
+            netifd("wan", v4, 10, Some("192.0.2.1"), None),
+            netifd("wan6", v6, 10, Some("fe80::1"), None),
+            // A default route outside the WAN zone (a VPN, a guest uplink).
+            netifd("vpn", v4, 5, Some("10.8.0.1"), None),
+            // PPPoE's dynamic IPv6 child: in the zone by netifd's data.
+            netifd("wanb_6", v6, 20, None, Some("wan")),
+            // Both families on one interface: its IPv4 one.
+            netifd("wanb", v4, 20, Some("198.51.100.1"), None),
+            netifd("wanb", v6, 20, Some("2001:db8::1"), None),
+        ];
+        let names = |routes: Vec<DefaultRoute>| -> Vec<(String, Family)> {
+            routes
+                .into_iter()
+                .map(|r| (r.interface.unwrap(), r.family))
+                .collect()
+        };
+        assert_eq!(
+            names(netifd_uplinks(&defaults, Some(&zones))),
+            [
+                ("wan".into(), v4),
+                ("wan6".into(), v6),
+                ("wanb_6".into(), v6),
+                ("wanb".into(), v4)
+            ]
+        );
+        // No WAN zone in the firewall config: every default route.
+        assert_eq!(netifd_uplinks(&defaults, None).len(), 5);
+    }
+
+    #[test]
+    fn ipv6_uplinks_get_ipv6_members_in_the_same_policy() {
+        let v6 = |interface: &str, metric: u32, gw: &str| DefaultRoute {
+            interface: Some(interface.into()),
+            device: "eth1".into(),
+            family: Family::Ipv6,
+            metric,
+            gateway: Some(ip(gw)),
+        };
+        let mut wan = route("eth1", 10, Some("192.0.2.1"));
+        wan.interface = Some("wan".into());
+        let mut wanb = route("eth2", 20, Some("198.51.100.1"));
+        wanb.interface = Some("wanb".into());
+        let routes = [
+            v6("wanb6", 20, "2001:db8:2::1"),
+            wanb,
+            v6("wan6", 10, "fe80::1"),
+            wan,
+        ];
+        let targets = [ip("203.0.113.1"), ip("2001:db8:ff::1")];
+        let (config, text) = config(&routes, &targets, None).unwrap();
+        let by_name = |n: &str| config.interfaces.iter().find(|i| i.name == n).unwrap();
+        assert_eq!(by_name("wan6").family, Family::Ipv6, "{text}");
+        assert_eq!(by_name("wan").family, Family::Ipv4, "{text}");
+        // A link-local gateway is not a track_ip; a global one is.
+        assert_eq!(by_name("wan6").track_ip, ["2001:db8:ff::1"], "{text}");
+        assert_eq!(
+            by_name("wanb6").track_ip,
+            ["2001:db8:2::1", "2001:db8:ff::1"],
+            "{text}"
+        );
+        assert_eq!(by_name("wan").track_ip, ["192.0.2.1", "203.0.113.1"]);
+        // Ranked within each family: wan and wan6 first.
+        let metric = |m: &str| {
+            config
+                .members
+                .iter()
+                .find(|x| x.name == m)
+                .map(|x| x.metric)
+                .unwrap()
+        };
+        assert_eq!(
+            [
+                metric("wan_m"),
+                metric("wanb_m"),
+                metric("wan6_m"),
+                metric("wanb6_m")
+            ],
+            [1, 2, 1, 2],
+            "{text}"
+        );
+        assert_eq!(config.policies[0].use_member.len(), 4, "{text}");
+        assert_eq!(config.rules.len(), 2, "a rule per family: {text}");
+        assert!(text.contains("option dest_ip '::/0'"), "{text}");
     }
 }

@@ -1,15 +1,24 @@
 //! Automatic mode (docs/mwand.md): no config file at all, or globals with
-//! `option automatic '1'`. The kernel's IPv4 default routes are read once
-//! (one WAN per device, by metric) and `mwan_core::auto` decides the rest.
+//! `option automatic '1'`. The default routes are read once, at start and
+//! at reload: netifd's (`network.interface dump`, one call bounded by
+//! [`NETIFD_TIMEOUT`]) of the interfaces in fw4's wan zone, IPv4 and IPv6,
+//! when netifd answers; else the kernel's IPv4 ones (one WAN per device).
+//! `mwan_core::auto` decides the rest.
 
 use super::DaemonError;
 use crate::Options;
-use mwan_core::auto::{self, DefaultRoute};
+use mwan_core::auto::{self, DefaultRoute, NetifdDefault};
 use mwan_core::config::{self, Config, Family, Loaded};
 use mwan_core::plan::{RouteKind, DEFAULT_PROTOCOL};
 use mwan_netlink::{Snapshot, Socket};
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
+
+/// How long automatic mode waits for netifd's dump: ubusd and netifd are
+/// local and answer in milliseconds; a hung one must not hold mwand.
+const NETIFD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The config mwand runs and, in automatic mode, its UCI text.
 pub(super) struct Chosen {
@@ -43,7 +52,7 @@ pub(super) fn choose(opts: &Options, path: &Path) -> Result<Chosen, DaemonError>
         );
         Some(loaded.config.globals)
     };
-    let (config, text) = detect(opts, file_globals)?;
+    let (config, text) = detect(opts, path, file_globals)?;
     Ok(Chosen {
         loaded: Loaded {
             config,
@@ -53,37 +62,20 @@ pub(super) fn choose(opts: &Options, path: &Path) -> Result<Chosen, DaemonError>
     })
 }
 
-/// Reads the main table's IPv4 default routes and builds the config.
+/// Reads the default routes (netifd's, else the kernel's) and builds the
+/// config.
 pub(super) fn detect(
     opts: &Options,
+    config_path: &Path,
     globals: Option<config::Globals>,
 ) -> Result<(Config, String), DaemonError> {
-    let io_error = |e: mwan_netlink::NetlinkError| {
-        DaemonError::Io(
-            "automatic mode: reading routes",
-            io::Error::other(e.to_string()),
-        )
+    let routes = match netifd_defaults(opts) {
+        Some(defaults) => {
+            let zones = firewall_zones(config_path)?;
+            auto::netifd_uplinks(&defaults, zones.as_ref())
+        }
+        None => kernel_defaults()?,
     };
-    let mut sock = Socket::route().map_err(io_error)?;
-    let snapshot = Snapshot::take(&mut sock, DEFAULT_PROTOCOL).map_err(io_error)?;
-    let routes: Vec<DefaultRoute> = snapshot
-        .main_routes
-        .iter()
-        .filter(|r| r.route.family == Family::Ipv4 && r.route.dst.prefix_len == 0)
-        .filter_map(|r| {
-            let RouteKind::Unicast(hops) = &r.route.kind else {
-                return None;
-            };
-            let hop = hops.first()?;
-            let link = snapshot.links.iter().find(|l| l.ifindex == hop.ifindex)?;
-            Some(DefaultRoute {
-                interface: None,
-                device: link.name.clone(),
-                metric: r.route.metric,
-                gateway: hop.gateway,
-            })
-        })
-        .collect();
     let targets = if opts.auto_track_ip.is_empty() {
         auto::default_targets()
     } else {
@@ -96,11 +88,109 @@ pub(super) fn detect(
     }
     for i in &config.interfaces {
         log::info!(
-            "automatic mode: WAN {} on {}, tracking {}",
+            "automatic mode: WAN {} ({:?}) on {}, tracking {}",
             i.name,
-            i.device.as_deref().unwrap_or("?"),
+            i.family,
+            i.device.as_deref().unwrap_or("netifd's device"),
             i.track_ip.join(" ")
         );
     }
     Ok((config, text))
+}
+
+/// netifd's default routes, per interface, from one `network.interface
+/// dump`; None when there is no ubus or no netifd on it.
+fn netifd_defaults(opts: &Options) -> Option<Vec<NetifdDefault>> {
+    let reply = mwan_ubus::blocking::call(
+        &opts.ubus_socket,
+        mwan_ubus::netifd::INTERFACE_OBJECT,
+        "dump",
+        Default::default(),
+        NETIFD_TIMEOUT,
+    );
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            log::info!("automatic mode: no netifd ({e}); the kernel's default routes");
+            return None;
+        }
+    };
+    let mut defaults = Vec::new();
+    for state in mwan_ubus::netifd::parse_dump(&reply) {
+        let device = state.route_device().unwrap_or_default().to_owned();
+        for r in state.routes.iter().filter(|r| r.is_default()) {
+            let family = if r.target.contains(':') {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            };
+            // netifd writes an on-link default (PPP) with nexthop 0.0.0.0 or ::.
+            let gateway = r
+                .nexthop
+                .parse()
+                .ok()
+                .filter(|g: &IpAddr| !g.is_unspecified());
+            defaults.push(NetifdDefault {
+                route: DefaultRoute {
+                    interface: Some(state.name.clone()),
+                    device: device.clone(),
+                    family,
+                    metric: r.metric.or(state.metric).unwrap_or(0),
+                    gateway,
+                },
+                zone: state.zone.clone(),
+            });
+        }
+    }
+    Some(defaults)
+}
+
+/// fw4's WAN zones from the firewall config next to mwand's config
+/// (/etc/config/firewall); None without that file or such a zone.
+fn firewall_zones(config_path: &Path) -> Result<Option<auto::WanZones>, DaemonError> {
+    let path = config_path.with_file_name("firewall");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(DaemonError::Io(
+                "automatic mode: reading the firewall config",
+                e,
+            ))
+        }
+    };
+    let source = path.display().to_string();
+    auto::wan_zones(&source, &text)
+        .map_err(|e| DaemonError::Io("automatic mode", io::Error::other(e)))
+}
+
+/// The main table's IPv4 default routes, one per device.
+fn kernel_defaults() -> Result<Vec<DefaultRoute>, DaemonError> {
+    let io_error = |e: mwan_netlink::NetlinkError| {
+        DaemonError::Io(
+            "automatic mode: reading routes",
+            io::Error::other(e.to_string()),
+        )
+    };
+    let mut sock = Socket::route().map_err(io_error)?;
+    let snapshot = Snapshot::take(&mut sock, DEFAULT_PROTOCOL).map_err(io_error)?;
+    Ok(snapshot
+        .main_routes
+        .iter()
+        .filter(|r| r.route.family == Family::Ipv4 && r.route.dst.prefix_len == 0)
+        .filter_map(|r| {
+            let RouteKind::Unicast(hops) = &r.route.kind else {
+                return None;
+            };
+            let hop = hops.first()?;
+            let link = snapshot.links.iter().find(|l| l.ifindex == hop.ifindex)?;
+            Some(DefaultRoute {
+                interface: None,
+                device: link.name.clone(),
+                family: Family::Ipv4,
+                metric: r.route.metric,
+                gateway: hop.gateway,
+            })
+        })
+        .collect())
 }
