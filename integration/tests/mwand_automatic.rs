@@ -134,13 +134,14 @@ config zone
 \tlist network 'wan1'
 \tlist network 'wan1_6'
 \tlist network 'wan2'
+\tlist network 'wwan'
 \toption masq '1'
 ";
 
 /// netifd's dump for automatic mode: per testbed WAN an IPv4 interface
 /// (`wan1`) and an IPv6 one on the same device (`wan1_6`), as OpenWrt's
 /// wan/wan6; `lan` without a default route; `vpn` with one, outside the
-/// wan zone.
+/// wan zone; `wwan`, in the wan zone and down (as at boot, before DHCP).
 fn dual_stack_dump(tb: &mwan_testbed::Testbed) -> String {
     let mut interfaces = Vec::new();
     for (i, w) in tb.wans().iter().enumerate() {
@@ -181,6 +182,10 @@ fn dual_stack_dump(tb: &mwan_testbed::Testbed) -> String {
         "ipv4-address": [{"address": lan.router_v4.to_string(), "mask": 24}], "route": [], "data": {}
     }));
     interfaces.push(serde_json::json!({
+        "interface": "wwan", "up": false, "pending": true, "available": true, "proto": "dhcp", "metric": 100,
+        "device": "wlan-none", "data": {}
+    }));
+    interfaces.push(serde_json::json!({
         "interface": "vpn", "up": true, "proto": "wireguard", "device": lan.router_device,
         "l3_device": lan.router_device, "metric": 0,
         "route": [{"target": "0.0.0.0", "mask": 0, "nexthop": "0.0.0.0"}], "data": {}
@@ -214,9 +219,14 @@ fn on_openwrt_the_wans_are_netifds_wan_zone_interfaces_ipv4_and_ipv6() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let m = Mwand::start_without_config_beside(&tb, &args, &[("firewall", FIREWALL)]);
 
-    let s = m.wait(30, "four WANs found and online", all_online);
+    let up = ["wan1", "wan2", "wan1_6", "wan2_6"];
+    let s = m.wait(30, "four WANs found and online", |s| {
+        up.iter()
+            .all(|w| state(s, w) == "online" && tracker_connected(s, w))
+    });
+    // wwan is down: a WAN all the same, taken for IPv4 by its protocol.
     let names = interface_names(&s);
-    assert_eq!(names, ["wan1", "wan2", "wan1_6", "wan2_6"], "{s:#}");
+    assert_eq!(names, ["wan1", "wan2", "wwan", "wan1_6", "wan2_6"], "{s:#}");
 
     let uci = String::from_utf8(m.ctl(&["config", "--write"]).stdout).expect("utf-8");
     let wan1_6 = &tb.wans()[0].gateway_v6;
@@ -228,6 +238,13 @@ fn on_openwrt_the_wans_are_netifds_wan_zone_interfaces_ipv4_and_ipv6() {
         "{uci}"
     );
     assert!(!uci.contains("'vpn'") && !uci.contains("'lan'"), "{uci}");
+    assert!(
+        uci.contains(&format!(
+            "config interface 'wwan'\n\toption enabled '1'\n\toption family 'ipv4'\n\tlist track_ip '{}'\n",
+            targets.icmp_v4[0]
+        )),
+        "{uci}"
+    );
     assert!(
         !uci.contains("option device"),
         "netifd names the devices: {uci}"

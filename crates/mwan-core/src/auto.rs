@@ -41,14 +41,26 @@ impl DefaultRoute {
     }
 }
 
-/// A default route netifd lists, with the firewall zone netifd carries for
-/// its interface (`data.zone`: set on dynamic interfaces such as PPPoE's
-/// `wan_6`, which /etc/config/firewall cannot name).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetifdDefault {
-    pub route: DefaultRoute,
+/// One netifd interface as automatic mode reads it (`network.interface
+/// dump`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetifdInterface {
+    pub name: String,
+    /// l3_device when up, else the main device.
+    pub device: String,
+    pub proto: Option<String>,
+    pub metric: Option<u32>,
+    /// The firewall zone netifd carries (`data.zone`: set on dynamic
+    /// interfaces such as PPPoE's `wan_6`, which /etc/config/firewall
+    /// cannot name).
     pub zone: Option<String>,
+    /// Its default routes now: family, gateway (None: on-link), metric.
+    pub defaults: Vec<(Family, Option<IpAddr>, Option<u32>)>,
 }
+
+/// netifd protocols that bring up IPv6 only: a WAN-zone interface of one
+/// of these that is down at start becomes an `ipv6` WAN.
+const IPV6_PROTOS: [&str; 4] = ["dhcpv6", "6in4", "6to4", "6rd"];
 
 /// fw4's WAN zones in /etc/config/firewall: every zone named `wan` or
 /// masquerading, and the networks (netifd interfaces) they list.
@@ -86,31 +98,46 @@ pub fn wan_zones(source: &str, text: &str) -> Result<Option<WanZones>, String> {
     Ok((!zones.names.is_empty()).then_some(zones))
 }
 
-/// The WANs among netifd's default routes: those of interfaces in a WAN
-/// zone (all of them when there is no WAN zone). A config interface has
-/// one family, so an interface with both keeps its IPv4 one; OpenWrt's
-/// IPv6 uplinks are interfaces of their own (`wan6`, `wan_6`).
-pub fn netifd_uplinks(defaults: &[NetifdDefault], zones: Option<&WanZones>) -> Vec<DefaultRoute> {
-    let in_zone = |d: &NetifdDefault| {
-        zones.is_none_or(|z| {
-            d.route
-                .interface
-                .as_ref()
-                .is_some_and(|i| z.networks.contains(i))
-                || d.zone.as_ref().is_some_and(|n| z.names.contains(n))
-        })
-    };
-    let has_v4 = |i: &Option<String>| {
-        defaults
+/// The WANs among netifd's interfaces: those in a WAN zone (by the
+/// firewall's `network` list or netifd's `data.zone`; every interface when
+/// there is no WAN zone) with a default route now, and those the WAN zone
+/// lists that have none yet (down at boot, DHCP pending: they join when
+/// netifd brings them up), of the family their protocol brings. A config
+/// interface has one family, so an interface with both defaults is taken
+/// for IPv4; OpenWrt's IPv6 uplinks are interfaces of their own (`wan6`,
+/// `wan_6`).
+pub fn netifd_uplinks(
+    interfaces: &[NetifdInterface],
+    zones: Option<&WanZones>,
+) -> Vec<DefaultRoute> {
+    let mut out = Vec::new();
+    for i in interfaces {
+        let listed = zones.is_some_and(|z| z.networks.contains(&i.name));
+        let in_zone =
+            zones.is_none_or(|z| listed || i.zone.as_ref().is_some_and(|n| z.names.contains(n)));
+        let default = i
+            .defaults
             .iter()
-            .any(|d| d.route.interface == *i && d.route.family == Family::Ipv4)
-    };
-    defaults
-        .iter()
-        .filter(|d| in_zone(d))
-        .filter(|d| d.route.family == Family::Ipv4 || !has_v4(&d.route.interface))
-        .map(|d| d.route.clone())
-        .collect()
+            .find(|d| d.0 == Family::Ipv4)
+            .or(i.defaults.first());
+        let (family, gateway, metric) = match default {
+            Some(d) if in_zone => *d,
+            None if listed => {
+                let v6 = i.proto.as_deref().is_some_and(|p| IPV6_PROTOS.contains(&p));
+                let family = if v6 { Family::Ipv6 } else { Family::Ipv4 };
+                (family, None, None)
+            }
+            _ => continue,
+        };
+        out.push(DefaultRoute {
+            interface: Some(i.name.clone()),
+            device: i.device.clone(),
+            family,
+            metric: metric.or(i.metric).unwrap_or(0),
+            gateway,
+        });
+    }
+    out
 }
 
 /// A UCI section name from a device or interface name: letters, digits
@@ -367,21 +394,21 @@ mod tests {
     }
 
     fn netifd(
-        interface: &str,
-        family: Family,
-        metric: u32,
-        gw: Option<&str>,
+        name: &str,
+        proto: &str,
+        defaults: &[(Family, Option<&str>)],
         zone: Option<&str>,
-    ) -> NetifdDefault {
-        NetifdDefault {
-            route: DefaultRoute {
-                interface: Some(interface.into()),
-                device: format!("dev-{interface}"),
-                family,
-                metric,
-                gateway: gw.map(ip),
-            },
+    ) -> NetifdInterface {
+        NetifdInterface {
+            name: name.into(),
+            device: format!("dev-{name}"),
+            proto: Some(proto.into()),
+            metric: Some(10),
             zone: zone.map(str::to_owned),
+            defaults: defaults
+                .iter()
+                .map(|(f, gw)| (*f, gw.map(ip), None))
+                .collect(),
         }
     }
 
@@ -421,41 +448,55 @@ mod tests {
     }
 
     #[test]
-    fn netifd_wans_are_the_wan_zones_interfaces_with_a_default_route() {
+    fn netifd_wans_are_the_wan_zones_interfaces() {
         let zones = WanZones {
             names: vec!["wan".into()],
-            networks: vec!["wan".into(), "wan6".into(), "wanb".into()],
+            networks: ["wan", "wan6", "wanb", "wwan", "lte6"]
+                .map(str::to_owned)
+                .to_vec(),
         };
-        let v4 = Family::Ipv4;
-        let v6 = Family::Ipv6;
-        let defaults = vec![
-            netifd("wan", v4, 10, Some("192.0.2.1"), None),
-            netifd("wan6", v6, 10, Some("fe80::1"), None),
+        let (v4, v6) = (Family::Ipv4, Family::Ipv6);
+        let interfaces = vec![
+            netifd("lan", "static", &[], None),
+            netifd("wan", "dhcp", &[(v4, Some("192.0.2.1"))], None),
+            netifd("wan6", "dhcpv6", &[(v6, Some("fe80::1"))], None),
             // A default route outside the WAN zone (a VPN, a guest uplink).
-            netifd("vpn", v4, 5, Some("10.8.0.1"), None),
+            netifd("vpn", "wireguard", &[(v4, None)], None),
             // PPPoE's dynamic IPv6 child: in the zone by netifd's data.
-            netifd("wanb_6", v6, 20, None, Some("wan")),
+            netifd("wanb_6", "dhcpv6", &[(v6, None)], Some("wan")),
             // Both families on one interface: its IPv4 one.
-            netifd("wanb", v4, 20, Some("198.51.100.1"), None),
-            netifd("wanb", v6, 20, Some("2001:db8::1"), None),
+            netifd(
+                "wanb",
+                "static",
+                &[(v6, Some("2001:db8::1")), (v4, Some("198.51.100.1"))],
+                None,
+            ),
+            // Listed in the zone, down at start: taken by its protocol's family.
+            netifd("wwan", "dhcp", &[], None),
+            netifd("lte6", "dhcpv6", &[], None),
         ];
-        let names = |routes: Vec<DefaultRoute>| -> Vec<(String, Family)> {
-            routes
+        let got = |zones| -> Vec<(String, Family, Option<IpAddr>)> {
+            netifd_uplinks(&interfaces, zones)
                 .into_iter()
-                .map(|r| (r.interface.unwrap(), r.family))
+                .map(|r| (r.interface.unwrap(), r.family, r.gateway))
                 .collect()
         };
+        let want = |name: &str, family, gw: Option<&str>| (name.to_owned(), family, gw.map(ip));
         assert_eq!(
-            names(netifd_uplinks(&defaults, Some(&zones))),
+            got(Some(&zones)),
             [
-                ("wan".into(), v4),
-                ("wan6".into(), v6),
-                ("wanb_6".into(), v6),
-                ("wanb".into(), v4)
+                want("wan", v4, Some("192.0.2.1")),
+                want("wan6", v6, Some("fe80::1")),
+                want("wanb_6", v6, None),
+                want("wanb", v4, Some("198.51.100.1")),
+                want("wwan", v4, None),
+                want("lte6", v6, None),
             ]
         );
-        // No WAN zone in the firewall config: every default route.
-        assert_eq!(netifd_uplinks(&defaults, None).len(), 5);
+        // No WAN zone in the firewall config: every interface with a
+        // default route, none without (a LAN cannot be told from a WAN).
+        let names: Vec<String> = got(None).into_iter().map(|w| w.0).collect();
+        assert_eq!(names, ["wan", "wan6", "vpn", "wanb_6", "wanb"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use super::DaemonError;
 use crate::Options;
-use mwan_core::auto::{self, DefaultRoute, NetifdDefault};
+use mwan_core::auto::{self, DefaultRoute, NetifdInterface};
 use mwan_core::config::{self, Config, Family, Loaded};
 use mwan_core::plan::{RouteKind, DEFAULT_PROTOCOL};
 use mwan_netlink::{Snapshot, Socket};
@@ -69,10 +69,10 @@ pub(super) fn detect(
     config_path: &Path,
     globals: Option<config::Globals>,
 ) -> Result<(Config, String), DaemonError> {
-    let routes = match netifd_defaults(opts) {
-        Some(defaults) => {
+    let routes = match netifd_interfaces(opts) {
+        Some(interfaces) => {
             let zones = firewall_zones(config_path)?;
-            auto::netifd_uplinks(&defaults, zones.as_ref())
+            auto::netifd_uplinks(&interfaces, zones.as_ref())
         }
         None => kernel_defaults()?,
     };
@@ -98,9 +98,9 @@ pub(super) fn detect(
     Ok((config, text))
 }
 
-/// netifd's default routes, per interface, from one `network.interface
-/// dump`; None when there is no ubus or no netifd on it.
-fn netifd_defaults(opts: &Options) -> Option<Vec<NetifdDefault>> {
+/// netifd's interfaces from one `network.interface dump`; None when
+/// there is no ubus or no netifd on it.
+fn netifd_interfaces(opts: &Options) -> Option<Vec<NetifdInterface>> {
     let reply = mwan_ubus::blocking::call(
         &opts.ubus_socket,
         mwan_ubus::netifd::INTERFACE_OBJECT,
@@ -115,34 +115,36 @@ fn netifd_defaults(opts: &Options) -> Option<Vec<NetifdDefault>> {
             return None;
         }
     };
-    let mut defaults = Vec::new();
-    for state in mwan_ubus::netifd::parse_dump(&reply) {
-        let device = state.route_device().unwrap_or_default().to_owned();
-        for r in state.routes.iter().filter(|r| r.is_default()) {
-            let family = if r.target.contains(':') {
-                Family::Ipv6
-            } else {
-                Family::Ipv4
-            };
-            // netifd writes an on-link default (PPP) with nexthop 0.0.0.0 or ::.
-            let gateway = r
-                .nexthop
-                .parse()
-                .ok()
-                .filter(|g: &IpAddr| !g.is_unspecified());
-            defaults.push(NetifdDefault {
-                route: DefaultRoute {
-                    interface: Some(state.name.clone()),
-                    device: device.clone(),
-                    family,
-                    metric: r.metric.or(state.metric).unwrap_or(0),
-                    gateway,
-                },
-                zone: state.zone.clone(),
-            });
-        }
-    }
-    Some(defaults)
+    let interfaces = mwan_ubus::netifd::parse_dump(&reply)
+        .into_iter()
+        .map(|state| NetifdInterface {
+            device: state.route_device().unwrap_or_default().to_owned(),
+            defaults: state
+                .routes
+                .iter()
+                .filter(|r| r.is_default())
+                .map(|r| {
+                    let family = if r.target.contains(':') {
+                        Family::Ipv6
+                    } else {
+                        Family::Ipv4
+                    };
+                    // An on-link default (PPP) has nexthop 0.0.0.0 or ::.
+                    let gateway = r
+                        .nexthop
+                        .parse()
+                        .ok()
+                        .filter(|g: &IpAddr| !g.is_unspecified());
+                    (family, gateway, r.metric)
+                })
+                .collect(),
+            name: state.name,
+            proto: state.proto,
+            metric: state.metric,
+            zone: state.zone,
+        })
+        .collect();
+    Some(interfaces)
 }
 
 /// fw4's WAN zones from the firewall config next to mwand's config
