@@ -555,6 +555,18 @@ mod tests {
             .collect();
         w.on_samples(&samples, 10_000);
         assert_eq!(w.probes(), (5, 3));
+        // A reload that changes the WAN's tracking and scoring restarts
+        // its health and quality, not its counters: Prometheus needs them
+        // monotonic while the WAN stays.
+        let text = "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '203.0.113.1'\n\
+            \tlist track_ip '203.0.113.2'\n\toption reliability '2'\n\toption interval '3'\n";
+        let loaded = mwan_core::config::parse("test", text).expect("config");
+        let changed = loaded.config.interfaces[0].clone();
+        assert_ne!(w.config(), &changed);
+        w.reconfigure(changed, 20_000);
+        assert_eq!(w.probes(), (5, 3), "counters after a reload");
+        w.on_samples(&samples[..2], 21_000);
+        assert_eq!(w.probes(), (7, 4), "counting on from there");
     }
 
     #[test]
