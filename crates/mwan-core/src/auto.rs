@@ -6,6 +6,8 @@
 //! prints exactly what runs.
 
 use crate::config::{self, Config, Family};
+use crate::startup::{Netifd, FACTS_WAIT_MS};
+use crate::Millis;
 use std::net::IpAddr;
 
 /// Probed when nothing else is configured: well-known public resolvers
@@ -267,6 +269,31 @@ pub fn config(
     Ok((loaded.config, text))
 }
 
+/// Where automatic mode takes its WANs from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// netifd's interfaces, as mwand holds them (its dump, then its events).
+    Netifd,
+    /// The kernel's default routes: no ubus, or netifd did not list its
+    /// interfaces within [`FACTS_WAIT_MS`] of the start.
+    Kernel,
+    /// netifd may still list them: no WAN until then, or until `.0`.
+    Wait(Millis),
+}
+
+/// [`Source`] from what mwand knows of netifd, bounded as the first
+/// plan's wait is (`startup::first_apply`): a mwand started before
+/// netifd (START=19 vs 20) builds its WANs from netifd's list, never from
+/// a blocking call.
+pub fn source(netifd: Netifd, started_at: Millis, now: Millis) -> Source {
+    let until = started_at + FACTS_WAIT_MS;
+    match netifd {
+        Netifd::Listed => Source::Netifd,
+        Netifd::Pending if now < until => Source::Wait(until),
+        Netifd::Absent | Netifd::Pending => Source::Kernel,
+    }
+}
+
 /// The default targets as addresses.
 pub fn default_targets() -> Vec<IpAddr> {
     DEFAULT_TARGETS
@@ -278,6 +305,23 @@ pub fn default_targets() -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_table() {
+        let until = 1_000 + FACTS_WAIT_MS;
+        #[rustfmt::skip]
+        let cases = [
+            ("netifd listed its interfaces", Netifd::Listed, 1_001, Source::Netifd),
+            ("listed after the wait: netifd all the same", Netifd::Listed, until + 9, Source::Netifd),
+            ("no ubus", Netifd::Absent, 1_000, Source::Kernel),
+            ("ubus, netifd not listed yet", Netifd::Pending, 1_001, Source::Wait(until)),
+            ("just before the bound", Netifd::Pending, until - 1, Source::Wait(until)),
+            ("the bound passed without netifd", Netifd::Pending, until, Source::Kernel),
+        ];
+        for (what, netifd, now, want) in cases {
+            assert_eq!(source(netifd, 1_000, now), want, "{what}");
+        }
+    }
 
     fn route(device: &str, metric: u32, gw: Option<&str>) -> DefaultRoute {
         DefaultRoute {

@@ -1,122 +1,138 @@
 //! Automatic mode (docs/mwand.md): no config file at all, or globals with
-//! `option automatic '1'`. The default routes are read once, at start and
-//! at reload: netifd's (`network.interface dump`, one call bounded by
-//! [`NETIFD_TIMEOUT`]) of the interfaces in fw4's wan zone, IPv4 and IPv6,
-//! when netifd answers; else the kernel's IPv4 ones (one WAN per device).
-//! `mwan_core::auto` decides the rest.
+//! `option automatic '1'`. The WANs come from netifd's interfaces in fw4's
+//! wan zone, IPv4 and IPv6, as mwand holds them (netifd's dump at connect,
+//! then its events): nothing here calls netifd, so nothing blocks the
+//! loop. Without netifd they come from the kernel's IPv4 default routes
+//! (one WAN per device). They are built at start (once netifd listed its
+//! interfaces, [`auto::source`]), at reload, and when netifd's interfaces
+//! change; `mwan_core::auto` decides.
 
-use super::DaemonError;
-use crate::Options;
-use mwan_core::auto::{self, DefaultRoute, NetifdInterface};
-use mwan_core::config::{self, Config, Family, Loaded};
+use super::{Daemon, DaemonError, Timer};
+use mwan_core::auto::{self, DefaultRoute, NetifdInterface, Source};
+use mwan_core::config::{self, Config, Family, Globals, Loaded};
 use mwan_core::plan::{RouteKind, DEFAULT_PROTOCOL};
+use mwan_core::Millis;
 use mwan_netlink::{Snapshot, Socket};
+use mwan_ubus::netifd::InterfaceState;
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
-/// How long automatic mode waits for netifd's dump: ubusd and netifd are
-/// local and answer in milliseconds; a hung one must not hold mwand.
-const NETIFD_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The config mwand runs and, in automatic mode, its UCI text.
-pub(super) struct Chosen {
-    pub loaded: Loaded,
-    pub automatic: Option<String>,
+/// The config file's, or automatic mode (with the file's globals, when it
+/// has a file).
+pub(super) enum Chosen {
+    File(Loaded),
+    Automatic(Option<Globals>),
 }
 
 /// The file's config, or automatic mode when the path does not exist at
 /// all (an empty file is still a file: its own rules apply) or its
 /// globals ask for it.
-pub(super) fn choose(opts: &Options, path: &Path) -> Result<Chosen, DaemonError> {
+pub(super) fn choose(path: &Path) -> Result<Chosen, DaemonError> {
     let missing =
         matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound);
-    let file_globals = if missing {
+    if missing {
         log::info!(
             "no config file at {}: automatic mode (every default route is a WAN)",
             path.display()
         );
-        None
-    } else {
-        let loaded = config::load(path).map_err(DaemonError::Config)?;
-        if !loaded.config.globals.automatic {
-            return Ok(Chosen {
-                loaded,
-                automatic: None,
-            });
-        }
-        log::info!(
-            "{}: globals ask for automatic mode; its other sections are not used",
-            path.display()
-        );
-        Some(loaded.config.globals)
-    };
-    let (config, text) = detect(opts, path, file_globals)?;
-    Ok(Chosen {
-        loaded: Loaded {
-            config,
-            warnings: Vec::new(),
-        },
-        automatic: Some(text),
-    })
+        return Ok(Chosen::Automatic(None));
+    }
+    let loaded = config::load(path).map_err(DaemonError::Config)?;
+    if !loaded.config.globals.automatic {
+        return Ok(Chosen::File(loaded));
+    }
+    log::info!(
+        "{}: globals ask for automatic mode; its other sections are not used",
+        path.display()
+    );
+    Ok(Chosen::Automatic(Some(loaded.config.globals)))
 }
 
-/// Reads the default routes (netifd's, else the kernel's) and builds the
-/// config.
-pub(super) fn detect(
-    opts: &Options,
-    config_path: &Path,
-    globals: Option<config::Globals>,
-) -> Result<(Config, String), DaemonError> {
-    let routes = match netifd_interfaces(opts) {
-        Some(interfaces) => {
-            let zones = firewall_zones(config_path)?;
-            auto::netifd_uplinks(&interfaces, zones.as_ref())
-        }
-        None => kernel_defaults()?,
-    };
-    let targets = if opts.auto_track_ip.is_empty() {
-        auto::default_targets()
-    } else {
-        opts.auto_track_ip.clone()
-    };
-    let (mut config, text) = auto::config(&routes, &targets, None)
-        .map_err(|e| DaemonError::Io("automatic mode", io::Error::other(e)))?;
+/// What `mwanctl config --write` prints while automatic mode waits.
+pub(super) const WAITING_UCI: &str = "# mwand automatic mode: waiting for netifd's interfaces\n";
+
+/// The config automatic mode runs while it waits for netifd: no WAN.
+pub(super) fn waiting(globals: Option<Globals>) -> Config {
+    let mut config = config::parse("automatic mode", WAITING_UCI)
+        .expect("a comment parses")
+        .config;
     if let Some(g) = globals {
         config.globals = g;
     }
-    for i in &config.interfaces {
-        log::info!(
-            "automatic mode: WAN {} ({:?}) on {}, tracking {}",
-            i.name,
-            i.family,
-            i.device.as_deref().unwrap_or("netifd's device"),
-            i.track_ip.join(" ")
-        );
-    }
-    Ok((config, text))
+    config
 }
 
-/// netifd's interfaces from one `network.interface dump`; None when
-/// there is no ubus or no netifd on it.
-fn netifd_interfaces(opts: &Options) -> Option<Vec<NetifdInterface>> {
-    let reply = mwan_ubus::blocking::call(
-        &opts.ubus_socket,
-        mwan_ubus::netifd::INTERFACE_OBJECT,
-        "dump",
-        Default::default(),
-        NETIFD_TIMEOUT,
-    );
-    let reply = match reply {
-        Ok(r) => r,
-        Err(e) => {
-            log::info!("automatic mode: no netifd ({e}); the kernel's default routes");
-            return None;
+impl Daemon {
+    /// Automatic mode's config and its UCI text from the facts mwand holds
+    /// now; None while netifd may still list its interfaces (the end of
+    /// that wait is armed).
+    pub(super) fn automatic_config(
+        &mut self,
+        globals: Option<Globals>,
+        now: Millis,
+    ) -> Result<Option<(Config, String)>, DaemonError> {
+        let routes = match auto::source(self.netifd(), self.started_at, now) {
+            Source::Wait(until) => {
+                self.timers.arm(Timer::FirstApply, until);
+                return Ok(None);
+            }
+            Source::Netifd => {
+                let held = self
+                    .ubus
+                    .as_ref()
+                    .map(|u| netifd_interfaces(u.netifd_states()));
+                let zones = firewall_zones(&self.config_path)?;
+                auto::netifd_uplinks(&held.unwrap_or_default(), zones.as_ref())
+            }
+            Source::Kernel => kernel_defaults()?,
+        };
+        let targets = if self.opts.auto_track_ip.is_empty() {
+            auto::default_targets()
+        } else {
+            self.opts.auto_track_ip.clone()
+        };
+        let (mut config, text) = auto::config(&routes, &targets, None)
+            .map_err(|e| DaemonError::Io("automatic mode", io::Error::other(e)))?;
+        if let Some(g) = globals {
+            config.globals = g;
         }
-    };
-    let interfaces = mwan_ubus::netifd::parse_dump(&reply)
-        .into_iter()
+        for i in &config.interfaces {
+            log::info!(
+                "automatic mode: WAN {} ({:?}) on {}, tracking {}",
+                i.name,
+                i.family,
+                i.device.as_deref().unwrap_or("netifd's device"),
+                i.track_ip.join(" ")
+            );
+        }
+        Ok(Some((config, text)))
+    }
+
+    /// netifd's interfaces changed (or the wait for them ended): automatic
+    /// mode's WANs follow, as a reload would make them.
+    pub(super) fn follow_netifd(&mut self, now: Millis) {
+        let globals = Some(self.config.globals.clone());
+        match self.automatic_config(globals, now) {
+            Ok(Some((config, text))) if self.automatic_uci.as_ref() != Some(&text) => {
+                log::info!("automatic mode: netifd's interfaces changed; the WANs follow");
+                self.automatic_uci = Some(text);
+                self.automatic_waits = false;
+                self.run_config(config, now);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log::warn!("{}; the running config stays", super::report(&e));
+                // Over waiting: mwand runs with what it has.
+                self.dirty |= std::mem::take(&mut self.automatic_waits);
+            }
+        }
+    }
+}
+
+/// netifd's interfaces as automatic mode reads them.
+fn netifd_interfaces<'a>(states: impl Iterator<Item = &'a InterfaceState>) -> Vec<NetifdInterface> {
+    states
         .map(|state| NetifdInterface {
             device: state.route_device().unwrap_or_default().to_owned(),
             defaults: state
@@ -138,13 +154,12 @@ fn netifd_interfaces(opts: &Options) -> Option<Vec<NetifdInterface>> {
                     (family, gateway, r.metric)
                 })
                 .collect(),
-            name: state.name,
-            proto: state.proto,
+            name: state.name.clone(),
+            proto: state.proto.clone(),
             metric: state.metric,
-            zone: state.zone,
+            zone: state.zone.clone(),
         })
-        .collect();
-    Some(interfaces)
+        .collect()
 }
 
 /// fw4's WAN zones from the firewall config next to mwand's config

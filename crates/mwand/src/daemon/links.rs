@@ -99,7 +99,10 @@ impl Daemon {
                 let wakes = self.supervisor.adoption_due(&name, now);
                 self.arm_wakes(wakes);
             }
-            Timer::FirstApply => self.dirty = true,
+            Timer::FirstApply => {
+                self.dirty = true;
+                self.netifd_changed |= self.automatic_waits;
+            }
             Timer::Health(name) => {
                 let changes = match self.wans.get_mut(&name) {
                     Some(w) => w.tick(now),
