@@ -193,16 +193,10 @@ fn dual_stack_dump(tb: &mwan_testbed::Testbed) -> String {
     serde_json::json!({ "interface": interfaces }).to_string()
 }
 
-#[test]
-fn on_openwrt_the_wans_are_netifds_wan_zone_interfaces_ipv4_and_ipv6() {
-    if !mwan_testbed::require_netns() {
-        return;
-    }
-    let tb = testbed(2, 1);
-    // The double reads its dump file at every call: ours replaces the
-    // harness's before mwand asks.
-    let netifd = WithNetifd::start(&tb, &[]);
-    std::fs::write(&netifd.netifd, dual_stack_dump(&tb)).expect("netifd dump");
+/// mwand in automatic mode with the double playing netifd, `firewall`
+/// beside its (absent) config, tracking the testbed's first IPv4 and IPv6
+/// targets.
+fn automatic_on_netifd(tb: &mwan_testbed::Testbed, netifd: &WithNetifd, firewall: &str) -> Mwand {
     let mut args = vec![
         "--supervisor".to_string(),
         "embedded".into(),
@@ -217,7 +211,120 @@ fn on_openwrt_the_wans_are_netifds_wan_zone_interfaces_ipv4_and_ipv6() {
         args.extend(["--auto-track-ip".into(), t]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let m = Mwand::start_without_config_beside(&tb, &args, &[("firewall", FIREWALL)]);
+    Mwand::start_without_config_beside(tb, &args, &[("firewall", firewall)])
+}
+
+/// fw4's wan zone listing the testbed's two WANs.
+const WAN_ZONE: &str = "\
+config zone
+\toption name 'wan'
+\tlist network 'wan1'
+\tlist network 'wan2'
+";
+
+/// Two testbed WANs in fw4's wan zone, the first `listed` of them in
+/// netifd's dump; mwand in automatic mode once every WAN it found is
+/// online. None without netns.
+fn automatic_in_wan_zone(
+    listed: usize,
+) -> Option<(mwan_testbed::Testbed, WithNetifd, Mwand, serde_json::Value)> {
+    if !mwan_testbed::require_netns() {
+        return None;
+    }
+    let tb = testbed(2, 1);
+    let netifd = WithNetifd::start(&tb, &[]);
+    std::fs::write(&netifd.netifd, netifd_dump(&tb.wans()[..listed], &[])).expect("netifd dump");
+    let m = automatic_on_netifd(&tb, &netifd, WAN_ZONE);
+    let s = m.wait(30, "the WANs netifd lists found and online", |s| {
+        interface_names(s).len() == listed && all_online(s)
+    });
+    Some((tb, netifd, m, s))
+}
+
+/// The double (ubusd and netifd) stopped with SIGSTOP until dropped: it
+/// answers nothing, as a hung netifd or ubusd would.
+struct Stopped<'a>(&'a Double);
+
+impl Stopped<'_> {
+    fn new(double: &Double) -> Stopped<'_> {
+        double.signal(libc::SIGSTOP);
+        Stopped(double)
+    }
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}
+
+/// Issue 13's rule: nothing blocks mwand's loop. A reload in automatic
+/// mode uses the netifd facts mwand holds: with ubusd and netifd hung it
+/// still answers, keeps netifd's WANs (it used to call netifd, give up
+/// after 2 s and fall back to the kernel's routes, renaming every WAN
+/// after its device) and status keeps answering.
+#[test]
+fn an_automatic_reload_with_netifd_hung_answers_from_the_facts_held() {
+    let Some((_tb, netifd, m, s)) = automatic_in_wan_zone(2) else {
+        return;
+    };
+    assert_eq!(interface_names(&s), ["wan1", "wan2"], "{s:#}");
+
+    let hung = Stopped::new(&netifd.double);
+    let reload = m.ctl(&["reload"]);
+    let answer = String::from_utf8_lossy(&reload.stdout).into_owned()
+        + &String::from_utf8_lossy(&reload.stderr);
+    assert!(reload.status.success(), "reload: {answer}");
+    assert!(answer.contains("unchanged"), "reload: {answer}");
+    for _ in 0..3 {
+        let s = m.status();
+        assert_eq!(interface_names(&s), ["wan1", "wan2"], "{s:#}");
+        assert!(all_online(&s), "{s:#}");
+    }
+    drop(hung);
+    let log = m.log_text();
+    assert!(!log.contains("no netifd"), "{log}");
+}
+
+/// A WAN-zone interface netifd brings up after mwand started (a USB
+/// modem, PPPoE's `wan_6`) becomes a WAN without a reload: netifd's ifup
+/// of an interface that is not a WAN makes mwand read netifd's list again.
+#[test]
+fn an_interface_netifd_brings_up_later_in_the_wan_zone_becomes_a_wan() {
+    let Some((tb, netifd, m, s)) = automatic_in_wan_zone(1) else {
+        return;
+    };
+    assert_eq!(interface_names(&s), ["wan1"], "{s:#}");
+
+    // netifd creates wan2's object, then publishes ifup.
+    std::fs::write(&netifd.netifd, netifd_dump(tb.wans(), &[])).expect("netifd dump");
+    netifd.double.signal(libc::SIGUSR1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    netifd.double.signal(libc::SIGUSR2);
+    let s = m.wait(30, "wan2 a WAN, online and tracked", |s| {
+        interface_names(s).contains(&"wan2")
+            && state(s, "wan2") == "online"
+            && tracker_connected(s, "wan2")
+    });
+    assert_eq!(interface_names(&s), ["wan1", "wan2"], "{s:#}");
+    let uci = String::from_utf8(m.ctl(&["config", "--write"]).stdout).expect("utf-8");
+    assert!(uci.contains("config interface 'wan2'"), "{uci}");
+    assert!(uci.contains("list use_member 'wan2_m'"), "{uci}");
+    assert_eq!(state(&s, "wan1"), "online", "wan1 kept: {s:#}");
+}
+
+#[test]
+fn on_openwrt_the_wans_are_netifds_wan_zone_interfaces_ipv4_and_ipv6() {
+    if !mwan_testbed::require_netns() {
+        return;
+    }
+    let tb = testbed(2, 1);
+    // The double reads its dump file at every call: ours replaces the
+    // harness's before mwand asks.
+    let netifd = WithNetifd::start(&tb, &[]);
+    std::fs::write(&netifd.netifd, dual_stack_dump(&tb)).expect("netifd dump");
+    let m = automatic_on_netifd(&tb, &netifd, FIREWALL);
+    let targets = tb.targets();
 
     let up = ["wan1", "wan2", "wan1_6", "wan2_6"];
     let s = m.wait(30, "four WANs found and online", |s| {

@@ -97,15 +97,6 @@ impl Daemon {
         if let Some(g) = globals {
             config.globals = g;
         }
-        for i in &config.interfaces {
-            log::info!(
-                "automatic mode: WAN {} ({:?}) on {}, tracking {}",
-                i.name,
-                i.family,
-                i.device.as_deref().unwrap_or("netifd's device"),
-                i.track_ip.join(" ")
-            );
-        }
         Ok(Some((config, text)))
     }
 
@@ -116,6 +107,7 @@ impl Daemon {
         match self.automatic_config(globals, now) {
             Ok(Some((config, text))) if self.automatic_uci.as_ref() != Some(&text) => {
                 log::info!("automatic mode: netifd's interfaces changed; the WANs follow");
+                log_wans(&config);
                 self.automatic_uci = Some(text);
                 self.automatic_waits = false;
                 self.run_config(config, now);
@@ -127,6 +119,19 @@ impl Daemon {
                 self.dirty |= std::mem::take(&mut self.automatic_waits);
             }
         }
+    }
+}
+
+/// The WANs automatic mode built, when they change.
+pub(super) fn log_wans(config: &Config) {
+    for i in &config.interfaces {
+        log::info!(
+            "automatic mode: WAN {} ({:?}) on {}, tracking {}",
+            i.name,
+            i.family,
+            i.device.as_deref().unwrap_or("netifd's device"),
+            i.track_ip.join(" ")
+        );
     }
 }
 

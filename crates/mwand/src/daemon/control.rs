@@ -59,6 +59,9 @@ impl Daemon {
         if config == self.config {
             return Ok(format!("{}: unchanged", self.config_path.display()));
         }
+        if self.automatic_uci.is_some() {
+            super::automatic::log_wans(&config);
+        }
         let before: Vec<String> = self.wans.keys().cloned().collect();
         self.run_config(config, now);
         let after: Vec<String> = self.wans.keys().cloned().collect();

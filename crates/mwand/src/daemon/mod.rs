@@ -318,6 +318,7 @@ impl Daemon {
         if d.automatic_waits {
             let globals = Some(d.config.globals.clone());
             if let Some((config, text)) = d.automatic_config(globals, now)? {
+                automatic::log_wans(&config);
                 d.config = config;
                 d.automatic_uci = Some(text);
                 d.automatic_waits = false;
