@@ -93,11 +93,15 @@ impl UbusService {
                 }
                 // The dump's own Interface events come just before: an
                 // interface it does not list is gone (PPPoE's `wan_6`).
-                AgentEvent::NetifdListed => self.netifd.retain(|name, _| {
-                    events[..at]
-                        .iter()
-                        .any(|e| matches!(e, AgentEvent::Interface(st) if &st.name == name))
-                }),
+                AgentEvent::NetifdListed => {
+                    let mut listed = BTreeMap::new();
+                    for e in &events[..at] {
+                        if let AgentEvent::Interface(st) = e {
+                            listed.insert(st.name.clone(), (st.clone(), now));
+                        }
+                    }
+                    self.netifd = listed;
+                }
                 // A new connection: announce every state afresh on the next pass.
                 AgentEvent::Connected => self.announced.clear(),
                 _ => {}

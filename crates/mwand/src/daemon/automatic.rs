@@ -54,9 +54,9 @@ pub(super) const WAITING_UCI: &str = "# mwand automatic mode: waiting for netifd
 
 /// The config automatic mode runs while it waits for netifd: no WAN.
 pub(super) fn waiting(globals: Option<Globals>) -> Config {
-    let mut config = config::parse("automatic mode", WAITING_UCI)
-        .expect("a comment parses")
-        .config;
+    let Ok(Loaded { mut config, .. }) = config::parse("automatic mode", WAITING_UCI) else {
+        unreachable!("a comment parses")
+    };
     if let Some(g) = globals {
         config.globals = g;
     }
@@ -102,6 +102,7 @@ impl Daemon {
 
     /// netifd's interfaces changed (or the wait for them ended): automatic
     /// mode's WANs follow, as a reload would make them.
+    #[inline(never)]
     pub(super) fn follow_netifd(&mut self, now: Millis) {
         let globals = Some(self.config.globals.clone());
         match self.automatic_config(globals, now) {

@@ -311,19 +311,12 @@ impl Daemon {
             http,
             history: mwan_core::history::History::new(),
             automatic_waits: automatic_uci.is_some(),
-            netifd_changed: false,
+            // Automatic mode's WANs are built at the loop's top, from the
+            // kernel or (once it lists them) netifd's interfaces.
+            netifd_changed: automatic_uci.is_some(),
             automatic_uci,
             opts,
         };
-        if d.automatic_waits {
-            let globals = Some(d.config.globals.clone());
-            if let Some((config, text)) = d.automatic_config(globals, now)? {
-                automatic::log_wans(&config);
-                d.config = config;
-                d.automatic_uci = Some(text);
-                d.automatic_waits = false;
-            }
-        }
         log::info!(
             "mwand started: config {}, run dir {}, {} interface(s)",
             d.config_path.display(),
