@@ -184,8 +184,9 @@ impl Daemon {
     fn start(opts: Options) -> Result<Self, DaemonError> {
         let now = now_ms();
         let config_path = opts.config.clone().unwrap_or_else(config::default_path);
-        // Automatic mode starts with no WAN and builds them below, from
-        // the kernel's routes or once netifd lists its interfaces.
+        // Automatic mode starts with no WAN: the loop's first turn builds
+        // them (`netifd_changed`), from the kernel's routes or once netifd
+        // lists its interfaces.
         let (loaded, automatic_uci) = match automatic::choose(&config_path)? {
             automatic::Chosen::File(loaded) => (loaded, None),
             automatic::Chosen::Automatic(globals) => (
