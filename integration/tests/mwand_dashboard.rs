@@ -227,6 +227,26 @@ fn each_refusal_comes_from_the_real_listener_and_the_loop_keeps_serving() {
     assert!(status_line(&r).contains(" 200 "), "{r}");
     assert!(r.contains("\"wan1\"") && r.contains("no-store"), "{r}");
 
+    // /metrics counts the probes mwand got from each tracker.
+    let r = exchange(
+        &tb,
+        Role::Lan,
+        &lan_addr,
+        &format!("GET /metrics HTTP/1.1\r\n{host}\r\n"),
+    );
+    let counter = |name: &str| -> u64 {
+        let prefix = format!("{name}{{interface=\"wan1\"}} ");
+        r.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in {r}"))
+    };
+    let (sent, lost) = (
+        counter("mwan_interface_probes_sent_total"),
+        counter("mwan_interface_probes_lost_total"),
+    );
+    assert!(sent > 0 && lost <= sent, "sent {sent}, lost {lost}: {r}");
+
     // No token from the LAN: 401; a wrong one: 403; the right one: 200.
     let r = from_lan(&post("/api/reload", "", "{}"));
     assert!(status_line(&r).contains(" 401 "), "{r}");

@@ -76,6 +76,9 @@ pub struct InterfaceState {
     pub routes: Vec<Route>,
     /// What changed, on `interface.update` ("addresses", "routes", ...).
     pub updated: Vec<String>,
+    /// The firewall zone netifd's data carries (`data.zone`: dynamic
+    /// interfaces such as PPPoE's `wan_6` get their parent's).
+    pub zone: Option<String>,
 }
 
 fn u32_of(t: &Table, key: &str) -> Option<u32> {
@@ -147,6 +150,10 @@ impl InterfaceState {
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
+            zone: t
+                .get("data")
+                .and_then(Value::as_table)
+                .and_then(|d| string_of(d, "zone")),
         })
     }
 

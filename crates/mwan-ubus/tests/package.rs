@@ -249,13 +249,19 @@ fn init_script_functions_do_what_procd_needs_even_with_mwand_dead() {
         procd_open_instance() { echo "open $*" >> "$RIG/log"; }
         procd_set_param() { echo "param $*" >> "$RIG/log"; }
         procd_close_instance() { echo "close" >> "$RIG/log"; }
+        procd_append_param() { echo "append $*" >> "$RIG/log"; }
         procd_add_reload_trigger() { echo "trigger $*" >> "$RIG/log"; }
         start() { echo "start" >> "$RIG/log"; }
+        # /lib/functions.sh's UCI readers: the globals come from $GLOBALS_<option>.
+        config_load() { echo "config_load $*" >> "$RIG/log"; }
+        config_get() { eval "$1=\"\${GLOBALS_$3:-}\""; }
         . ./mwan.init
+        UCI_DIR="$RIG"
     "#;
     let (ok, log) = rig.run(&format!("{prelude} start_service && service_triggers"), 0);
     assert!(ok, "{log}");
     let expected = [
+        "config_load mwan3",
         "open mwand",
         "param command /usr/sbin/mwand --supervisor procd --ubus-socket /var/run/ubus/ubus.sock",
         "param respawn 3600 5 0",
@@ -266,6 +272,30 @@ fn init_script_functions_do_what_procd_needs_even_with_mwand_dead() {
         "trigger mwan mwan3",
     ];
     assert_eq!(log.lines().collect::<Vec<_>>(), expected);
+
+    // The dashboard: globals' http and http_token_file become --http and
+    // --http-token-file; /etc/config/mwan is read when it exists.
+    std::fs::write(rig.dir.join("mwan"), "").unwrap();
+    let (ok, log) = rig.run(
+        &format!(
+            "GLOBALS_http='192.168.1.1:8080' GLOBALS_http_token_file='/etc/mwan/token'; \
+             {prelude} start_service"
+        ),
+        0,
+    );
+    assert!(ok, "{log}");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "config_load mwan", "{log}");
+    assert_eq!(
+        lines[2..5],
+        [
+            "param command /usr/sbin/mwand --supervisor procd --ubus-socket /var/run/ubus/ubus.sock",
+            "append command --http 192.168.1.1:8080",
+            "append command --http-token-file /etc/mwan/token",
+        ],
+        "{log}"
+    );
+    std::fs::remove_file(rig.dir.join("mwan")).unwrap();
 
     // Stop removes the trackers' service by name, whether or not ubus/mwand answer.
     for rc in [0, 4] {

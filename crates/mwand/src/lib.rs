@@ -55,16 +55,17 @@ macro_rules! http_help {
 #[cfg(not(feature = "http"))]
 macro_rules! http_help {
     () => {
-        "      --http ADDR:PORT     not in this build (cargo feature http); on OpenWrt
-                           the dashboard is luci-app-mwan (docs/dashboard.md)
+        "      --http ADDR:PORT     not in this build (cargo feature http): ignored with
+                           a warning; on OpenWrt the dashboard is luci-app-mwan
       --http-token-file PATH  not in this build either
 "
     };
 }
 
-/// What `--http` says in a build without the listener.
+/// What `--http` says in a build without the listener: a warning, not an
+/// exit, so a router whose globals ask for the dashboard keeps routing.
 #[cfg(not(feature = "http"))]
-const NO_HTTP: &str = "this mwand is built without its HTTP listener (cargo feature http); on OpenWrt the dashboard is luci-app-mwan";
+const NO_HTTP: &str = "this mwand is built without its HTTP listener (cargo feature http), so --http and --http-token-file are ignored; on OpenWrt the dashboard is luci-app-mwan";
 
 const HELP: &str = concat!(
     "\
@@ -94,7 +95,9 @@ Options:
 ",
     http_help!(),
     "      --auto-track-ip IP   in automatic mode (no config file), probe IP besides
-                           each gateway (repeatable) [default: 1.1.1.1 8.8.8.8 9.9.9.9]
+                           each gateway (repeatable) [default: 1.1.1.1 8.8.8.8 9.9.9.9
+                           and for IPv6 WANs 2606:4700:4700::1111
+                           2001:4860:4860::8888 2620:fe::fe]
   -v, --verbose            more logging (-v debug, -vv trace); RUST_LOG overrides
   -q, --quiet              less logging (-q warnings only, -qq errors only)
   -h, --help               print this help
@@ -209,16 +212,21 @@ impl Options {
                 _ => return Err(cli::unknown(&arg)),
             }
         }
-        #[cfg(not(feature = "http"))]
-        if o.http.is_some() || o.http_token_file.is_some() {
-            return Err(Usage::Error(NO_HTTP.into()));
-        }
         if o.verbose > 0 && o.quiet > 0 {
             return Err(Usage::Error(
                 "--verbose and --quiet exclude each other".into(),
             ));
         }
         Ok(o)
+    }
+
+    /// The warning a build without the listener logs for `--http`.
+    fn http_warning(&self) -> Option<&'static str> {
+        #[cfg(not(feature = "http"))]
+        if self.http.is_some() || self.http_token_file.is_some() {
+            return Some(NO_HTTP);
+        }
+        None
     }
 
     /// The log level the flags ask for (RUST_LOG overrides it).
@@ -240,6 +248,9 @@ pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
         Err(usage) => return cli::finish(usage, "mwand", HELP),
     };
     logger::init(opts.log_level(), std::env::var("RUST_LOG").ok().as_deref());
+    if let Some(warning) = opts.http_warning() {
+        log::warn!("{warning}");
+    }
     match daemon::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -311,24 +322,26 @@ mod tests {
         let o = parse(&["--http", "127.0.0.1:8080", "--http-token-file=/tok"]).unwrap();
         assert_eq!(o.http, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(o.http_token_file, Some(PathBuf::from("/tok")));
+        assert_eq!(o.http_warning(), None);
         assert!(HELP.contains("serve the dashboard"));
     }
 
+    /// The init script passes globals' `http` whatever the build: the
+    /// router build takes the flags and warns instead of exiting.
     #[cfg(not(feature = "http"))]
     #[test]
-    fn the_router_build_refuses_the_http_flags_and_says_why() {
+    fn the_router_build_takes_the_http_flags_and_warns_why_it_ignores_them() {
         for words in [
             &["--http", "127.0.0.1:8080"][..],
             &["--http-token-file", "/tok"],
         ] {
-            match parse(words) {
-                Err(Usage::Error(e)) => {
-                    assert!(e.contains("cargo feature http"), "{words:?}: {e}");
-                    assert!(e.contains("luci-app-mwan"), "{words:?}: {e}");
-                }
-                other => panic!("{words:?}: {other:?}"),
-            }
+            let o = parse(words).unwrap_or_else(|e| panic!("{words:?}: {e:?}"));
+            let e = o.http_warning().expect("a warning");
+            assert!(e.contains("cargo feature http"), "{words:?}: {e}");
+            assert!(e.contains("ignored"), "{words:?}: {e}");
+            assert!(e.contains("luci-app-mwan"), "{words:?}: {e}");
         }
+        assert_eq!(parse(&[]).unwrap().http_warning(), None);
         assert!(HELP.contains("not in this build (cargo feature http)"));
         assert!(!HELP.contains("serve the dashboard"));
     }

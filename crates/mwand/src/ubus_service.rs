@@ -60,15 +60,39 @@ impl UbusService {
         self.netifd.get(interface).map(|(st, _)| st)
     }
 
+    /// Every interface netifd listed, as it last told us.
+    pub fn netifd_states(&self) -> impl Iterator<Item = &InterfaceState> {
+        self.netifd.values().map(|(st, _)| st)
+    }
+
+    /// Asks netifd for every interface's status again (answered later as
+    /// `Interface` events, then `NetifdListed`).
+    pub fn request_dump(&mut self, registry: &Registry) -> Vec<AgentEvent> {
+        self.agent.request_dump();
+        let events = self.agent.flush(registry, Instant::now());
+        self.note(events)
+    }
+
     fn note(&mut self, events: Vec<AgentEvent>) -> Vec<AgentEvent> {
         self.note_at(events, Instant::now())
     }
 
     fn note_at(&mut self, events: Vec<AgentEvent>, now: Instant) -> Vec<AgentEvent> {
-        for e in &events {
+        for (at, e) in events.iter().enumerate() {
             match e {
                 AgentEvent::Interface(st) => {
                     self.netifd.insert(st.name.clone(), (st.clone(), now));
+                }
+                // The dump's own Interface events come just before: an
+                // interface it does not list is gone (PPPoE's `wan_6`).
+                AgentEvent::NetifdListed => {
+                    let mut listed = BTreeMap::new();
+                    for e in &events[..at] {
+                        if let AgentEvent::Interface(st) = e {
+                            listed.insert(st.name.clone(), (st.clone(), now));
+                        }
+                    }
+                    self.netifd = listed;
                 }
                 // A new connection: announce every state afresh on the next pass.
                 AgentEvent::Connected => self.announced.clear(),
@@ -262,5 +286,33 @@ mod tests {
         ubus.note_at(vec![AgentEvent::Interface(down)], seen);
         let later = ubus.mwan3_extras(&config, seen + Duration::from_secs(5));
         assert_eq!(later["wan"].netifd_uptime_s, None);
+    }
+
+    /// Automatic mode builds its WANs from what is held: an interface a
+    /// later dump no longer lists (PPPoE's dynamic `wan_6`) is dropped.
+    #[test]
+    fn a_dump_replaces_the_interfaces_held() {
+        let mut ubus = UbusService::new(Path::new("/nonexistent/ubus.sock"), false).unwrap();
+        let state = |name: &str| {
+            AgentEvent::Interface(InterfaceState {
+                name: name.into(),
+                ..InterfaceState::default()
+            })
+        };
+        let names = |u: &UbusService| {
+            u.netifd_states()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let now = Instant::now();
+        ubus.note_at(
+            vec![state("wan"), state("wan_6"), AgentEvent::NetifdListed],
+            now,
+        );
+        assert_eq!(names(&ubus), ["wan", "wan_6"]);
+        ubus.note_at(vec![state("lan")], now);
+        assert_eq!(names(&ubus), ["lan", "wan", "wan_6"], "an update adds");
+        ubus.note_at(vec![state("wan"), AgentEvent::NetifdListed], now);
+        assert_eq!(names(&ubus), ["wan"], "the dump's list is all there is");
     }
 }

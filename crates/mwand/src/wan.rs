@@ -133,6 +133,10 @@ pub struct Wan {
     /// The time the last sample was judged at (see [`Wan::on_samples`]):
     /// never goes back.
     sample_clock: Millis,
+    /// Probes reported (samples of a configured target) and, of those,
+    /// lost, since this WAN was set up: `/metrics`' counters.
+    probes_sent: u64,
+    probes_lost: u64,
 }
 
 /// The net change of a batch (first `from` to last `to`; none when it
@@ -186,6 +190,8 @@ impl Wan {
             netifd: None,
             tracker_started_at_us: None,
             sample_clock: 0,
+            probes_sent: 0,
+            probes_lost: 0,
         }
     }
 
@@ -376,6 +382,8 @@ impl Wan {
                 );
                 continue;
             };
+            self.probes_sent += 1;
+            self.probes_lost += u64::from(p.outcome == ProbeOutcome::Lost);
             self.quality.on_probe_at(p.target, p.outcome, p.sent_at);
             out.extend(Self::changes(self.health.on_probe(&p, at)));
         }
@@ -394,6 +402,13 @@ impl Wan {
     /// the WAN to unknown (keeping its last verdict for policies).
     pub fn tick(&mut self, now: Millis) -> Vec<Change> {
         Self::changes(self.health.tick(now))
+    }
+
+    /// (probes sent, probes lost) since this WAN was set up: read by
+    /// `/metrics`, which only the build with the listener has.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub fn probes(&self) -> (u64, u64) {
+        (self.probes_sent, self.probes_lost)
     }
 
     pub fn tracker_connected(&mut self, started_at_us: u64) {
@@ -537,6 +552,49 @@ mod tests {
         let changes = w.on_samples(&samples, started + 1_400);
         assert!(changes.len() <= 1, "{} changes: {changes:?}", changes.len());
         assert_eq!(w.state(), LinkState::Online);
+    }
+
+    /// `/metrics`' probe counters: every sample of a configured target is
+    /// a probe sent; each outcome but a reply is a loss; a sample for a
+    /// target the config does not have is neither.
+    #[test]
+    fn samples_count_probes_sent_and_lost() {
+        let mut w = wan();
+        let outcomes = [
+            ("203.0.113.1", WireOutcome::Reply { rtt_us: 10_000 }),
+            ("203.0.113.1", WireOutcome::Timeout),
+            ("203.0.113.1", WireOutcome::Refused),
+            ("203.0.113.1", WireOutcome::SendError { errno: 101 }),
+            ("203.0.113.1", WireOutcome::Reply { rtt_us: 9_000 }),
+            ("192.0.2.99", WireOutcome::Timeout),
+        ];
+        let samples: Vec<Sample> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, (target, outcome))| Sample {
+                seq: i as u64,
+                target: target.to_string(),
+                method: mwan_proto::track::ProbeMethod::IcmpEcho,
+                sent_at_us: i as u64 * 1000,
+                outcome: *outcome,
+                round: i as u64,
+                inbound_packets: None,
+            })
+            .collect();
+        w.on_samples(&samples, 10_000);
+        assert_eq!(w.probes(), (5, 3));
+        // A reload that changes the WAN's tracking and scoring restarts
+        // its health and quality, not its counters: Prometheus needs them
+        // monotonic while the WAN stays.
+        let text = "config interface 'wan'\n\toption enabled '1'\n\tlist track_ip '203.0.113.1'\n\
+            \tlist track_ip '203.0.113.2'\n\toption reliability '2'\n\toption interval '3'\n";
+        let loaded = mwan_core::config::parse("test", text).expect("config");
+        let changed = loaded.config.interfaces[0].clone();
+        assert_ne!(w.config(), &changed);
+        w.reconfigure(changed, 20_000);
+        assert_eq!(w.probes(), (5, 3), "counters after a reload");
+        w.on_samples(&samples[..2], 21_000);
+        assert_eq!(w.probes(), (7, 4), "counting on from there");
     }
 
     #[test]

@@ -140,19 +140,31 @@ impl Mwand {
     /// Like [`Mwand::start`] with other supervisor flags (e.g. procd mode:
     /// `--supervisor procd --ubus-socket PATH`).
     pub fn start_with(tb: &Testbed, config_text: &str, supervisor_args: &[&str]) -> Mwand {
-        Self::start_maybe_config(tb, Some(config_text), supervisor_args)
+        Self::start_maybe_config(tb, Some(config_text), supervisor_args, &[])
     }
 
     /// Like [`Mwand::start_with`], with `--config` naming a file that does
     /// not exist (automatic mode).
     pub fn start_without_config(tb: &Testbed, args: &[&str]) -> Mwand {
-        Self::start_maybe_config(tb, None, args)
+        Self::start_maybe_config(tb, None, args, &[])
+    }
+
+    /// Like [`Mwand::start_without_config`], with `files` (name, text)
+    /// written next to the missing config first, as /etc/config/firewall
+    /// sits next to /etc/config/mwan.
+    pub fn start_without_config_beside(
+        tb: &Testbed,
+        args: &[&str],
+        files: &[(&str, &str)],
+    ) -> Mwand {
+        Self::start_maybe_config(tb, None, args, files)
     }
 
     fn start_maybe_config(
         tb: &Testbed,
         config_text: Option<&str>,
         supervisor_args: &[&str],
+        files: &[(&str, &str)],
     ) -> Mwand {
         let dir = PathBuf::from(format!(
             "/tmp/mwand-test-{}-{}",
@@ -163,6 +175,9 @@ impl Mwand {
         let config = dir.join("mwan");
         if let Some(text) = config_text {
             std::fs::write(&config, text).expect("write config");
+        }
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write a file beside the config");
         }
         let mut m = Mwand {
             run_dir: dir.join("run"),
@@ -446,7 +461,12 @@ pub fn kernel_dump(tb: &Testbed) -> String {
 /// short timeout; the body names the address the server saw (so which WAN
 /// the flow left by), None when the connection failed.
 pub fn lan_http(tb: &Testbed, timeout_s: u32) -> Option<String> {
-    let http = tb.targets().http.iter().find(|a| a.is_ipv4())?;
+    lan_http_over(tb, false, timeout_s)
+}
+
+/// [`lan_http`] to the HTTP server's IPv6 address when `ipv6`.
+pub fn lan_http_over(tb: &Testbed, ipv6: bool, timeout_s: u32) -> Option<String> {
+    let http = tb.targets().http.iter().find(|a| a.is_ipv6() == ipv6)?;
     let script = format!(
         "exec 3<>/dev/tcp/{}/{} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
         http.ip(),
@@ -466,7 +486,9 @@ pub fn lan_http(tb: &Testbed, timeout_s: u32) -> Option<String> {
 pub fn wan_of_answer<'a>(tb: &'a Testbed, answer: &str) -> Option<&'a str> {
     tb.wans()
         .iter()
-        .find(|w| answer.contains(&w.router_v4.to_string()))
+        .find(|w| {
+            answer.contains(&w.router_v4.to_string()) || answer.contains(&w.router_v6.to_string())
+        })
         .map(|w| w.name.as_str())
 }
 

@@ -13,7 +13,7 @@ pub mod model;
 mod render;
 mod schema;
 mod summary;
-mod uci;
+pub(crate) mod uci;
 mod values;
 
 pub use diagnostic::{aggregate, count_by_kind, warning_summary, Diagnostic, Kind, Severity};
@@ -141,6 +141,31 @@ pub fn parse(source_name: &str, text: &str) -> Result<Loaded, Rejected> {
 #[cfg(test)]
 mod load_tests {
     use super::*;
+
+    /// globals' `http` and `http_token_file` are the init script's (it
+    /// passes them as --http and --http-token-file): known, and a bad
+    /// address is named with its line here rather than at boot.
+    #[test]
+    fn the_dashboards_globals_are_known_and_a_bad_address_is_named() {
+        let ok = "config globals 'globals'\n\toption http '127.0.0.1:8080'\n\toption http_token_file '/etc/mwan/token'\n";
+        let loaded = parse("/etc/config/mwan", ok).unwrap();
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .all(|w| w.kind != Kind::UnknownOption),
+            "{:?}",
+            loaded.warnings
+        );
+        let bad = "config globals 'globals'\n\toption http '8080'\n";
+        let text = parse("/etc/config/mwan", bad).unwrap_err().to_string();
+        assert!(
+            text.contains("/etc/config/mwan:2:")
+                && text.contains("option 'http'")
+                && text.contains("'8080' is not an address and port"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_device_or_fifo_is_refused_without_reading_it() {

@@ -1,8 +1,10 @@
 //! Control requests (the control socket and the ubus object share them),
 //! hot reload, and the status mwanctl shows.
 
+use super::automatic::Chosen;
 use super::Daemon;
 use crate::clock::now_ms;
+use mwan_core::config::Config;
 use mwan_core::Millis;
 use mwan_proto::control::{
     InterfaceStatus, OverrideStatus, Request, Response, Status, TrackerStatus, PAUSED_REASON,
@@ -28,24 +30,48 @@ impl Daemon {
     /// are read again.
     pub fn reload(&mut self) -> Result<String, String> {
         let now = now_ms();
-        let chosen =
-            super::automatic::choose(&self.opts, &self.config_path).map_err(|e| match e {
-                super::DaemonError::Config(r) => format!(
-                    "{} is invalid; the running config stays:\n{r}",
-                    self.config_path.display()
-                ),
-                other => format!("{}; the running config stays", super::report(&other)),
-            })?;
-        self.automatic_uci = chosen.automatic;
-        let loaded = chosen.loaded;
-        for w in &loaded.warnings {
-            log::warn!("{w}");
-        }
-        if loaded.config == self.config {
+        let path = self.config_path.clone();
+        let failed = |e| match e {
+            super::DaemonError::Config(r) => format!(
+                "{} is invalid; the running config stays:\n{r}",
+                path.display()
+            ),
+            other => format!("{}; the running config stays", super::report(&other)),
+        };
+        let (config, automatic) =
+            match super::automatic::choose(&self.config_path).map_err(failed)? {
+                Chosen::File(loaded) => {
+                    for w in &loaded.warnings {
+                        log::warn!("{w}");
+                    }
+                    (loaded.config, None)
+                }
+                // From the facts mwand holds: no call to netifd here.
+                Chosen::Automatic(globals) => {
+                    match self.automatic_config(globals, now).map_err(failed)? {
+                        Some((config, text)) => (config, Some(text)),
+                        None => return Ok("automatic mode: waiting for netifd's interfaces".into()),
+                    }
+                }
+            };
+        self.automatic_waits = false;
+        self.automatic_uci = automatic;
+        if config == self.config {
             return Ok(format!("{}: unchanged", self.config_path.display()));
         }
+        if self.automatic_uci.is_some() {
+            super::automatic::log_wans(&config);
+        }
         let before: Vec<String> = self.wans.keys().cloned().collect();
-        self.config = loaded.config;
+        self.run_config(config, now);
+        let after: Vec<String> = self.wans.keys().cloned().collect();
+        Ok(reload_summary(&self.config_path, &before, &after))
+    }
+
+    /// Runs `config` from now on: only what changed changes (WANs kept,
+    /// added or removed, trackers to match).
+    pub(super) fn run_config(&mut self, config: Config, now: Millis) {
+        self.config = config;
         if let Some(u) = self.ubus.as_mut() {
             let evs = u.follow(self.poll.registry(), &self.config);
             self.pending_ubus.extend(evs);
@@ -54,8 +80,6 @@ impl Daemon {
         self.engine.retain_valid(&self.config);
         self.decide_and_apply(now);
         self.sync_trackers(now);
-        let after: Vec<String> = self.wans.keys().cloned().collect();
-        Ok(reload_summary(&self.config_path, &before, &after))
     }
 
     /// Answers one control request (the control socket and the ubus object

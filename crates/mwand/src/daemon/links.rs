@@ -101,7 +101,10 @@ impl Daemon {
                 let wakes = self.supervisor.adoption_due(&name, now);
                 self.arm_wakes(wakes);
             }
-            Timer::FirstApply => self.dirty = true,
+            Timer::FirstApply => {
+                self.dirty = true;
+                self.netifd_changed |= self.automatic_waits;
+            }
             Timer::SaveState => self.save_state(),
             Timer::Health(name) => {
                 let changes = match self.wans.get_mut(&name) {

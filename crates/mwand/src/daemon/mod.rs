@@ -114,6 +114,12 @@ pub struct Daemon {
     history: mwan_core::history::History,
     /// Automatic mode: the UCI text of the config it built (None: a file).
     automatic_uci: Option<String>,
+    /// Automatic mode waits for netifd's list of interfaces (at most
+    /// FACTS_WAIT_MS): no WAN yet, and nothing written.
+    automatic_waits: bool,
+    /// Automatic mode: netifd's interfaces changed (or the wait for them
+    /// ended); the WANs are built again at the loop's top.
+    netifd_changed: bool,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
@@ -180,10 +186,19 @@ impl Daemon {
     fn start(opts: Options) -> Result<Self, DaemonError> {
         let now = now_ms();
         let config_path = opts.config.clone().unwrap_or_else(config::default_path);
-        let automatic::Chosen {
-            loaded,
-            automatic: automatic_uci,
-        } = automatic::choose(&opts, &config_path)?;
+        // Automatic mode starts with no WAN: the loop's first turn builds
+        // them (`netifd_changed`), from the kernel's routes or once netifd
+        // lists its interfaces.
+        let (loaded, automatic_uci) = match automatic::choose(&config_path)? {
+            automatic::Chosen::File(loaded) => (loaded, None),
+            automatic::Chosen::Automatic(globals) => (
+                config::Loaded {
+                    config: automatic::waiting(globals),
+                    warnings: Vec::new(),
+                },
+                Some(automatic::WAITING_UCI.to_owned()),
+            ),
+        };
         for w in &loaded.warnings {
             log::warn!("{w}");
         }
@@ -293,6 +308,10 @@ impl Daemon {
             #[cfg(feature = "http")]
             http,
             history: mwan_core::history::History::new(),
+            automatic_waits: automatic_uci.is_some(),
+            // Automatic mode's WANs are built at the loop's top, from the
+            // kernel or (once it lists them) netifd's interfaces.
+            netifd_changed: automatic_uci.is_some(),
             automatic_uci,
             opts,
         };
@@ -341,8 +360,8 @@ impl Daemon {
                 Some(wan) => wan.reconfigure(iface, now),
                 None => {
                     let mut wan = Wan::new(iface, now);
-                    // netifd reported it before (at start, or before a
-                    // pause): it sends nothing new while nothing changes.
+                    // netifd reported it before (at start, before a pause,
+                    // or before automatic mode made it a WAN): it sends nothing new while nothing changes.
                     if let Some(state) = self
                         .ubus
                         .as_ref()
@@ -372,6 +391,9 @@ impl Daemon {
             // than at the next housekeeping pass.
             if self.dataplane.take_reconcile_now() {
                 self.dirty = true;
+            }
+            if std::mem::take(&mut self.netifd_changed) {
+                self.follow_netifd(now_ms());
             }
             if self.dirty {
                 self.dirty = false;
@@ -725,14 +747,19 @@ impl Daemon {
         }
     }
 
-    /// Whether the first plan may be written (the core's
-    /// `startup::first_apply`); arms the end of the wait when not.
-    fn facts_known(&mut self, now: Millis) -> bool {
-        let netifd = match (&self.ubus, self.netifd_listed) {
+    /// What mwand knows of netifd.
+    fn netifd(&self) -> Netifd {
+        match (&self.ubus, self.netifd_listed) {
             (None, _) => Netifd::Absent,
             (Some(_), true) => Netifd::Listed,
             (Some(_), false) => Netifd::Pending,
-        };
+        }
+    }
+
+    /// Whether the first plan may be written (the core's
+    /// `startup::first_apply`); arms the end of the wait when not.
+    fn facts_known(&mut self, now: Millis) -> bool {
+        let netifd = self.netifd();
         let wans = self
             .wans
             .values()
@@ -763,7 +790,7 @@ impl Daemon {
     /// mwand's trackers are adopted and the wanted ones started.
     fn decide_and_apply(&mut self, now: Millis) {
         if !self.facts_ready {
-            if !self.facts_known(now) {
+            if self.automatic_waits || !self.facts_known(now) {
                 return;
             }
             self.facts_ready = true;

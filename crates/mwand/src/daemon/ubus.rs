@@ -87,6 +87,7 @@ impl Daemon {
                     }
                 }
                 AgentEvent::Interface(state) => {
+                    self.netifd_changed |= self.automatic_uci.is_some();
                     let Some(wan) = self.wans.get_mut(&state.name) else {
                         continue;
                     };
@@ -106,6 +107,13 @@ impl Daemon {
                 }
                 AgentEvent::InterfaceAction(ev) => {
                     let Some(wan) = self.wans.get_mut(&ev.interface) else {
+                        // Not a WAN (yet): automatic mode reads netifd's
+                        // list again, without waiting for its answer.
+                        if let Some(u) = self.ubus.as_mut().filter(|_| self.automatic_uci.is_some())
+                        {
+                            let evs = u.request_dump(self.poll.registry());
+                            self.pending_ubus.extend(evs);
+                        }
                         continue;
                     };
                     let action = if ev.up { Action::Ifup } else { Action::Ifdown };
@@ -136,6 +144,7 @@ impl Daemon {
                 AgentEvent::NetifdListed => {
                     self.netifd_listed = true;
                     self.dirty |= !self.facts_ready;
+                    self.netifd_changed |= self.automatic_uci.is_some();
                 }
             }
         }

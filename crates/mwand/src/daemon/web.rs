@@ -113,13 +113,18 @@ impl http::Api for Daemon {
 
     fn metrics_text(&mut self) -> String {
         let status = self.status(now_ms());
-        let history = &self.history;
+        let (history, wans) = (&self.history, &self.wans);
         http::metrics(&status, &|name| {
-            history
-                .wans()
-                .iter()
-                .find(|w| w.name() == name)
-                .map_or(0, |w| w.transitions())
+            let (probes_sent, probes_lost) = wans.get(name).map_or((0, 0), |w| w.probes());
+            http::WanCounters {
+                transitions: history
+                    .wans()
+                    .iter()
+                    .find(|w| w.name() == name)
+                    .map_or(0, |w| w.transitions()),
+                probes_sent,
+                probes_lost,
+            }
         })
     }
 

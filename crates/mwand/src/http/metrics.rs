@@ -50,10 +50,19 @@ pub(super) const STATES: [&str; 6] = [
     "disabled",
 ];
 
-/// `/metrics` in the Prometheus text format (0.0.4). `transitions` gives
-/// each interface's state changes since start (mwand counts them with the
-/// history's events). Probes sent and lost are not in [`Status`] yet.
-pub fn metrics(status: &Status, transitions: &dyn Fn(&str) -> u64) -> String {
+/// One interface's counters since mwand started, which [`Status`] does not
+/// carry: state changes (counted with the history's events) and the
+/// probes its tracker reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WanCounters {
+    pub transitions: u64,
+    pub probes_sent: u64,
+    pub probes_lost: u64,
+}
+
+/// `/metrics` in the Prometheus text format (0.0.4), with `counters` of
+/// each interface by name.
+pub fn metrics(status: &Status, counters: &dyn Fn(&str) -> WanCounters) -> String {
     let mut out = String::new();
     let wans = &status.interfaces;
     let per_wan = |f: &dyn Fn(&mwan_proto::control::InterfaceStatus) -> Option<f64>| {
@@ -115,7 +124,21 @@ pub fn metrics(status: &Status, transitions: &dyn Fn(&str) -> u64) -> String {
         "mwan_interface_transitions_total",
         "counter",
         "State changes since mwand started.",
-        per_wan(&|w| Some(transitions(&w.name) as f64)),
+        per_wan(&|w| Some(counters(&w.name).transitions as f64)),
+    );
+    family(
+        &mut out,
+        "mwan_interface_probes_sent_total",
+        "counter",
+        "Probes the interface's tracker reported since mwand started.",
+        per_wan(&|w| Some(counters(&w.name).probes_sent as f64)),
+    );
+    family(
+        &mut out,
+        "mwan_interface_probes_lost_total",
+        "counter",
+        "Of those, probes without an answer (timeout, unreachable, refused, bad answer, not sent).",
+        per_wan(&|w| Some(counters(&w.name).probes_lost as f64)),
     );
     family(
         &mut out,
@@ -253,7 +276,11 @@ mod tests {
 
     #[test]
     fn metrics_have_one_line_per_label_set() {
-        let text = metrics(&status(), &|name| if name == "wan1" { 3 } else { 1 });
+        let text = metrics(&status(), &|name| WanCounters {
+            transitions: if name == "wan1" { 3 } else { 1 },
+            probes_sent: 120,
+            probes_lost: 7,
+        });
         assert!(text.contains("mwan_interface_state{interface=\"wan1\",state=\"online\"} 1\n"));
         assert!(text
             .contains("mwan_interface_state{interface=\"wan \\\"2\\\"\",state=\"offline\"} 1\n"));
@@ -261,6 +288,9 @@ mod tests {
         assert!(!text.contains("mwan_interface_latency_seconds{interface=\"wan \\\"2"));
         assert!(text.contains("# TYPE mwan_interface_transitions_total counter\n"));
         assert!(text.contains("mwan_interface_transitions_total{interface=\"wan1\"} 3\n"));
+        assert!(text.contains("# TYPE mwan_interface_probes_sent_total counter\n"));
+        assert!(text.contains("mwan_interface_probes_sent_total{interface=\"wan1\"} 120\n"));
+        assert!(text.contains("mwan_interface_probes_lost_total{interface=\"wan1\"} 7\n"));
         assert!(
             text.contains("mwan_policy_share_ratio{policy=\"balanced\",interface=\"wan1\"} 1\n")
         );
@@ -278,7 +308,11 @@ for f in sorted(fams.values(), key=lambda f: f.name):
     for s in f.samples:
         print(f.type, s.name, ",".join(k + "=" + v for k, v in sorted(s.labels.items())), s.value)
 "#;
-        let text = metrics(&status(), &|_| 2);
+        let text = metrics(&status(), &|_| WanCounters {
+            transitions: 2,
+            probes_sent: 60,
+            probes_lost: 3,
+        });
         let out = pipe("/usr/bin/python3", &["-c", CHECK], text.as_bytes());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -297,6 +331,8 @@ for f in sorted(fams.values(), key=lambda f: f.name):
             "gauge mwan_interface_loss_ratio interface=wan \"2\" 1.0",
             "gauge mwan_interface_latency_seconds interface=wan1 0.0125",
             "counter mwan_interface_transitions_total interface=wan1 2.0",
+            "counter mwan_interface_probes_sent_total interface=wan1 60.0",
+            "counter mwan_interface_probes_lost_total interface=wan \"2\" 3.0",
             "counter mwan_tracker_restarts_total interface=wan1 1.0",
             "gauge mwan_policy_share_ratio interface=wan1,policy=balanced 1.0",
             "counter mwan_nft_installs_total  0.0",

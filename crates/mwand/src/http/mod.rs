@@ -33,7 +33,7 @@ mod routing;
 /// The fuzz target reads bodies alone too (docs/fuzzing.md).
 #[cfg(fuzzing)]
 pub use json::parse_object;
-pub use metrics::metrics;
+pub use metrics::{metrics, WanCounters};
 pub use request::{Method, Progress, Request, RequestReader};
 pub use response::{asset_response, json_response, refusal_response, response};
 pub use routing::{check_bind, route, Access, Route};

@@ -36,6 +36,10 @@ const GLOBALS_OPTIONS: &[&str] = &[
     "source_routing",
     "override",
     "automatic",
+    // Read by the init script, which passes them as --http and
+    // --http-token-file (docs/dashboard.md).
+    "http",
+    "http_token_file",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "enabled",
@@ -273,6 +277,12 @@ fn globals(c: &mut Checker, s: &RawSection) -> Globals {
         ("info", "info"),
         ("debug", "debug"),
     ];
+    // Checked here so a typo is named with its line, not at boot by mwand.
+    c.get_opt(s, "http", |v| {
+        v.parse::<std::net::SocketAddr>().map(drop).map_err(|_| {
+            format!("'{v}' is not an address and port: expected e.g. 127.0.0.1:8080 or [::1]:8080")
+        })
+    });
     Globals {
         mmx_mask,
         rt_table_lookup,
