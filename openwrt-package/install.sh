@@ -29,5 +29,3 @@ put 0644 "$files/mwan.user" /etc/mwan.user
 put 0755 "$files/mwan.uci-defaults" /etc/uci-defaults/90-mwan-migrate
 put 0644 "$files/mwan.acl.json" /usr/share/rpcd/acl.d/mwan.json
 put 0755 "$files/luci-mwan3" /usr/libexec/mwan/luci-mwan3
-# What procd gives the trackers it runs as user mwan (docs/tracker.md).
-put 0644 "$files/mwan-track.capabilities.json" /etc/capabilities/mwan-track.json
