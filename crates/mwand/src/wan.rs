@@ -336,6 +336,20 @@ impl Wan {
     pub fn on_samples(&mut self, samples: &[Sample], now: Millis) -> Vec<Change> {
         let mut out = Vec::new();
         for s in samples {
+            if s.confirmation {
+                // Judged at `now`: a burst replayed from a backlog is stale.
+                let answered = matches!(s.outcome, WireOutcome::Reply { .. });
+                log::info!(
+                    "{}: confirmation burst {}",
+                    self.config.name,
+                    if answered { "answered" } else { "unanswered" }
+                );
+                let sent_at = s.sent_at_us / 1000;
+                out.extend(Self::changes(
+                    self.health.on_confirmation(answered, sent_at, now),
+                ));
+                continue;
+            }
             let at = (s.sent_at_us / 1000 + self.config.timeout)
                 .min(now)
                 .max(self.sample_clock);
@@ -503,6 +517,7 @@ mod tests {
                     outcome: WireOutcome::Reply { rtt_us: 10_000 },
                     round,
                     inbound_packets: None,
+                    confirmation: false,
                 })
             })
             .collect();
@@ -530,6 +545,7 @@ mod tests {
                 outcome: WireOutcome::Reply { rtt_us: 10_000 },
                 round,
                 inbound_packets: None,
+                confirmation: false,
             })
             .collect();
         w.on_samples(&samples, 4 * w.config().interval);
