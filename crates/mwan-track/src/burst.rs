@@ -29,8 +29,10 @@ pub const BURST_PER_TARGET: u32 = 3;
 pub const BURST_SPACING_US: u64 = 15_000;
 /// Shortest wait for a burst's answers, whatever the round trip.
 const MIN_BURST_TIMEOUT_US: u64 = 100_000;
-/// At most one burst per this long, whatever the traffic does: the
-/// steady-state probe rate stays today's (bench-failover prints it).
+/// At most one burst per this long after one that was answered (a false
+/// alarm), whatever the traffic does: the steady-state probe rate stays
+/// today's (bench-failover prints it). An unanswered one found a dead link:
+/// the next may follow as soon as the link carries traffic again.
 const MIN_GAP_US: u64 = 5_000_000;
 
 /// Counter state between readings.
@@ -81,6 +83,11 @@ impl TrafficWatch {
             self.last_burst_us = Some(now_us);
         }
         due
+    }
+
+    /// The last burst went unanswered: it does not hold the next back.
+    pub fn unanswered(&mut self) {
+        self.last_burst_us = None;
     }
 
     /// When to read the counters next.
@@ -235,6 +242,22 @@ mod tests {
             got.windows(2).all(|w| w[1] - w[0] >= MIN_GAP_US / MS),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn an_unanswered_burst_does_not_hold_the_next_back() {
+        // Cut at 200 ms (burst at 260, unanswered), traffic back at 1 s,
+        // cut again at 2 s: a second burst 60 ms later, inside the gap.
+        let rx = |t: u64| if t < 1000 { t.min(200) } else { t.min(2000) };
+        let mut w = TrafficWatch::default();
+        let mut got = Vec::new();
+        for (t, tx, rx) in every_20ms(3000, |t| t, rx) {
+            if w.observe(t * MS, tx, rx, 0) {
+                got.push(t);
+                w.unanswered();
+            }
+        }
+        assert_eq!(got, vec![260, 2060]);
     }
 
     #[test]

@@ -357,6 +357,9 @@ impl Tracker {
     /// starts a confirmation burst (crate::burst), paid from the probe
     /// budget's spare probes if there is a budget.
     fn on_watch_timer(&mut self, now: u64) {
+        if std::mem::take(&mut self.probes.burst.unanswered) {
+            self.watch.unanswered();
+        }
         let p = &self.probes;
         if let (Some(sent), Some(received)) = (p.inbound.sent(), p.inbound.read()) {
             let other_sent = sent.wrapping_sub(p.probes_sent);

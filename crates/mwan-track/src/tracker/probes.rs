@@ -59,6 +59,8 @@ pub(super) struct BurstTally {
     in_flight: u32,
     /// Its outcome is recorded: the probes left end silently.
     pub(super) done: bool,
+    /// It went unanswered, not yet told to the traffic watch.
+    pub(super) unanswered: bool,
 }
 
 /// Addresses and device facts the probes are bound to.
@@ -171,8 +173,7 @@ impl Probes {
     pub(super) fn begin_burst(&mut self, probes: u32) {
         self.burst = BurstTally {
             to_send: probes,
-            in_flight: 0,
-            done: false,
+            ..BurstTally::default()
         };
     }
 
@@ -286,6 +287,7 @@ impl Probes {
         let answered = matches!(outcome, ProbeOutcome::Reply { .. });
         if answered || (b.in_flight == 0 && b.to_send == 0) {
             b.done = true;
+            b.unanswered = !answered;
             let outcome = if answered {
                 outcome
             } else {
