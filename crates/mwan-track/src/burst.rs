@@ -8,7 +8,7 @@
 //! while nothing came back (other than answers to our probes) for a window
 //! longer than the link's round trip, it sends a burst. Only the burst's
 //! outcome counts (one-way traffic, a stalled server and a dead link look
-//! the same in the counters). docs/decisions.md, rule 7.
+//! the same in the counters). docs/decisions.md, rule 8.
 
 /// How often the device's counters are read while traffic moves: 50
 /// wakeups a second, 3 preads each (cost measured in docs/tracker.md); the

@@ -155,12 +155,15 @@ impl Client {
         }
     }
 
-    /// Time from `cut` to the first handshake of an attempt started after
-    /// it, and to the moment mwand's status showed the failover.
+    /// Time from `cut` (asked) to the first handshake of an attempt started
+    /// once the hop confirmed the cut (`in_effect`: an attempt started in
+    /// between may still complete through wan1), and to the moment mwand's
+    /// status showed the failover.
     fn first_after(
         &self,
         m: &Mwand,
         cut: Instant,
+        in_effect: Instant,
         limit: Duration,
     ) -> (Option<Duration>, Option<Duration>) {
         let end = cut + limit;
@@ -170,7 +173,7 @@ impl Client {
                 return (None, decided);
             };
             match self.done.recv_timeout(left.min(Duration::from_millis(50))) {
-                Ok((started, done)) if started >= cut => return (Some(done - cut), decided),
+                Ok((started, done)) if started >= in_effect => return (Some(done - cut), decided),
                 Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return (None, decided),
             }
@@ -340,7 +343,8 @@ fn cut_to_traffic(row: Row, cuts: usize) {
         };
         let cut = Instant::now();
         tb.cut("wan1").expect("cut");
-        let (first, decided) = client.first_after(&m, cut, Duration::from_secs(limit));
+        let in_effect = Instant::now();
+        let (first, decided) = client.first_after(&m, cut, in_effect, Duration::from_secs(limit));
         match first {
             Some(d) => {
                 eprintln!(

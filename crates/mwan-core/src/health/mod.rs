@@ -582,7 +582,7 @@ impl Health {
 
     /// The outcome of a confirmation burst: the tracker saw the WAN's
     /// traffic stop coming back and sent several fast probes to every
-    /// target (docs/decisions.md, rule 7). None answered within a few
+    /// target (docs/decisions.md, rule 8). None answered within a few
     /// round trips (`answered` false): an online link goes offline at
     /// once, without waiting for the remaining rounds. An answer changes
     /// nothing (the link works; its traffic is one-way or stalled). A
