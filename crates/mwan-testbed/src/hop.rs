@@ -606,3 +606,36 @@ fn serve_client(hop: &mut Hop, client: &mut Client) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 (no options) + ICMP header with `icmp_type` and `id`.
+    fn frame(ethertype: [u8; 2], protocol: u8, icmp_type: u8, id: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&ethertype);
+        f[14] = 0x45;
+        f[23] = protocol;
+        f[34] = icmp_type;
+        f[38..40].copy_from_slice(&id.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn echo_frames_are_told_by_type_and_identifier() {
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 8, 4242)), Some((8, 4242)));
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 0, 7)), Some((0, 7)));
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 3, 7)), None, "unreachable");
+        assert_eq!(icmp_echo(&frame([8, 0], 17, 8, 7)), None, "UDP");
+        assert_eq!(icmp_echo(&frame([0x86, 0xdd], 1, 8, 7)), None, "IPv6");
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 8, 7)[..36]), None, "truncated");
+        let e = EchoCount {
+            id: 1,
+            requests: 1000,
+            requests_forwarded: 950,
+            replies_forwarded: 900,
+        };
+        assert!((e.loss_pct() - 10.0).abs() < 1e-9);
+    }
+}
