@@ -99,7 +99,7 @@ fn a_burst_outcome_changes_only_an_up_link_and_only_when_unanswered() {
     for (name, rounds, answered, want) in cases {
         let (mut h, now) = after(&rounds);
         let before = (h.state(), h.mwan3_score());
-        let changes = h.on_confirmation(answered, now, now + 150);
+        let changes = h.on_confirmation(answered, Some(0), now, now + 150);
         assert_eq!(h.state(), want, "{name}: from {before:?}");
         assert_eq!(
             changes.len(),
@@ -117,9 +117,22 @@ fn a_burst_outcome_changes_only_an_up_link_and_only_when_unanswered() {
 }
 
 #[test]
+fn an_unanswered_burst_while_traffic_arrived_changes_nothing() {
+    // A full queue drops or delays the burst's probes but still delivers
+    // other packets (late answers, the flow's own): not a dead link.
+    for inbound in [Some(3), None] {
+        let (mut h, now) = after(&[true; 12]);
+        let changes = h.on_confirmation(false, inbound, now, now + 150);
+        assert!(changes.is_empty(), "{inbound:?}: {changes:?}");
+        assert_eq!(h.state(), LinkState::Online, "{inbound:?}");
+        assert_eq!(h.counters().confirmations_failed, 0);
+    }
+}
+
+#[test]
 fn a_stale_burst_from_a_replayed_backlog_changes_nothing() {
     let (mut h, now) = after(&[true; 12]);
-    let changes = h.on_confirmation(false, now, now + 5_000);
+    let changes = h.on_confirmation(false, Some(0), now, now + 5_000);
     assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(h.state(), LinkState::Online);
     assert_eq!(h.counters().confirmations_failed, 1);
@@ -128,7 +141,7 @@ fn a_stale_burst_from_a_replayed_backlog_changes_nothing() {
 #[test]
 fn after_an_unanswered_burst_late_rounds_count_on_the_offline_side() {
     let (mut h, now) = after(&[true; 12]);
-    h.on_confirmation(false, now, now + 150);
+    h.on_confirmation(false, Some(0), now, now + 150);
     assert_eq!(h.state(), LinkState::Offline);
     // The rounds in flight at the cut report their losses: still offline,
     // at the failure interval.

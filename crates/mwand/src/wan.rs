@@ -339,15 +339,20 @@ impl Wan {
             if s.confirmation {
                 // Judged at `now`: a burst replayed from a backlog is stale.
                 let answered = matches!(s.outcome, WireOutcome::Reply { .. });
-                log::info!(
-                    "{}: confirmation burst {}",
-                    self.config.name,
-                    if answered { "answered" } else { "unanswered" }
-                );
+                let verdict = match (answered, s.inbound_packets) {
+                    (true, _) => "answered",
+                    (false, Some(0)) => "unanswered",
+                    // A queue that delays or drops probes still delivers.
+                    (false, _) => "inconclusive (unanswered, traffic arrived)",
+                };
+                log::info!("{}: confirmation burst {verdict}", self.config.name);
                 let sent_at = s.sent_at_us / 1000;
-                out.extend(Self::changes(
-                    self.health.on_confirmation(answered, sent_at, now),
-                ));
+                out.extend(Self::changes(self.health.on_confirmation(
+                    answered,
+                    s.inbound_packets,
+                    sent_at,
+                    now,
+                )));
                 continue;
             }
             let at = (s.sent_at_us / 1000 + self.config.timeout)

@@ -8,7 +8,8 @@
 //!    - loaded: a LAN host keeps traffic on wan1 (100 pings a second and
 //!      the client) before and during the cut;
 //!    - idle: nothing but the probes on wan1; the client starts at the cut;
-//!    - mwan3's defaults replayed through our engine (`--mwan3-cuts`);
+//!    - mwan3's defaults replayed through our engine, loaded and idle
+//!      (`--mwan3-cuts`, default 8: a cut and the recovery take minutes);
 //!    - the same loaded and idle rows with the build in `--base DIR` (the
 //!      previous build's target/release), run beside ours, for the ratio.
 //!
@@ -203,6 +204,7 @@ enum Row {
     Loaded,
     Idle,
     Mwan3,
+    Mwan3Idle,
 }
 
 impl Row {
@@ -211,20 +213,39 @@ impl Row {
             Row::Loaded => "loaded",
             Row::Idle => "idle",
             Row::Mwan3 => "mwan3",
+            Row::Mwan3Idle => "mwan3-idle",
         }
     }
 
     fn parse(s: &str) -> Option<Row> {
-        [Row::Loaded, Row::Idle, Row::Mwan3]
+        [Row::Loaded, Row::Idle, Row::Mwan3, Row::Mwan3Idle]
             .into_iter()
             .find(|r| r.name() == s)
     }
 
     fn tracking(self) -> Tracking {
-        if self == Row::Mwan3 {
+        if self.mwan3() {
             MWAN3
         } else {
             OURS
+        }
+    }
+
+    fn mwan3(self) -> bool {
+        matches!(self, Row::Mwan3 | Row::Mwan3Idle)
+    }
+
+    /// No LAN traffic on wan1 before the cut (the client starts at it).
+    fn idle(self) -> bool {
+        matches!(self, Row::Idle | Row::Mwan3Idle)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Row::Loaded => "loaded: LAN traffic on wan1, our defaults",
+            Row::Idle => "idle: only probes on wan1, our defaults",
+            Row::Mwan3 => "loaded, mwan3 defaults (10 s, 4 s, down 5)",
+            Row::Mwan3Idle => "idle, mwan3 defaults (10 s, 4 s, down 5)",
         }
     }
 }
@@ -307,7 +328,7 @@ fn cut_to_traffic(row: Row, cuts: usize) {
     m.wait(limit, "both WANs online", all_online);
     // Steady state before the first cut: idle, or with the LAN's traffic.
     {
-        let _traffic = (row == Row::Loaded).then(|| {
+        let _traffic = (!row.idle()).then(|| {
             (
                 LanPing::start(&tb, ping_target(&tb)),
                 Client::start(tb.lan_ns(), http_target(&tb)),
@@ -324,7 +345,7 @@ fn cut_to_traffic(row: Row, cuts: usize) {
         m.wait(limit, "wan1 carrying the failover policy", |s| {
             active(s, "failover") == ["wan1"] && all_online(s)
         });
-        let traffic = (row != Row::Idle).then(|| {
+        let traffic = (!row.idle()).then(|| {
             let ping = LanPing::start(&tb, ping_target(&tb));
             let client = Client::start(tb.lan_ns(), http);
             (ping, client)
@@ -367,9 +388,10 @@ fn cut_to_traffic(row: Row, cuts: usize) {
     }
     let log = m.log_text();
     println!(
-        "bursts {} {}",
+        "bursts {} {} {}",
         log.matches("wan1: confirmation burst answered").count(),
-        log.matches("wan1: confirmation burst unanswered").count()
+        log.matches("wan1: confirmation burst unanswered").count(),
+        log.matches("wan1: confirmation burst inconclusive").count()
     );
     println!(
         "cuts {}",
@@ -535,9 +557,10 @@ fn noisy_link(noise: Noise, minutes: f64) {
         .count();
     let log = m.log_text();
     println!(
-        "noise {downs} {policy_moves} {} {} {cpu:.2}",
+        "noise {downs} {policy_moves} {} {} {} {cpu:.2}",
         log.matches("wan1: confirmation burst answered").count(),
-        log.matches("wan1: confirmation burst unanswered").count()
+        log.matches("wan1: confirmation burst unanswered").count(),
+        log.matches("wan1: confirmation burst inconclusive").count()
     );
 }
 
@@ -655,8 +678,14 @@ fn main() {
             n.to_string(),
         ]
     };
-    let mwan3_run =
-        (!skip_mwan3 && !only_noise).then(|| child(row_args(Row::Mwan3, mwan3_cuts), None));
+    let mwan3_runs: Vec<_> = if skip_mwan3 || only_noise {
+        Vec::new()
+    } else {
+        [Row::Mwan3, Row::Mwan3Idle]
+            .into_iter()
+            .map(|r| (r, child(row_args(r, mwan3_cuts), None)))
+            .collect()
+    };
     // (build, row, output): ours and the base build's side by side, a row at a time.
     let mut rows: Vec<(&str, Row, Vec<String>)> = Vec::new();
     if !only_noise {
@@ -671,8 +700,8 @@ fn main() {
             }
         }
     }
-    if let Some(r) = mwan3_run {
-        rows.push(("this", Row::Mwan3, r.join().expect("mwan3 row")));
+    for (r, run) in mwan3_runs {
+        rows.push(("this", r, run.join().expect("mwan3 row")));
     }
 
     println!(
@@ -690,12 +719,8 @@ fn main() {
     };
     for (build, row, out) in &rows {
         let times = parse_ms(out);
-        let asked = if *row == Row::Mwan3 { mwan3_cuts } else { cuts };
-        let label = match row {
-            Row::Loaded => "loaded: LAN traffic on wan1, our defaults",
-            Row::Idle => "idle: only probes on wan1, our defaults",
-            Row::Mwan3 => "mwan3 defaults (10 s interval, 4 s timeout, down 5)",
-        };
+        let asked = if row.mwan3() { mwan3_cuts } else { cuts };
+        let label = row.label();
         let (med, p95, max) = stats(&times)
             .map_or(("-".into(), "-".into(), "-".into()), |(a, b, c)| {
                 (a.to_string(), b.to_string(), c.to_string())
@@ -711,11 +736,11 @@ fn main() {
         );
     }
     if !rows.is_empty() {
-        println!("  (ms; bursts: confirmation bursts answered/unanswered over the row; vs base: base median / this median)");
+        println!("  (ms; bursts: confirmation bursts answered/unanswered/inconclusive over the row; vs base: base median / this median)");
         println!("steady state of wan1 before the cuts, 30 s: bytes a minute at the ISP hop (both ways), tracker CPU, tracker wakeups a second, bursts");
         for (build, row, out) in &rows {
             let f = field(out, "steady ");
-            if f.len() == 4 && *row != Row::Mwan3 {
+            if f.len() == 4 && !row.mwan3() {
                 println!(
                     "  {build:<5} {:<7} {:>9} B/min {:>6} % {:>6}/s {:>3}",
                     row.name(),
@@ -735,15 +760,16 @@ fn main() {
         for (n, run) in noise_runs {
             let out = run.join().expect("noise run");
             let f = field(&out, "noise ");
-            if f.len() == 5 {
+            if f.len() == 6 {
                 println!(
-                    "  {:<44} {} offline verdict(s), {} policy move(s); bursts {} answered, {} unanswered; tracker CPU {} %",
+                    "  {:<44} {} offline verdict(s), {} policy move(s); bursts {} answered, {} unanswered, {} inconclusive; tracker CPU {} %",
                     n.describe(),
                     f[0],
                     f[1],
                     f[2],
                     f[3],
-                    f[4]
+                    f[4],
+                    f[5]
                 );
             } else {
                 println!("  {:<44} no result", n.describe());

@@ -583,20 +583,24 @@ impl Health {
     /// The outcome of a confirmation burst: the tracker saw the WAN's
     /// traffic stop coming back and sent several fast probes to every
     /// target (docs/decisions.md, rule 8). None answered within a few
-    /// round trips (`answered` false): an online link goes offline at
-    /// once, without waiting for the remaining rounds. An answer changes
-    /// nothing (the link works; its traffic is one-way or stalled). A
-    /// burst sent more than the configured timeout before `now` (a
-    /// replayed backlog) or while the link is already down counts only.
+    /// round trips (`answered` false) and nothing else arrived meanwhile
+    /// (`inbound_packets` `Some(0)`): an online link goes offline at once,
+    /// without waiting for the remaining rounds. An answer changes nothing
+    /// (the link works; its traffic is one-way or stalled); so does
+    /// traffic arriving during an unanswered burst (a full queue dropping
+    /// or delaying probes still delivers: rule 6's evidence). A burst sent
+    /// more than the configured timeout before `now` (a replayed backlog)
+    /// or while the link is already down counts only.
     pub fn on_confirmation(
         &mut self,
         answered: bool,
+        inbound_packets: Option<u32>,
         sent_at: Millis,
         now: Millis,
     ) -> Vec<Transition> {
         let mut out = Vec::new();
-        if answered {
-            self.counters.confirmations_answered += 1;
+        if answered || inbound_packets != Some(0) {
+            self.counters.confirmations_answered += u64::from(answered);
             return out;
         }
         self.counters.confirmations_failed += 1;

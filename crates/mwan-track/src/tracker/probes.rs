@@ -59,6 +59,11 @@ pub(super) struct BurstTally {
     in_flight: u32,
     /// Its outcome is recorded: the probes left end silently.
     pub(super) done: bool,
+    /// The inbound count and timely answers when it began: an unanswered
+    /// burst reports what arrived meanwhile (a queue delivering other
+    /// answers is not a dead link).
+    inbound_at_start: Option<u64>,
+    answers_at_start: u64,
     /// It went unanswered, not yet told to the traffic watch.
     pub(super) unanswered: bool,
 }
@@ -173,6 +178,8 @@ impl Probes {
     pub(super) fn begin_burst(&mut self, probes: u32) {
         self.burst = BurstTally {
             to_send: probes,
+            inbound_at_start: self.inbound.read(),
+            answers_at_start: self.timely_answers,
             ..BurstTally::default()
         };
     }
@@ -285,15 +292,15 @@ impl Probes {
             return;
         }
         let answered = matches!(outcome, ProbeOutcome::Reply { .. });
-        if answered || (b.in_flight == 0 && b.to_send == 0) {
+        if answered {
             b.done = true;
-            b.unanswered = !answered;
-            let outcome = if answered {
-                outcome
-            } else {
-                ProbeOutcome::Timeout
-            };
             self.record(si, outcome, None, true);
+        } else if b.in_flight == 0 && b.to_send == 0 {
+            b.done = true;
+            b.unanswered = true;
+            let (at, answers_at) = (b.inbound_at_start, b.answers_at_start);
+            let inbound = self.inbound_since(at, answers_at);
+            self.record(si, ProbeOutcome::Timeout, inbound, true);
         }
     }
 
@@ -312,9 +319,7 @@ impl Probes {
             self.finish(si, ProbeOutcome::Timeout);
             return;
         }
-        let answers = self.timely_answers - slot.answers_at_send;
-        let inbound = crate::sys::inbound_between(slot.inbound_at_send, self.inbound.read())
-            .map(|n| n.saturating_sub(u32::try_from(answers).unwrap_or(u32::MAX)));
+        let inbound = self.inbound_since(slot.inbound_at_send, slot.answers_at_send);
         let close_at = slot.sent_at_us + self.cap_us.max(self.timeout_us);
         self.record(si, ProbeOutcome::Timeout, inbound, false);
         if close_at <= now {
@@ -324,6 +329,14 @@ impl Probes {
         }
         self.slots[si].reported = true;
         self.timers.arm(TIMER_PROBE + si, close_at);
+    }
+
+    /// Unicast packets the device received since it counted `inbound_at`,
+    /// less our timely answers since there were `answers_at`.
+    fn inbound_since(&self, inbound_at: Option<u64>, answers_at: u64) -> Option<u32> {
+        let answers = self.timely_answers - answers_at;
+        crate::sys::inbound_between(inbound_at, self.inbound.read())
+            .map(|n| n.saturating_sub(u32::try_from(answers).unwrap_or(u32::MAX)))
     }
 
     /// One sample of the probe in slot `si` to stdout and the backlog.
