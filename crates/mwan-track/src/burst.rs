@@ -122,11 +122,15 @@ impl TrafficWatch {
 }
 
 /// How long a burst waits for answers: three recent round-trip highs, at
-/// least [`MIN_BURST_TIMEOUT_US`], at most the probe timeout in force.
-pub fn burst_timeout_us(rtt_high_us: u64, probe_timeout_us: u64) -> u64 {
+/// least [`MIN_BURST_TIMEOUT_US`], at most `cap_us` (how long a probe's
+/// slot stays open). Not the adaptive timeout: that one sits just above
+/// the smoothed RTT, and late answers only withdraw a round's failure, while
+/// a burst's verdict is final (a 1 s queue kept full by a one-way upload
+/// delayed a whole burst past it once in 10 minutes).
+pub fn burst_timeout_us(rtt_high_us: u64, cap_us: u64) -> u64 {
     (3 * rtt_high_us)
         .max(MIN_BURST_TIMEOUT_US)
-        .min(probe_timeout_us.max(MIN_BURST_TIMEOUT_US))
+        .min(cap_us.max(MIN_BURST_TIMEOUT_US))
 }
 
 /// The recent high of the round trip: jumps up to a higher sample, decays
@@ -262,9 +266,12 @@ mod tests {
 
     #[test]
     fn burst_timeout_follows_the_round_trip_within_bounds() {
-        assert_eq!(burst_timeout_us(MS, 200 * MS), 100 * MS);
-        assert_eq!(burst_timeout_us(50 * MS, 200 * MS), 150 * MS);
-        assert_eq!(burst_timeout_us(90 * MS, 200 * MS), 200 * MS);
+        let cap = 3000 * MS;
+        assert_eq!(burst_timeout_us(MS, cap), 100 * MS);
+        assert_eq!(burst_timeout_us(50 * MS, cap), 150 * MS);
+        // A 1 s queue: three times it, within the cap.
+        assert_eq!(burst_timeout_us(900 * MS, cap), 2700 * MS);
+        assert_eq!(burst_timeout_us(1500 * MS, cap), cap);
         assert_eq!(burst_timeout_us(90 * MS, 10 * MS), 100 * MS);
         assert_eq!(rtt_high(10, 50), 50);
         assert_eq!(rtt_high(90, 10), 80);

@@ -210,7 +210,7 @@ impl Probes {
         let timeout = if burst {
             self.burst.to_send = self.burst.to_send.saturating_sub(1);
             self.burst.in_flight += 1;
-            crate::burst::burst_timeout_us(self.rtt_high_us, self.timeout_us)
+            crate::burst::burst_timeout_us(self.rtt_high_us, self.cap_us.max(self.timeout_us))
         } else {
             self.timeout_us
         };
