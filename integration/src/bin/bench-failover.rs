@@ -556,6 +556,12 @@ fn noisy_link(noise: Noise, minutes: f64) {
         .filter(|l| l.starts_with("disconnected wan1"))
         .count();
     let log = m.log_text();
+    if downs > 0 {
+        // What led to each offline verdict, for the record.
+        for l in log.lines().filter(|l| l.contains("wan1:")) {
+            eprintln!("  [{}] {l}", noise.name());
+        }
+    }
     println!(
         "noise {downs} {policy_moves} {} {} {} {cpu:.2}",
         log.matches("wan1: confirmation burst answered").count(),

@@ -59,11 +59,11 @@ pub(super) struct BurstTally {
     in_flight: u32,
     /// Its outcome is recorded: the probes left end silently.
     pub(super) done: bool,
-    /// The inbound count and timely answers when it began: an unanswered
-    /// burst reports what arrived meanwhile (a queue delivering other
-    /// answers is not a dead link).
+    /// The inbound count when it began: an unanswered burst reports
+    /// everything that arrived meanwhile, answers to the rounds' probes
+    /// included (a link that answers them is not dead, whatever became of
+    /// the burst: seen under a one-way upload keeping a 1 s queue full).
     inbound_at_start: Option<u64>,
-    answers_at_start: u64,
     /// It went unanswered, not yet told to the traffic watch.
     pub(super) unanswered: bool,
 }
@@ -179,7 +179,6 @@ impl Probes {
         self.burst = BurstTally {
             to_send: probes,
             inbound_at_start: self.inbound.read(),
-            answers_at_start: self.timely_answers,
             ..BurstTally::default()
         };
     }
@@ -298,8 +297,8 @@ impl Probes {
         } else if b.in_flight == 0 && b.to_send == 0 {
             b.done = true;
             b.unanswered = true;
-            let (at, answers_at) = (b.inbound_at_start, b.answers_at_start);
-            let inbound = self.inbound_since(at, answers_at);
+            let at = b.inbound_at_start;
+            let inbound = crate::sys::inbound_between(at, self.inbound.read());
             self.record(si, ProbeOutcome::Timeout, inbound, true);
         }
     }
