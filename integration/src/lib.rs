@@ -1,6 +1,8 @@
 //! Support shared by the integration tests (`tests/`) and the benchmarks
 //! (`src/bin/bench-*`). The network itself comes from mwan-testbed.
 
+pub mod lan_traffic;
+
 use mwan_testbed::WanInfo;
 
 /// Arguments of an ICMP `mwan-track` on `w` probing `targets`, with the

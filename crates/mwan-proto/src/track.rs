@@ -53,6 +53,14 @@ pub struct Sample {
     /// link delivered nothing, so no queue is holding the answer.
     #[serde(default)]
     pub inbound_packets: Option<u32>,
+    /// The outcome of a confirmation burst (several fast probes to every
+    /// target, sent when the WAN's traffic stopped coming back), not of
+    /// one probe: `Reply` with the first answer's RTT, or `Timeout` when
+    /// none of them was answered (docs/tracker.md, "Confirmation bursts"),
+    /// then with `inbound_packets` received meanwhile (other than answers).
+    /// Protocol version 3.
+    #[serde(default)]
+    pub confirmation: bool,
 }
 
 /// Tracker -> controller.

@@ -40,6 +40,40 @@ pub struct DirectionStats {
     pub send_errors: u64,
 }
 
+/// The ICMP echo (IPv4) of one identifier through the hop: the ground
+/// truth of one prober's loss, whatever else crosses the hop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EchoCount {
+    pub id: u16,
+    /// Echo requests that reached the hop from the customer side.
+    pub requests: u64,
+    /// ... and that the hop passed on.
+    pub requests_forwarded: u64,
+    /// Echo replies with this identifier the hop passed to the customer.
+    pub replies_forwarded: u64,
+}
+
+impl EchoCount {
+    /// Round-trip loss in percent: requests whose reply never came through.
+    pub fn loss_pct(&self) -> f64 {
+        100.0 * (1.0 - self.replies_forwarded as f64 / self.requests.max(1) as f64)
+    }
+}
+
+/// The ICMPv4 echo type (8 request, 0 reply) and identifier of an Ethernet
+/// frame, if it is one.
+fn icmp_echo(frame: &[u8]) -> Option<(u8, u16)> {
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
+    if *frame.get(23)? != 1 {
+        return None;
+    }
+    let icmp = frame.get(14 + ihl..14 + ihl + 6)?;
+    matches!(icmp[0], 0 | 8).then(|| (icmp[0], u16::from_be_bytes([icmp[4], icmp[5]])))
+}
+
 /// What the hop reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HopStatus {
@@ -51,6 +85,9 @@ pub struct HopStatus {
     pub downstream: DirectionStats,
     /// Frames waiting in the hop now.
     pub pending: usize,
+    /// ICMPv4 echo per identifier, since the hop started.
+    #[serde(default)]
+    pub echo: Vec<EchoCount>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -274,6 +311,7 @@ struct Hop {
     shapers: [Shaper; 2],
     /// Counters for frames arriving on port i (0 = upstream).
     stats: [DirectionStats; 2],
+    echo: std::collections::BTreeMap<u16, EchoCount>,
     impairment: Impairment,
     cut: bool,
     heap: BinaryHeap<Pending>,
@@ -299,6 +337,9 @@ impl Hop {
                 }
             };
             self.stats[from].received += 1;
+            if let Some((8, id)) = icmp_echo(&buf[..len]).filter(|_| from == CUSTOMER) {
+                self.echo_count(id).requests += 1;
+            }
             if self.cut {
                 self.stats[from].cut += 1;
                 continue;
@@ -336,12 +377,24 @@ impl Hop {
             Ok(()) => {
                 self.stats[from].forwarded += 1;
                 self.stats[from].forwarded_bytes += frame.len() as u64;
+                match (icmp_echo(frame), from) {
+                    (Some((8, id)), CUSTOMER) => self.echo_count(id).requests_forwarded += 1,
+                    (Some((0, id)), PROVIDER) => self.echo_count(id).replies_forwarded += 1,
+                    _ => {}
+                }
             }
             Err(e) => {
                 self.stats[from].send_errors += 1;
                 log::debug!("send on port {out}: {e}");
             }
         }
+    }
+
+    fn echo_count(&mut self, id: u16) -> &mut EchoCount {
+        self.echo.entry(id).or_insert(EchoCount {
+            id,
+            ..EchoCount::default()
+        })
     }
 
     /// Sends every frame that is due; returns the wait until the next one.
@@ -385,6 +438,7 @@ impl Hop {
             upstream: self.stats[CUSTOMER],
             downstream: self.stats[PROVIDER],
             pending: self.heap.len(),
+            echo: self.echo.values().copied().collect(),
         })
     }
 }
@@ -419,6 +473,7 @@ pub fn run(customer: &str, provider: &str, socket: &Path, seed: u64) -> io::Resu
             Shaper::new(seed ^ 0x5555_5555, &imp),
         ],
         stats: Default::default(),
+        echo: Default::default(),
         impairment: imp,
         cut: false,
         heap: BinaryHeap::new(),
@@ -550,4 +605,37 @@ fn serve_client(hop: &mut Hop, client: &mut Client) -> bool {
         Err(e) => log::warn!("encode reply: {e}"),
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 (no options) + ICMP header with `icmp_type` and `id`.
+    fn frame(ethertype: [u8; 2], protocol: u8, icmp_type: u8, id: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&ethertype);
+        f[14] = 0x45;
+        f[23] = protocol;
+        f[34] = icmp_type;
+        f[38..40].copy_from_slice(&id.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn echo_frames_are_told_by_type_and_identifier() {
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 8, 4242)), Some((8, 4242)));
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 0, 7)), Some((0, 7)));
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 3, 7)), None, "unreachable");
+        assert_eq!(icmp_echo(&frame([8, 0], 17, 8, 7)), None, "UDP");
+        assert_eq!(icmp_echo(&frame([0x86, 0xdd], 1, 8, 7)), None, "IPv6");
+        assert_eq!(icmp_echo(&frame([8, 0], 1, 8, 7)[..36]), None, "truncated");
+        let e = EchoCount {
+            id: 1,
+            requests: 1000,
+            requests_forwarded: 950,
+            replies_forwarded: 900,
+        };
+        assert!((e.loss_pct() - 10.0).abs() < 1e-9);
+    }
 }

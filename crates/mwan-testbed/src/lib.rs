@@ -17,7 +17,7 @@ pub mod servers;
 pub mod shaper;
 pub mod topology;
 
-pub use hop::{DirectionStats, HopStatus};
+pub use hop::{DirectionStats, EchoCount, HopStatus};
 pub use plan::{LanInfo, Plan, Targets, WanInfo};
 pub use shaper::Impairment;
 pub use topology::State;

@@ -3,6 +3,7 @@
 //! Command line and capabilities: docs/tracker.md.
 
 mod args;
+mod burst;
 mod packet;
 mod report;
 mod schedule;

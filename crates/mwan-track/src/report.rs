@@ -24,6 +24,8 @@ pub struct Record {
     pub round: u64,
     /// Loss reports: unicast packets the device received meanwhile.
     pub inbound_packets: Option<u32>,
+    /// A confirmation burst's outcome (`Sample::confirmation`).
+    pub confirmation: bool,
 }
 
 /// Field-for-field mirror of `mwan_proto::track::Sample` with a borrowed target.
@@ -36,6 +38,7 @@ struct SampleRef<'a> {
     outcome: ProbeOutcome,
     round: u64,
     inbound_packets: Option<u32>,
+    confirmation: bool,
 }
 
 struct Batch<'a> {
@@ -59,6 +62,7 @@ impl Serialize for Batch<'_> {
                     outcome: r.outcome,
                     round: r.round,
                     inbound_packets: r.inbound_packets,
+                    confirmation: r.confirmation,
                 }),
         )
     }
@@ -436,6 +440,9 @@ fn write_json(out: &mut Vec<u8>, r: &Record, target: &str, method: ProbeMethod) 
     if let Some(n) = r.inbound_packets {
         write!(out, ",\"inbound_packets\":{n}")?;
     }
+    if r.confirmation {
+        out.extend_from_slice(b",\"confirmation\":true");
+    }
     out.extend_from_slice(b"}\n");
     Ok(())
 }
@@ -463,6 +470,7 @@ mod tests {
             outcome,
             round: seq / 2,
             inbound_packets: (outcome == ProbeOutcome::Timeout).then_some(seq as u32),
+            confirmation: seq == 4,
         }
     }
 
@@ -536,6 +544,7 @@ mod tests {
                 outcome: r.outcome,
                 round: r.round,
                 inbound_packets: r.inbound_packets,
+                confirmation: r.confirmation,
             })
             .collect();
         assert_eq!(

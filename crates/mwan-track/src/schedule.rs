@@ -47,10 +47,14 @@ impl Schedule {
         self.round_start_us + self.effective_us() * self.index / self.per_round
     }
 
-    /// The round of the next probe (only debug builds' allocation check asks).
-    #[cfg(debug_assertions)]
+    /// The round of the next probe.
     pub fn round(&self) -> u64 {
         self.round
+    }
+
+    /// The spacing of rounds now (the budget's floor included).
+    pub fn round_us(&self) -> u64 {
+        self.effective_us()
     }
 
     /// Takes the probe due now: its target index and round.

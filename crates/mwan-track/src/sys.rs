@@ -471,6 +471,8 @@ pub fn device_ipv6(name: &str) -> Option<Ipv6Addr> {
 /// fail to read (ENODEV) until [`InboundCounter::open`] is called again.
 pub struct InboundCounter {
     files: Option<[std::fs::File; 2]>,
+    /// `tx_packets`: what left, for the traffic watch (crate::burst).
+    tx: Option<std::fs::File>,
 }
 
 impl InboundCounter {
@@ -484,7 +486,13 @@ impl InboundCounter {
             files: file("rx_packets")
                 .zip(file("multicast"))
                 .map(|(a, b)| [a, b]),
+            tx: file("tx_packets"),
         }
+    }
+
+    /// Packets the device has sent, if the counter can be read.
+    pub fn sent(&self) -> Option<u64> {
+        read_counter(self.tx.as_ref()?)
     }
 
     /// The count now, if the counters can be read.
@@ -725,6 +733,8 @@ mod tests {
         // Every network namespace has lo, and sysfs shows it.
         let lo = InboundCounter::open("lo");
         assert!(lo.read().is_some());
+        assert!(lo.sent().is_some());
         assert_eq!(InboundCounter::open("no-such-dev0").read(), None);
+        assert_eq!(InboundCounter::open("no-such-dev0").sent(), None);
     }
 }

@@ -370,6 +370,25 @@ impl Wan {
     pub fn on_samples(&mut self, samples: &[Sample], now: Millis) -> Vec<Change> {
         let mut out = Vec::new();
         for s in samples {
+            if s.confirmation {
+                // Judged at `now`: a burst replayed from a backlog is stale.
+                let answered = matches!(s.outcome, WireOutcome::Reply { .. });
+                let verdict = match (answered, s.inbound_packets) {
+                    (true, _) => "answered",
+                    (false, Some(0)) => "unanswered",
+                    // A queue that delays or drops probes still delivers.
+                    (false, _) => "inconclusive (unanswered, traffic arrived)",
+                };
+                log::info!("{}: confirmation burst {verdict}", self.config.name);
+                let sent_at = s.sent_at_us / 1000;
+                out.extend(Self::changes(self.health.on_confirmation(
+                    answered,
+                    s.inbound_packets,
+                    sent_at,
+                    now,
+                )));
+                continue;
+            }
             let at = (s.sent_at_us / 1000 + self.config.timeout)
                 .min(now)
                 .max(self.sample_clock);
@@ -546,6 +565,7 @@ mod tests {
                     outcome: WireOutcome::Reply { rtt_us: 10_000 },
                     round,
                     inbound_packets: None,
+                    confirmation: false,
                 })
             })
             .collect();
@@ -616,6 +636,7 @@ mod tests {
                 outcome: WireOutcome::Reply { rtt_us: 10_000 },
                 round,
                 inbound_packets: None,
+                confirmation: false,
             })
             .collect();
         w.on_samples(&samples, 4 * w.config().interval);

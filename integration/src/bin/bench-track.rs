@@ -229,6 +229,9 @@ fn collect(t: &Tracker, n: usize, limit: Duration) -> Vec<Sample> {
 
 /// Tracker and ping on the same WAN at the same time, `n` probes each every
 /// `interval_ms`; returns (tracker RTTs ms, ping RTTs ms).
+/// The echo identifier iputils ping uses here (as root, a raw socket: kept).
+const PING_ECHO_ID: u16 = 4242;
+
 fn side_by_side(
     tb: &Testbed,
     wan: usize,
@@ -242,8 +245,11 @@ fn side_by_side(
     let (interval, timeout) = (format!("{interval_ms}ms"), format!("{timeout_s}s"));
     let args = icmp_tracker_args(&w, Some(mark), &[target.as_str()], &interval, &timeout);
     let mut tracker = start_tracker(tb, &args, true);
-    // iputils ping takes the mark in decimal only.
+    // iputils ping takes the mark in decimal only; its echo identifier is
+    // fixed so the hop's per-identifier counts tell its probes from ours.
     let ping_args: Vec<String> = [
+        "-e",
+        &PING_ECHO_ID.to_string(),
         "-I",
         &w.device,
         "-m",
@@ -370,6 +376,32 @@ fn accuracy_and_loss(tb: &Testbed, o: &Options, marks: &[String]) {
         * (1.0
             - (1.0 - frac(&hop_before.upstream, &hop_after.upstream))
                 * (1.0 - frac(&hop_before.downstream, &hop_after.downstream)));
+    // Per prober, by echo identifier: the hop's fate of exactly these probes.
+    let echo_since = |id_is_ping: bool| {
+        let before = |id: u16| {
+            hop_before
+                .echo
+                .iter()
+                .find(|e| e.id == id)
+                .copied()
+                .unwrap_or_default()
+        };
+        hop_after
+            .echo
+            .iter()
+            .filter(|e| (e.id == PING_ECHO_ID) == id_is_ping)
+            .map(|e| {
+                let b = before(e.id);
+                mwan_testbed::EchoCount {
+                    id: e.id,
+                    requests: e.requests - b.requests,
+                    requests_forwarded: e.requests_forwarded - b.requests_forwarded,
+                    replies_forwarded: e.replies_forwarded - b.replies_forwarded,
+                }
+            })
+            .max_by_key(|e| e.requests)
+    };
+    let (own_truth, ping_truth) = (echo_since(false), echo_since(true));
     println!("== loss: wan2 impaired 10 % round-trip loss, ICMP to {target}, 20 probes/s each, at the same time as the accuracy run");
     println!("   mwan-track {lost}/{n} lost = {tr_loss:.1} % ({other} other failures)");
     println!(
@@ -377,7 +409,25 @@ fn accuracy_and_loss(tb: &Testbed, o: &Options, marks: &[String]) {
         ping_loss_sent.saturating_sub(ping_loss_rtts.len()),
         ping_loss_sent
     );
-    println!("   hop counters (ground truth: every packet through wan2's hop, both directions): {truth:.1} % round trip");
+    println!("   hop counters (every packet through wan2's hop, both directions): {truth:.1} % round trip");
+    for (who, e) in [("mwan-track", own_truth), ("ping", ping_truth)] {
+        if let Some(e) = e {
+            println!(
+                "   ground truth of {who}'s own probes at the hop (echo id {}): {}/{} requests passed, {} replies passed = {:.2} % lost",
+                e.id, e.requests_forwarded, e.requests, e.replies_forwarded, e.loss_pct()
+            );
+        }
+    }
+    if let Some(e) = own_truth {
+        // The tracker counts timeouts over the samples it reported; the hop
+        // over the requests it saw (the same probes unless some never left).
+        let d = tr_loss - e.loss_pct();
+        println!(
+            "   mwan-track vs its own ground truth: {d:+.2} points over {} probes (floor: within ±1) -> {}",
+            e.requests,
+            if d.abs() <= 1.0 { "PASS" } else { "FAIL" }
+        );
+    }
     let d = (tr_loss - truth).abs();
     println!(
         "   tracker vs ground truth {:+.1} points, vs ping {:+.1}, vs configured 10 %: {:+.1} (floor: within 2 of ground truth) -> {}",

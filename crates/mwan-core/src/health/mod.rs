@@ -148,6 +148,9 @@ pub struct HealthCounters {
     pub stale_results: u64,
     /// Failed rounds withdrawn because an answer came within the configured timeout.
     pub rounds_withdrawn: u64,
+    /// Confirmation bursts answered, and unanswered (see [`Health::on_confirmation`]).
+    pub confirmations_answered: u64,
+    pub confirmations_failed: u64,
 }
 
 /// mwan3's score counter, split in its two halves.
@@ -598,6 +601,46 @@ impl Health {
             round.final_at = now;
             self.release_rounds(now, out);
         }
+    }
+
+    /// The outcome of a confirmation burst: the tracker saw the WAN's
+    /// traffic stop coming back and sent several fast probes to every
+    /// target (docs/decisions.md, rule 8). None answered within a few
+    /// round trips (`answered` false) and nothing else arrived meanwhile
+    /// (`inbound_packets` `Some(0)`): an online link goes offline at once,
+    /// without waiting for the remaining rounds. An answer changes nothing
+    /// (the link works; its traffic is one-way or stalled); so does
+    /// traffic arriving during an unanswered burst (a full queue dropping
+    /// or delaying probes still delivers: rule 6's evidence). A burst sent
+    /// more than the configured timeout before `now` (a replayed backlog)
+    /// or while the link is already down counts only.
+    pub fn on_confirmation(
+        &mut self,
+        answered: bool,
+        inbound_packets: Option<u32>,
+        sent_at: Millis,
+        now: Millis,
+    ) -> Vec<Transition> {
+        let mut out = Vec::new();
+        if answered || inbound_packets != Some(0) {
+            self.counters.confirmations_answered += u64::from(answered);
+            return out;
+        }
+        self.counters.confirmations_failed += 1;
+        let fresh = now <= sent_at + self.settings.timeout;
+        if self.tracking() && fresh && matches!(self.phase, Phase::Up { .. }) {
+            self.prev_interval = self.interval().1;
+            // The open rounds' failures are moot; their results, as they
+            // come, count on the offline side.
+            for round in self.failed_run.drain(..) {
+                self.spare_tallies.push(round.tally);
+            }
+            self.phase = Phase::Down { succeeded: 0 };
+            self.crossed = Crossed::WentDown;
+            self.awaiting_round = false;
+            self.update_state(now, &mut out);
+        }
+        out
     }
 
     /// Advance time: fail rounds past their deadline, age a silent tracker.

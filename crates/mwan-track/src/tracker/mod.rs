@@ -14,6 +14,7 @@ mod tcp;
 mod udp;
 
 use crate::args::{Args, Budget, Method};
+use crate::burst::{self, TrafficWatch};
 use crate::packet::COOKIE_LEN;
 use crate::report::{Controller, Hello};
 use crate::schedule::Schedule;
@@ -33,8 +34,12 @@ pub use socket::StartError;
 const TIMER_SEND: usize = 0;
 const TIMER_RECONNECT: usize = 1;
 const TIMER_REFRESH: usize = 2;
+/// Reading the device's counters for the traffic watch (crate::burst).
+const TIMER_WATCH: usize = 3;
+/// The next step of a confirmation burst.
+const TIMER_BURST: usize = 4;
 /// The first of the per-slot probe timeouts (one timer per slot).
-const TIMER_PROBE: usize = 3;
+const TIMER_PROBE: usize = 5;
 
 // Tokens: the loop's own, then the methods' (one method runs per tracker).
 const TOKEN_SIGNAL: Token = Token(0);
@@ -165,6 +170,11 @@ pub struct Tracker {
     /// What keeps the tracker from probing now, as last reported.
     trouble: Option<&'static str>,
     signal: OwnedFd,
+    watch: TrafficWatch,
+    last_watch_us: u64,
+    /// The probe budget in probes a minute, if any: bursts are paid from
+    /// what the rounds leave of it.
+    budget_per_minute: Option<u64>,
 }
 
 /// Bytes on the wire per probe, both directions, for --budget-bytes-day.
@@ -188,12 +198,19 @@ fn budgeted_interval_us(
     budget: Option<Budget>,
     bytes_per_probe: u64,
 ) -> u64 {
-    let ppm = match budget {
-        None => return interval_us,
-        Some(Budget::ProbesPerMinute(p)) => u64::from(p),
-        Some(Budget::BytesPerDay(b)) => (b / (bytes_per_probe * 1440)).max(1),
-    };
-    interval_us.max(probes_per_round * 60_000_000 / ppm.max(1))
+    match budget_per_minute(budget, bytes_per_probe) {
+        None => interval_us,
+        Some(ppm) => interval_us.max(probes_per_round * 60_000_000 / ppm),
+    }
+}
+
+/// A probe budget in whole probes a minute (at least one).
+fn budget_per_minute(budget: Option<Budget>, bytes_per_probe: u64) -> Option<u64> {
+    Some(match budget? {
+        Budget::ProbesPerMinute(p) => u64::from(p),
+        Budget::BytesPerDay(b) => b / (bytes_per_probe * 1440),
+    })
+    .map(|p| p.max(1))
 }
 
 /// The method `config` asks for, with its buffers sized.
@@ -234,12 +251,9 @@ impl Tracker {
         // The shortest round the probe budget allows.
         let v6 = target_addrs.iter().flatten().any(|a| a.is_ipv6());
         let per_round = config.targets.len() as u64 * u64::from(config.count);
-        let budget_floor_us = budgeted_interval_us(
-            0,
-            per_round,
-            config.budget,
-            bytes_per_probe(config.method, config.size, v6),
-        );
+        let probe_bytes = bytes_per_probe(config.method, config.size, v6);
+        let budget_floor_us = budgeted_interval_us(0, per_round, config.budget, probe_bytes);
+        let budget_per_minute = budget_per_minute(config.budget, probe_bytes);
         let controller = config
             .controller
             .clone()
@@ -262,6 +276,9 @@ impl Tracker {
             started_at_us: now,
             trouble: None,
             signal,
+            watch: TrafficWatch::default(),
+            last_watch_us: now,
+            budget_per_minute,
         };
         t.probes.binding = t.learn_binding();
         t.set_trouble(t.trouble_with(&t.probes.binding));
@@ -270,6 +287,7 @@ impl Tracker {
             .map_err(|(what, err)| StartError::Socket { what, err })?;
         t.probes.timers.arm(TIMER_SEND, now);
         t.probes.timers.arm(TIMER_REFRESH, now + REFRESH_US);
+        t.probes.timers.arm(TIMER_WATCH, now);
         if t.controller.is_some() {
             t.probes.timers.arm(TIMER_RECONNECT, now);
         }
@@ -329,16 +347,68 @@ impl Tracker {
 
     fn on_send_timer(&mut self, now: u64) {
         let (target, round) = self.schedule.take(now);
-        self.send_probe(target, round, now);
+        self.send_probe(target, round, now, false);
         self.probes
             .timers
             .arm(TIMER_SEND, self.schedule.due_at().max(now));
     }
 
-    fn send_probe(&mut self, target: usize, round: u64, now: u64) {
+    /// Reads the device's counters; when its traffic stopped coming back,
+    /// starts a confirmation burst (crate::burst), paid from the probe
+    /// budget's spare probes if there is a budget.
+    fn on_watch_timer(&mut self, now: u64) {
+        if std::mem::take(&mut self.probes.burst.unanswered) {
+            self.watch.unanswered();
+        }
+        let p = &self.probes;
+        if let (Some(sent), Some(received)) = (p.inbound.sent(), p.inbound.read()) {
+            let other_sent = sent.wrapping_sub(p.probes_sent);
+            let other_received = received.wrapping_sub(p.timely_answers());
+            let mut due = self
+                .watch
+                .observe(now, other_sent, other_received, p.rtt_high_us);
+            let probes = self.probes.target_addrs.len() as u32 * burst::BURST_PER_TARGET;
+            if let Some(ppm) = self.budget_per_minute {
+                let per_round =
+                    self.probes.target_addrs.len() as u64 * u64::from(self.probes.config.count);
+                let spare = burst::spare_per_minute(ppm, per_round, self.schedule.round_us());
+                let elapsed = now.saturating_sub(self.last_watch_us);
+                due = self.watch.spend(spare, elapsed, u64::from(probes), due) && due;
+            }
+            if due {
+                self.probes.begin_burst(probes);
+                self.on_burst_timer(now);
+            }
+        }
+        self.last_watch_us = now;
+        self.probes
+            .timers
+            .arm(TIMER_WATCH, now + self.watch.period_us());
+    }
+
+    /// One step of the burst: a probe to every target, the next step
+    /// [`burst::BURST_SPACING_US`] later, none once an answer came.
+    fn on_burst_timer(&mut self, now: u64) {
+        if self.probes.burst.done {
+            return;
+        }
+        let round = self.schedule.round();
+        for target in 0..self.probes.target_addrs.len() {
+            if self.probes.burst.to_send > 0 {
+                self.send_probe(target, round, now, true);
+            }
+        }
+        if self.probes.burst.to_send > 0 {
+            self.probes
+                .timers
+                .arm(TIMER_BURST, now + burst::BURST_SPACING_US);
+        }
+    }
+
+    fn send_probe(&mut self, target: usize, round: u64, now: u64, burst: bool) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        let probe = self.probes.start(target, seq, round);
+        let probe = self.probes.start(target, seq, round, burst);
         if let Err(e) = self.method.transmit(&mut self.probes, probe) {
             let errno = errno_of(&e);
             self.probes
@@ -492,6 +562,8 @@ impl Tracker {
                 TIMER_SEND => self.on_send_timer(now),
                 TIMER_RECONNECT => self.try_connect(now),
                 TIMER_REFRESH => self.on_refresh(now),
+                TIMER_WATCH => self.on_watch_timer(now),
+                TIMER_BURST => self.on_burst_timer(now),
                 t => self.probes.on_timeout(t - TIMER_PROBE, now),
             }
         }

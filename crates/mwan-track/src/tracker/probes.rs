@@ -45,6 +45,27 @@ pub(super) struct Slot {
     /// open until the `--timeout` cap, and only an answer is reported (a
     /// late reply).
     reported: bool,
+    /// A probe of the confirmation burst: it is reported only through
+    /// the burst's one outcome ([`BurstTally`]).
+    burst: bool,
+}
+
+/// The confirmation burst in progress (crate::burst): one outcome for all
+/// its probes, an answer as soon as one comes, a loss once all are lost.
+#[derive(Default)]
+pub(super) struct BurstTally {
+    /// Probes still to send.
+    pub(super) to_send: u32,
+    in_flight: u32,
+    /// Its outcome is recorded: the probes left end silently.
+    pub(super) done: bool,
+    /// The inbound count when it began: an unanswered burst reports
+    /// everything that arrived meanwhile, answers to the rounds' probes
+    /// included (a link that answers them is not dead, whatever became of
+    /// the burst: seen under a one-way upload keeping a 1 s queue full).
+    inbound_at_start: Option<u64>,
+    /// It went unanswered, not yet told to the traffic watch.
+    pub(super) unanswered: bool,
 }
 
 /// Addresses and device facts the probes are bound to.
@@ -82,6 +103,12 @@ pub(super) struct Probes {
     timely_answers: u64,
     /// Number of the next sample.
     pub(super) sample_seq: u64,
+    /// Probes sent, ever (left out of the device's sent packets when the
+    /// traffic watch looks for traffic).
+    pub(super) probes_sent: u64,
+    /// Recent high of the round trip (crate::burst::rtt_high).
+    pub(super) rtt_high_us: u64,
+    pub(super) burst: BurstTally,
     /// Samples not yet written to the controller (only kept with one).
     pub(super) backlog: Backlog,
     to_controller: bool,
@@ -107,6 +134,9 @@ impl Probes {
             inbound: crate::sys::InboundCounter::open(&config.device),
             timely_answers: 0,
             sample_seq: 0,
+            probes_sent: 0,
+            rtt_high_us: 0,
+            burst: BurstTally::default(),
             backlog: Backlog::new(config.backlog),
             to_controller: config.controller.is_some(),
             line: Vec::with_capacity(256),
@@ -136,10 +166,28 @@ impl Probes {
         usize::from(self.slots[si].target)
     }
 
+    /// The answers to our probes within their timeout, ever (left out of
+    /// the device's received packets when the traffic watch looks for
+    /// traffic).
+    pub(super) fn timely_answers(&self) -> u64 {
+        self.timely_answers
+    }
+
+    /// A confirmation burst of `probes` begins (one left over from an
+    /// earlier burst ends silently).
+    pub(super) fn begin_burst(&mut self, probes: u32) {
+        self.burst = BurstTally {
+            to_send: probes,
+            inbound_at_start: self.inbound.read(),
+            ..BurstTally::default()
+        };
+    }
+
     /// Takes the slot of probe `seq` to `target` (ending, as lost, the
     /// probe that still held it), stamps the send time and arms its
-    /// timeout. Call just before the probe is transmitted.
-    pub(super) fn start(&mut self, target: usize, seq: u16, round: u64) -> Outgoing {
+    /// timeout (a burst probe's is crate::burst::burst_timeout_us). Call
+    /// just before the probe is transmitted.
+    pub(super) fn start(&mut self, target: usize, seq: u16, round: u64, burst: bool) -> Outgoing {
         let si = usize::from(seq) % SLOTS;
         if self.slots[si].active {
             // More probes in flight than slots: the oldest gives up early.
@@ -153,10 +201,19 @@ impl Probes {
         slot.round = round;
         slot.inbound_at_send = self.inbound.read();
         slot.answers_at_send = self.timely_answers;
+        slot.burst = burst;
         let sent_at = crate::sys::monotonic_us();
         slot.sent_at_us = sent_at;
         slot.sent_realtime_us = crate::sys::realtime_us();
-        self.timers.arm(TIMER_PROBE + si, sent_at + self.timeout_us);
+        self.probes_sent += 1;
+        let timeout = if burst {
+            self.burst.to_send = self.burst.to_send.saturating_sub(1);
+            self.burst.in_flight += 1;
+            crate::burst::burst_timeout_us(self.rtt_high_us, self.cap_us.max(self.timeout_us))
+        } else {
+            self.timeout_us
+        };
+        self.timers.arm(TIMER_PROBE + si, sent_at + timeout);
         Outgoing {
             slot: si,
             target,
@@ -191,6 +248,7 @@ impl Probes {
             }
             _ => mono,
         };
+        self.rtt_high_us = crate::burst::rtt_high(self.rtt_high_us, rtt);
         self.finish(
             si,
             ProbeOutcome::Reply {
@@ -217,8 +275,31 @@ impl Probes {
             }
         }
         self.timers.cancel(TIMER_PROBE + si);
-        if news {
-            self.record(si, outcome, None);
+        if slot.burst {
+            self.burst_probe_ended(si, outcome);
+        } else if news {
+            self.record(si, outcome, None, false);
+        }
+    }
+
+    /// A burst probe ended: the burst's outcome is the first answer, or a
+    /// loss once every probe of it is sent and lost.
+    fn burst_probe_ended(&mut self, si: usize, outcome: ProbeOutcome) {
+        let b = &mut self.burst;
+        b.in_flight = b.in_flight.saturating_sub(1);
+        if b.done {
+            return;
+        }
+        let answered = matches!(outcome, ProbeOutcome::Reply { .. });
+        if answered {
+            b.done = true;
+            self.record(si, outcome, None, true);
+        } else if b.in_flight == 0 && b.to_send == 0 {
+            b.done = true;
+            b.unanswered = true;
+            let at = b.inbound_at_start;
+            let inbound = crate::sys::inbound_between(at, self.inbound.read());
+            self.record(si, ProbeOutcome::Timeout, inbound, true);
         }
     }
 
@@ -233,15 +314,13 @@ impl Probes {
         if !slot.active {
             return;
         }
-        if slot.reported {
+        if slot.reported || slot.burst {
             self.finish(si, ProbeOutcome::Timeout);
             return;
         }
-        let answers = self.timely_answers - slot.answers_at_send;
-        let inbound = crate::sys::inbound_between(slot.inbound_at_send, self.inbound.read())
-            .map(|n| n.saturating_sub(u32::try_from(answers).unwrap_or(u32::MAX)));
+        let inbound = self.inbound_since(slot.inbound_at_send, slot.answers_at_send);
         let close_at = slot.sent_at_us + self.cap_us.max(self.timeout_us);
-        self.record(si, ProbeOutcome::Timeout, inbound);
+        self.record(si, ProbeOutcome::Timeout, inbound, false);
         if close_at <= now {
             self.slots[si].reported = true;
             self.finish(si, ProbeOutcome::Timeout);
@@ -251,8 +330,22 @@ impl Probes {
         self.timers.arm(TIMER_PROBE + si, close_at);
     }
 
+    /// Unicast packets the device received since it counted `inbound_at`,
+    /// less our timely answers since there were `answers_at`.
+    fn inbound_since(&self, inbound_at: Option<u64>, answers_at: u64) -> Option<u32> {
+        let answers = self.timely_answers - answers_at;
+        crate::sys::inbound_between(inbound_at, self.inbound.read())
+            .map(|n| n.saturating_sub(u32::try_from(answers).unwrap_or(u32::MAX)))
+    }
+
     /// One sample of the probe in slot `si` to stdout and the backlog.
-    fn record(&mut self, si: usize, outcome: ProbeOutcome, inbound_packets: Option<u32>) {
+    fn record(
+        &mut self,
+        si: usize,
+        outcome: ProbeOutcome,
+        inbound_packets: Option<u32>,
+        confirmation: bool,
+    ) {
         let slot = &self.slots[si];
         let rec = Record {
             seq: self.sample_seq,
@@ -261,6 +354,7 @@ impl Probes {
             outcome,
             round: slot.round,
             inbound_packets,
+            confirmation,
         };
         self.sample_seq += 1;
         if self.config.stdout {
