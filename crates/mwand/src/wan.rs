@@ -599,6 +599,7 @@ mod tests {
                 outcome: *outcome,
                 round: i as u64,
                 inbound_packets: None,
+                confirmation: false,
             })
             .collect();
         w.on_samples(&samples, 10_000);
