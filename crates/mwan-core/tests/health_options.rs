@@ -495,3 +495,21 @@ fn mwan3_lost_and_turn_count_as_mwan3track() {
         ]
     );
 }
+
+/// Everything mwan3's `status` reads from mwan3track's files: SCORE, LOST,
+/// TURN, and `age` as the seconds since the last tracking result (0 before
+/// the first one, as mwan3 reports a missing TIME file).
+#[test]
+fn mwan3_track_files_as_mwan3_status_reads_them() {
+    let mut i = iface(1);
+    (i.down, i.up) = (2, 3);
+    let mut d = RoundDriver::new(&i);
+    assert_eq!(d.health.mwan3_track(5_000).age_s, 0, "never heard from");
+    d.round("+");
+    let heard = d.now;
+    let t = d.health.mwan3_track(heard + 7_400);
+    assert_eq!((t.score, t.lost, t.turn, t.age_s), (5, 0, 1, 7));
+    d.round("-");
+    let t = d.health.mwan3_track(d.now);
+    assert_eq!((t.score, t.lost, t.turn, t.age_s), (4, 1, 2, 0));
+}

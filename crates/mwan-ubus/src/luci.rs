@@ -15,6 +15,7 @@
 
 use crate::blobmsg::{kind, Table, Value};
 use crate::client::MethodSpec;
+use mwan_core::health::Mwan3Track;
 use mwan_proto::control::{InterfaceStatus, Status};
 use std::collections::BTreeMap;
 
@@ -36,10 +37,8 @@ pub struct InterfaceExtra {
     pub netifd_up: Option<bool>,
     pub netifd_uptime_s: Option<u64>,
     pub track_ips: Vec<String>,
-    /// mwan3track's LOST and TURN: targets failed since the last
-    /// successful round, rounds since the link last came online.
-    pub lost: u32,
-    pub turn: u64,
+    /// mwan3track's SCORE, LOST, TURN and TIME (as seconds ago).
+    pub track: Mwan3Track,
 }
 
 fn seconds(v: u64) -> Value {
@@ -116,17 +115,17 @@ fn interface(i: &InterfaceStatus, extra: &InterfaceExtra) -> Value {
         .unwrap_or(matches!(state, "online" | "connecting" | "disconnecting"));
     Value::Table(
         Table::new()
-            .with("age", seconds(i.state_age_s))
+            .with("age", seconds(extra.track.age_s))
             .with("enabled", Value::bool(enabled))
-            .with("lost", Value::int(i64::from(extra.lost)))
+            .with("lost", Value::int(i64::from(extra.track.lost)))
             .with("offline", seconds(offline_s))
             .with("online", seconds(online_s))
             .with("running", Value::bool(tracking == "active"))
-            .with("score", round(i.score))
+            .with("score", Value::int(i64::from(extra.track.score)))
             .with("status", Value::string(status))
             .with("track_ip", Value::Array(track_ip))
             .with("tracking", Value::string(tracking))
-            .with("turn", seconds(extra.turn))
+            .with("turn", seconds(extra.track.turn))
             .with("up", Value::bool(up))
             .with("uptime", seconds(extra.netifd_uptime_s.unwrap_or(0))),
     )

@@ -1,6 +1,7 @@
 //! netifd shapes (as netifd's ubus.c builds them), the `mwan` object
 //! mapping and the LuCI-compatible `mwan3 status` shape.
 
+use mwan_core::health::Mwan3Track;
 use mwan_proto::control::{
     ActiveMemberStatus, InterfaceStatus, PolicyStatus, Request, Response, Status, TrackerStatus,
 };
@@ -163,8 +164,14 @@ fn mwan3_status_has_the_shape_luci_reads() {
     extras.insert(
         "wan".to_owned(),
         luci::InterfaceExtra {
-            lost: 6,
-            turn: 4,
+            // mwan3track's files: the SCORE counter (down + up when
+            // online), LOST, TURN, and TIME two seconds ago.
+            track: Mwan3Track {
+                score: 8,
+                lost: 6,
+                turn: 4,
+                age_s: 2,
+            },
             ..up_for(4242, &["198.51.100.1"])
         },
     );
@@ -197,7 +204,8 @@ fn mwan3_status_has_the_shape_luci_reads() {
     assert_eq!(wan["online"], 30);
     assert_eq!(wan["offline"], 0);
     assert_eq!(wan["uptime"], 4242);
-    assert_eq!(wan["score"], 98);
+    // mwan3's score and age, not mwand's quality score (98) or state age.
+    assert_eq!((&wan["score"], &wan["age"]), (&json!(8), &json!(2)));
     assert_eq!((&wan["lost"], &wan["turn"]), (&json!(6), &json!(4)));
     assert_eq!(
         wan["track_ip"][0],

@@ -10,6 +10,7 @@
 use crate::daemon::tokens::UBUS;
 use mio::Registry;
 use mwan_core::config::Config;
+use mwan_core::health::Mwan3Track;
 use mwan_proto::control::{InterfaceStatus, Response, Status};
 use mwan_ubus::agent::{self, Agent, AgentEvent, PendingCall};
 use mwan_ubus::luci::{self, InterfaceExtra};
@@ -145,11 +146,11 @@ impl UbusService {
         status: &Status,
         connected: &[String],
         config: &Config,
-        lost_turn: &dyn Fn(&str) -> (u32, u64),
+        track: &dyn Fn(&str) -> Mwan3Track,
     ) -> Vec<AgentEvent> {
         let mut extras = self.mwan3_extras(config, Instant::now());
         for (name, extra) in extras.iter_mut() {
-            (extra.lost, extra.turn) = lost_turn(name);
+            extra.track = track(name);
         }
         let body = luci::status(
             status,

@@ -6,7 +6,7 @@ use crate::hooks::Action;
 use mwan_core::config::Family;
 use mwan_core::config::Interface;
 use mwan_core::health::{
-    Health, HealthSettings, LinkState, ProbeOutcome, ProbeResult, Transition, Verdict,
+    Health, HealthSettings, LinkState, Mwan3Track, ProbeOutcome, ProbeResult, Transition, Verdict,
 };
 use mwan_core::plan::{WanAddress, WanFacts};
 use mwan_core::policy::WanView;
@@ -306,9 +306,9 @@ impl Wan {
         self.health.state()
     }
 
-    /// mwan3track's LOST and TURN for `mwan3 status`.
-    pub fn mwan3_lost_turn(&self) -> (u32, u64) {
-        self.health.mwan3_lost_turn()
+    /// mwan3track's SCORE, LOST, TURN and TIME for `mwan3 status`.
+    pub fn mwan3_track(&self, now: Millis) -> Mwan3Track {
+        self.health.mwan3_track(now)
     }
 
     /// The last verdict and since when its state holds, for the state file.

@@ -137,6 +137,16 @@ pub struct TrackerTiming {
     pub timeout: Millis,
 }
 
+/// mwan3track's per-interface files as mwan3's `status` reports them
+/// ([`Health::mwan3_track`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mwan3Track {
+    pub score: u32,
+    pub lost: u32,
+    pub turn: u64,
+    pub age_s: u64,
+}
+
 /// Counters for status and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HealthCounters {
@@ -337,6 +347,21 @@ impl Health {
     /// interface came up), that round counted.
     pub fn mwan3_lost_turn(&self) -> (u32, u64) {
         (self.mwan3_lost, self.mwan3_turn)
+    }
+
+    /// What mwan3's `status` reads from mwan3track's files for this link at
+    /// `now`: SCORE, LOST, TURN, and the seconds since TIME (the last
+    /// tracking result; 0 before the first, as mwan3 gives without the file).
+    pub fn mwan3_track(&self, now: Millis) -> Mwan3Track {
+        let (lost, turn) = self.mwan3_lost_turn();
+        Mwan3Track {
+            score: self.mwan3_score(),
+            lost,
+            turn,
+            age_s: self
+                .last_heard
+                .map_or(0, |heard| now.saturating_sub(heard) / 1000),
+        }
     }
 
     pub fn counters(&self) -> HealthCounters {

@@ -68,9 +68,9 @@ impl Daemon {
                     let status = self.status(now);
                     let connected = self.dataplane.connected();
                     let wans = &self.wans;
-                    let lost_turn = |name: &str| {
+                    let track = |name: &str| {
                         wans.get(name)
-                            .map_or((0, 0), |w: &crate::wan::Wan| w.mwan3_lost_turn())
+                            .map_or(Default::default(), |w: &crate::wan::Wan| w.mwan3_track(now))
                     };
                     if let Some(u) = self.ubus.as_mut() {
                         let evs = u.answer_mwan3(
@@ -81,7 +81,7 @@ impl Daemon {
                             &status,
                             &connected,
                             &self.config,
-                            &lost_turn,
+                            &track,
                         );
                         self.pending_ubus.extend(evs);
                     }
