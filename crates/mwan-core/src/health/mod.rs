@@ -219,6 +219,9 @@ pub struct Health {
     /// late answers up to the configured one): see
     /// [`Health::set_prompt_loss_reports`].
     prompt_reports: bool,
+    /// When the latest answer within the configured timeout arrived (its
+    /// send + RTT), to any probe.
+    last_answer_at: Millis,
 }
 
 impl Health {
@@ -246,6 +249,7 @@ impl Health {
             counters: HealthCounters::default(),
             spare_tallies: Vec::new(),
             prompt_reports: false,
+            last_answer_at: 0,
         };
         health.state = health.derived_state();
         if health.usable() {
@@ -453,6 +457,10 @@ impl Health {
             }
             _ => None,
         };
+        if let Some(rtt_us) = answered {
+            let arrived = probe.sent_at + u64::from(rtt_us) / 1000;
+            self.last_answer_at = self.last_answer_at.max(arrived);
+        }
         if probe.target >= self.settings.targets {
             self.counters.stale_results += 1;
             return out;
