@@ -349,10 +349,9 @@ fn a_queue_that_fills_with_no_inbound_traffic_is_taken_for_a_cut() {
 /// A one-way UDP upload at line rate (bench-failover's `--noise udp`): the
 /// queue grows slowly to its 1 s limit, then tail-drops about half the
 /// probes in stretches. Nothing comes back but timely answers (left out of
-/// the inbound count), so three whole rounds lost in a row looked like a
-/// silent cut and went offline at the third round's timeout, once in 10
-/// minutes on the testbed, while the next round's answer was due about
-/// 20 ms later. The drops are mwand's samples of rounds 840-847 of a
+/// the inbound count), so three whole rounds lost in a row look like a
+/// silent cut and went offline at the third round's timeout, about 20 ms
+/// before the next round's answer was due. The drops are mwand's samples of rounds 840-847 of a
 /// testbed run (RTT 997-1000 ms, timeout about 1050 ms) with round 845,
 /// lost whole, taken three times.
 #[test]
