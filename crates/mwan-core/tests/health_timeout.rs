@@ -351,3 +351,51 @@ fn a_queue_that_fills_with_no_inbound_traffic_is_taken_for_a_cut() {
     // The late answers then bring it back: the timeout has followed the queue.
     assert_eq!(sim.health.state(), LinkState::Online);
 }
+
+/// A one-way UDP upload at line rate (bench-failover's `--noise udp`): the
+/// queue grows slowly to its 1 s limit, then tail-drops about half the
+/// probes in stretches. Nothing comes back but timely answers (left out of
+/// the inbound count), so three whole rounds lost in a row look like a
+/// silent cut and went offline at the third round's timeout, about 20 ms
+/// before the next round's answer was due. The drops are mwand's samples of rounds 840-847 of a
+/// testbed run (RTT 997-1000 ms, timeout about 1050 ms) with round 845,
+/// lost whole, taken three times.
+#[test]
+fn a_one_way_upload_dropping_three_rounds_behind_a_full_queue_is_not_a_cut() {
+    for seed in 1..=4 {
+        let mut sim = Sim::new(&recommended_iface("wan"), seed);
+        sim.health.set_prompt_loss_reports(true);
+        sim.inbound_traffic = false;
+        // 20 ms to 1 s over 50 s (the testbed's queue grew about 20 ms/s).
+        let mut fill = rtt_ramp(20.0, 1000.0, 50_000.0, 0.002);
+        // From 70 s, one 200 ms round per row (targets 1, 2, 3; true =
+        // dropped).
+        let pattern: [[bool; 3]; 10] = [
+            [false, false, true],
+            [true, false, false],
+            [true, false, false],
+            [true, true, false],
+            [true, false, false],
+            [true, true, true],
+            [true, true, true],
+            [true, true, true],
+            [false, true, false],
+            [true, false, false],
+        ];
+        let mut link = |t: Millis, target: usize, rng: &mut Rng| {
+            let rtt = fill(t, target, rng);
+            let row = t.checked_sub(70_000).map(|d| d / 200);
+            match row.and_then(|r| pattern.get(r as usize)) {
+                Some(drops) if drops[target] => None,
+                _ => rtt,
+            }
+        };
+        sim.run(&mut link, 75_000, u64::MAX);
+        assert_eq!(
+            sim.count_to(LinkState::Offline),
+            0,
+            "seed {seed}: {:?}",
+            sim.transitions
+        );
+    }
+}

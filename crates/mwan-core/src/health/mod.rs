@@ -240,6 +240,9 @@ pub struct Health {
     /// late answers up to the configured one): see
     /// [`Health::set_prompt_loss_reports`].
     prompt_reports: bool,
+    /// When the latest answer within the configured timeout arrived (its
+    /// send + RTT), to any probe.
+    last_answer_at: Millis,
 }
 
 impl Health {
@@ -270,6 +273,7 @@ impl Health {
             mwan3_turn: 0,
             spare_tallies: Vec::new(),
             prompt_reports: false,
+            last_answer_at: 0,
         };
         health.state = health.derived_state();
         if health.usable() {
@@ -501,6 +505,10 @@ impl Health {
             }
             _ => None,
         };
+        if let Some(rtt_us) = answered {
+            let arrived = probe.sent_at + u64::from(rtt_us) / 1000;
+            self.last_answer_at = self.last_answer_at.max(arrived);
+        }
         if probe.target >= self.settings.targets {
             self.counters.stale_results += 1;
             return out;

@@ -246,9 +246,27 @@ impl Health {
     /// reports, are final when the configured timeout has passed for the
     /// round's last probe, or (reporting only at the configured timeout)
     /// once enough of its probes are reported lost (`Health::final_loss`).
+    ///
+    ///
+    /// The inbound count leaves out timely answers to our own probes (the
+    /// answer to the last probe before a cut lands in the first lost one's
+    /// window), so a silent round that got no answer at all is final only
+    /// once a whole probe timeout has passed since the last answer of any
+    /// round: on a link with a short RTT that is long past, while behind a
+    /// 1 s queue that a one-way upload keeps full, answers to the probes
+    /// before the drops arrive until the drops' own timeouts, and the next
+    /// round's answer withdraws the failures before the wait ends
+    /// (docs/decisions.md, rule 6).
     fn failure_final_at(&self, round: &OpenRound) -> Millis {
-        let silent = round.lost_in_silence && !round.expired;
-        if silent || (!self.prompt_reports && !round.expired) {
+        if round.lost_in_silence && !round.expired {
+            let answered = round.tally.iter().any(|t| t.replies > 0);
+            return if answered {
+                0
+            } else {
+                self.last_answer_at + round.timeout
+            };
+        }
+        if !self.prompt_reports && !round.expired {
             return 0;
         }
         round.deadline + self.settings.timeout.saturating_sub(round.timeout)
