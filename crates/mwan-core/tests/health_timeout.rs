@@ -296,6 +296,7 @@ fn a_burst_of_drops_on_a_full_queue_is_cancelled_by_later_answers() {
         );
     }
 }
+
 /// A cut while the queue is full (16 uploads running, 1 s of queue): from
 /// the cut on nothing arrives, neither answers nor the uploads' ACKs, so
 /// the failures count at once. The verdict comes within the bound at the

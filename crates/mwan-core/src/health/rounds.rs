@@ -247,7 +247,6 @@ impl Health {
     /// round's last probe, or (reporting only at the configured timeout)
     /// once enough of its probes are reported lost (`Health::final_loss`).
     ///
-    ///
     /// The inbound count leaves out timely answers to our own probes (the
     /// answer to the last probe before a cut lands in the first lost one's
     /// window), so a silent round that got no answer at all is final only
